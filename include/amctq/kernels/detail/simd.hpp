@@ -1,0 +1,141 @@
+// The arch tags kernels are written against, and the few batch helpers xsimd 8.1 lacks:
+// rounding in every round_mode, a NaN-defined clamp, and a batch_bool -> bit mask.
+#ifndef AMCTQ_KERNELS_DETAIL_SIMD_HPP
+#define AMCTQ_KERNELS_DETAIL_SIMD_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "amctq/config.hpp"
+#include "amctq/rounding.hpp"
+
+#if AMCTQ_HAS_XSIMD
+#  include <xsimd/xsimd.hpp>
+#  if defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
+#    undef AMCTQ_HAS_XSIMD
+#    define AMCTQ_HAS_XSIMD 0
+#  endif
+#endif
+
+namespace amctq::kernels {
+
+/// The arch tag of the plain C++ path: reference, tail handler and AMCTQ_NO_SIMD fallback.
+struct scalar_arch {
+  static constexpr const char* name() noexcept { return "scalar"; }
+  static constexpr bool available() noexcept { return true; }
+};
+
+#if AMCTQ_HAS_XSIMD
+/// The best arch the including translation unit is compiled for (its -m flags decide).
+using default_arch = xsimd::default_arch;
+#else
+using default_arch = scalar_arch;
+#endif
+
+namespace detail {
+
+template <class Arch>
+inline constexpr bool is_simd_arch = !std::is_same_v<Arch, scalar_arch>;
+
+/// NaN-defined clamp: NaN maps to lo, matching x86's max(v, lo) then min(., hi) and ONNX
+/// Runtime's QuantizeLinear, so SIMD and scalar agree on every input.
+inline float clamp_nan_low(float v, float lo, float hi) noexcept {
+  v = v > lo ? v : lo;
+  return v < hi ? v : hi;
+}
+
+#if AMCTQ_HAS_XSIMD
+template <class A>
+inline xsimd::batch<float, A> clamp_nan_low(const xsimd::batch<float, A>& v, const xsimd::batch<float, A>& lo,
+                                           const xsimd::batch<float, A>& hi) noexcept {
+  const auto a = xsimd::select(v > lo, v, lo);
+  return xsimd::select(a < hi, a, hi);
+}
+
+/// Batch twin of amctq::round_as<M>, bit-identical to it for every float.
+template <round_mode M, class A>
+inline xsimd::batch<float, A> round_as(const xsimd::batch<float, A>& v) noexcept {
+  using B = xsimd::batch<float, A>;
+  if constexpr (M == round_mode::half_even) {
+    return xsimd::nearbyint(v);
+  } else if constexpr (M == round_mode::half_away) {
+    const B t = xsimd::trunc(v);
+    return xsimd::select(xsimd::abs(v - t) >= B(0.5f), t + xsimd::copysign(B(1.0f), v), t);
+  } else {
+    const B f = xsimd::floor(v);
+    const B d = v - f;
+    if constexpr (M == round_mode::half_up) return xsimd::select(d >= B(0.5f), f + B(1.0f), f);
+    else return xsimd::select(d > B(0.5f), f + B(1.0f), f);
+  }
+}
+
+/// Lane i of b as bit i of the result.
+template <class A>
+inline std::uint32_t to_bits(const xsimd::batch_bool<float, A>& b) noexcept {
+#  if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return static_cast<std::uint32_t>(b.data);
+#  endif
+#  if defined(__AVX__)
+  if constexpr (std::is_base_of_v<xsimd::avx, A> && !std::is_base_of_v<xsimd::avx512f, A>)
+    return static_cast<std::uint32_t>(_mm256_movemask_ps(b.data));
+#  endif
+#  if defined(__SSE2__)
+  if constexpr (std::is_base_of_v<xsimd::sse2, A> && !std::is_base_of_v<xsimd::avx, A>)
+    return static_cast<std::uint32_t>(_mm_movemask_ps(b.data));
+#  endif
+  constexpr std::size_t n = xsimd::batch_bool<float, A>::size;
+  alignas(64) bool lanes[n];
+  b.store_unaligned(lanes);
+  std::uint32_t bits = 0;
+  for (std::size_t i = 0; i < n; ++i) bits |= static_cast<std::uint32_t>(lanes[i]) << i;
+  return bits;
+}
+#endif
+
+/// Writes one bit per element, LSB first, from bit `pos` of `out` on. push() buffers whole
+/// batches and stores whole bytes; put() writes a single bit in place (read-modify-write), for
+/// the unaligned head and the tail. flush() before put() after a push().
+class bit_writer {
+ public:
+  bit_writer(std::uint8_t* out, std::size_t pos) noexcept : out_(out), pos_(pos) {}
+
+  void put(bool bit) noexcept {
+    std::uint8_t& byte = out_[pos_ >> 3];
+    const unsigned k = pos_ & 7u;
+    byte = static_cast<std::uint8_t>((byte & ~(1u << k)) | (static_cast<unsigned>(bit) << k));
+    ++pos_;
+  }
+
+  /// Appends the low `count` (<= 32) bits of `bits`; needs byte_aligned() at the first push.
+  void push(std::uint32_t bits, unsigned count) noexcept {
+    acc_ |= static_cast<std::uint64_t>(bits) << held_;
+    held_ += count;
+    while (held_ >= 8) {
+      out_[pos_ >> 3] = static_cast<std::uint8_t>(acc_);
+      acc_ >>= 8;
+      held_ -= 8;
+      pos_ += 8;
+    }
+  }
+
+  void flush() noexcept {
+    const unsigned held = held_;
+    held_ = 0;
+    for (unsigned i = 0; i < held; ++i) put(((acc_ >> i) & 1u) != 0);
+    acc_ = 0;
+  }
+
+  bool byte_aligned() const noexcept { return (pos_ & 7u) == 0; }
+
+ private:
+  std::uint8_t* out_;
+  std::size_t pos_;
+  std::uint64_t acc_ = 0;
+  unsigned held_ = 0;
+};
+
+}  // namespace detail
+}  // namespace amctq::kernels
+
+#endif  // AMCTQ_KERNELS_DETAIL_SIMD_HPP

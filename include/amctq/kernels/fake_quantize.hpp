@@ -1,0 +1,112 @@
+// Fused fake-quantization x -> (clamp(round(x/s) + zp, qmin, qmax) - zp) * s, optionally writing
+// the straight-through mask (bit = 1 where round(x/s) + zp lies inside [qmin, qmax]).
+// Row kernels are noexcept and check nothing; amctq::fake_quantize checks, then calls them.
+#ifndef AMCTQ_KERNELS_FAKE_QUANTIZE_HPP
+#define AMCTQ_KERNELS_FAKE_QUANTIZE_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "amctq/kernels/detail/checks.hpp"
+#include "amctq/kernels/detail/grid.hpp"
+#include "amctq/kernels/detail/rows.hpp"
+#include "amctq/kernels/detail/simd.hpp"
+#include "amctq/quant_params.hpp"
+#include "amctq/tensor_view.hpp"
+
+namespace amctq::kernels {
+
+/// y[i] = fake-quantized x[i] for a contiguous row of n floats (x == y allowed). With a
+/// non-null mask, bit (bit0 + i) of mask receives the STE bit of element i.
+template <round_mode M, class Arch, class Grid>
+void fake_quantize_row(Arch, const float* x, float* y, std::size_t n, const Grid& g, std::uint8_t* mask = nullptr,
+                       std::size_t bit0 = 0) noexcept {
+  std::size_t i = 0;
+  auto scalar_until = [&](std::size_t end, detail::bit_writer* bits) {
+    for (; i < end; ++i) {
+      const float s = g.scale_at(i), zp = g.zero_at(i);
+      const float r = detail::unclamped_code<M>(x[i], s, zp);
+      if (bits) bits->put(r >= g.lo && r <= g.hi);
+      y[i] = (detail::clamp_nan_low(r, g.lo, g.hi) - zp) * s;
+    }
+  };
+  detail::bit_writer bits(mask, bit0);
+  detail::bit_writer* bp = mask ? &bits : nullptr;
+#if AMCTQ_HAS_XSIMD
+  if constexpr (detail::is_simd_arch<Arch>) {
+    using B = xsimd::batch<float, Arch>;
+    constexpr std::size_t W = B::size;
+    const B lo(g.lo), hi(g.hi);
+    if (mask) {
+      scalar_until(n < ((8 - (bit0 & 7u)) & 7u) ? n : ((8 - (bit0 & 7u)) & 7u), bp);
+      for (; i + W <= n; i += W) {
+        const B s = g.template scale_batch<B>(i), zp = g.template zero_batch<B>(i);
+        const B r = detail::unclamped_code<M>(B::load_unaligned(x + i), s, zp);
+        bits.push(detail::to_bits((r >= lo) & (r <= hi)), static_cast<unsigned>(W));
+        ((detail::clamp_nan_low(r, lo, hi) - zp) * s).store_unaligned(y + i);
+      }
+      bits.flush();
+    } else {
+      for (; i + W <= n; i += W) {
+        const B s = g.template scale_batch<B>(i), zp = g.template zero_batch<B>(i);
+        detail::fake_quantized<M>(B::load_unaligned(x + i), s, zp, lo, hi).store_unaligned(y + i);
+      }
+    }
+  }
+#endif
+  scalar_until(n, bp);
+}
+
+/// Element-wise reference for rows that are not contiguous.
+template <round_mode M, class Grid>
+void fake_quantize_strided(const float* x, std::ptrdiff_t sx, float* y, std::ptrdiff_t sy, std::size_t n,
+                           const Grid& g, std::uint8_t* mask, std::size_t bit0) noexcept {
+  detail::bit_writer bits(mask, bit0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float s = g.scale_at(i), zp = g.zero_at(i);
+    const float r = detail::unclamped_code<M>(x[static_cast<std::ptrdiff_t>(i) * sx], s, zp);
+    if (mask) bits.put(r >= g.lo && r <= g.hi);
+    y[static_cast<std::ptrdiff_t>(i) * sy] = (detail::clamp_nan_low(r, g.lo, g.hi) - zp) * s;
+  }
+}
+
+}  // namespace amctq::kernels
+
+namespace amctq {
+
+/// Fake-quantizes x into y (same extents; y may alias x exactly) with params p, per-tensor or
+/// per-channel along p.axis. With a mask, it receives ceil(x.size() / 8) bytes: bit k (LSB
+/// first, row-major element order) is 1 where element k was inside the grid before clamping,
+/// i.e. where the straight-through gradient passes.
+/// @throws amctq::error on invalid params, mismatched extents or a bad axis.
+template <class Arch = kernels::default_arch, class TX, std::size_t R>
+void fake_quantize(const tensor_view<TX, R>& x, const tensor_view<float, R>& y, const quant_params& p,
+                   round_mode mode = round_mode::half_even, std::uint8_t* mask = nullptr) {
+  static_assert(std::is_same_v<std::remove_const_t<TX>, float>, "fake_quantize reads float tensors.");
+  constexpr const char* where = "fake_quantize";
+  check_same_extents(x, y, where, "x", "y");
+  kernels::detail::check_params_for(p, x, where);
+  const auto f = kernels::detail::to_float_params(p);
+  const auto plan = kernels::detail::make_row_plan<R>(x.extents(), x.strides(), y.strides(), p.axis);
+  const std::ptrdiff_t n = plan.row_length();
+  const std::ptrdiff_t sx = plan.stride_a[plan.dims - 1], sy = plan.stride_b[plan.dims - 1];
+  with_round_mode(mode, [&](auto m) {
+    constexpr round_mode M = decltype(m)::value;
+    kernels::detail::for_each_row(plan, [&](std::ptrdiff_t ox, std::ptrdiff_t oy, std::ptrdiff_t c, std::ptrdiff_t lin) {
+      const float* xr = x.data_handle() + ox;
+      float* yr = y.data_handle() + oy;
+      auto run = [&](const auto& g) {
+        if (sx == 1 && sy == 1)
+          kernels::fake_quantize_row<M>(Arch{}, xr, yr, static_cast<std::size_t>(n), g, mask, static_cast<std::size_t>(lin));
+        else
+          kernels::fake_quantize_strided<M>(xr, sx, yr, sy, static_cast<std::size_t>(n), g, mask, static_cast<std::size_t>(lin));
+      };
+      kernels::detail::with_row_grid(plan.channel_is_row(), c, f.scale.data(), f.zero_point.data(), f.lo, f.hi, run);
+    });
+  });
+}
+
+}  // namespace amctq
+
+#endif  // AMCTQ_KERNELS_FAKE_QUANTIZE_HPP
