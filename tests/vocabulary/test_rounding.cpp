@@ -1,0 +1,26 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "amctq/rounding.hpp"
+
+using namespace amctq;
+
+TEST_SUITE("vocabulary") {
+  TEST_CASE("round_as: ties in every mode, and the values just beside them") {
+    CHECK(round_as(2.5f, round_mode::half_even) == 2.0f);
+    CHECK(round_as(-2.5f, round_mode::half_even) == -2.0f);
+    CHECK(round_as(2.5f, round_mode::half_away) == 3.0f);
+    CHECK(round_as(-2.5f, round_mode::half_away) == -3.0f);
+    CHECK(round_as(-2.5f, round_mode::half_up) == -2.0f);
+    CHECK(round_as(2.5f, round_mode::half_down) == 2.0f);
+    CHECK(round_as(-2.5f, round_mode::half_down) == -3.0f);
+    for (auto m : {round_mode::half_even, round_mode::half_away, round_mode::half_up, round_mode::half_down}) {
+      CHECK(round_as(0.49999997f, m) == 0.0f);
+      CHECK(round_as(std::nextafter(2.5f, 3.0f), m) == 3.0f);
+      CHECK(round_as(std::nextafter(2.5f, 2.0f), m) == 2.0f);
+      CHECK(round_as(8388609.0f, m) == 8388609.0f);  // above 2^23 every float is an integer
+      CHECK(std::isnan(round_as(NAN, m)));
+    }
+  }
+}
