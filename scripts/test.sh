@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the optimised native build, then the
+# same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$root/scripts/setup.sh"
+jobs=$(nproc)
+
+echo "== build (Release, -march=native, -Werror)"
+bash "$root/scripts/build.sh" "$root/build" -DAMCTQ_WERROR=ON
+echo "== tests"
+ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
+
+echo "== build (ASan + UBSan)"
+bash "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAMCTQ_SANITIZE=ON \
+  -DAMCTQ_BUILD_EXAMPLES=OFF
+echo "== tests under sanitizers"
+# The install-and-consume test has nothing to sanitize; the peer fixtures run on their own.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs" -E "cmake_consumer"
