@@ -31,7 +31,7 @@ quant_params channel_params(std::size_t channels, int axis, int qmin, int qmax) 
   p.qmax = qmax;
   for (std::size_t c = 0; c < channels; ++c) {
     p.scale.push_back(0.01f + 0.0137f * static_cast<float>(c));
-    p.zero_point.push_back(qmin < 0 ? static_cast<int>(c % 5) - 2 : static_cast<int>(100 + c));
+    p.zero_point.push_back(qmin < 0 ? static_cast<int>(c % 5) - 2 : static_cast<int>(100 + c % 100));
   }
   return p;
 }
@@ -61,6 +61,31 @@ TEST_SUITE("kernels") {
             CHECK(((mask[k / 8] >> (k % 8)) & 1) == static_cast<int>(in));
           }
       CHECK(count_bit_mismatches(y, want) == 0);
+    }
+  }
+
+  TEST_CASE("an innermost channel axis, short (folded into long runs) or long, matches the element formula") {
+    for (auto shape : {std::array<std::ptrdiff_t, 2>{33, 3}, std::array<std::ptrdiff_t, 2>{1000, 28},
+                       std::array<std::ptrdiff_t, 2>{4, 700}, std::array<std::ptrdiff_t, 2>{1, 5}}) {
+      CAPTURE(shape[0]);
+      CAPTURE(shape[1]);
+      const auto x = amctq_test::awkward_values(static_cast<std::size_t>(shape[0] * shape[1]), 0.02f, 9);
+      const auto p = channel_params(static_cast<std::size_t>(shape[1]), 1, 0, 255);
+      std::vector<float> y(x.size()), want(x.size()), dq(x.size());
+      std::vector<std::uint8_t> mask((x.size() + 7) / 8), q(x.size());
+      fake_quantize(tensor_view<const float, 2>(x.data(), shape), tensor_view<float, 2>(y.data(), shape), p,
+                    round_mode::half_away, mask.data());
+      quantize(tensor_view<const float, 2>(x.data(), shape), tensor_view<std::uint8_t, 2>(q.data(), shape), p,
+               round_mode::half_away);
+      dequantize(tensor_view<const std::uint8_t, 2>(q.data(), shape), tensor_view<float, 2>(dq.data(), shape), p);
+      for (std::size_t k = 0; k < x.size(); ++k) {
+        const auto c = k % static_cast<std::size_t>(shape[1]);
+        want[k] = expected_fq(x[k], p.scale[c], p.zero_point[c], p.qmin, p.qmax, round_mode::half_away);
+        const float r = round_as(x[k] / p.scale[c], round_mode::half_away) + static_cast<float>(p.zero_point[c]);
+        CHECK(((mask[k / 8] >> (k % 8)) & 1) == static_cast<int>(r >= p.qmin && r <= p.qmax));
+      }
+      CHECK(count_bit_mismatches(y, want) == 0);
+      CHECK(count_bit_mismatches(dq, want) == 0);
     }
   }
 

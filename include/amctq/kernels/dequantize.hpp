@@ -9,7 +9,7 @@
 
 #include "amctq/kernels/detail/checks.hpp"
 #include "amctq/kernels/detail/grid.hpp"
-#include "amctq/kernels/detail/rows.hpp"
+#include "amctq/kernels/detail/row_grid.hpp"
 #include "amctq/kernels/detail/simd.hpp"
 #include "amctq/kernels/quantize.hpp"
 #include "amctq/quant_params.hpp"
@@ -54,22 +54,19 @@ void dequantize(const tensor_view<TQ, R>& q, const tensor_view<float, R>& y, con
   kernels::detail::check_params_for(p, q, where);
   const auto f = kernels::detail::to_float_params(p);
   const auto plan = kernels::detail::make_row_plan<R>(q.extents(), q.strides(), y.strides(), p.axis);
-  const std::ptrdiff_t n = plan.row_length();
   const std::ptrdiff_t sq = plan.stride_a[plan.dims - 1], sy = plan.stride_b[plan.dims - 1];
-  kernels::detail::for_each_row(plan, [&](std::ptrdiff_t oq, std::ptrdiff_t oy, std::ptrdiff_t c, std::ptrdiff_t) {
+  kernels::detail::for_each_grid_row(plan, f, [&](std::ptrdiff_t oq, std::ptrdiff_t oy, std::ptrdiff_t n, const auto& g,
+                                                  std::ptrdiff_t) {
     const Q* qr = q.data_handle() + oq;
     float* yr = y.data_handle() + oy;
-    auto run = [&](const auto& g) {
-      if (sq == 1 && sy == 1) {
-        kernels::dequantize_row(Arch{}, qr, yr, static_cast<std::size_t>(n), g);
-        return;
-      }
-      for (std::ptrdiff_t i = 0; i < n; ++i) {
-        const auto k = static_cast<std::size_t>(i);
-        yr[i * sy] = (static_cast<float>(qr[i * sq]) - g.zero_at(k)) * g.scale_at(k);
-      }
-    };
-    kernels::detail::with_row_grid(plan.channel_is_row(), c, f.scale.data(), f.zero_point.data(), f.lo, f.hi, run);
+    if (sq == 1 && sy == 1) {
+      kernels::dequantize_row(Arch{}, qr, yr, static_cast<std::size_t>(n), g);
+      return;
+    }
+    for (std::ptrdiff_t i = 0; i < n; ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      yr[i * sy] = (static_cast<float>(qr[i * sq]) - g.zero_at(k)) * g.scale_at(k);
+    }
   });
 }
 
@@ -83,15 +80,14 @@ void dequantize_int4(const std::uint8_t* packed, bool is_signed, const tensor_vi
   const auto f = kernels::detail::to_float_params(p);
   const auto dense = tensor_view<float, R>::row_major_strides(y.extents());
   const auto plan = kernels::detail::make_row_plan<R>(y.extents(), dense, y.strides(), p.axis);
-  const std::ptrdiff_t n = plan.row_length();
   const std::ptrdiff_t sy = plan.stride_b[plan.dims - 1];
-  kernels::detail::for_each_row(plan, [&](std::ptrdiff_t, std::ptrdiff_t oy, std::ptrdiff_t c, std::ptrdiff_t lin) {
+  kernels::detail::for_each_grid_row(plan, f, [&](std::ptrdiff_t, std::ptrdiff_t oy, std::ptrdiff_t n, const auto& g,
+                                                  std::ptrdiff_t lin) {
     float* yr = y.data_handle() + oy;
-    const std::size_t k0 = c < 0 ? 0 : static_cast<std::size_t>(c);
     for (std::ptrdiff_t i = 0; i < n; ++i) {
-      const std::size_t k = plan.channel_is_row() ? static_cast<std::size_t>(i) : k0;
+      const auto k = static_cast<std::size_t>(i);
       const int v = kernels::detail::get_nibble(packed, static_cast<std::size_t>(lin + i), is_signed);
-      yr[i * sy] = (static_cast<float>(v) - f.zero_point[k]) * f.scale[k];
+      yr[i * sy] = (static_cast<float>(v) - g.zero_at(k)) * g.scale_at(k);
     }
   });
 }

@@ -10,7 +10,7 @@
 
 #include "amctq/kernels/detail/checks.hpp"
 #include "amctq/kernels/detail/grid.hpp"
-#include "amctq/kernels/detail/rows.hpp"
+#include "amctq/kernels/detail/row_grid.hpp"
 #include "amctq/kernels/detail/simd.hpp"
 #include "amctq/quant_params.hpp"
 #include "amctq/tensor_view.hpp"
@@ -89,20 +89,17 @@ void fake_quantize(const tensor_view<TX, R>& x, const tensor_view<float, R>& y, 
   kernels::detail::check_params_for(p, x, where);
   const auto f = kernels::detail::to_float_params(p);
   const auto plan = kernels::detail::make_row_plan<R>(x.extents(), x.strides(), y.strides(), p.axis);
-  const std::ptrdiff_t n = plan.row_length();
   const std::ptrdiff_t sx = plan.stride_a[plan.dims - 1], sy = plan.stride_b[plan.dims - 1];
   with_round_mode(mode, [&](auto m) {
     constexpr round_mode M = decltype(m)::value;
-    kernels::detail::for_each_row(plan, [&](std::ptrdiff_t ox, std::ptrdiff_t oy, std::ptrdiff_t c, std::ptrdiff_t lin) {
-      const float* xr = x.data_handle() + ox;
-      float* yr = y.data_handle() + oy;
-      auto run = [&](const auto& g) {
-        if (sx == 1 && sy == 1)
-          kernels::fake_quantize_row<M>(Arch{}, xr, yr, static_cast<std::size_t>(n), g, mask, static_cast<std::size_t>(lin));
-        else
-          kernels::fake_quantize_strided<M>(xr, sx, yr, sy, static_cast<std::size_t>(n), g, mask, static_cast<std::size_t>(lin));
-      };
-      kernels::detail::with_row_grid(plan.channel_is_row(), c, f.scale.data(), f.zero_point.data(), f.lo, f.hi, run);
+    kernels::detail::for_each_grid_row(plan, f, [&](std::ptrdiff_t ox, std::ptrdiff_t oy, std::ptrdiff_t n, const auto& g,
+                                                    std::ptrdiff_t lin) {
+      const auto count = static_cast<std::size_t>(n);
+      const auto bit0 = static_cast<std::size_t>(lin);
+      if (sx == 1 && sy == 1)
+        kernels::fake_quantize_row<M>(Arch{}, x.data_handle() + ox, y.data_handle() + oy, count, g, mask, bit0);
+      else
+        kernels::fake_quantize_strided<M>(x.data_handle() + ox, sx, y.data_handle() + oy, sy, count, g, mask, bit0);
     });
   });
 }

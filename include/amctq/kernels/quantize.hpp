@@ -9,7 +9,7 @@
 
 #include "amctq/kernels/detail/checks.hpp"
 #include "amctq/kernels/detail/grid.hpp"
-#include "amctq/kernels/detail/rows.hpp"
+#include "amctq/kernels/detail/row_grid.hpp"
 #include "amctq/kernels/detail/simd.hpp"
 #include "amctq/quant_params.hpp"
 #include "amctq/tensor_view.hpp"
@@ -83,18 +83,15 @@ constexpr const char* code_type_name() {
   else return "int32";
 }
 
-// Runs row(xr, sx, out_offset, sy, n, grid, linear) over x's rows; the shared driver of
-// quantize and quantize_int4 (Grid is uniform_grid or lane_grid).
-template <std::size_t R, class TX, class TY, class Row>
+// Runs row(xr, sx, out_offset, sy, n, grid, linear) over x's rows; the driver shared by
+// quantize and quantize_int4.
+template <std::size_t R, class TX, class Row>
 void for_each_quant_row(const tensor_view<TX, R>& x, const std::array<std::ptrdiff_t, R>& out_strides,
                         const quant_params& p, const kernels::detail::float_params& f, Row&& row) {
   const auto plan = kernels::detail::make_row_plan<R>(x.extents(), x.strides(), out_strides, p.axis);
-  const std::ptrdiff_t n = plan.row_length();
   const std::ptrdiff_t sx = plan.stride_a[plan.dims - 1], sy = plan.stride_b[plan.dims - 1];
-  kernels::detail::for_each_row(plan, [&](std::ptrdiff_t ox, std::ptrdiff_t oy, std::ptrdiff_t c, std::ptrdiff_t lin) {
-    kernels::detail::with_row_grid(plan.channel_is_row(), c, f.scale.data(), f.zero_point.data(), f.lo, f.hi,
-                                   [&](const auto& g) { row(x.data_handle() + ox, sx, oy, sy, n, g, lin); });
-  });
+  kernels::detail::for_each_grid_row(plan, f, [&](std::ptrdiff_t ox, std::ptrdiff_t oy, std::ptrdiff_t n, const auto& g,
+                                                  std::ptrdiff_t lin) { row(x.data_handle() + ox, sx, oy, sy, n, g, lin); });
 }
 
 }  // namespace detail
@@ -114,7 +111,7 @@ void quantize(const tensor_view<TX, R>& x, const tensor_view<Q, R>& q, const qua
   const auto f = kernels::detail::to_float_params(p);
   with_round_mode(mode, [&](auto m) {
     constexpr round_mode M = decltype(m)::value;
-    detail::for_each_quant_row<R, TX, Q>(x, q.strides(), p, f,
+    detail::for_each_quant_row<R, TX>(x, q.strides(), p, f,
         [&](const float* xr, std::ptrdiff_t sx, std::ptrdiff_t oq, std::ptrdiff_t sq, std::ptrdiff_t n, const auto& g,
             std::ptrdiff_t) {
           Q* qr = q.data_handle() + oq;
@@ -145,7 +142,7 @@ void quantize_int4(const tensor_view<TX, R>& x, std::uint8_t* packed, const quan
   const auto dense = tensor_view<float, R>::row_major_strides(x.extents());
   with_round_mode(mode, [&](auto m) {
     constexpr round_mode M = decltype(m)::value;
-    detail::for_each_quant_row<R, TX, std::uint8_t>(x, dense, p, f,
+    detail::for_each_quant_row<R, TX>(x, dense, p, f,
         [&](const float* xr, std::ptrdiff_t sx, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t n, const auto& g,
             std::ptrdiff_t lin) {
           if (sx == 1) {
