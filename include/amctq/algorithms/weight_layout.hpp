@@ -1,0 +1,264 @@
+// weight_layout: where the output and input channels of a layer's weight tensor live, for
+// Conv (1d/2d/3d, grouped, depthwise), ConvTranspose (grouped), Gemm (transB or not) and
+// MatMul, as one descriptor every weight algorithm reads; plus the per-channel traversals
+// (absmax, scaling) they share.
+//
+// Every layout is a set of G groups, each a 3-D strided block [out_per_group, in_per_group,
+// spatial] starting group_offset elements after the previous one. Output channel = g *
+// out_per_group + o, input (activation) channel = g * in_per_group + i. This covers the cases
+// where no single tensor axis holds a channel: ConvTranspose with groups (weight [I, O/g, k..],
+// output channel = group and axis 1 together) and the input channels of a grouped Conv.
+#ifndef AMCTQ_ALGORITHMS_WEIGHT_LAYOUT_HPP
+#define AMCTQ_ALGORITHMS_WEIGHT_LAYOUT_HPP
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+#include "amctq/error.hpp"
+#include "amctq/kernels/reduce.hpp"
+#include "amctq/tensor_view.hpp"
+
+namespace amctq {
+
+enum class weight_kind { conv, conv_transpose, gemm, matmul };
+
+/// Which side of a layer a per-channel quantity belongs to.
+enum class channel_side { output, input };
+
+inline const char* to_string(weight_kind k) noexcept {
+  switch (k) {
+    case weight_kind::conv: return "Conv";
+    case weight_kind::conv_transpose: return "ConvTranspose";
+    case weight_kind::gemm: return "Gemm";
+    case weight_kind::matmul: return "MatMul";
+  }
+  return "?";
+}
+
+struct weight_layout {
+  weight_kind kind = weight_kind::conv;
+  std::ptrdiff_t groups = 1;
+  std::ptrdiff_t out_per_group = 0;
+  std::ptrdiff_t in_per_group = 0;
+  std::ptrdiff_t spatial = 1;        ///< kernel taps (Conv), batch elements (MatMul), else 1
+  std::ptrdiff_t group_offset = 0;   ///< elements from group g to group g + 1
+  std::ptrdiff_t stride_out = 0;
+  std::ptrdiff_t stride_in = 0;
+  std::ptrdiff_t stride_spatial = 1;
+  std::ptrdiff_t size = 0;           ///< element count of the tensor described
+  int out_axis = 0;                  ///< tensor axis holding (part of) the output channel
+  int in_axis = 1;                   ///< tensor axis holding (part of) the input channel
+
+  std::ptrdiff_t out_channels() const noexcept { return groups * out_per_group; }
+  std::ptrdiff_t in_channels() const noexcept { return groups * in_per_group; }
+  std::ptrdiff_t channels(channel_side s) const noexcept {
+    return s == channel_side::output ? out_channels() : in_channels();
+  }
+  /// True when output channel c is exactly index c of tensor axis out_axis, so per-channel
+  /// params can be handed to the tensor kernels (and to ONNX per-axis QDQ) as they are.
+  bool out_channel_is_axis() const noexcept { return kind != weight_kind::conv_transpose || groups == 1; }
+};
+
+namespace detail {
+
+// Folds the dims listed in [first, last) into one (extent, stride); they must be mergeable,
+// i.e. row-major contiguous among themselves, which holds for any dense weight tensor.
+template <std::size_t R>
+void fold_dims(const std::array<std::ptrdiff_t, R>& ext, const std::array<std::ptrdiff_t, R>& str, std::size_t first,
+               std::size_t last, std::ptrdiff_t& extent, std::ptrdiff_t& stride, const char* where) {
+  extent = 1;
+  stride = 1;
+  bool have = false;
+  for (std::size_t r = last; r-- > first;) {
+    if (ext[r] == 1) continue;
+    if (!have) {
+      stride = str[r];
+      have = true;
+    } else {
+      AMCTQ_CHECK(str[r] == stride * extent, errc::invalid_argument, where, "weight dims ", first, "..", last - 1,
+                  " are not contiguous among themselves (stride ", str[r], " at dim ", r, ")");
+    }
+    extent *= ext[r];
+  }
+}
+
+template <class T, std::size_t R>
+void check_weight_view(const tensor_view<T, R>& w, const char* where) {
+  AMCTQ_CHECK(w.data_handle() != nullptr || w.size() == 0, errc::invalid_argument, where, "weight data is null");
+  for (std::size_t r = 0; r < R; ++r)
+    AMCTQ_CHECK(w.extent(r) > 0, errc::invalid_argument, where, "weight extent ", r, " is ", w.extent(r),
+                "; every extent must be positive");
+}
+
+}  // namespace detail
+
+/// Conv weight [O, I/groups, k...] (rank 3: Conv1d, 4: Conv2d, 5: Conv3d). Depthwise is
+/// groups == O == input channels.
+template <class T, std::size_t R>
+weight_layout conv_weight_layout(const tensor_view<T, R>& w, std::ptrdiff_t groups = 1) {
+  static_assert(R >= 3 && R <= 5, "Conv weights have rank 3 (1d), 4 (2d) or 5 (3d).");
+  constexpr const char* where = "conv_weight_layout";
+  detail::check_weight_view(w, where);
+  AMCTQ_CHECK(groups >= 1 && w.extent(0) % groups == 0, errc::shape_mismatch, where, "groups = ", groups,
+              " does not divide the ", w.extent(0), " output channels");
+  weight_layout L;
+  L.kind = weight_kind::conv;
+  L.groups = groups;
+  L.out_per_group = w.extent(0) / groups;
+  L.in_per_group = w.extent(1);
+  L.stride_out = w.stride(0);
+  L.stride_in = w.stride(1);
+  L.group_offset = L.out_per_group * w.stride(0);
+  detail::fold_dims(w.extents(), w.strides(), 2, R, L.spatial, L.stride_spatial, where);
+  L.size = w.size();
+  L.out_axis = 0;
+  L.in_axis = 1;
+  return L;
+}
+
+/// ConvTranspose weight [I, O/groups, k...] (ONNX and PyTorch order): output channel is
+/// group * (O/groups) + index on axis 1; input channel is axis 0.
+template <class T, std::size_t R>
+weight_layout conv_transpose_weight_layout(const tensor_view<T, R>& w, std::ptrdiff_t groups = 1) {
+  static_assert(R >= 3 && R <= 5, "ConvTranspose weights have rank 3, 4 or 5.");
+  constexpr const char* where = "conv_transpose_weight_layout";
+  detail::check_weight_view(w, where);
+  AMCTQ_CHECK(groups >= 1 && w.extent(0) % groups == 0, errc::shape_mismatch, where, "groups = ", groups,
+              " does not divide the ", w.extent(0), " input channels");
+  weight_layout L;
+  L.kind = weight_kind::conv_transpose;
+  L.groups = groups;
+  L.in_per_group = w.extent(0) / groups;
+  L.out_per_group = w.extent(1);
+  L.stride_in = w.stride(0);
+  L.stride_out = w.stride(1);
+  L.group_offset = L.in_per_group * w.stride(0);
+  detail::fold_dims(w.extents(), w.strides(), 2, R, L.spatial, L.stride_spatial, where);
+  L.size = w.size();
+  L.out_axis = 1;
+  L.in_axis = 0;
+  return L;
+}
+
+/// Gemm B: [K, N] (transB = 0) or [N, K] (transB = 1); output channels are N.
+template <class T>
+weight_layout gemm_weight_layout(const tensor_view<T, 2>& w, bool trans_b) {
+  detail::check_weight_view(w, "gemm_weight_layout");
+  weight_layout L;
+  L.kind = weight_kind::gemm;
+  L.out_axis = trans_b ? 0 : 1;
+  L.in_axis = trans_b ? 1 : 0;
+  L.out_per_group = w.extent(static_cast<std::size_t>(L.out_axis));
+  L.in_per_group = w.extent(static_cast<std::size_t>(L.in_axis));
+  L.stride_out = w.stride(static_cast<std::size_t>(L.out_axis));
+  L.stride_in = w.stride(static_cast<std::size_t>(L.in_axis));
+  L.size = w.size();
+  return L;
+}
+
+/// MatMul's constant right operand [..., K, N]: output channels on the last axis, input
+/// channels on the one before; leading batch dims count as `spatial`.
+template <class T, std::size_t R>
+weight_layout matmul_weight_layout(const tensor_view<T, R>& w) {
+  static_assert(R >= 2, "A MatMul weight has rank >= 2.");
+  constexpr const char* where = "matmul_weight_layout";
+  detail::check_weight_view(w, where);
+  weight_layout L;
+  L.kind = weight_kind::matmul;
+  L.out_axis = static_cast<int>(R) - 1;
+  L.in_axis = static_cast<int>(R) - 2;
+  L.out_per_group = w.extent(R - 1);
+  L.in_per_group = w.extent(R - 2);
+  L.stride_out = w.stride(R - 1);
+  L.stride_in = w.stride(R - 2);
+  detail::fold_dims(w.extents(), w.strides(), 0, R - 2, L.spatial, L.stride_spatial, where);
+  L.size = w.size();
+  return L;
+}
+
+/// Group g of the weight as a [out_per_group, in_per_group, spatial] view.
+template <class T>
+tensor_view<T, 3> group_view(T* data, const weight_layout& L, std::ptrdiff_t g) noexcept {
+  return tensor_view<T, 3>(data + g * L.group_offset, {L.out_per_group, L.in_per_group, L.spatial},
+                           {L.stride_out, L.stride_in, L.stride_spatial});
+}
+
+/// Throws unless view w is the tensor L was built from (same element count).
+template <class T, std::size_t R>
+void check_layout_for(const tensor_view<T, R>& w, const weight_layout& L, const char* where) {
+  AMCTQ_CHECK(w.size() == L.size && L.out_per_group > 0 && L.in_per_group > 0, errc::shape_mismatch, where,
+              "the weight has ", w.size(), " elements but its layout describes ", L.size);
+  AMCTQ_CHECK(w.data_handle() != nullptr, errc::invalid_argument, where, "weight data is null");
+}
+
+/// max |w| per output or input channel. Non-finite weights are an error naming `name`.
+template <class T, std::size_t R>
+std::vector<float> channel_absmax(const tensor_view<T, R>& w, const weight_layout& L, channel_side side,
+                                  const char* name = "weights") {
+  constexpr const char* where = "channel_absmax";
+  check_layout_for(w, L, where);
+  const int axis = side == channel_side::output ? 0 : 1;
+  const std::ptrdiff_t per = side == channel_side::output ? L.out_per_group : L.in_per_group;
+  std::vector<float> out(static_cast<std::size_t>(L.channels(side)));
+  for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
+    const auto r = minmax_per_channel(tensor_view<const float, 3>(group_view(w.data_handle(), L, g)), axis);
+    AMCTQ_CHECK(r.nonfinite == 0, errc::non_finite, where, name, " (", to_string(L.kind), ") hold ", r.nonfinite,
+                " NaN or infinite values in group ", g);
+    for (std::ptrdiff_t c = 0; c < per; ++c)
+      out[static_cast<std::size_t>(g * per + c)] = std::fmax(std::fabs(r.min[static_cast<std::size_t>(c)]),
+                                                             std::fabs(r.max[static_cast<std::size_t>(c)]));
+  }
+  return out;
+}
+
+/// Multiplies every weight of channel c on `side` by factor[c] (or divides, with divide).
+template <std::size_t R>
+void scale_channels(const tensor_view<float, R>& w, const weight_layout& L, channel_side side,
+                    const std::vector<float>& factor, bool divide = false) {
+  constexpr const char* where = "scale_channels";
+  check_layout_for(w, L, where);
+  AMCTQ_CHECK(static_cast<std::ptrdiff_t>(factor.size()) == L.channels(side), errc::shape_mismatch, where, "got ",
+              factor.size(), " factors for ", L.channels(side),
+              side == channel_side::output ? " output" : " input", " channels of a ", to_string(L.kind), " weight");
+  const bool out_side = side == channel_side::output;
+  const std::ptrdiff_t ext[3] = {L.out_per_group, L.in_per_group, L.spatial};
+  const std::ptrdiff_t str[3] = {L.stride_out, L.stride_in, L.stride_spatial};
+  // Walk the three dims with the smallest stride innermost so dense tensors stream.
+  int order[3] = {0, 1, 2};
+  for (int a = 0; a < 3; ++a)
+    for (int b = a + 1; b < 3; ++b)
+      if (std::llabs(str[order[b]]) > std::llabs(str[order[a]]) && ext[order[b]] > 1) std::swap(order[a], order[b]);
+  const int chan_dim = out_side ? 0 : 1;
+  std::vector<float> f(factor.size());
+  for (std::size_t c = 0; c < f.size(); ++c) f[c] = divide ? 1.0f / factor[c] : factor[c];
+  const std::ptrdiff_t per = out_side ? L.out_per_group : L.in_per_group;
+  for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
+    float* base = w.data_handle() + g * L.group_offset;
+    const float* fg = f.data() + g * per;
+    std::ptrdiff_t idx[3];
+    for (idx[order[0]] = 0; idx[order[0]] < ext[order[0]]; ++idx[order[0]]) {
+      for (idx[order[1]] = 0; idx[order[1]] < ext[order[1]]; ++idx[order[1]]) {
+        float* p = base + idx[order[0]] * str[order[0]] + idx[order[1]] * str[order[1]];
+        const std::ptrdiff_t n = ext[order[2]], s = str[order[2]];
+        if (order[2] == chan_dim) {
+          for (std::ptrdiff_t t = 0; t < n; ++t) p[t * s] *= fg[t];
+        } else {
+          const float k = fg[idx[chan_dim]];
+          if (s == 1) {
+            for (std::ptrdiff_t t = 0; t < n; ++t) p[t] *= k;
+          } else {
+            for (std::ptrdiff_t t = 0; t < n; ++t) p[t * s] *= k;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace amctq
+
+#endif  // AMCTQ_ALGORITHMS_WEIGHT_LAYOUT_HPP
