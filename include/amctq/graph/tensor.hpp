@@ -19,8 +19,15 @@ namespace amctq::graph {
 /// ONNX TensorProto.DataType codes.
 enum class dtype : int {
   undefined = 0, float32 = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7, string = 8,
-  boolean = 9, float16 = 10, float64 = 11, uint32 = 12, uint64 = 13, bfloat16 = 16, uint4 = 21, int4 = 22
+  boolean = 9, float16 = 10, float64 = 11, uint32 = 12, uint64 = 13, complex64 = 14, complex128 = 15,
+  bfloat16 = 16, float8e4m3fn = 17, float8e4m3fnuz = 18, float8e5m2 = 19, float8e5m2fnuz = 20, uint4 = 21,
+  int4 = 22, float4e2m1 = 23
 };
+
+/// Types that pack two elements per byte.
+inline bool is_packed_4bit(dtype t) noexcept {
+  return t == dtype::int4 || t == dtype::uint4 || t == dtype::float4e2m1;
+}
 
 /// Bytes per element; 0 for string and undefined; 4-bit types report 1 and are packed by
 /// storage_bytes().
@@ -28,8 +35,11 @@ inline std::size_t element_size(dtype t) noexcept {
   switch (t) {
     case dtype::float32: case dtype::int32: case dtype::uint32: return 4;
     case dtype::uint8: case dtype::int8: case dtype::boolean: case dtype::uint4: case dtype::int4: return 1;
+    case dtype::float8e4m3fn: case dtype::float8e4m3fnuz: case dtype::float8e5m2: case dtype::float8e5m2fnuz:
+    case dtype::float4e2m1: return 1;
     case dtype::uint16: case dtype::int16: case dtype::float16: case dtype::bfloat16: return 2;
-    case dtype::int64: case dtype::float64: case dtype::uint64: return 8;
+    case dtype::int64: case dtype::float64: case dtype::uint64: case dtype::complex64: return 8;
+    case dtype::complex128: return 16;
     default: return 0;
   }
 }
@@ -41,7 +51,11 @@ inline const char* to_string(dtype t) noexcept {
     case dtype::int64: return "int64"; case dtype::string: return "string"; case dtype::boolean: return "bool";
     case dtype::float16: return "float16"; case dtype::float64: return "float64"; case dtype::uint32: return "uint32";
     case dtype::uint64: return "uint64"; case dtype::bfloat16: return "bfloat16"; case dtype::uint4: return "uint4";
-    case dtype::int4: return "int4"; default: return "undefined";
+    case dtype::int4: return "int4"; case dtype::complex64: return "complex64";
+    case dtype::complex128: return "complex128"; case dtype::float8e4m3fn: return "float8e4m3fn";
+    case dtype::float8e4m3fnuz: return "float8e4m3fnuz"; case dtype::float8e5m2: return "float8e5m2";
+    case dtype::float8e5m2fnuz: return "float8e5m2fnuz"; case dtype::float4e2m1: return "float4e2m1";
+    default: return "undefined";
   }
 }
 
@@ -69,6 +83,23 @@ class tensor {
       AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
     bytes_.resize(storage_bytes());
   }
+  /// Adopts `bytes` as the storage (no zero-fill, no copy): what readers use to fill a
+  /// tensor straight from a file.
+  tensor(dtype type, std::vector<std::int64_t> shape, std::vector<std::byte> bytes)
+      : type_(type), shape_(std::move(shape)), bytes_(std::move(bytes)) {
+    for (auto d : shape_)
+      AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
+    AMCTQ_CHECK(bytes_.size() == storage_bytes(), errc::shape_mismatch, "tensor", "shape of ", size(), " ",
+                to_string(type_), " elements needs ", storage_bytes(), " bytes, got ", bytes_.size());
+  }
+  /// A string tensor (dtype::string): elements are byte strings, kept in strings().
+  tensor(std::vector<std::int64_t> shape, std::vector<std::string> strings)
+      : type_(dtype::string), shape_(std::move(shape)), strings_(std::move(strings)) {
+    for (auto d : shape_)
+      AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
+    AMCTQ_CHECK(strings_.size() == size(), errc::shape_mismatch, "tensor", "shape holds ", size(),
+                " elements but ", strings_.size(), " strings were given");
+  }
 
   template <class T>
   static tensor from(std::vector<std::int64_t> shape, const std::vector<T>& values) {
@@ -92,12 +123,15 @@ class tensor {
   }
   /// Bytes of raw storage; 4-bit types pack two elements per byte.
   std::size_t storage_bytes() const noexcept {
-    if (type_ == dtype::int4 || type_ == dtype::uint4) return (size() + 1) / 2;
+    if (is_packed_4bit(type_)) return (size() + 1) / 2;
     return size() * element_size(type_);
   }
 
   std::vector<std::byte>& bytes() noexcept { return bytes_; }
   const std::vector<std::byte>& bytes() const noexcept { return bytes_; }
+  /// Elements of a dtype::string tensor (empty for every other type).
+  std::vector<std::string>& strings() noexcept { return strings_; }
+  const std::vector<std::string>& strings() const noexcept { return strings_; }
 
   /// Typed element pointer; throws unless T matches the element type.
   template <class T>
@@ -130,7 +164,9 @@ class tensor {
     shape_ = std::move(shape);
   }
 
-  bool operator==(const tensor& o) const { return type_ == o.type_ && shape_ == o.shape_ && bytes_ == o.bytes_; }
+  bool operator==(const tensor& o) const {
+    return type_ == o.type_ && shape_ == o.shape_ && bytes_ == o.bytes_ && strings_ == o.strings_;
+  }
   bool operator!=(const tensor& o) const { return !(*this == o); }
 
  private:
@@ -152,6 +188,7 @@ class tensor {
   dtype type_ = dtype::undefined;
   std::vector<std::int64_t> shape_;
   std::vector<std::byte> bytes_;
+  std::vector<std::string> strings_;
 };
 
 }  // namespace amctq::graph

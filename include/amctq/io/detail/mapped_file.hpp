@@ -1,0 +1,74 @@
+// A read-only memory map of a whole file: readers parse straight from the page cache, so a
+// tensor's bytes are copied once (file -> tensor) instead of twice (file -> buffer -> tensor).
+#ifndef AMCTQ_IO_DETAIL_MAPPED_FILE_HPP
+#define AMCTQ_IO_DETAIL_MAPPED_FILE_HPP
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "amctq/error.hpp"
+
+namespace amctq::io::detail {
+
+class mapped_file {
+ public:
+  mapped_file() = default;
+  explicit mapped_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    AMCTQ_CHECK(fd >= 0, errc::io, "open", "cannot open '", path, "': ", std::strerror(errno));
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      AMCTQ_THROW(errc::io, "open", "'", path, "' is not a regular file");
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ > 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+      if (p == MAP_FAILED) {
+        const int e = errno;
+        ::close(fd);
+        AMCTQ_THROW(errc::io, "open", "cannot map '", path, "': ", std::strerror(e));
+      }
+      ::madvise(p, size_, MADV_SEQUENTIAL);
+      data_ = static_cast<const std::byte*>(p);
+    }
+    ::close(fd);
+  }
+  mapped_file(mapped_file&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  mapped_file& operator=(mapped_file&& o) noexcept {
+    if (this != &o) {
+      release();
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+  mapped_file(const mapped_file&) = delete;
+  mapped_file& operator=(const mapped_file&) = delete;
+  ~mapped_file() { release(); }
+
+  const std::byte* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+
+ private:
+  void release() noexcept {
+    if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace amctq::io::detail
+
+#endif  // AMCTQ_IO_DETAIL_MAPPED_FILE_HPP
