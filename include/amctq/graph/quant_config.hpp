@@ -1,0 +1,210 @@
+// quant_config: the quantization configuration of one model as plain C++ values — Vitis-style
+// global settings, the hierarchical defaults (overall -> weights / activation / bias -> per
+// layer type -> per layer name) and AMCT's per-layer algorithm choice, resolved to one entry
+// per quantizable layer. io/config_json.hpp reads and writes it as JSON; validate() checks every
+// value and names the offending key path, so a hand-edited config fails with the key, not later.
+#ifndef AMCTQ_GRAPH_QUANT_CONFIG_HPP
+#define AMCTQ_GRAPH_QUANT_CONFIG_HPP
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "amctq/error.hpp"
+
+namespace amctq::graph {
+
+enum class act_algo { ifmr, hfmg, entropy, mse, percentile, minmax };
+enum class wts_algo { arq, nuq };
+
+inline const char* to_string(act_algo a) noexcept {
+  switch (a) {
+    case act_algo::ifmr: return "ifmr";
+    case act_algo::hfmg: return "hfmg";
+    case act_algo::entropy: return "entropy";
+    case act_algo::mse: return "mse";
+    case act_algo::percentile: return "percentile";
+    case act_algo::minmax: return "minmax";
+  }
+  return "?";
+}
+inline const char* to_string(wts_algo a) noexcept { return a == wts_algo::arq ? "arq" : "nuq"; }
+
+/// Activation (layer input) quantization of one layer. Only the parameters of `algo` are used;
+/// the others keep their defaults so switching algorithm in an edited config just works.
+struct activation_quant {
+  int num_bits = 8;             ///< 4, 8 or 16 (AMCT ACT_SUPPORT_NUM_BITS)
+  bool asymmetric = true;       ///< with an offset (zero point); global activation_offset by default
+  act_algo algo = act_algo::ifmr;
+  // IFMR (reference §2)
+  float max_percentile = 0.999999f;  ///< (0.5, 1]
+  float min_percentile = 0.999999f;  ///< (0.5, 1]
+  float search_range_start = 0.7f;   ///< 0 < start < end
+  float search_range_end = 1.3f;
+  float search_step = 0.01f;         ///< (0, 0.6] and <= end - start
+  // HFMG (reference §3)
+  int num_of_bins = 4096;            ///< {1024, 2048, 4096, 8192}
+  // entropy / percentile / mse histograms (ONNX Runtime defaults)
+  int hist_bins = 2048;              ///< [128, 65536]
+  float percentile = 99.999f;        ///< (50, 100], percent as ONNX Runtime's PercentileCalibrater
+};
+
+/// Weight quantization of one layer.
+struct weight_quant {
+  int num_bits = 8;          ///< 2..8 (int8 storage)
+  bool channel_wise = true;  ///< one scale per output channel
+  wts_algo algo = wts_algo::arq;
+  int num_steps = 32;        ///< NUQ levels kept, {16, 32}
+  int num_of_iteration = 1;  ///< NUQ refinement passes, 0..5
+};
+
+/// The part of a layer's settings that layer_type / layer_name overrides may change.
+struct layer_settings {
+  bool quant_enable = true;
+  activation_quant activation;
+  weight_quant weights;
+  std::optional<float> dmq_balancer_param;  ///< DMQ / SmoothQuant migration strength, [0.2, 0.8]
+};
+
+/// One quantizable layer as found in the graph, with its resolved settings.
+struct layer_config {
+  std::string name;     ///< ONNX node name (the record.json key)
+  std::string op_type;  ///< Conv, ConvTranspose, Gemm, MatMul, AveragePool
+  layer_settings settings;
+};
+
+/// Vitis AI global switches.
+struct global_settings {
+  bool include_cle = false;                     ///< cross-layer equalisation before quantization
+  bool include_bias_corr = false;               ///< bias correction after weight quantization
+  bool convert_relu6_to_relu = false;
+  bool keep_first_last_layer_accuracy = false;  ///< leave the first and last quantizable layer in float
+  std::string target = "onnxruntime";           ///< deploy target: "onnxruntime" (QLinear* ops)
+};
+
+struct quant_config {
+  int version = 1;
+  global_settings global;
+  int batch_num = 1;               ///< calibration batches required (> 0)
+  bool activation_offset = true;   ///< default asymmetric activations
+  std::vector<std::string> skip_layers;
+  int overall_num_bits = 8;        ///< "overall": the bit width weights and activations start from
+  activation_quant activation;     ///< "activation": defaults of every layer's activation
+  weight_quant weights;            ///< "weights": defaults of every layer's weights
+  int bias_num_bits = 32;          ///< "bias": int32 only (ONNX QLinearConv / ConvInteger)
+  std::map<std::string, layer_settings> layer_type;  ///< per op type overrides, resolved
+  std::vector<layer_config> layers;                  ///< every quantizable layer, resolved
+
+  const layer_config* find(const std::string& name) const noexcept {
+    for (const auto& l : layers)
+      if (l.name == name) return &l;
+    return nullptr;
+  }
+  layer_config* find(const std::string& name) noexcept {
+    for (auto& l : layers)
+      if (l.name == name) return &l;
+    return nullptr;
+  }
+};
+
+namespace detail {
+
+// A float as the shortest text that reads back as the same float ("0.6", not "0.600000024").
+inline std::string num(float v) {
+  char buf[32];
+  for (int prec = 6; prec <= 9; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, static_cast<double>(v));
+    if (std::strtof(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+inline void config_fail(const std::string& key, const std::string& msg) {
+  AMCTQ_THROW(errc::invalid_argument, "config", key, ": ", msg);
+}
+
+}  // namespace detail
+
+/// Throws amctq::error naming the key path ("config.layers./conv1/Conv.activation.search_step")
+/// of the first value out of its range.
+inline void validate(const activation_quant& a, const std::string& path) {
+  using detail::config_fail;
+  using amctq::detail::concat;
+  if (!(a.num_bits == 4 || a.num_bits == 8 || a.num_bits == 16))
+    config_fail(path + ".num_bits", concat("must be 4, 8 or 16, got ", a.num_bits));
+  auto in_half_open = [&](float v, float lo, float hi, const char* key) {
+    if (!(std::isfinite(v) && v > lo && v <= hi))
+      config_fail(path + "." + key, concat("must be in (", detail::num(lo), ", ", detail::num(hi), "], got ", detail::num(v)));
+  };
+  in_half_open(a.max_percentile, 0.5f, 1.0f, "max_percentile");
+  in_half_open(a.min_percentile, 0.5f, 1.0f, "min_percentile");
+  if (!(std::isfinite(a.search_range_start) && a.search_range_start > 0.0f))
+    config_fail(path + ".search_range", concat("start must be > 0, got ", detail::num(a.search_range_start)));
+  if (!(std::isfinite(a.search_range_end) && a.search_range_end > a.search_range_start))
+    config_fail(path + ".search_range",
+                concat("end must be > start (", detail::num(a.search_range_start), "), got ", detail::num(a.search_range_end)));
+  in_half_open(a.search_step, 0.0f, 0.6f, "search_step");
+  if (a.search_step > a.search_range_end - a.search_range_start + 1e-6f)
+    config_fail(path + ".search_step", concat("must not exceed search_range end - start (",
+                                              detail::num(a.search_range_end - a.search_range_start), "), got ", detail::num(a.search_step)));
+  if (!(a.num_of_bins == 1024 || a.num_of_bins == 2048 || a.num_of_bins == 4096 || a.num_of_bins == 8192))
+    config_fail(path + ".num_of_bins", concat("must be 1024, 2048, 4096 or 8192, got ", a.num_of_bins));
+  if (!(a.hist_bins >= 128 && a.hist_bins <= 65536))
+    config_fail(path + ".hist_bins", concat("must be in [128, 65536], got ", a.hist_bins));
+  in_half_open(a.percentile, 50.0f, 100.0f, "percentile");
+}
+
+inline void validate(const weight_quant& w, const std::string& path) {
+  using detail::config_fail;
+  using amctq::detail::concat;
+  if (!(w.num_bits >= 2 && w.num_bits <= 8)) config_fail(path + ".num_bits", concat("must be in [2, 8], got ", w.num_bits));
+  if (!(w.num_steps == 16 || w.num_steps == 32))
+    config_fail(path + ".num_steps", concat("must be 16 or 32, got ", w.num_steps));
+  if (!(w.num_of_iteration >= 0 && w.num_of_iteration <= 5))
+    config_fail(path + ".num_of_iteration", concat("must be in [0, 5], got ", w.num_of_iteration));
+  if (w.algo == wts_algo::nuq && w.num_bits != 8)
+    config_fail(path + ".num_bits", concat("NUQ selects levels of the 8-bit grid; num_bits must be 8, got ", w.num_bits));
+}
+
+inline void validate(const layer_settings& s, const std::string& path) {
+  validate(s.activation, path + ".activation");
+  validate(s.weights, path + ".weights");
+  if (s.dmq_balancer_param && !(*s.dmq_balancer_param >= 0.2f && *s.dmq_balancer_param <= 0.8f))
+    detail::config_fail(path + ".dmq_balancer_param",
+                        amctq::detail::concat("must be in [0.2, 0.8], got ", detail::num(*s.dmq_balancer_param)));
+}
+
+inline bool is_quantizable_op(const std::string& op) {
+  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" || op == "MatMul" || op == "AveragePool";
+}
+
+inline void validate(const quant_config& c) {
+  using detail::config_fail;
+  using amctq::detail::concat;
+  if (c.version != 1) config_fail("config.version", concat("must be 1, got ", c.version));
+  if (c.batch_num < 1) config_fail("config.batch_num", concat("must be >= 1, got ", c.batch_num));
+  if (!(c.overall_num_bits >= 2 && c.overall_num_bits <= 16))
+    config_fail("config.overall.num_bits", concat("must be in [2, 16], got ", c.overall_num_bits));
+  if (c.bias_num_bits != 32) config_fail("config.bias.num_bits", concat("must be 32, got ", c.bias_num_bits));
+  if (c.global.target != "onnxruntime")
+    config_fail("config.global.target", concat("must be \"onnxruntime\", got \"", c.global.target, "\""));
+  validate(c.activation, "config.activation");
+  validate(c.weights, "config.weights");
+  for (const auto& [type, s] : c.layer_type) {
+    if (!is_quantizable_op(type))
+      config_fail("config.layer_type." + type,
+                  "is not a quantizable op type (Conv, ConvTranspose, Gemm, MatMul, AveragePool)");
+    validate(s, "config.layer_type." + type);
+  }
+  for (const auto& l : c.layers) validate(l.settings, "config.layers." + l.name);
+  for (const auto& s : c.skip_layers)
+    if (!c.find(s)) config_fail("config.skip_layers", concat("names '", s, "', which is not a quantizable layer of the model"));
+}
+
+}  // namespace amctq::graph
+
+#endif  // AMCTQ_GRAPH_QUANT_CONFIG_HPP

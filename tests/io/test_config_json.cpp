@@ -1,0 +1,126 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "amctq/io/config_json.hpp"
+
+using namespace amctq;
+
+namespace {
+
+graph::quant_config two_layer_config() {
+  graph::quant_config c;
+  graph::layer_config a;
+  a.name = "/conv1/Conv";
+  a.op_type = "Conv";
+  graph::layer_config b;
+  b.name = "/fc/Gemm";
+  b.op_type = "Gemm";
+  c.layers = {a, b};
+  return c;
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    io::read_config_json_text(text);
+  } catch (const amctq::error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("config json: write then read gives the same resolved config") {
+  auto c = two_layer_config();
+  c.batch_num = 4;
+  c.skip_layers = {"/fc/Gemm"};
+  c.global.include_cle = true;
+  c.layer_type["Gemm"].activation.algo = graph::act_algo::hfmg;
+  c.layers[1].settings.activation.algo = graph::act_algo::hfmg;
+  c.layers[0].settings.activation.search_step = 0.02f;
+  c.layers[0].settings.dmq_balancer_param = 0.3f;
+  const auto text = io::write_config_json(c);
+  CHECK(text.find("\"search_step\": 0.02") != std::string::npos);
+  CHECK(text.find("0.999999,") != std::string::npos);  // shortest float text, not 0.99999898...
+  const auto r = io::read_config_json_text(text);
+  CHECK(r.batch_num == 4);
+  CHECK(r.global.include_cle);
+  REQUIRE(r.layers.size() == 2);
+  CHECK(r.layers[0].name == "/conv1/Conv");
+  CHECK(r.layers[0].settings.activation.search_step == doctest::Approx(0.02f));
+  CHECK(r.layers[0].settings.dmq_balancer_param.value() == doctest::Approx(0.3f));
+  CHECK(r.layers[1].settings.activation.algo == graph::act_algo::hfmg);
+  CHECK(!r.layers[1].settings.dmq_balancer_param);
+  CHECK(r.skip_layers == std::vector<std::string>{"/fc/Gemm"});
+  CHECK(io::write_config_json(r) == text);
+}
+
+TEST_CASE("config json: hierarchy overall -> activation -> layer_type -> layer name") {
+  const auto c = io::read_config_json_text(R"({
+    "overall": {"num_bits": 4},
+    "activation": {"num_bits": 8, "act_algo": "entropy"},
+    "layer_type": {"Gemm": {"activation": {"act_algo": "minmax"}, "weights": {"channel_wise": false}}},
+    "layers": {"/a/Conv": {"op_type": "Conv"},
+               "/b/Gemm": {"op_type": "Gemm"},
+               "/c/Gemm": {"op_type": "Gemm", "activation": {"act_algo": "percentile", "percentile": 99.9}}}})");
+  REQUIRE(c.layers.size() == 3);
+  CHECK(c.layers[0].settings.weights.num_bits == 4);  // from overall
+  CHECK(c.layers[0].settings.activation.num_bits == 8);
+  CHECK(c.layers[0].settings.activation.algo == graph::act_algo::entropy);
+  CHECK(c.layers[0].settings.weights.channel_wise);
+  CHECK(c.layers[1].settings.activation.algo == graph::act_algo::minmax);
+  CHECK(!c.layers[1].settings.weights.channel_wise);
+  CHECK(c.layers[2].settings.activation.algo == graph::act_algo::percentile);
+  CHECK(c.layers[2].settings.activation.percentile == doctest::Approx(99.9f));
+  CHECK(!c.layers[2].settings.weights.channel_wise);  // layer_type still applies
+}
+
+TEST_CASE("config json: activation_offset is the default of asymmetric") {
+  const auto c = io::read_config_json_text(R"({"activation_offset": false, "layers": {"x": {"op_type": "Conv"}}})");
+  CHECK(!c.layers[0].settings.activation.asymmetric);
+}
+
+TEST_CASE("config json: errors name the key path") {
+  CHECK(error_of(R"({"layers": {"/conv1/Conv": {"op_type": "Conv", "activation": {"search_step": 2}}}})")
+            .find("config.layers./conv1/Conv.activation.search_step: must be in (0, 0.6], got 2") != std::string::npos);
+  CHECK(error_of(R"({"batch_num": 0})").find("config.batch_num: must be >= 1, got 0") != std::string::npos);
+  CHECK(error_of(R"({"bogus": 1})").find("config.bogus: unknown key") != std::string::npos);
+  CHECK(error_of(R"({"activation": {"act_algo": "kl"}})").find("config.activation.act_algo: must be one of") !=
+        std::string::npos);
+  CHECK(error_of(R"({"activation": {"num_of_bins": 100}})").find("config.activation.num_of_bins") != std::string::npos);
+  CHECK(error_of(R"({"weights": {"num_bits": 9}})").find("config.weights.num_bits: must be in [2, 8]") !=
+        std::string::npos);
+  CHECK(error_of(R"({"weights": {"wts_algo": "nuq", "num_steps": 8}})").find("config.weights.num_steps") !=
+        std::string::npos);
+  CHECK(error_of(R"({"global": {"include_cle": "yes"}})").find("config.global.include_cle: must be true or false") !=
+        std::string::npos);
+  CHECK(error_of(R"({"layer_type": {"Relu": {}}})").find("config.layer_type.Relu: is not a quantizable") !=
+        std::string::npos);
+  CHECK(error_of(R"({"layers": {"a": {"op_type": "Conv", "dmq_balancer_param": 0.9}}})")
+            .find("config.layers.a.dmq_balancer_param: must be in [0.2, 0.8], got 0.9") != std::string::npos);
+  CHECK(error_of(R"({"layers": {"a": {"op_type": "Conv", "weights": {"extra": 1}}}})")
+            .find("config.layers.a.weights.extra: unknown key") != std::string::npos);
+  CHECK(error_of(R"({"layers": {"a": {"quant_enable": true}}})").find("config.layers.a.op_type: is required") !=
+        std::string::npos);
+  CHECK(error_of(R"({"skip_layers": ["nope"], "layers": {"a": {"op_type": "Conv"}}})")
+            .find("config.skip_layers: names 'nope'") != std::string::npos);
+  CHECK(error_of(R"({"activation": {"search_range": [1.3, 0.7]}})").find("config.activation.search_range") !=
+        std::string::npos);
+  CHECK(error_of("{not json").find("[amctq.parse]") != std::string::npos);
+}
+
+TEST_CASE("config json: save is atomic and validates first") {
+  auto c = two_layer_config();
+  c.batch_num = 0;
+  const std::string path = "amctq_test_config_invalid.json";
+  std::remove(path.c_str());
+  CHECK_THROWS_AS(io::save_config_json(c, path), amctq::error);
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  CHECK(f == nullptr);
+  if (f) std::fclose(f);
+  c.batch_num = 2;
+  io::save_config_json(c, path);
+  CHECK(io::read_config_json(path).batch_num == 2);
+  std::remove(path.c_str());
+}
