@@ -1,0 +1,291 @@
+// The float reference executor: runs a graph::model on named input tensors and returns named
+// outputs. Nodes run in a topological order computed once (cycles and dangling inputs are
+// errors naming the node); values live in a map by name and are freed after their last use.
+// Observers attach through tensor_hooks: a callback per tensor name plus catch-alls, called
+// for every graph input and every tensor a node produces.
+#ifndef AMCTQ_GRAPH_EXECUTOR_HPP
+#define AMCTQ_GRAPH_EXECUTOR_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "amctq/error.hpp"
+#include "amctq/graph/ir.hpp"
+#include "amctq/graph/ops/activation.hpp"
+#include "amctq/graph/ops/common.hpp"
+#include "amctq/graph/ops/conv.hpp"
+#include "amctq/graph/ops/elementwise.hpp"
+#include "amctq/graph/ops/gemm.hpp"
+#include "amctq/graph/ops/normalization.hpp"
+#include "amctq/graph/ops/pool.hpp"
+#include "amctq/graph/ops/shape.hpp"
+#include "amctq/graph/tensor.hpp"
+
+namespace amctq::graph {
+
+using op_function = void (*)(ops::context&);
+
+/// The ONNX ops (default domain) the executor implements, by op_type.
+inline const std::unordered_map<std::string, op_function>& builtin_ops() {
+  static const std::unordered_map<std::string, op_function> table = {
+      {"Conv", ops::conv}, {"ConvTranspose", ops::conv_transpose}, {"Gemm", ops::gemm}, {"MatMul", ops::matmul},
+      {"MaxPool", ops::max_pool}, {"AveragePool", ops::average_pool},
+      {"GlobalAveragePool", ops::global_average_pool}, {"GlobalMaxPool", ops::global_max_pool},
+      {"Relu", ops::relu}, {"Clip", ops::clip}, {"LeakyRelu", ops::leaky_relu}, {"Sigmoid", ops::sigmoid},
+      {"HardSigmoid", ops::hard_sigmoid}, {"HardSwish", ops::hard_swish}, {"Tanh", ops::tanh_op},
+      {"Softmax", ops::softmax}, {"LogSoftmax", ops::log_softmax},
+      {"Add", ops::add}, {"Sub", ops::sub}, {"Mul", ops::mul}, {"Div", ops::div}, {"Sum", ops::sum},
+      {"BatchNormalization", ops::batch_normalization},
+      {"Flatten", ops::flatten}, {"Reshape", ops::reshape}, {"Transpose", ops::transpose}, {"Concat", ops::concat},
+      {"Squeeze", ops::squeeze}, {"Unsqueeze", ops::unsqueeze}, {"Identity", ops::identity},
+      {"Dropout", ops::dropout}, {"Pad", ops::pad}, {"Shape", ops::shape_op}, {"Size", ops::size_op},
+      {"Gather", ops::gather}, {"Constant", ops::constant}, {"ConstantOfShape", ops::constant_of_shape},
+      {"Cast", ops::cast}};
+  return table;
+}
+
+inline bool is_default_domain(const std::string& d) noexcept { return d.empty() || d == "ai.onnx"; }
+
+/// Whether the executor can run this node's op_type (it may still reject particular attributes).
+inline bool is_supported(const node& n) {
+  return is_default_domain(n.domain) && builtin_ops().count(n.op_type) > 0;
+}
+
+inline std::string describe(const node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
+
+/// Indices of g.nodes in an order where every node runs after the producers of its inputs.
+/// Keeps the stored order where it is already valid. Throws naming the node whose input
+/// nothing produces, the name produced twice, or a node on a cycle.
+inline std::vector<std::size_t> topological_order(const graph& g) {
+  std::unordered_set<std::string> available;
+  for (const auto& i : g.inputs) available.insert(i.name);
+  for (const auto& i : g.initializers) available.insert(i.name);
+  std::unordered_map<std::string, std::size_t> producer;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k)
+    for (const auto& o : g.nodes[k].outputs) {
+      if (o.empty()) continue;
+      AMCTQ_CHECK(producer.emplace(o, k).second, errc::invalid_argument, describe(g.nodes[k]), "output '", o,
+                  "' is also produced by ", describe(g.nodes[producer[o]]));
+      AMCTQ_CHECK(!available.count(o), errc::invalid_argument, describe(g.nodes[k]), "output '", o,
+                  "' overwrites a graph input or initializer");
+    }
+  std::vector<std::size_t> pending(g.nodes.size(), 0);
+  std::unordered_map<std::string, std::vector<std::size_t>> consumers;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k)
+    for (const auto& in : g.nodes[k].inputs) {
+      if (in.empty() || available.count(in)) continue;
+      AMCTQ_CHECK(producer.count(in), errc::invalid_argument, describe(g.nodes[k]), "input '", in,
+                  "' is not a graph input, an initializer or any node's output");
+      ++pending[k];
+      consumers[in].push_back(k);
+    }
+  // Kahn's algorithm, always taking the lowest ready index so valid stored orders are kept.
+  std::vector<std::size_t> order;
+  order.reserve(g.nodes.size());
+  std::vector<bool> done(g.nodes.size(), false);
+  std::vector<std::size_t> ready;
+  for (std::size_t k = g.nodes.size(); k-- > 0;)
+    if (pending[k] == 0) ready.push_back(k);
+  while (!ready.empty()) {
+    std::sort(ready.begin(), ready.end(), std::greater<>());
+    const std::size_t k = ready.back();
+    ready.pop_back();
+    order.push_back(k);
+    done[k] = true;
+    for (const auto& o : g.nodes[k].outputs) {
+      auto it = consumers.find(o);
+      if (it == consumers.end()) continue;
+      for (std::size_t c : it->second)
+        if (--pending[c] == 0) ready.push_back(c);
+    }
+  }
+  for (std::size_t k = 0; k < g.nodes.size(); ++k)
+    AMCTQ_CHECK(done[k], errc::invalid_argument, describe(g.nodes[k]), "is on a cycle (its inputs depend on its outputs)");
+  return order;
+}
+
+/// Callbacks observing tensors as the executor produces them.
+class tensor_hooks {
+ public:
+  using callback = std::function<void(const std::string& name, const tensor& value)>;
+  using handle = std::size_t;
+
+  /// Calls cb whenever the tensor called `name` is produced (or fed, for graph inputs).
+  handle on_tensor(const std::string& name, callback cb) {
+    by_name_[name].push_back({next_, std::move(cb)});
+    return next_++;
+  }
+  /// Calls cb for every tensor.
+  handle on_any(callback cb) {
+    any_.push_back({next_, std::move(cb)});
+    return next_++;
+  }
+  void remove(handle h) {
+    auto drop = [h](std::vector<entry>& v) {
+      v.erase(std::remove_if(v.begin(), v.end(), [h](const entry& e) { return e.id == h; }), v.end());
+    };
+    drop(any_);
+    for (auto it = by_name_.begin(); it != by_name_.end();) {
+      drop(it->second);
+      it = it->second.empty() ? by_name_.erase(it) : std::next(it);
+    }
+  }
+  void clear() {
+    any_.clear();
+    by_name_.clear();
+  }
+  bool empty() const noexcept { return any_.empty() && by_name_.empty(); }
+  void notify(const std::string& name, const tensor& value) const {
+    for (const auto& e : any_) e.cb(name, value);
+    auto it = by_name_.find(name);
+    if (it != by_name_.end())
+      for (const auto& e : it->second) e.cb(name, value);
+  }
+
+ private:
+  struct entry {
+    handle id;
+    callback cb;
+  };
+  std::vector<entry> any_;
+  std::unordered_map<std::string, std::vector<entry>> by_name_;
+  handle next_ = 0;
+};
+
+class executor {
+ public:
+  /// Checks the graph once: topological order, every op supported. `m` must outlive the executor.
+  explicit executor(const model& m) : model_(m), opset_(m.opset()), order_(topological_order(m.main)) {
+    Eigen::setNbThreads(1);  // the reference executor is single-threaded by design
+    for (std::size_t k : order_) {
+      const node& n = m.main.nodes[k];
+      AMCTQ_CHECK(is_default_domain(n.domain), errc::unsupported, describe(n), "domain '", n.domain,
+                  "' is not supported");
+      auto it = builtin_ops().find(n.op_type);
+      AMCTQ_CHECK(it != builtin_ops().end(), errc::unsupported, describe(n), "op_type '", n.op_type,
+                  "' is not supported by the reference executor");
+      fns_.push_back(it->second);
+    }
+    for (const auto& i : m.main.initializers) constants_[i.name] = &i.value;
+  }
+
+  tensor_hooks& hooks() noexcept { return hooks_; }
+  const std::vector<std::size_t>& order() const noexcept { return order_; }
+
+  /// Runs the graph; returns the graph outputs.
+  std::map<std::string, tensor> run(const std::map<std::string, tensor>& inputs) {
+    std::vector<std::string> names;
+    for (const auto& o : model_.main.outputs) names.push_back(o.name);
+    return run(inputs, names);
+  }
+
+  /// Runs the graph; returns the named tensors (graph outputs or any intermediate).
+  std::map<std::string, tensor> run(const std::map<std::string, tensor>& inputs, const std::vector<std::string>& wanted) {
+    const graph& g = model_.main;
+    std::unordered_map<std::string, tensor> values;
+    std::unordered_map<std::string, const tensor*> fed;
+    for (const auto& [name, t] : inputs) {
+      bool known = constants_.count(name) > 0;
+      for (const auto& vi : g.inputs) known = known || vi.name == name;
+      AMCTQ_CHECK(known, errc::invalid_argument, "executor::run", "'", name, "' is not an input of the graph");
+      fed[name] = &t;
+    }
+    for (const auto& vi : g.inputs) {
+      auto it = fed.find(vi.name);
+      if (it == fed.end()) {
+        AMCTQ_CHECK(constants_.count(vi.name), errc::invalid_argument, "executor::run", "graph input '", vi.name,
+                    "' was not given");
+        continue;
+      }
+      check_input(vi, *it->second);
+      hooks_.notify(vi.name, *it->second);
+    }
+    // Last consumer of every value, so intermediates can be freed early.
+    std::unordered_map<std::string, std::size_t> last_use;
+    for (std::size_t step = 0; step < order_.size(); ++step)
+      for (const auto& in : g.nodes[order_[step]].inputs) last_use[in] = step;
+    std::unordered_set<std::string> keep(wanted.begin(), wanted.end());
+
+    auto lookup = [&](const std::string& name) -> const tensor* {
+      if (auto it = values.find(name); it != values.end()) return &it->second;
+      if (auto it = fed.find(name); it != fed.end()) return it->second;
+      if (auto it = constants_.find(name); it != constants_.end()) return it->second;
+      return nullptr;
+    };
+    for (std::size_t step = 0; step < order_.size(); ++step) {
+      const node& n = g.nodes[order_[step]];
+      ops::context ctx{n, opset_, {}, {}, scratch_};
+      // Trailing omitted inputs do not count as inputs.
+      std::size_t count = n.inputs.size();
+      while (count > 0 && n.inputs[count - 1].empty()) --count;
+      ctx.in.resize(count, nullptr);
+      for (std::size_t i = 0; i < count; ++i) {
+        if (n.inputs[i].empty()) continue;
+        ctx.in[i] = lookup(n.inputs[i]);
+        AMCTQ_CHECK(ctx.in[i] != nullptr, errc::invalid_argument, describe(n), "input '", n.inputs[i],
+                    "' has no value");
+      }
+      ctx.out.resize(n.outputs.size());
+      fns_[step](ctx);
+      for (std::size_t i = 0; i < n.outputs.size(); ++i) {
+        if (n.outputs[i].empty()) continue;
+        AMCTQ_CHECK(ctx.out[i].type() != dtype::undefined, errc::unsupported, describe(n), "output ", i, " ('",
+                    n.outputs[i], "') is not computed by this implementation");
+        hooks_.notify(n.outputs[i], ctx.out[i]);
+        values[n.outputs[i]] = std::move(ctx.out[i]);
+      }
+      for (const auto& in : n.inputs) {
+        auto lu = last_use.find(in);
+        if (lu != last_use.end() && lu->second == step && !keep.count(in)) values.erase(in);
+      }
+    }
+    std::map<std::string, tensor> result;
+    for (const auto& name : wanted) {
+      const tensor* t = lookup(name);
+      AMCTQ_CHECK(t != nullptr, errc::invalid_argument, "executor::run", "'", name, "' is not a value of the graph");
+      result[name] = *t;
+    }
+    return result;
+  }
+
+ private:
+  void check_input(const value_info& vi, const tensor& t) const {
+    AMCTQ_CHECK(vi.elem_type == dtype::undefined || vi.elem_type == t.type(), errc::invalid_argument,
+                "executor::run", "input '", vi.name, "' must be ", to_string(vi.elem_type), ", got ", to_string(t.type()));
+    if (!vi.shape) return;
+    const auto& dims = *vi.shape;
+    AMCTQ_CHECK(dims.size() == t.rank(), errc::shape_mismatch, "executor::run", "input '", vi.name, "' must have rank ",
+                dims.size(), ", got shape ", ops::shape_string(t.shape()));
+    for (std::size_t d = 0; d < dims.size(); ++d)
+      AMCTQ_CHECK(!dims[d].value || *dims[d].value == t.dim(d), errc::shape_mismatch, "executor::run", "input '",
+                  vi.name, "' dim ", d, " must be ", dims[d].value.value_or(0), ", got shape ",
+                  ops::shape_string(t.shape()));
+  }
+
+  const model& model_;
+  std::int64_t opset_;
+  std::vector<std::size_t> order_;
+  std::vector<op_function> fns_;
+  std::unordered_map<std::string, const tensor*> constants_;
+  tensor_hooks hooks_;
+  std::vector<float> scratch_;
+};
+
+/// One-shot convenience: run `m` on `inputs`.
+inline std::map<std::string, tensor> run(const model& m, const std::map<std::string, tensor>& inputs) {
+  executor ex(m);
+  return ex.run(inputs);
+}
+
+}  // namespace amctq::graph
+
+#endif  // AMCTQ_GRAPH_EXECUTOR_HPP

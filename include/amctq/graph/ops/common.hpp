@@ -1,0 +1,194 @@
+// What every op implementation sees: the node, its resolved input tensors, the outputs to
+// fill, the model's opset, and a scratch buffer the executor reuses across nodes so that
+// im2col and friends do not allocate per call. Plus the small helpers the op families share.
+#ifndef AMCTQ_GRAPH_OPS_COMMON_HPP
+#define AMCTQ_GRAPH_OPS_COMMON_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "amctq/error.hpp"
+#include "amctq/graph/ir.hpp"
+#include "amctq/graph/tensor.hpp"
+
+namespace amctq::graph::ops {
+
+struct context {
+  const node& n;
+  std::int64_t opset;
+  std::vector<const tensor*> in;  ///< nullptr marks an omitted optional input
+  std::vector<tensor> out;        ///< one slot per node output
+  std::vector<float>& scratch;
+
+  /// "node 'conv1' (Conv)": the prefix of every error an op raises.
+  std::string where() const { return "node '" + n.name + "' (" + n.op_type + ")"; }
+  std::size_t num_inputs() const noexcept { return in.size(); }
+  bool has_input(std::size_t i) const noexcept { return i < in.size() && in[i] != nullptr; }
+  const tensor& input(std::size_t i) const {
+    AMCTQ_CHECK(has_input(i), errc::invalid_argument, where(), "input ", i, " is required but missing");
+    return *in[i];
+  }
+  /// Whether the node asks for output i (ONNX marks unused optional outputs with "").
+  bool wants_output(std::size_t i) const noexcept { return i < n.outputs.size() && !n.outputs[i].empty(); }
+  tensor& make_output(std::size_t i, dtype t, std::vector<std::int64_t> shape) {
+    out[i] = tensor(t, std::move(shape));
+    return out[i];
+  }
+  void require_inputs(std::size_t lo, std::size_t hi) const {
+    AMCTQ_CHECK(in.size() >= lo && in.size() <= hi, errc::invalid_argument, where(), "expects ", lo,
+                lo == hi ? "" : detail::concat(" to ", hi), " inputs, got ", in.size());
+    for (std::size_t i = 0; i < lo; ++i)
+      AMCTQ_CHECK(in[i] != nullptr, errc::invalid_argument, where(), "input ", i, " is required but omitted");
+  }
+  void require_type(const tensor& t, dtype want, const char* what) const {
+    AMCTQ_CHECK(t.type() == want, errc::unsupported, where(), what, " has element type ", to_string(t.type()),
+                ", only ", to_string(want), " is supported");
+  }
+  /// Rejects requests for optional outputs (e.g. MaxPool indices) an op does not compute.
+  void only_first_output() const {
+    for (std::size_t i = 1; i < n.outputs.size(); ++i)
+      AMCTQ_CHECK(n.outputs[i].empty(), errc::unsupported, where(), "optional output ", i, " ('", n.outputs[i],
+                  "') is not supported");
+  }
+};
+
+inline std::int64_t normalize_axis(const context& c, std::int64_t axis, std::int64_t rank, const char* what = "axis") {
+  AMCTQ_CHECK(axis >= -rank && axis < std::max<std::int64_t>(rank, 1), errc::invalid_argument, c.where(), what, " ", axis,
+              " is out of range for rank ", rank);
+  return axis < 0 ? axis + rank : axis;
+}
+
+inline std::int64_t numel(const std::vector<std::int64_t>& shape) noexcept {
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+/// The values of a small integer tensor (shapes, axes, pads, indices), any integer type.
+inline std::vector<std::int64_t> int_values(const context& c, const tensor& t, const char* what) {
+  std::vector<std::int64_t> v(t.size());
+  switch (t.type()) {
+    case dtype::int64: std::copy(t.data<std::int64_t>(), t.data<std::int64_t>() + t.size(), v.begin()); break;
+    case dtype::int32: std::copy(t.data<std::int32_t>(), t.data<std::int32_t>() + t.size(), v.begin()); break;
+    default:
+      AMCTQ_THROW(errc::unsupported, c.where(), what, " must be int32 or int64, got ", to_string(t.type()));
+  }
+  return v;
+}
+
+/// Calls f(T{}) with T the C++ type of `t`, for the numeric types the executor computes in.
+template <class F>
+void visit_numeric(const context& c, dtype t, F&& f) {
+  switch (t) {
+    case dtype::float32: f(float{}); break;
+    case dtype::float64: f(double{}); break;
+    case dtype::int32: f(std::int32_t{}); break;
+    case dtype::int64: f(std::int64_t{}); break;
+    case dtype::int8: f(std::int8_t{}); break;
+    case dtype::uint8: f(std::uint8_t{}); break;
+    default: AMCTQ_THROW(errc::unsupported, c.where(), "element type ", to_string(t), " is not supported");
+  }
+}
+
+/// Calls f(U{}) with an unsigned integer type as wide as one element: for ops that only move bytes.
+template <class F>
+void visit_bytes(const context& c, dtype t, F&& f) {
+  switch (element_size(t)) {
+    case 1: f(std::uint8_t{}); break;
+    case 2: f(std::uint16_t{}); break;
+    case 4: f(std::uint32_t{}); break;
+    case 8: f(std::uint64_t{}); break;
+    default: AMCTQ_THROW(errc::unsupported, c.where(), "element type ", to_string(t), " cannot be moved");
+  }
+}
+
+/// Row-major strides of `shape`, in elements.
+inline std::vector<std::int64_t> strides_of(const std::vector<std::int64_t>& shape) {
+  std::vector<std::int64_t> s(shape.size(), 1);
+  for (std::size_t i = shape.size(); i-- > 1;) s[i - 1] = s[i] * shape[i];
+  return s;
+}
+
+/// Walks every element of an N-d shape, calling f(offsets...) once per contiguous innermost run:
+/// f(out_offset, operand_offsets (array), run_length, operand_inner_strides). Adjacent dims whose
+/// strides chain are merged first, so same-shape, scalar and per-channel broadcasts run as long loops.
+template <std::size_t K, class F>
+void strided_walk(std::vector<std::int64_t> shape, std::array<std::vector<std::int64_t>, K> strides, F&& f) {
+  // Merge dim i into i+1 when every operand steps through them as one dimension.
+  std::vector<std::int64_t> sh;
+  std::array<std::vector<std::int64_t>, K> st;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 1) continue;  // size-1 dims never move any offset
+    bool merge = !sh.empty();
+    for (std::size_t k = 0; k < K && merge; ++k) merge = st[k].back() == strides[k][i] * shape[i];
+    if (merge) {
+      sh.back() *= shape[i];
+      for (std::size_t k = 0; k < K; ++k) st[k].back() = strides[k][i];
+    } else {
+      sh.push_back(shape[i]);
+      for (std::size_t k = 0; k < K; ++k) st[k].push_back(strides[k][i]);
+    }
+  }
+  if (sh.empty()) {
+    sh.push_back(1);
+    for (std::size_t k = 0; k < K; ++k) st[k].push_back(0);
+  }
+  const std::size_t r = sh.size();
+  const std::int64_t inner = sh[r - 1];
+  std::array<std::int64_t, K> inner_stride{};
+  for (std::size_t k = 0; k < K; ++k) inner_stride[k] = st[k][r - 1];
+  std::int64_t outer = 1;
+  for (std::size_t i = 0; i + 1 < r; ++i) outer *= sh[i];
+  std::vector<std::int64_t> idx(r, 0);
+  std::array<std::int64_t, K> off{};
+  for (std::int64_t o = 0; o < outer; ++o) {
+    f(o * inner, off, inner, inner_stride);
+    for (std::size_t d = r - 1; d-- > 0;) {  // odometer over the outer dims
+      ++idx[d];
+      for (std::size_t k = 0; k < K; ++k) off[k] += st[k][d];
+      if (idx[d] < sh[d]) break;
+      for (std::size_t k = 0; k < K; ++k) off[k] -= st[k][d] * sh[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/// Numpy multidirectional broadcast of two shapes; throws naming the node on mismatch.
+inline std::vector<std::int64_t> broadcast_shapes(const context& c, const std::vector<std::int64_t>& a,
+                                                  const std::vector<std::int64_t>& b) {
+  const std::size_t r = std::max(a.size(), b.size());
+  std::vector<std::int64_t> out(r);
+  for (std::size_t i = 0; i < r; ++i) {
+    const std::int64_t da = i + a.size() >= r ? a[i + a.size() - r] : 1;
+    const std::int64_t db = i + b.size() >= r ? b[i + b.size() - r] : 1;
+    AMCTQ_CHECK(da == db || da == 1 || db == 1, errc::shape_mismatch, c.where(), "cannot broadcast dimension ", i,
+                ": ", da, " vs ", db);
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+/// Strides that read `shape` as if broadcast to `target` (0 along broadcast dims).
+inline std::vector<std::int64_t> broadcast_strides(const std::vector<std::int64_t>& shape,
+                                                   const std::vector<std::int64_t>& target) {
+  std::vector<std::int64_t> s(target.size(), 0);
+  const auto own = strides_of(shape);
+  const std::size_t lead = target.size() - shape.size();
+  for (std::size_t i = 0; i < shape.size(); ++i) s[lead + i] = shape[i] == 1 ? 0 : own[i];
+  return s;
+}
+
+
+inline std::string shape_string(const std::vector<std::int64_t>& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+}  // namespace amctq::graph::ops
+
+#endif  // AMCTQ_GRAPH_OPS_COMMON_HPP

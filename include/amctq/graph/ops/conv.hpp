@@ -1,0 +1,239 @@
+// Conv (1-D/2-D/3-D, groups, dilations, pads, auto_pad) as im2col + one Eigen GEMM per
+// image and group, and ConvTranspose as the adjoint: GEMM then col2im scatter-add.
+#ifndef AMCTQ_GRAPH_OPS_CONV_HPP
+#define AMCTQ_GRAPH_OPS_CONV_HPP
+
+#include <algorithm>
+#include <cstring>
+
+#include <Eigen/Core>
+
+#include "amctq/graph/ops/common.hpp"
+#include "amctq/graph/ops/window.hpp"
+
+namespace amctq::graph::ops {
+
+namespace detail {
+
+using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using matrix_map = Eigen::Map<row_matrix>;
+using const_matrix_map = Eigen::Map<const row_matrix>;
+
+/// Unfolds channels x window positions of x ([channels, D, H, W]) into col
+/// ([channels * kernel_size, out_size]), zeros where the window reads padding.
+inline void im2col(const float* x, std::int64_t channels, const window& w, float* col) {
+  const std::int64_t D = w.in[0], H = w.in[1], W = w.in[2];
+  const std::int64_t OD = w.out[0], OH = w.out[1], OW = w.out[2];
+  const std::int64_t plane = OH * OW;
+  for (std::int64_t ch = 0; ch < channels; ++ch)
+    for (std::int64_t kd = 0; kd < w.kernel[0]; ++kd)
+      for (std::int64_t kh = 0; kh < w.kernel[1]; ++kh)
+        for (std::int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+          const std::int64_t shift_w = kw * w.dilation[2] - w.pad_begin[2];
+          // Output columns whose input column lies inside [0, W).
+          const std::int64_t lo = std::clamp<std::int64_t>(ceil_div(-shift_w, w.stride[2]), 0, OW);
+          const std::int64_t hi = std::clamp<std::int64_t>(ceil_div(W - shift_w, w.stride[2]), lo, OW);
+          for (std::int64_t od = 0; od < OD; ++od) {
+            float* row = col + od * plane;
+            const std::int64_t id = od * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
+            if (id < 0 || id >= D) {
+              std::fill(row, row + plane, 0.0f);
+              continue;
+            }
+            for (std::int64_t oh = 0; oh < OH; ++oh) {
+              float* r = row + oh * OW;
+              const std::int64_t ih = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
+              if (ih < 0 || ih >= H) {
+                std::fill(r, r + OW, 0.0f);
+                continue;
+              }
+              const float* src = x + ((ch * D + id) * H + ih) * W + shift_w;
+              std::fill(r, r + lo, 0.0f);
+              if (w.stride[2] == 1) {
+                std::memcpy(r + lo, src + lo, static_cast<std::size_t>(hi - lo) * sizeof(float));
+              } else {
+                for (std::int64_t ow = lo; ow < hi; ++ow) r[ow] = src[ow * w.stride[2]];
+              }
+              std::fill(r + hi, r + OW, 0.0f);
+            }
+          }
+          col += OD * plane;
+        }
+}
+
+/// The adjoint of im2col: adds col ([channels * kernel_size, in_size of w]) into y
+/// ([channels, out dims of w]) where w describes the forward conv from y to col.
+inline void col2im_add(const float* col, std::int64_t channels, const window& w, float* y) {
+  // Here w.in is the (small) transposed-conv input and w.out the (large) result.
+  const std::int64_t ID = w.in[0], IH = w.in[1], IW = w.in[2];
+  const std::int64_t D = w.out[0], H = w.out[1], W = w.out[2];
+  for (std::int64_t ch = 0; ch < channels; ++ch)
+    for (std::int64_t kd = 0; kd < w.kernel[0]; ++kd)
+      for (std::int64_t kh = 0; kh < w.kernel[1]; ++kh)
+        for (std::int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+          const std::int64_t shift_w = kw * w.dilation[2] - w.pad_begin[2];
+          const std::int64_t lo = std::clamp<std::int64_t>(ceil_div(-shift_w, w.stride[2]), 0, IW);
+          const std::int64_t hi = std::clamp<std::int64_t>(ceil_div(W - shift_w, w.stride[2]), lo, IW);
+          for (std::int64_t id = 0; id < ID; ++id) {
+            const std::int64_t od = id * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
+            if (od < 0 || od >= D) continue;
+            for (std::int64_t ih = 0; ih < IH; ++ih) {
+              const std::int64_t oh = ih * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
+              if (oh < 0 || oh >= H) continue;
+              const float* src = col + (id * IH + ih) * IW;
+              float* dst = y + ((ch * D + od) * H + oh) * W + shift_w;
+              for (std::int64_t iw = lo; iw < hi; ++iw) dst[iw * w.stride[2]] += src[iw];
+            }
+          }
+          col += ID * IH * IW;
+        }
+}
+
+inline void check_float_inputs(const context& c) {
+  for (std::size_t i = 0; i < c.num_inputs(); ++i)
+    if (c.has_input(i)) c.require_type(c.input(i), dtype::float32, i == 0 ? "X" : i == 1 ? "W" : "B");
+}
+
+inline std::vector<std::int64_t> kernel_of(const context& c, const tensor& wt) {
+  std::vector<std::int64_t> k(wt.shape().begin() + 2, wt.shape().end());
+  const auto attr = c.n.get_ints("kernel_shape", k);
+  AMCTQ_CHECK(attr == k, errc::shape_mismatch, c.where(), "kernel_shape ", shape_string(attr),
+              " disagrees with the weight's spatial dims ", shape_string(k));
+  return k;
+}
+
+inline void add_bias_rows(float* y, const float* bias, std::int64_t rows, std::int64_t len) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float b = bias[r];
+    float* p = y + r * len;
+    for (std::int64_t i = 0; i < len; ++i) p[i] += b;
+  }
+}
+
+}  // namespace detail
+
+inline void conv(context& c) {
+  c.require_inputs(2, 3);
+  detail::check_float_inputs(c);
+  const tensor& x = c.input(0);
+  const tensor& wt = c.input(1);
+  AMCTQ_CHECK(x.rank() == wt.rank() && x.rank() >= 3, errc::shape_mismatch, c.where(), "X ", shape_string(x.shape()),
+              " and W ", shape_string(wt.shape()), " must have the same rank >= 3");
+  const std::int64_t N = x.dim(0), C = x.dim(1), M = wt.dim(0);
+  const std::int64_t group = c.n.get_int("group", 1);
+  AMCTQ_CHECK(group > 0 && C % group == 0 && M % group == 0 && wt.dim(1) * group == C, errc::shape_mismatch,
+              c.where(), "X has ", C, " channels, W ", shape_string(wt.shape()), ", group ", group,
+              ": need C == W.shape[1] * group and M divisible by group");
+  const window w = forward_window(c, x.shape(), detail::kernel_of(c, wt), false);
+  const float* bias = nullptr;
+  if (c.has_input(2)) {
+    AMCTQ_CHECK(c.input(2).size() == static_cast<std::size_t>(M), errc::shape_mismatch, c.where(), "B has ",
+                c.input(2).size(), " elements, expected ", M);
+    bias = c.input(2).data<float>();
+  }
+  std::vector<std::int64_t> yshape{N, M};
+  for (auto d : w.out_spatial()) yshape.push_back(d);
+  tensor& y = c.make_output(0, dtype::float32, yshape);
+  const std::int64_t Cg = C / group, Mg = M / group;
+  const std::int64_t rows = Cg * w.kernel_size(), O = w.out_size(), I = w.in_size();
+  bool direct = true;  // 1x1, stride 1, no pad: the input already is the column matrix
+  for (std::size_t d = 0; d < 3; ++d)
+    direct = direct && w.kernel[d] == 1 && w.stride[d] == 1 && w.pad_begin[d] == 0 && w.pad_end[d] == 0;
+  if (!direct && c.scratch.size() < static_cast<std::size_t>(rows * O)) c.scratch.resize(static_cast<std::size_t>(rows * O));
+  const float* px = x.data<float>();
+  const float* pw = wt.data<float>();
+  float* py = y.data<float>();
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t g = 0; g < group; ++g) {
+      const float* xg = px + (n * C + g * Cg) * I;
+      const float* col = xg;
+      if (!direct) {
+        detail::im2col(xg, Cg, w, c.scratch.data());
+        col = c.scratch.data();
+      }
+      float* yg = py + (n * M + g * Mg) * O;
+      detail::matrix_map(yg, Mg, O).noalias() =
+          detail::const_matrix_map(pw + g * Mg * rows, Mg, rows) * detail::const_matrix_map(col, rows, O);
+      if (bias) detail::add_bias_rows(yg, bias + g * Mg, Mg, O);
+    }
+}
+
+/// ConvTranspose: W is [C, M/group, k...]. Output size follows output_shape when given (pads then
+/// derived from the total padding, SAME_UPPER putting the odd one at the end), else
+/// stride*(in-1) + output_padding + effective kernel - pads.
+inline void conv_transpose(context& c) {
+  c.require_inputs(2, 3);
+  detail::check_float_inputs(c);
+  const tensor& x = c.input(0);
+  const tensor& wt = c.input(1);
+  AMCTQ_CHECK(x.rank() == wt.rank() && x.rank() >= 3 && x.rank() <= 5, errc::shape_mismatch, c.where(), "X ",
+              shape_string(x.shape()), " and W ", shape_string(wt.shape()), " must have the same rank 3 to 5");
+  const std::int64_t N = x.dim(0), C = x.dim(1);
+  const std::int64_t group = c.n.get_int("group", 1);
+  AMCTQ_CHECK(group > 0 && C % group == 0 && wt.dim(0) == C, errc::shape_mismatch, c.where(), "X has ", C,
+              " channels, W ", shape_string(wt.shape()), ", group ", group, ": need W.shape[0] == C divisible by group");
+  const std::int64_t Mg = wt.dim(1), M = Mg * group, Cg = C / group;
+  const std::size_t ns = x.rank() - 2;
+  const auto kernel = detail::kernel_of(c, wt);
+  const auto strides = detail::spatial_attr(c, "strides", ns, 1);
+  const auto dil = detail::spatial_attr(c, "dilations", ns, 1);
+  const auto out_pad = detail::spatial_attr(c, "output_padding", ns, 0);
+  const auto auto_pad = c.n.get_string("auto_pad", "NOTSET");
+  std::vector<std::int64_t> pads = detail::spatial_attr(c, "pads", 2 * ns, 0);
+  std::vector<std::int64_t> out_shape = c.n.get_ints("output_shape");
+  if (out_shape.size() == ns + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+  AMCTQ_CHECK(out_shape.empty() || out_shape.size() == ns, errc::invalid_argument, c.where(), "output_shape has ",
+              out_shape.size(), " values, expected ", ns);
+  const bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
+  window w;  // describes the forward conv from the result back to x
+  w.spatial = ns;
+  for (std::size_t i = 0; i < ns; ++i) {
+    const std::size_t d = 3 - ns + i;
+    w.in[d] = x.dim(2 + i);
+    w.kernel[d] = kernel[i];
+    w.stride[d] = strides[i];
+    w.dilation[d] = dil[i];
+    const std::int64_t full = strides[i] * (w.in[d] - 1) + out_pad[i] + w.effective_kernel(d);
+    if (!out_shape.empty() || same) {
+      w.out[d] = out_shape.empty() ? w.in[d] * strides[i] : out_shape[i];
+      const std::int64_t total = full - w.out[d];
+      const std::int64_t half = floor_div(total, 2);
+      w.pad_begin[d] = auto_pad == "SAME_UPPER" ? half : total - half;
+      w.pad_end[d] = total - w.pad_begin[d];
+    } else {
+      if (auto_pad != "VALID") {
+        w.pad_begin[d] = pads[i];
+        w.pad_end[d] = pads[ns + i];
+      }
+      w.out[d] = full - w.pad_begin[d] - w.pad_end[d];
+    }
+    AMCTQ_CHECK(w.out[d] > 0, errc::shape_mismatch, c.where(), "output dim ", i, " would be ", w.out[d]);
+  }
+  const float* bias = nullptr;
+  if (c.has_input(2)) {
+    AMCTQ_CHECK(c.input(2).size() == static_cast<std::size_t>(M), errc::shape_mismatch, c.where(), "B has ",
+                c.input(2).size(), " elements, expected ", M);
+    bias = c.input(2).data<float>();
+  }
+  std::vector<std::int64_t> yshape{N, M};
+  for (auto d : w.out_spatial()) yshape.push_back(d);
+  tensor& y = c.make_output(0, dtype::float32, yshape);  // zero-filled: col2im accumulates
+  const std::int64_t rows = Mg * w.kernel_size(), I = w.in_size(), O = w.out_size();
+  if (c.scratch.size() < static_cast<std::size_t>(rows * I)) c.scratch.resize(static_cast<std::size_t>(rows * I));
+  const float* px = x.data<float>();
+  const float* pw = wt.data<float>();
+  float* py = y.data<float>();
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t g = 0; g < group; ++g) {
+      detail::matrix_map(c.scratch.data(), rows, I).noalias() =
+          detail::const_matrix_map(pw + g * Cg * rows, Cg, rows).transpose() *
+          detail::const_matrix_map(px + (n * C + g * Cg) * I, Cg, I);
+      float* yg = py + (n * M + g * Mg) * O;
+      detail::col2im_add(c.scratch.data(), Mg, w, yg);
+      if (bias) detail::add_bias_rows(yg, bias + g * Mg, Mg, O);
+    }
+}
+
+}  // namespace amctq::graph::ops
+
+#endif  // AMCTQ_GRAPH_OPS_CONV_HPP

@@ -1,0 +1,93 @@
+// Add, Sub, Mul, Div (and the variadic Sum) with numpy multidirectional broadcasting.
+#ifndef AMCTQ_GRAPH_OPS_ELEMENTWISE_HPP
+#define AMCTQ_GRAPH_OPS_ELEMENTWISE_HPP
+
+#include <array>
+#include <cstdint>
+#include <type_traits>
+
+#include "amctq/graph/ops/common.hpp"
+
+namespace amctq::graph::ops {
+
+namespace detail {
+
+template <class T, class F>
+void broadcast_binary(const tensor& a, const tensor& b, tensor& out, F f) {
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  T* po = out.data<T>();
+  strided_walk<2>(out.shape(), {broadcast_strides(a.shape(), out.shape()), broadcast_strides(b.shape(), out.shape())},
+                  [&](std::int64_t o, const std::array<std::int64_t, 2>& off, std::int64_t n,
+                      const std::array<std::int64_t, 2>& s) {
+                    const T* x = pa + off[0];
+                    const T* y = pb + off[1];
+                    T* z = po + o;
+                    if (s[0] == 1 && s[1] == 1) {
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i], y[i]);
+                    } else if (s[0] == 1 && s[1] == 0) {
+                      const T yv = *y;
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i], yv);
+                    } else if (s[0] == 0 && s[1] == 1) {
+                      const T xv = *x;
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(xv, y[i]);
+                    } else {
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i * s[0]], y[i * s[1]]);
+                    }
+                  });
+}
+
+template <class Op>
+void binary_op(context& c, Op op) {
+  c.require_inputs(2, 2);
+  const tensor& a = c.input(0);
+  const tensor& b = c.input(1);
+  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
+              " and ", to_string(b.type()));
+  tensor& out = c.make_output(0, a.type(), broadcast_shapes(c, a.shape(), b.shape()));
+  visit_numeric(c, a.type(), [&](auto tag) {
+    using T = decltype(tag);
+    broadcast_binary<T>(a, b, out, [&](T x, T y) { return op(x, y); });
+  });
+}
+
+struct div_op {
+  const context* c;
+  template <class T>
+  T operator()(T x, T y) const {
+    if constexpr (std::is_integral_v<T>) {
+      AMCTQ_CHECK(y != 0, errc::invalid_argument, c->where(), "integer division by zero");
+      return static_cast<T>(x / y);  // ONNX integer Div truncates, like C++
+    } else {
+      return x / y;
+    }
+  }
+};
+
+}  // namespace detail
+
+inline void add(context& c) { detail::binary_op(c, [](auto x, auto y) { return static_cast<decltype(x)>(x + y); }); }
+inline void sub(context& c) { detail::binary_op(c, [](auto x, auto y) { return static_cast<decltype(x)>(x - y); }); }
+inline void mul(context& c) { detail::binary_op(c, [](auto x, auto y) { return static_cast<decltype(x)>(x * y); }); }
+inline void div(context& c) { detail::binary_op(c, detail::div_op{&c}); }
+
+/// Sum: a left fold of Add over any number of inputs (old ResNets in the ONNX zoo use it).
+inline void sum(context& c) {
+  AMCTQ_CHECK(c.num_inputs() >= 1, errc::invalid_argument, c.where(), "expects at least one input");
+  tensor acc = c.input(0);
+  for (std::size_t i = 1; i < c.num_inputs(); ++i) {
+    const tensor& b = c.input(i);
+    AMCTQ_CHECK(acc.type() == b.type(), errc::invalid_argument, c.where(), "input types differ");
+    tensor out(acc.type(), broadcast_shapes(c, acc.shape(), b.shape()));
+    visit_numeric(c, acc.type(), [&](auto tag) {
+      using T = decltype(tag);
+      detail::broadcast_binary<T>(acc, b, out, [](T x, T y) { return static_cast<T>(x + y); });
+    });
+    acc = std::move(out);
+  }
+  c.out[0] = std::move(acc);
+}
+
+}  // namespace amctq::graph::ops
+
+#endif  // AMCTQ_GRAPH_OPS_ELEMENTWISE_HPP

@@ -1,0 +1,100 @@
+// Gemm (transA, transB, alpha, beta, unidirectionally broadcast C) and MatMul (numpy
+// semantics: 1-D operands promoted, batch dims broadcast), both on Eigen.
+#ifndef AMCTQ_GRAPH_OPS_GEMM_HPP
+#define AMCTQ_GRAPH_OPS_GEMM_HPP
+
+#include <Eigen/Core>
+
+#include "amctq/graph/ops/common.hpp"
+
+namespace amctq::graph::ops {
+
+namespace detail {
+using gemm_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using gemm_map = Eigen::Map<gemm_matrix>;
+using gemm_cmap = Eigen::Map<const gemm_matrix>;
+}  // namespace detail
+
+inline void gemm(context& c) {
+  c.require_inputs(2, 3);
+  const tensor& a = c.input(0);
+  const tensor& b = c.input(1);
+  c.require_type(a, dtype::float32, "A");
+  c.require_type(b, dtype::float32, "B");
+  AMCTQ_CHECK(a.rank() == 2 && b.rank() == 2, errc::shape_mismatch, c.where(), "A ", shape_string(a.shape()),
+              " and B ", shape_string(b.shape()), " must be 2-D");
+  const bool ta = c.n.get_int("transA", 0) != 0, tb = c.n.get_int("transB", 0) != 0;
+  const float alpha = c.n.get_float("alpha", 1.0f), beta = c.n.get_float("beta", 1.0f);
+  const std::int64_t M = ta ? a.dim(1) : a.dim(0), K = ta ? a.dim(0) : a.dim(1);
+  const std::int64_t Kb = tb ? b.dim(1) : b.dim(0), N = tb ? b.dim(0) : b.dim(1);
+  AMCTQ_CHECK(K == Kb, errc::shape_mismatch, c.where(), "inner dims differ: A ", shape_string(a.shape()),
+              (ta ? " (transposed)" : ""), " vs B ", shape_string(b.shape()), (tb ? " (transposed)" : ""));
+  tensor& y = c.make_output(0, dtype::float32, {M, N});
+  detail::gemm_map out(y.data<float>(), M, N);
+  const detail::gemm_cmap am(a.data<float>(), a.dim(0), a.dim(1));
+  const detail::gemm_cmap bm(b.data<float>(), b.dim(0), b.dim(1));
+  if (ta && tb) out.noalias() = am.transpose() * bm.transpose();
+  else if (ta) out.noalias() = am.transpose() * bm;
+  else if (tb) out.noalias() = am * bm.transpose();
+  else out.noalias() = am * bm;
+  if (alpha != 1.0f) out *= alpha;
+  if (c.has_input(2) && beta != 0.0f) {
+    const tensor& bias = c.input(2);
+    c.require_type(bias, dtype::float32, "C");
+    AMCTQ_CHECK(bias.rank() <= 2, errc::shape_mismatch, c.where(), "C has rank ", bias.rank());
+    const auto s = broadcast_strides(bias.shape(), {M, N});
+    const std::vector<std::int64_t> target{M, N};
+    AMCTQ_CHECK(broadcast_shapes(c, bias.shape(), target) == target, errc::shape_mismatch, c.where(), "C ",
+                shape_string(bias.shape()), " does not broadcast to [", M, ",", N, "]");
+    const float* pc = bias.data<float>();
+    float* py = y.data<float>();
+    for (std::int64_t i = 0; i < M; ++i)
+      for (std::int64_t j = 0; j < N; ++j) py[i * N + j] += beta * pc[i * s[0] + j * s[1]];
+  }
+}
+
+inline void matmul(context& c) {
+  c.require_inputs(2, 2);
+  const tensor& a = c.input(0);
+  const tensor& b = c.input(1);
+  c.require_type(a, dtype::float32, "A");
+  c.require_type(b, dtype::float32, "B");
+  AMCTQ_CHECK(a.rank() >= 1 && b.rank() >= 1, errc::shape_mismatch, c.where(), "operands must have rank >= 1");
+  // Promote 1-D operands to matrices, remembering to drop the added dim afterwards.
+  std::vector<std::int64_t> as = a.shape(), bs = b.shape();
+  const bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
+  if (a_vec) as.insert(as.begin(), 1);
+  if (b_vec) bs.push_back(1);
+  const std::int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
+  AMCTQ_CHECK(bs[bs.size() - 2] == K, errc::shape_mismatch, c.where(), "inner dims differ: ", shape_string(a.shape()),
+              " x ", shape_string(b.shape()));
+  const std::vector<std::int64_t> abatch(as.begin(), as.end() - 2), bbatch(bs.begin(), bs.end() - 2);
+  const auto batch = broadcast_shapes(c, abatch, bbatch);
+  std::vector<std::int64_t> yshape = batch;
+  if (!a_vec) yshape.push_back(M);
+  if (!b_vec) yshape.push_back(N);
+  tensor& y = c.make_output(0, dtype::float32, yshape);
+  const auto sa = broadcast_strides(abatch, batch), sb = broadcast_strides(bbatch, batch);
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  float* py = y.data<float>();
+  const std::int64_t nb = numel(batch);
+  std::vector<std::int64_t> idx(batch.size(), 0);
+  for (std::int64_t i = 0; i < nb; ++i) {
+    std::int64_t oa = 0, ob = 0;
+    for (std::size_t d = 0; d < batch.size(); ++d) {
+      oa += idx[d] * sa[d];
+      ob += idx[d] * sb[d];
+    }
+    detail::gemm_map(py + i * M * N, M, N).noalias() =
+        detail::gemm_cmap(pa + oa * M * K, M, K) * detail::gemm_cmap(pb + ob * K * N, K, N);
+    for (std::size_t d = batch.size(); d-- > 0;) {
+      if (++idx[d] < batch[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace amctq::graph::ops
+
+#endif  // AMCTQ_GRAPH_OPS_GEMM_HPP

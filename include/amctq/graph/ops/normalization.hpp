@@ -1,0 +1,56 @@
+// BatchNormalization in inference form: y = (x - mean) / sqrt(var + epsilon) * scale + bias,
+// per channel (axis 1).
+#ifndef AMCTQ_GRAPH_OPS_NORMALIZATION_HPP
+#define AMCTQ_GRAPH_OPS_NORMALIZATION_HPP
+
+#include <cmath>
+
+#include "amctq/graph/ops/common.hpp"
+
+namespace amctq::graph::ops {
+
+/// Per-channel multiplier and offset equivalent to the batch norm: y = x * mul[c] + add[c].
+/// Shared with the BatchNorm-folding pass so both compute the same numbers.
+inline void batchnorm_coefficients(const float* scale, const float* bias, const float* mean, const float* var,
+                                   float epsilon, std::size_t channels, std::vector<float>& mul,
+                                   std::vector<float>& add) {
+  mul.resize(channels);
+  add.resize(channels);
+  for (std::size_t ch = 0; ch < channels; ++ch) {
+    mul[ch] = scale[ch] / std::sqrt(var[ch] + epsilon);
+    add[ch] = bias[ch] - mean[ch] * mul[ch];
+  }
+}
+
+inline void batch_normalization(context& c) {
+  c.require_inputs(5, 5);
+  AMCTQ_CHECK(c.n.get_int("training_mode", 0) == 0, errc::unsupported, c.where(), "training_mode=1 is not supported");
+  c.only_first_output();
+  const tensor& x = c.input(0);
+  AMCTQ_CHECK(x.rank() >= 2, errc::shape_mismatch, c.where(), "X ", shape_string(x.shape()), " must have rank >= 2");
+  const auto C = static_cast<std::size_t>(x.dim(1));
+  static const char* names[] = {"X", "scale", "B", "input_mean", "input_var"};
+  for (std::size_t i = 0; i < 5; ++i) {
+    c.require_type(c.input(i), dtype::float32, names[i]);
+    if (i > 0)
+      AMCTQ_CHECK(c.input(i).size() == C, errc::shape_mismatch, c.where(), names[i], " has ", c.input(i).size(),
+                  " elements, X has ", C, " channels");
+  }
+  std::vector<float> mul, add;
+  batchnorm_coefficients(c.input(1).data<float>(), c.input(2).data<float>(), c.input(3).data<float>(),
+                         c.input(4).data<float>(), c.n.get_float("epsilon", 1e-5f), C, mul, add);
+  tensor& y = c.make_output(0, dtype::float32, x.shape());
+  const std::size_t N = static_cast<std::size_t>(x.dim(0));
+  const std::size_t inner = C && N ? x.size() / (N * C) : 0;
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t ch = 0; ch < C; ++ch) {
+      const std::size_t base = (n * C + ch) * inner;
+      for (std::size_t i = 0; i < inner; ++i) py[base + i] = px[base + i] * mul[ch] + add[ch];
+    }
+}
+
+}  // namespace amctq::graph::ops
+
+#endif  // AMCTQ_GRAPH_OPS_NORMALIZATION_HPP

@@ -1,0 +1,149 @@
+// Conv and ConvTranspose: hand-computed cases for every attribute, and a brute-force
+// direct convolution as oracle over random shapes.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "graph/builder.hpp"
+
+using namespace amctq;
+using amctq::test::attr_i;
+using amctq::test::attr_ints;
+using amctq::test::attr_s;
+using amctq::test::check_close;
+using amctq::test::ft;
+using amctq::test::single_node;
+
+namespace {
+std::vector<float> iota(std::size_t n, float start = 0) {
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = start + static_cast<float>(i);
+  return v;
+}
+}  // namespace
+
+TEST_CASE("Conv 2-D: valid, padded + strided, depthwise with bias") {
+  const auto x = ft({1, 1, 3, 3}, iota(9));
+  single_node valid("Conv", {"x", "w"});
+  valid.constant("w", ft({1, 1, 2, 2}, {1, 1, 1, 1}));
+  check_close(valid.run({{"x", x}}), {1, 1, 2, 2}, {8, 12, 20, 24});
+
+  single_node padded("Conv", {"x", "w"}, {attr_ints("pads", {1, 1, 1, 1}), attr_ints("strides", {2, 2})});
+  padded.constant("w", ft({1, 1, 2, 2}, {1, 1, 1, 1}));
+  check_close(padded.run({{"x", x}}), {1, 1, 2, 2}, {0, 3, 9, 24});
+
+  single_node dw("Conv", {"x", "w", "b"}, {attr_i("group", 2)});
+  dw.constant("w", ft({2, 1, 1, 1}, {2, 3})).constant("b", ft({2}, {1, -1}));
+  check_close(dw.run({{"x", ft({1, 2, 2, 2}, iota(8))}}), {1, 2, 2, 2}, {1, 3, 5, 7, 11, 14, 17, 20});
+}
+
+TEST_CASE("Conv 1-D: dilation and auto_pad SAME_UPPER / SAME_LOWER / VALID") {
+  const auto x = ft({1, 1, 5}, iota(5, 1));
+  single_node dil("Conv", {"x", "w"}, {attr_ints("dilations", {2})});
+  dil.constant("w", ft({1, 1, 2}, {1, 1}));
+  check_close(dil.run({{"x", x}}), {1, 1, 3}, {4, 6, 8});
+
+  const auto x4 = ft({1, 1, 4}, iota(4, 1));
+  single_node upper("Conv", {"x", "w"}, {attr_s("auto_pad", "SAME_UPPER")});
+  upper.constant("w", ft({1, 1, 2}, {1, 1}));
+  check_close(upper.run({{"x", x4}}), {1, 1, 4}, {3, 5, 7, 4});
+  single_node lower("Conv", {"x", "w"}, {attr_s("auto_pad", "SAME_LOWER")});
+  lower.constant("w", ft({1, 1, 2}, {1, 1}));
+  check_close(lower.run({{"x", x4}}), {1, 1, 4}, {1, 3, 5, 7});
+  single_node valid("Conv", {"x", "w"}, {attr_s("auto_pad", "VALID"), attr_ints("pads", {5, 5})});
+  valid.constant("w", ft({1, 1, 2}, {1, 1}));
+  check_close(valid.run({{"x", x4}}), {1, 1, 3}, {3, 5, 7});
+}
+
+TEST_CASE("Conv 3-D sums a 2x2x2 cube") {
+  single_node n("Conv", {"x", "w"});
+  n.constant("w", ft({1, 1, 2, 2, 2}, std::vector<float>(8, 1.0f)));
+  check_close(n.run({{"x", ft({1, 1, 2, 2, 2}, iota(8))}}), {1, 1, 1, 1, 1}, {28});
+}
+
+TEST_CASE("Conv matches a direct convolution on random shapes") {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1, 1);
+  struct cfg { std::int64_t n, c, h, w, m, k, stride, pad, dil, group; };
+  for (const cfg& g : {cfg{2, 4, 7, 6, 6, 3, 1, 1, 1, 1}, cfg{1, 6, 9, 9, 6, 3, 2, 1, 1, 6}, cfg{1, 4, 8, 5, 8, 3, 2, 2, 2, 2},
+                       cfg{1, 3, 5, 5, 2, 1, 1, 0, 1, 1}, cfg{1, 2, 6, 7, 4, 2, 3, 0, 1, 2}}) {
+    CAPTURE(g.c);
+    CAPTURE(g.group);
+    std::vector<float> xv(static_cast<std::size_t>(g.n * g.c * g.h * g.w)), wv(static_cast<std::size_t>(g.m * (g.c / g.group) * g.k * g.k)), bv(static_cast<std::size_t>(g.m));
+    for (auto* v : {&xv, &wv, &bv})
+      for (auto& e : *v) e = u(rng);
+    single_node node("Conv", {"x", "w", "b"},
+                     {attr_ints("strides", {g.stride, g.stride}), attr_ints("pads", {g.pad, g.pad, g.pad, g.pad}),
+                      attr_ints("dilations", {g.dil, g.dil}), attr_i("group", g.group)});
+    node.constant("w", ft({g.m, g.c / g.group, g.k, g.k}, wv)).constant("b", ft({g.m}, bv));
+    const auto y = node.run({{"x", ft({g.n, g.c, g.h, g.w}, xv)}});
+    const std::int64_t ek = (g.k - 1) * g.dil + 1;
+    const std::int64_t oh = (g.h + 2 * g.pad - ek) / g.stride + 1, ow = (g.w + 2 * g.pad - ek) / g.stride + 1;
+    REQUIRE(y.shape() == std::vector<std::int64_t>{g.n, g.m, oh, ow});
+    const std::int64_t cg = g.c / g.group, mg = g.m / g.group;
+    std::vector<float> want;
+    for (std::int64_t n = 0; n < g.n; ++n)
+      for (std::int64_t m = 0; m < g.m; ++m)
+        for (std::int64_t i = 0; i < oh; ++i)
+          for (std::int64_t j = 0; j < ow; ++j) {
+            double s = bv[static_cast<std::size_t>(m)];
+            for (std::int64_t c = 0; c < cg; ++c)
+              for (std::int64_t a = 0; a < g.k; ++a)
+                for (std::int64_t b = 0; b < g.k; ++b) {
+                  const std::int64_t ih = i * g.stride - g.pad + a * g.dil, iw = j * g.stride - g.pad + b * g.dil;
+                  if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
+                  const std::int64_t ch = (m / mg) * cg + c;
+                  s += double(xv[static_cast<std::size_t>(((n * g.c + ch) * g.h + ih) * g.w + iw)]) *
+                       wv[static_cast<std::size_t>(((m * cg + c) * g.k + a) * g.k + b)];
+                }
+            want.push_back(static_cast<float>(s));
+          }
+    check_close(y, y.shape(), want, 1e-4f);
+  }
+}
+
+TEST_CASE("ConvTranspose: strides, output_padding, pads, output_shape, groups") {
+  const auto x = ft({1, 1, 3}, {1, 2, 3});
+  auto make = [](std::vector<amctq::graph::attribute> attrs) {
+    single_node n("ConvTranspose", {"x", "w"}, std::move(attrs));
+    n.constant("w", ft({1, 1, 2}, {1, 1}));
+    return n;
+  };
+  check_close(make({}).run({{"x", x}}), {1, 1, 4}, {1, 3, 5, 3});
+  check_close(make({attr_ints("strides", {2})}).run({{"x", x}}), {1, 1, 6}, {1, 1, 2, 2, 3, 3});
+  check_close(make({attr_ints("strides", {2}), attr_ints("output_padding", {1})}).run({{"x", x}}), {1, 1, 7},
+              {1, 1, 2, 2, 3, 3, 0});
+  check_close(make({attr_ints("strides", {2}), attr_ints("pads", {1, 0})}).run({{"x", x}}), {1, 1, 5}, {1, 2, 2, 3, 3});
+  check_close(make({attr_ints("strides", {2}), attr_ints("output_shape", {7})}).run({{"x", x}}), {1, 1, 7},
+              {1, 1, 2, 2, 3, 3, 0});
+  check_close(make({attr_ints("strides", {2}), attr_s("auto_pad", "SAME_UPPER")}).run({{"x", x}}), {1, 1, 6},
+              {1, 1, 2, 2, 3, 3});
+
+  single_node grouped("ConvTranspose", {"x", "w", "b"}, {attr_i("group", 2)});
+  grouped.constant("w", ft({2, 1, 1}, {3, 4})).constant("b", ft({2}, {0.5f, -0.5f}));
+  check_close(grouped.run({{"x", ft({1, 2, 1}, {1, 2})}}), {1, 2, 1}, {3.5f, 7.5f});
+
+  // 2-D, 2 output channels: each input pixel stamps its kernel.
+  single_node two("ConvTranspose", {"x", "w"}, {attr_ints("strides", {2, 2})});
+  two.constant("w", ft({1, 2, 1, 1}, {1, -1}));
+  check_close(two.run({{"x", ft({1, 1, 2, 2}, {1, 2, 3, 4})}}), {1, 2, 3, 3},
+              {1, 0, 2, 0, 0, 0, 3, 0, 4, -1, 0, -2, 0, 0, 0, -3, 0, -4});
+}
+
+TEST_CASE("Conv errors name the node") {
+  single_node n("Conv", {"x", "w"});
+  n.constant("w", ft({1, 2, 1, 1}, {1, 1}));
+  try {
+    n.run({{"x", ft({1, 3, 2, 2}, std::vector<float>(12, 0))}});
+    FAIL("expected an error");
+  } catch (const amctq::error& e) {
+    CHECK(std::string(e.what()).find("node 'n0' (Conv)") != std::string::npos);
+    CHECK(e.code() == amctq::errc::shape_mismatch);
+  }
+  single_node k("Conv", {"x", "w"}, {attr_ints("kernel_shape", {2, 2})});
+  k.constant("w", ft({1, 1, 1, 1}, {1}));
+  CHECK_THROWS_AS(k.run({{"x", ft({1, 1, 2, 2}, std::vector<float>(4, 0))}}), amctq::error);
+  single_node wrong("Conv", {"x"});
+  CHECK_THROWS_WITH_AS(wrong.run({{"x", ft({1, 1, 2, 2}, std::vector<float>(4, 0))}}),
+                       doctest::Contains("expects 2 to 3 inputs"), amctq::error);
+}
