@@ -1,0 +1,42 @@
+// What calibration decided for each layer (AMCT's record, reference §9.1): activation scale and
+// offset, weight scales (offset_w is always 0: weights are symmetric), shift_bit (SearchN,
+// unused by the ONNX Runtime target), DMQ balance factors, NUQ clusters; plus the quantized
+// weights and bias the exporters store.
+#ifndef AMCTQ_GRAPH_QUANT_RECORD_HPP
+#define AMCTQ_GRAPH_QUANT_RECORD_HPP
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "amctq/graph/quant_config.hpp"
+#include "amctq/graph/tensor.hpp"
+#include "amctq/quant_params.hpp"
+
+namespace amctq::graph {
+
+struct layer_record {
+  std::string name;
+  std::string op_type;
+  quant_params act;                   ///< layer input (scale_d, offset_d)
+  quant_params wts;                   ///< weights (scale_w, offset_w); empty for AveragePool
+  std::vector<std::uint32_t> shift_bit;
+  std::vector<float> tensor_balance_factor;  ///< DMQ: x / f and w * f per input channel
+  std::vector<float> clusters;        ///< NUQ levels (integer codes) when wts_algo is nuq
+  tensor weight_q;                    ///< int8 codes, same shape as the float weight
+  std::vector<std::int32_t> bias_q;   ///< int32, round(b / (s_w * s_d)); empty when no bias
+  int act_bits = 8;
+};
+
+struct quant_record {
+  std::vector<layer_record> layers;
+  const layer_record* find(const std::string& name) const noexcept {
+    for (const auto& l : layers)
+      if (l.name == name) return &l;
+    return nullptr;
+  }
+};
+
+}  // namespace amctq::graph
+
+#endif  // AMCTQ_GRAPH_QUANT_RECORD_HPP

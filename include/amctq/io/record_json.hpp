@@ -1,0 +1,40 @@
+// record.json: AMCT's per-layer record (reference §9.1) as JSON, keyed by layer name:
+// scale_d, offset_d, scale_w, offset_w, shift_bit, tensor_balance_factor, clusters.
+#ifndef AMCTQ_IO_RECORD_JSON_HPP
+#define AMCTQ_IO_RECORD_JSON_HPP
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "amctq/graph/quant_record.hpp"
+#include "amctq/io/atomic_file.hpp"
+
+namespace amctq::io {
+
+inline std::string write_record_json(const graph::quant_record& rec) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& l : rec.layers) {
+    nlohmann::ordered_json e;
+    e["op_type"] = l.op_type;
+    e["scale_d"] = l.act.scale.empty() ? 0.0f : l.act.scale[0];
+    e["offset_d"] = l.act.zero_point.empty() ? 0 : l.act.zero_point[0];
+    e["act_bits"] = l.act_bits;
+    e["scale_w"] = l.wts.scale;
+    e["offset_w"] = l.wts.zero_point;
+    e["shift_bit"] = l.shift_bit;
+    e["tensor_balance_factor"] = l.tensor_balance_factor;
+    e["clusters"] = l.clusters;
+    j[l.name] = std::move(e);
+  }
+  return j.dump(2) + "\n";
+}
+
+inline void save_record_json(const graph::quant_record& rec, const std::string& path) {
+  const std::string text = write_record_json(rec);
+  write_file_atomic(path, text.data(), text.size());
+}
+
+}  // namespace amctq::io
+
+#endif  // AMCTQ_IO_RECORD_JSON_HPP

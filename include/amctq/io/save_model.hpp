@@ -1,0 +1,39 @@
+// save_model: lowers a calibrated quantizer to the fake-quant and deploy models and writes
+// them with record.json. Everything is built in memory first and each file is written
+// atomically, so a failure never leaves a partial file behind.
+#ifndef AMCTQ_IO_SAVE_MODEL_HPP
+#define AMCTQ_IO_SAVE_MODEL_HPP
+
+#include <string>
+
+#include "amctq/graph/passes/lower_qdq.hpp"
+#include "amctq/graph/pipeline.hpp"
+#include "amctq/io/onnx_writer.hpp"
+#include "amctq/io/record_json.hpp"
+
+namespace amctq::io {
+
+struct saved_paths {
+  std::string fake_quant;
+  std::string deploy;
+  std::string record;
+};
+
+/// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx (when a deploy
+/// lowering is available) and DIR/record.json.
+inline saved_paths save_model(const graph::quantizer& q, const std::string& dir, const std::string& stem) {
+  AMCTQ_CHECK(q.calibrated(), errc::invalid_argument, "save_model", "calibrate() must run before save_model()");
+  saved_paths p;
+  const std::string base = dir.empty() ? std::string(".") : dir;
+  p.fake_quant = base + "/" + stem + "_fake_quant_model.onnx";
+  p.record = base + "/record.json";
+  const graph::model fq = graph::lower_qdq(q.float_model(), q.layers(), q.record());
+  const std::string rec = write_record_json(q.record());
+  write_onnx(fq, p.fake_quant);
+  write_file_atomic(p.record, rec.data(), rec.size());
+  return p;
+}
+
+}  // namespace amctq::io
+
+#endif  // AMCTQ_IO_SAVE_MODEL_HPP
