@@ -1,0 +1,250 @@
+// Entropy (KL) calibration in the TensorRT style: the clipping window whose histogram, merged
+// into `levels` quantization levels and spread back evenly over its non-empty bins, is closest
+// in KL divergence to the original (with the mass outside the window folded into its end bins).
+//  - symmetric specs: histogram of |x| over [0, absmax] with `bins` bins, windows [0, i) for
+//    i = levels .. bins (TensorRT / pytorch-quantization), threshold = upper edge of the window.
+//  - asymmetric specs: histogram of x over [min, max]; windows [a, b) of at least `levels` bins,
+//    found by optimising b for fixed a and a for fixed b in turn until neither moves.
+//  - preset onnxruntime: ORT's EntropyCalibrater literally (windows growing around the zero
+//    bin of a histogram over [-absmax, absmax], integer-truncated expanded q, remainder bins
+//    left at 0, eps = 1e-4 smoothing, scipy's normalisation) — O(bins^2) as in ORT.
+// The native searches cost O(levels) per window thanks to prefix sums of c, c*log(c) and of the
+// non-empty bin count: a level's contribution is mass * (log mass - log nonzero).
+#ifndef AMCTQ_ALGORITHMS_ENTROPY_HPP
+#define AMCTQ_ALGORITHMS_ENTROPY_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "amctq/algorithms/calib_range.hpp"
+#include "amctq/algorithms/histogram.hpp"
+#include "amctq/kernels/detail/simd.hpp"
+
+namespace amctq {
+
+struct entropy_options {
+  int bins = 2048;  ///< histogram bins the windows are cut from
+  int levels = 0;   ///< quantization levels; 0: 2^(bits-1) symmetric, 2^bits asymmetric (128 for onnxruntime)
+  int max_rounds = 8;  ///< asymmetric: alternations of the two window ends
+};
+
+inline void validate(const entropy_options& o, const char* where = "entropy_options") {
+  AMCTQ_CHECK(o.bins >= 2 && o.bins <= 1 << 20, errc::invalid_argument, where, "bins must be in [2, 2^20], got ",
+              o.bins);
+  AMCTQ_CHECK(o.levels >= 0 && o.levels <= o.bins, errc::invalid_argument, where,
+              "levels must be 0 (default) or in [1, bins], got ", o.levels);
+  AMCTQ_CHECK(o.max_rounds >= 1, errc::invalid_argument, where, "max_rounds must be >= 1");
+}
+
+namespace detail {
+
+inline double xlogx(double v) { return v > 0.0 ? v * std::log(v) : 0.0; }
+
+/// Sum of m[j] * log(m[j]) over the entries (0 log 0 = 0), vectorised when xsimd is there:
+/// this is the inner loop of every KL evaluation.
+inline double sum_xlogx(const double* m, std::size_t n) {
+  std::size_t i = 0;
+  double acc = 0.0;
+#if AMCTQ_HAS_XSIMD
+  using B = xsimd::batch<double>;
+  constexpr std::size_t W = B::size;
+  B vacc(0.0);
+  const B zero(0.0), one(1.0);
+  for (; i + W <= n; i += W) {
+    const B v = B::load_unaligned(m + i);
+    const auto pos = v > zero;
+    vacc += xsimd::select(pos, v * xsimd::log(xsimd::select(pos, v, one)), zero);
+  }
+  acc = xsimd::reduce_add(vacc);
+#endif
+  for (; i < n; ++i) acc += xlogx(m[i]);
+  return acc;
+}
+
+/// KL(P || Q) of windows of one histogram in O(levels) each.
+class kl_windows {
+ public:
+  kl_windows(const std::vector<double>& counts, std::size_t levels) : c_(counts), levels_(levels) {
+    const std::size_t n = counts.size();
+    cum_.assign(n + 1, 0.0);
+    xlx_.assign(n + 1, 0.0);
+    nz_.assign(n + 1, 0);
+    for (std::size_t k = 0; k < n; ++k) {
+      cum_[k + 1] = cum_[k] + counts[k];
+      xlx_[k + 1] = xlx_[k] + xlogx(counts[k]);
+      nz_[k + 1] = nz_[k] + (counts[k] > 0.0 ? 1 : 0);
+    }
+    log_n_.assign(n + 1, 0.0);
+    for (std::size_t k = 1; k <= n; ++k) log_n_[k] = std::log(static_cast<double>(k));
+    mass_.resize(levels);
+  }
+
+  double total() const { return cum_.back(); }
+
+  /// KL for the window [a, b) (b - a >= levels); +inf when an end bin is empty but receives
+  /// outliers (Q would be 0 where P is not), as in TensorRT.
+  double operator()(std::size_t a, std::size_t b) {
+    const double n = cum_.back();
+    const double inside = cum_[b] - cum_[a];
+    if (!(inside > 0.0)) return std::numeric_limits<double>::infinity();
+    const double out_l = cum_[a], out_r = n - cum_[b];
+    if ((out_l > 0.0 && !(c_[a] > 0.0)) || (out_r > 0.0 && !(c_[b - 1] > 0.0)))
+      return std::numeric_limits<double>::infinity();
+    const std::size_t len = b - a, per = len / levels_;
+    // Sum P log P: the window's c log c with its end bins replaced by the outlier-augmented ones.
+    double plogp = xlx_[b] - xlx_[a];
+    if (len == 1) {
+      plogp += xlogx(c_[a] + out_l + out_r) - xlogx(c_[a]);
+    } else {
+      plogp += xlogx(c_[a] + out_l) - xlogx(c_[a]) + xlogx(c_[b - 1] + out_r) - xlogx(c_[b - 1]);
+    }
+    // Sum P log Q over bins: mass_j * log(mass_j / nonzero_j) per level, plus the outliers
+    // times log q of their end bins.
+    double nz_log = 0.0;
+    for (std::size_t j = 0; j < levels_; ++j) {
+      const std::size_t s = a + j * per, e = j + 1 == levels_ ? b : s + per;
+      mass_[j] = cum_[e] - cum_[s];
+      nz_log += mass_[j] > 0.0 ? mass_[j] * log_n_[nz_[e] - nz_[s]] : 0.0;
+    }
+    double plogq = sum_xlogx(mass_.data(), levels_) - nz_log;
+    auto log_q = [&](std::size_t j) {
+      const std::size_t s = a + j * per, e = j + 1 == levels_ ? b : s + per;
+      return std::log(mass_[j]) - log_n_[nz_[e] - nz_[s]];
+    };
+    if (out_l > 0.0) plogq += out_l * log_q(0);
+    if (out_r > 0.0) plogq += out_r * log_q(levels_ - 1);
+    return (plogp - plogq) / n + std::log(inside / n);
+  }
+
+ private:
+  const std::vector<double>& c_;
+  std::size_t levels_;
+  std::vector<double> cum_, xlx_, log_n_, mass_;
+  std::vector<std::size_t> nz_;
+};
+
+// ORT's get_entropy_threshold on a histogram over [-amax, amax]; returns the window's edges.
+inline calib_range onnxruntime_entropy(const binned_histogram& h, std::size_t levels) {
+  const std::size_t n = h.bins(), zero = n / 2, half = levels / 2;
+  const std::vector<double>& hist = h.counts;
+  std::vector<double> cum(n + 1, 0.0);
+  for (std::size_t k = 0; k < n; ++k) cum[k + 1] = cum[k] + hist[k];
+  std::vector<double> p, q;
+  double best = std::numeric_limits<double>::infinity();
+  std::size_t best_i = half;
+  constexpr double eps = 1e-4;
+  auto smooth = [&](std::vector<double>& d) {
+    std::size_t zeros = 0;
+    for (double v : d) zeros += v == 0.0;
+    const std::size_t nonzeros = d.size() - zeros;
+    if (nonzeros == 0) return false;
+    const double eps1 = eps * static_cast<double>(zeros) / static_cast<double>(nonzeros);
+    for (double& v : d) v = static_cast<float>(v == 0.0 ? eps : v - eps1);  // ORT smooths in float32
+    return true;
+  };
+  for (std::size_t i = half; i <= zero; ++i) {
+    const std::size_t start = zero - i, end = std::min(zero + i + 1, n);
+    const std::size_t len = end - start;
+    p.assign(hist.begin() + static_cast<std::ptrdiff_t>(start), hist.begin() + static_cast<std::ptrdiff_t>(end));
+    p.front() += cum[start];
+    p.back() += cum[n] - cum[end];
+    const std::size_t per = len / levels;
+    q.assign(len, 0.0);
+    for (std::size_t j = 0; j < levels; ++j) {
+      const std::size_t s = j * per, e = s + per;
+      double mass = cum[start + e] - cum[start + s];
+      if (j + 1 == levels) mass += cum[end] - cum[start + levels * per];
+      std::size_t nz = 0;
+      for (std::size_t k = s; k < e; ++k) nz += p[k] != 0.0;
+      if (nz != 0)
+        for (std::size_t k = s; k < e; ++k) q[k] = std::trunc(mass / static_cast<double>(nz));
+    }
+    double kl = std::numeric_limits<double>::infinity();
+    if (smooth(p) && smooth(q)) {
+      double sp = 0.0, sq = 0.0;
+      for (std::size_t k = 0; k < len; ++k) {
+        sp += p[k];
+        sq += q[k];
+      }
+      kl = 0.0;
+      for (std::size_t k = 0; k < len; ++k) {
+        const double pk = p[k] / sp, qk = q[k] / sq;
+        kl += pk > 0.0 ? pk * std::log(pk / qk) : 0.0;
+      }
+    }
+    if (kl < best) {
+      best = kl;
+      best_i = i;
+    }
+  }
+  const std::size_t start = zero - best_i, end = std::min(zero + best_i + 1, n);
+  return {static_cast<float>(h.edge(start)), static_cast<float>(h.edge(end))};
+}
+
+}  // namespace detail
+
+inline calib_range entropy_range(const binned_histogram& fine, const quant_spec& spec, preset how = preset::amct,
+                                 const entropy_options& o = {}) {
+  validate(o);
+  if (fine.total == 0.0) return {0.0f, 0.0f};
+  const auto bins = static_cast<std::size_t>(o.bins);
+  const float amax = std::fmax(std::fabs(fine.min), std::fabs(fine.max));
+  if (amax == 0.0f || !(fine.max > fine.min)) return {fine.min, fine.max};
+  auto clip_to_data = [&](calib_range r) { return calib_range{std::fmax(r.min, fine.min), std::fmin(r.max, fine.max)}; };
+  if (how == preset::onnxruntime) {
+    const std::size_t levels = o.levels ? static_cast<std::size_t>(o.levels) : 128;
+    AMCTQ_CHECK(levels / 2 <= bins / 2, errc::invalid_argument, "entropy_range", "levels (", levels,
+                ") must not exceed bins (", bins, ")");
+    return clip_to_data(detail::onnxruntime_entropy(resample(fine, -amax, amax, bins), levels));
+  }
+  if (spec.symmetric) {
+    const std::size_t levels = o.levels ? static_cast<std::size_t>(o.levels) : std::size_t{1} << (spec.bits - 1);
+    AMCTQ_CHECK(levels <= bins, errc::invalid_argument, "entropy_range", "levels (", levels, ") exceed bins (", bins, ")");
+    const binned_histogram h = resample(fine, 0.0, amax, bins, true);
+    detail::kl_windows kl(h.counts, levels);
+    double best = std::numeric_limits<double>::infinity();
+    std::size_t best_i = bins;
+    for (std::size_t i = levels; i <= bins; ++i) {
+      const double v = kl(0, i);
+      if (v < best) {
+        best = v;
+        best_i = i;
+      }
+    }
+    const auto t = static_cast<float>(h.edge(best_i));
+    return clip_to_data({-t, t});
+  }
+  const std::size_t levels = o.levels ? static_cast<std::size_t>(o.levels) : std::size_t{1} << spec.bits;
+  AMCTQ_CHECK(levels <= bins, errc::invalid_argument, "entropy_range", "levels (", levels, ") exceed bins (", bins, ")");
+  const binned_histogram h = resample(fine, fine.min, fine.max, bins);
+  detail::kl_windows kl(h.counts, levels);
+  std::size_t a = 0, b = bins;
+  for (int round = 0; round < o.max_rounds; ++round) {
+    const std::size_t a0 = a, b0 = b;
+    double best = std::numeric_limits<double>::infinity();
+    for (std::size_t e = a + levels; e <= bins; ++e) {
+      const double v = kl(a, e);
+      if (v < best) {
+        best = v;
+        b = e;
+      }
+    }
+    best = std::numeric_limits<double>::infinity();
+    for (std::size_t s = 0; s + levels <= b; ++s) {
+      const double v = kl(s, b);
+      if (v < best) {
+        best = v;
+        a = s;
+      }
+    }
+    if (a == a0 && b == b0) break;
+  }
+  return clip_to_data({static_cast<float>(h.edge(a)), static_cast<float>(h.edge(b))});
+}
+
+}  // namespace amctq
+
+#endif  // AMCTQ_ALGORITHMS_ENTROPY_HPP

@@ -1,0 +1,72 @@
+// Histogram accumulation on a power-of-two bin grid: bin(x) = floor(x / 2^e) - base. Because the
+// width is a power of two, x / width is exact, so every value lands in the same bin whatever the
+// batch it came with, and the grid of width 2^(e+1) is obtained by merging whole pairs of bins.
+// That is what makes amctq's histograms exactly mergeable (algorithms/histogram.hpp).
+#ifndef AMCTQ_KERNELS_HISTOGRAM_HPP
+#define AMCTQ_KERNELS_HISTOGRAM_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "amctq/kernels/detail/simd.hpp"
+
+namespace amctq::kernels {
+
+/// Absolute bin index of x on the grid of width 1 / inv_width, as an integer-valued float.
+/// A tiny negative x whose quotient underflows to -0 still belongs to bin -1.
+inline float pow2_bin_of(float x, float inv_width) noexcept {
+  const float t = x * inv_width;
+  const float f = std::floor(t);
+  return (t == 0.0f && x < 0.0f) ? -1.0f : f;
+}
+
+/// Adds each element of a contiguous row to counts: element i goes to table (i % ways) of
+/// `ways` interleaved tables of `bins` counters each (counts[w * bins + bin]), so that runs of
+/// equal bins do not serialise on one counter. Values outside [0, bins) after subtracting
+/// base, and NaN / inf, are skipped. base is an integer-valued float; both it and every in-range
+/// bin index are exact in float (the caller keeps |index| < 2^24). ways is 1, 2 or 4.
+/// Returns how many elements were counted.
+template <class Arch, class Count>
+std::size_t histogram_row(Arch, const float* x, std::size_t n, float inv_width, float base, Count* counts,
+                          std::uint32_t bins, unsigned ways) noexcept {
+  std::size_t i = 0, added = 0;
+  const unsigned way_mask = ways - 1u;
+#if AMCTQ_HAS_XSIMD
+  if constexpr (detail::is_simd_arch<Arch>) {
+    using B = xsimd::batch<float, Arch>;
+    using I = xsimd::batch<std::int32_t, Arch>;
+    constexpr std::size_t W = B::size;
+    const B vinv(inv_width), vbase(base), zero(0.0f), minus_one(-1.0f);
+    alignas(64) std::int32_t idx[W];
+    for (; i + W <= n; i += W) {
+      const B v = B::load_unaligned(x + i);
+      const B t = v * vinv;
+      B f = xsimd::floor(t);
+      f = xsimd::select((t == zero) & (v < zero), minus_one, f);
+      // NaN and out-of-range convert to INT_MIN, which the unsigned test below rejects.
+      const I k = xsimd::to_int(f - vbase);
+      k.store_aligned(idx);
+      for (std::size_t j = 0; j < W; ++j) {
+        const auto u = static_cast<std::uint32_t>(idx[j]);
+        if (u < bins) {
+          ++counts[static_cast<std::size_t>((j & way_mask)) * bins + u];
+          ++added;
+        }
+      }
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    const float d = pow2_bin_of(x[i], inv_width) - base;
+    if (d >= 0.0f && d < static_cast<float>(bins)) {
+      ++counts[static_cast<std::size_t>(i & way_mask) * bins + static_cast<std::uint32_t>(d)];
+      ++added;
+    }
+  }
+  return added;
+}
+
+}  // namespace amctq::kernels
+
+#endif  // AMCTQ_KERNELS_HISTOGRAM_HPP

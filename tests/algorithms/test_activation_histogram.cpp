@@ -1,0 +1,206 @@
+// The power-of-two histogram: kernel SIMD == scalar, exact counts, exact merging, order and
+// batching independence, state round trip, and the resampling the searches read.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "amctq/algorithms/histogram.hpp"
+#include "amctq/algorithms/histogram_moments.hpp"
+#include "amctq/algorithms/tails.hpp"
+#include "amctq/kernels/histogram.hpp"
+
+using namespace amctq;
+
+namespace {
+
+std::vector<float> normal_data(std::size_t n, unsigned seed, float sigma = 1.0f, float mean = 0.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(mean, sigma);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Independent oracle: bin by exact floor division in double.
+std::vector<std::uint64_t> oracle_counts(const std::vector<float>& v, int e, std::int64_t base, std::size_t bins) {
+  std::vector<std::uint64_t> c(bins, 0);
+  for (float x : v) {
+    if (!std::isfinite(x)) continue;
+    const auto j = static_cast<std::int64_t>(std::floor(std::ldexp(static_cast<double>(x), -e)));
+    if (j - base >= 0 && j - base < static_cast<std::int64_t>(bins)) ++c[static_cast<std::size_t>(j - base)];
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("histogram kernel: SIMD and scalar agree and match exact floor division") {
+  std::vector<float> v = normal_data(10007, 1, 3.0f);
+  v[5] = -1e-45f;  // underflows to -0 when divided: must still land in bin -1
+  v[6] = std::numeric_limits<float>::quiet_NaN();
+  v[7] = std::numeric_limits<float>::infinity();
+  v[8] = -0.0f;
+  const int e = -6;
+  const float inv = std::ldexp(1.0f, -e);
+  const std::uint32_t bins = 2048;
+  const float base = -1024.0f;
+  std::vector<std::uint32_t> simd(4 * bins, 0), scalar(4 * bins, 0);
+  const std::size_t a = kernels::histogram_row(kernels::default_arch{}, v.data(), v.size(), inv, base, simd.data(), bins, 4);
+  const std::size_t b = kernels::histogram_row(kernels::scalar_arch{}, v.data(), v.size(), inv, base, scalar.data(), bins, 4);
+  CHECK(a == b);
+  CHECK(simd == scalar);
+  const auto want = oracle_counts(v, e, -1024, bins);
+  std::size_t mismatches = 0;
+  for (std::uint32_t k = 0; k < bins; ++k)
+    mismatches += (std::uint64_t{simd[k]} + simd[bins + k] + simd[2 * bins + k] + simd[3 * bins + k]) != want[k];
+  CHECK(mismatches == 0);
+  CHECK(a == std::accumulate(want.begin(), want.end(), std::uint64_t{0}));
+  CHECK(want[1023] >= 1);  // the -1e-45 value
+}
+
+TEST_CASE("pow2_histogram: counts every finite value exactly and chooses the smallest grid") {
+  const auto v = normal_data(50000, 2);
+  pow2_histogram h(1024);
+  h.add(v.data(), v.size());
+  CHECK(h.total() == v.size());
+  const auto mm = std::minmax_element(v.begin(), v.end());
+  CHECK(h.min() == *mm.first);
+  CHECK(h.max() == *mm.second);
+  const int e = h.exponent();
+  // Smallest: one step finer would not fit in 1024 bins.
+  const auto span = [&](int ex) {
+    return std::floor(std::ldexp(static_cast<double>(*mm.second), -ex)) - std::floor(std::ldexp(static_cast<double>(*mm.first), -ex)) + 1;
+  };
+  CHECK(span(e) <= 1024);
+  CHECK(span(e - 1) > 1024);
+  const auto st = h.to_state();
+  const auto want = oracle_counts(v, e, st.base, st.counts.size());
+  CHECK(st.counts == want);
+}
+
+TEST_CASE("pow2_histogram: any batching, order and shard merge gives the identical state") {
+  auto v = normal_data(40000, 3, 2.0f, 0.5f);
+  for (std::size_t i = 0; i < v.size(); i += 997) v[i] *= 40.0f;  // outliers force regridding
+  pow2_histogram one(2048);
+  one.add(v.data(), v.size());
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 4; ++trial) {
+    std::vector<float> w = v;
+    std::shuffle(w.begin(), w.end(), rng);
+    pow2_histogram a(2048), b(2048);
+    std::size_t pos = 0;
+    std::uniform_int_distribution<std::size_t> len(1, 5000);
+    bool to_a = true;
+    while (pos < w.size()) {
+      const std::size_t n = std::min(len(rng), w.size() - pos);
+      (to_a ? a : b).add(w.data() + pos, n);
+      pos += n;
+      to_a = !to_a;
+    }
+    if (trial % 2) std::swap(a, b);
+    a.merge(b);
+    const auto sa = a.to_state(), so = one.to_state();
+    CHECK(sa.exponent == so.exponent);
+    CHECK(sa.base == so.base);
+    CHECK(sa.counts == so.counts);
+    CHECK(sa.min == so.min);
+    CHECK(sa.max == so.max);
+  }
+}
+
+TEST_CASE("pow2_histogram: state round trip, constant and tiny data, hostile states") {
+  const auto v = normal_data(1000, 4);
+  pow2_histogram h;
+  h.add(v.data(), v.size());
+  const auto r = pow2_histogram::from_state(h.to_state());
+  CHECK(r.to_state().counts == h.to_state().counts);
+  CHECK(r.total() == h.total());
+
+  pow2_histogram c;
+  const std::vector<float> constant(100, 3.25f);
+  c.add(constant.data(), constant.size());
+  CHECK(c.total() == 100);
+  CHECK(c.to_binned().bins() == 1);
+  pow2_histogram z;
+  const std::vector<float> zeros(10, 0.0f), huge{3e38f, -3e38f}, tiny{1e-40f, -1e-40f};
+  z.add(zeros.data(), zeros.size());
+  z.add(tiny.data(), tiny.size());
+  z.add(huge.data(), huge.size());
+  CHECK(z.total() == 14);
+  CHECK(z.max() == 3e38f);
+
+  auto bad = h.to_state();
+  bad.counts.pop_back();
+  CHECK_THROWS_AS(pow2_histogram::from_state(bad), amctq::error);
+  bad = h.to_state();
+  bad.min = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_AS(pow2_histogram::from_state(bad), amctq::error);
+  CHECK_THROWS_AS(pow2_histogram(3), amctq::error);
+}
+
+TEST_CASE("resample keeps the mass and the shape; |x| folding mirrors negatives") {
+  binned_histogram h;
+  h.lo = -2.0;
+  h.width = 1.0;
+  h.counts = {4, 0, 2, 6};  // [-2,-1) [-1,0) [0,1) [1,2)
+  h.total = 12;
+  const auto r = resample(h, -2.0, 2.0, 8);
+  CHECK(std::accumulate(r.counts.begin(), r.counts.end(), 0.0) == doctest::Approx(12));
+  CHECK(r.counts[0] == doctest::Approx(2));
+  CHECK(r.counts[7] == doctest::Approx(3));
+  const auto a = resample(h, 0.0, 2.0, 2, true);
+  CHECK(a.counts[0] == doctest::Approx(2));
+  CHECK(a.counts[1] == doctest::Approx(10));
+}
+
+TEST_CASE("histogram_moments: L2 loss equals a direct integral") {
+  binned_histogram h;
+  h.lo = 0.0;
+  h.width = 0.5;
+  h.counts = {2, 0, 4, 1};
+  h.total = 7;
+  const histogram_moments m(h);
+  // Direct: integrate each bin numerically against levels {0, 0.6, 1.2}.
+  double want = 0.0;
+  const int steps = 20000;
+  for (std::size_t k = 0; k < h.counts.size(); ++k)
+    for (int i = 0; i < steps; ++i) {
+      const double x = h.lo + h.width * (k + (i + 0.5) / steps);
+      const double q = std::clamp(std::round(x / 0.6), 0.0, 2.0) * 0.6;
+      want += h.counts[k] / steps * (x - q) * (x - q);
+    }
+  CHECK(m.loss(0.0, 0.6, 3) == doctest::Approx(want).epsilon(1e-6));
+  CHECK(m.total() == doctest::Approx(7));
+}
+
+TEST_CASE("extreme_values: exact k-th largest/smallest and exact merge") {
+  auto v = normal_data(20000, 5);
+  extreme_values all(64), a(64), b(64);
+  all.add(v.data(), v.size());
+  a.add(v.data(), 7000);
+  b.add(v.data() + 7000, v.size() - 7000);
+  a.merge(b);
+  std::vector<float> s = v;
+  std::sort(s.begin(), s.end());
+  for (std::size_t k : {1u, 2u, 17u, 64u}) {
+    CHECK(all.kth_largest(k) == s[s.size() - k]);
+    CHECK(a.kth_largest(k) == s[s.size() - k]);
+    CHECK(a.kth_smallest(k) == s[k - 1]);
+  }
+  std::vector<float> absv(v.size());
+  std::transform(v.begin(), v.end(), absv.begin(), [](float x) { return std::fabs(x); });
+  std::sort(absv.begin(), absv.end(), std::greater<float>());
+  CHECK(a.kth_largest_abs(10) == absv[9]);
+  // Few values: both tails hold everything, |x| ranks must not count a value twice.
+  extreme_values few(64);
+  const std::vector<float> f{1.0f, -3.0f, 2.0f};
+  few.add(f.data(), f.size());
+  CHECK(few.kth_largest_abs(1) == 3.0f);
+  CHECK(few.kth_largest_abs(2) == 2.0f);
+  CHECK(few.kth_largest_abs(3) == 1.0f);
+}
