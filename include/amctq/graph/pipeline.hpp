@@ -185,6 +185,12 @@ class quantizer {
     const int need = config_.batch_num;
     AMCTQ_CHECK(static_cast<int>(batches.size()) >= need, errc::invalid_argument, "calibrate",
                 "calibration needs ", need, " batches (config batch_num = ", need, "), got ", batches.size());
+    // The balance factors are computed and folded into the weights, but the matching division
+    // of the layer input is not yet inserted into the calibration and exported graphs; refuse
+    // rather than export a model whose balanced layers are wrong.
+    AMCTQ_CHECK(!(preprocess_ && needs_balance()), errc::unsupported, "calibrate",
+                "dmq_balancer_param is set, but exporting balanced layers is not implemented yet; remove "
+                "dmq_balancer_param from the config");
     if (!model_quantized_) quantize_model();
     const int total = need * (preprocess_ && needs_balance() ? 2 : 1);
     int done = 0;
