@@ -44,8 +44,9 @@ struct value_info {
   std::optional<std::vector<dimension>> shape;  ///< empty optional: rank unknown
   std::string doc_string;
   /// Raw wire bytes of fields amctq does not interpret (a non-tensor TypeProto such as a
-  /// sequence or map, metadata), re-emitted as read.
-  std::string unparsed;
+  /// sequence or map, metadata), re-emitted as read. Braced so brace-initialisers that stop
+  /// before it do not warn.
+  std::string unparsed{};
 };
 
 /// ONNX AttributeProto: `type` says which member carries the value.
@@ -78,7 +79,7 @@ struct node {
   std::vector<std::string> outputs;
   std::vector<attribute> attributes;
   std::string doc_string;
-  std::string unparsed;  ///< raw wire bytes of NodeProto fields amctq does not interpret, re-emitted as read
+  std::string unparsed{};  ///< raw wire bytes of NodeProto fields amctq does not interpret, re-emitted as read
 
   const attribute* find(const std::string& attr) const noexcept {
     for (const auto& a : attributes)
@@ -111,7 +112,7 @@ struct graph {
   std::vector<value_info> outputs;
   std::vector<value_info> value_infos;
   std::string doc_string;
-  std::string unparsed;  ///< raw wire bytes of GraphProto fields amctq does not interpret (sparse initializers, quantization annotations), re-emitted as read
+  std::string unparsed{};  ///< raw wire bytes of GraphProto fields amctq does not interpret (sparse initializers, quantization annotations), re-emitted as read
 
   const initializer* find_initializer(const std::string& n) const noexcept {
     for (const auto& i : initializers)
