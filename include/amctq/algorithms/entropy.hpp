@@ -58,7 +58,7 @@ inline double sum_xlogx(const double* m, std::size_t n) {
     const auto pos = v > zero;
     vacc += xsimd::select(pos, v * xsimd::log(xsimd::select(pos, v, one)), zero);
   }
-  acc = xsimd::reduce_add(vacc);
+  acc = xsimd::hadd(vacc);
 #endif
   for (; i < n; ++i) acc += xlogx(m[i]);
   return acc;
