@@ -79,7 +79,7 @@ cle_result equalize_pair(const tensor_view<float, R1>& w1, const weight_layout& 
                        : 1.0f;
   scale_channels(w1, L1, channel_side::output, res.scale, /*divide=*/true);
   if (b1)
-    for (std::size_t c = 0; c < b1_size; ++c) b1[c] /= 1.0f;
+    for (std::size_t c = 0; c < b1_size; ++c) b1[c] /= res.scale[c];
   scale_channels(w2, L2, channel_side::input, res.scale);
   res.relu6_clip = detail::clip_for(res.scale, act);
   return res;
@@ -117,7 +117,7 @@ cle_result equalize_depthwise_triplet(const tensor_view<float, R1>& w1, const we
   }
   scale_channels(w1, L1, channel_side::output, res.scale, /*divide=*/true);
   if (b1)
-    for (std::size_t c = 0; c < b1_size; ++c) b1[c] /= 1.0f;
+    for (std::size_t c = 0; c < b1_size; ++c) b1[c] /= res.scale[c];
   scale_channels(w2, L2, channel_side::output, mid);
   if (b2)
     for (std::size_t c = 0; c < b2_size; ++c) b2[c] /= res.scale2[c];

@@ -198,7 +198,7 @@ inline calib_range entropy_range(const binned_histogram& fine, const quant_spec&
     const std::size_t levels = o.levels ? static_cast<std::size_t>(o.levels) : 128;
     AMCTQ_CHECK(levels / 2 <= bins / 2, errc::invalid_argument, "entropy_range", "levels (", levels,
                 ") must not exceed bins (", bins, ")");
-    return clip_to_data(detail::onnxruntime_entropy(resample(fine, -amax, amax, bins), levels));
+    return clip_to_data(detail::onnxruntime_entropy(resample(fine, -amax, amax, bins, false, true), levels));
   }
   if (spec.symmetric) {
     const std::size_t levels = o.levels ? static_cast<std::size_t>(o.levels) : std::size_t{1} << (spec.bits - 1);

@@ -13,6 +13,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -23,6 +24,10 @@ namespace amctq {
 
 struct hfmg_options {
   int bins = 0;  ///< 0: 4096 (amct) or 2048 (pytorch)
+  /// pytorch preset: reproduce torch <= 1.13's HistogramObserver, whose first histogram is
+  /// taken over [int(min), int(max)] (values outside dropped) but read as if it spanned
+  /// [min, max] (torch.histc(x, bins, min=int(min_val), max=int(max_val)) in observer.py).
+  bool torch_int_range = false;
 };
 
 inline void validate(const hfmg_options& o, const char* where = "hfmg_options") {
@@ -105,6 +110,31 @@ inline void pytorch_hfmg_search(const binned_histogram& h, const window_scorer& 
   best_r = end;
 }
 
+// torch 1.13's first-batch histogram: counts over [trunc(min), trunc(max)] (both 0 -> the data
+// range, as torch.histc does), labelled with the true [min, max].
+inline binned_histogram torch_int_range_histogram(const binned_histogram& fine, std::size_t bins) {
+  double lo = std::trunc(static_cast<double>(fine.min)), hi = std::trunc(static_cast<double>(fine.max));
+  if (!(hi > lo)) {
+    lo = fine.min;
+    hi = fine.max;
+  }
+  binned_histogram h;
+  h.lo = fine.min;
+  h.width = (static_cast<double>(fine.max) - fine.min) / static_cast<double>(bins);
+  h.counts.assign(bins, 0.0);
+  h.min = fine.min;
+  h.max = fine.max;
+  const double scale = static_cast<double>(bins) / (hi - lo);
+  for (std::size_t k = 0; k < fine.bins(); ++k) {
+    const double c = 0.5 * (fine.edge(k) + fine.edge(k + 1));
+    if (fine.counts[k] == 0.0 || c < lo || c > hi) continue;
+    const auto b = std::min(static_cast<std::size_t>((c - lo) * scale), bins - 1);
+    h.counts[b] += fine.counts[k];
+    h.total += fine.counts[k];
+  }
+  return h;
+}
+
 }  // namespace detail
 
 /// h: the streaming histogram (any grid); it is resampled to `bins` bins over [min, max] first.
@@ -114,7 +144,9 @@ inline calib_range hfmg_range(const binned_histogram& fine, const quant_spec& sp
   if (fine.total == 0.0) return {0.0f, 0.0f};
   if (!(fine.max > fine.min)) return {fine.min, fine.max};
   const std::size_t bins = o.bins ? static_cast<std::size_t>(o.bins) : (how == preset::pytorch ? 2048 : 4096);
-  const binned_histogram h = resample(fine, fine.min, fine.max, bins);
+  const binned_histogram h = how == preset::pytorch && o.torch_int_range
+                                 ? detail::torch_int_range_histogram(fine, bins)
+                                 : resample(fine, fine.min, fine.max, bins, false, how == preset::pytorch);
   const histogram_moments m(h);
   const qrange q = integer_range(spec);
   const detail::window_scorer score{m, h, static_cast<std::int64_t>(q.qmax) - q.qmin + 1};

@@ -262,9 +262,12 @@ class pow2_histogram {
 
 /// Redistributes h onto `bins` equal bins over [lo, hi], assuming uniform density inside each
 /// source bin; mass outside [lo, hi] goes to the end bins. With fold_abs the histogram of |x| is
-/// built first (negative bins mirrored onto the positive axis).
+/// built first (negative bins mirrored onto the positive axis). With whole_bins each source bin's
+/// count goes entirely to the target bin holding its centre: integer counts, as a peer that
+/// histograms the raw values would have (the peer-emulating searches are sensitive to
+/// fractional counts in sparse tails).
 inline binned_histogram resample(const binned_histogram& h, double lo, double hi, std::size_t bins,
-                                 bool fold_abs = false) {
+                                 bool fold_abs = false, bool whole_bins = false) {
   AMCTQ_CHECK(bins >= 1, errc::invalid_argument, "resample", "bins must be >= 1");
   AMCTQ_CHECK(hi > lo, errc::invalid_argument, "resample", "range [", lo, ", ", hi, "] is empty");
   binned_histogram out;
@@ -278,6 +281,11 @@ inline binned_histogram resample(const binned_histogram& h, double lo, double hi
   const auto last = static_cast<double>(bins - 1);
   auto spread = [&](double a, double b, double mass) {  // mass uniform over [a, b)
     if (mass == 0.0) return;
+    if (whole_bins) {
+      const double f = std::floor((0.5 * (a + b) - lo) * inv);
+      out.counts[static_cast<std::size_t>(std::clamp(f, 0.0, last))] += mass;
+      return;
+    }
     double fa = (a - lo) * inv, fb = (b - lo) * inv;
     if (fb <= 0.0) { out.counts.front() += mass; return; }
     if (fa >= static_cast<double>(bins)) { out.counts.back() += mass; return; }
@@ -300,6 +308,8 @@ inline binned_histogram resample(const binned_histogram& h, double lo, double hi
       spread(a, b, c);
     } else if (b <= 0.0) {
       spread(-b, -a, c);
+    } else if (whole_bins) {  // straddles zero: the centre's side decides
+      spread(0.0, std::fmax(b, -a), c);
     } else {  // straddles zero: split by length, both parts land on [0, .)
       spread(0.0, b, c * b / (b - a));
       spread(0.0, -a, c * -a / (b - a));

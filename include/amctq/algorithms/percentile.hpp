@@ -2,8 +2,8 @@
 // largest value with k = N - floor(p * N) (k = 1 when p is 1 within DBL_EPSILON), the min the
 // k-th smallest; both are exact while k fits the extreme_values buffer and otherwise read
 // from the histogram with linear interpolation inside the bin. The onnxruntime preset repeats
-// ORT's PercentileCalibrater on a histogram of `bins` bins: |x| for symmetric specs, x
-// otherwise, threshold = lower edge of the bin where the CDF first reaches the percentile,
+// ORT's PercentileCalibrater on a histogram of `bins` bins: |x| over [0, absmax] for
+// symmetric specs, x over [-absmax, absmax] otherwise, threshold = lower edge of the bin where the CDF first reaches the percentile,
 // clipped to the data's [min, max].
 #ifndef AMCTQ_ALGORITHMS_PERCENTILE_HPP
 #define AMCTQ_ALGORITHMS_PERCENTILE_HPP
@@ -85,7 +85,7 @@ inline calib_range percentile_range(extreme_values& tails, const binned_histogra
       const auto t = static_cast<float>(a.edge(cdf_search(a, p)));
       r = {-t, t};
     } else {
-      const binned_histogram a = resample(h, h.min, h.max > h.min ? h.max : h.min + 1.0, static_cast<std::size_t>(o.bins));
+      const binned_histogram a = resample(h, -amax, amax, static_cast<std::size_t>(o.bins));
       const double cut = (1.0 - p) / 2.0;
       r = {static_cast<float>(a.edge(cdf_search(a, cut))), static_cast<float>(a.edge(cdf_search(a, 1.0 - cut)))};
     }
