@@ -153,7 +153,10 @@ struct pb_builder {
   amctq::io::pb::writer<amctq::io::pb::vector_sink> w{sink};
 
   pb_builder() = default;
-  pb_builder(const pb_builder&) = delete;
+  // The sink and writer point into this object: copies rebind them.
+  pb_builder(const pb_builder& o) : bytes(o.bytes) {}
+  pb_builder(pb_builder&& o) noexcept : bytes(std::move(o.bytes)) {}
+  pb_builder& operator=(const pb_builder&) = delete;
 
   pb_builder& varint_field(std::uint32_t f, std::uint64_t v) {
     w.key(f, amctq::io::pb::wire_type::varint);

@@ -366,6 +366,18 @@ class onnx_parser {
       }
     }
     if (!has_type) a.type = inferred;
+    // The type says which member holds the value; drop any other (a malformed file may set
+    // several) so that what was read is exactly what gets written back.
+    if (a.type != kind::f) a.f = 0.0f;
+    if (a.type != kind::i) a.i = 0;
+    if (a.type != kind::s) a.s.clear();
+    if (a.type != kind::t) a.t = graph::tensor();
+    if (a.type != kind::g) a.g.reset();
+    if (a.type != kind::floats) a.floats.clear();
+    if (a.type != kind::ints) a.ints.clear();
+    if (a.type != kind::strings) a.strings.clear();
+    if (a.type != kind::tensors) a.tensors.clear();
+    if (a.type != kind::graphs) a.graphs.clear();
     return a;
   }
 
@@ -512,7 +524,7 @@ class onnx_parser {
     for (std::size_t i = 0; i < f.dims.size(); ++i) {
       const std::int64_t d = f.dims[i];
       AMCTQ_CHECK(d >= 0, errc::parse, where, "TensorProto.dims[", i, "] is negative (", d, ")");
-      AMCTQ_CHECK(d == 0 || count <= (std::uint64_t{1} << 62) / static_cast<std::uint64_t>(d), errc::parse, where,
+      AMCTQ_CHECK(d == 0 || count <= (std::uint64_t{1} << 58) / static_cast<std::uint64_t>(d), errc::parse, where,
                   "TensorProto.dims ", format_dims(f.dims), " hold more elements than memory can");
       count *= static_cast<std::uint64_t>(d);
     }
@@ -551,10 +563,13 @@ class onnx_parser {
     }
 
     // Typed fields. Which one carries which type follows onnx.proto's comments on each field.
-    std::vector<std::byte> bytes(need);
+    // The storage is allocated only once the value count has matched the dims, so hostile dims
+    // cannot trigger a huge allocation.
+    std::vector<std::byte> bytes;
     auto count_check = [&](std::size_t have, std::uint64_t want, const char* field) {
       AMCTQ_CHECK(have == want, errc::parse, where, "TensorProto.", field, " holds ", have, " values, ", desc,
                   " needs ", want);
+      bytes.resize(static_cast<std::size_t>(need));
     };
     auto only = [&](const char* field, std::size_t own) {
       const std::size_t total = f.floats.size() + f.int32s.size() + f.int64s.size() + f.doubles.size() +

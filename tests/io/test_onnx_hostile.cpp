@@ -1,0 +1,263 @@
+// Hostile ONNX input: truncation, lengths past the end, over-long varints, deep nesting, wrong
+// wire types, escaping or short external data, counts that disagree with dims, random
+// corruption. Each must raise amctq::error naming the field, never crash or over-allocate.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "amctq/io/onnx.hpp"
+#include "io/onnx_test_util.hpp"
+
+namespace fs = std::filesystem;
+using namespace amctq;
+using amctq_test::pb_builder;
+
+namespace {
+
+/// A minimal valid ModelProto around a graph body.
+pb_builder model_with_graph(const pb_builder& g) {
+  pb_builder m;
+  m.varint_field(1, 8);
+  m.message(7, g);
+  pb_builder opset;
+  opset.varint_field(2, 13);
+  m.message(8, opset);
+  return m;
+}
+
+/// A graph with one node whose attribute list is `attrs`.
+pb_builder graph_with_node_attrs(const std::vector<const pb_builder*>& attrs) {
+  pb_builder node;
+  node.bytes_field(1, "x").bytes_field(2, "y").bytes_field(4, "Custom");
+  for (const auto* a : attrs) node.message(5, *a);
+  pb_builder g;
+  g.message(1, node);
+  return g;
+}
+
+template <class F>
+std::string error_of(F&& f, errc want = errc::parse) {
+  try {
+    f();
+  } catch (const amctq::error& e) {
+    CHECK_MESSAGE(e.code() == want, e.what());
+    return e.what();
+  }
+  FAIL("no amctq::error was thrown");
+  return "";
+}
+
+std::string parse_error(const pb_builder& m, errc want = errc::parse) {
+  return error_of([&] { (void)io::parse_onnx(m.bytes.data(), m.bytes.size()); }, want);
+}
+
+pb_builder float_tensor_attr(const char* name, std::vector<std::int64_t> dims, std::size_t raw_bytes) {
+  pb_builder t;
+  t.w.packed_varints(1, dims);
+  t.varint_field(2, 1);
+  t.bytes_field(9, std::string(raw_bytes, '\0'));
+  pb_builder a;
+  a.bytes_field(1, name).message(5, t).varint_field(20, 4);
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("onnx hostile: element counts that disagree with dims name the field") {
+  pb_builder a0, a1;
+  a0.bytes_field(1, "alpha").fixed32_field(2, 0.5f).varint_field(20, 1);
+  a1.bytes_field(1, "k").varint_field(3, 3).varint_field(20, 2);
+  const pb_builder bad = float_tensor_attr("value", {2, 3}, 12);
+  const std::string msg = parse_error(model_with_graph(graph_with_node_attrs({&a0, &a1, &bad})));
+  CHECK(msg == "[amctq.parse] ModelProto.graph.node[0].attribute[2].t: TensorProto.raw_data length 12 does not "
+               "match dims [2,3] of float32 (24 bytes)");
+
+  SUBCASE("typed field count") {
+    pb_builder t;
+    t.varint_field(1, 4).varint_field(2, 1);
+    t.w.packed_floats(4, {1, 2, 3});
+    pb_builder g;
+    g.message(5, t);
+    CHECK(parse_error(model_with_graph(g)).find("ModelProto.graph.initializer[0]: TensorProto.float_data holds 3 "
+                                                "values, dims [4] of float32 needs 4") != std::string::npos);
+  }
+  SUBCASE("values in the wrong typed field") {
+    pb_builder t;
+    t.varint_field(1, 1).varint_field(2, 1).varint_field(7, 5);
+    CHECK(error_of([&] { io::parse_onnx_tensor(t.bytes.data(), t.bytes.size()); })
+              .find("TensorProto of float32 has values in a field other than float_data") != std::string::npos);
+  }
+  SUBCASE("negative dim, overflowing dims, unknown data type, out-of-range int8") {
+    pb_builder neg;
+    neg.varint_field(1, static_cast<std::uint64_t>(-2)).varint_field(2, 1);
+    CHECK(error_of([&] { io::parse_onnx_tensor(neg.bytes.data(), neg.bytes.size()); }).find("dims[0] is negative") !=
+          std::string::npos);
+    pb_builder huge;
+    huge.w.packed_varints(1, {1 << 30, 1 << 30, 1 << 30});
+    huge.varint_field(2, 1);
+    CHECK(error_of([&] { io::parse_onnx_tensor(huge.bytes.data(), huge.bytes.size()); }).find("more elements") !=
+          std::string::npos);
+    pb_builder big_no_data;  // 2^40 floats claimed, no data: rejected before allocating
+    big_no_data.w.packed_varints(1, {1 << 20, 1 << 20});
+    big_no_data.varint_field(2, 1);
+    CHECK(error_of([&] { io::parse_onnx_tensor(big_no_data.bytes.data(), big_no_data.bytes.size()); })
+              .find("float_data holds 0 values") != std::string::npos);
+    pb_builder unknown;
+    unknown.varint_field(2, 99);
+    CHECK(error_of([&] { io::parse_onnx_tensor(unknown.bytes.data(), unknown.bytes.size()); })
+              .find("data_type 99 is not an ONNX data type") != std::string::npos);
+    pb_builder i8;
+    i8.varint_field(1, 1).varint_field(2, 3).varint_field(5, 300);
+    CHECK(error_of([&] { io::parse_onnx_tensor(i8.bytes.data(), i8.bytes.size()); })
+              .find("int32_data[0] = 300 is out of range for int8") != std::string::npos);
+  }
+}
+
+TEST_CASE("onnx hostile: truncation, lengths past the end, over-long varints, bad wire types") {
+  SUBCASE("length past the end of the buffer") {
+    pb_builder m;
+    m.varint_field(1, 8).raw({0x3a, 0xe8, 0x07, 0x0a});  // field 7 (graph), length 1000, 1 byte present
+    CHECK(parse_error(m).find("length 1000 runs past the end of the buffer (1 bytes left)") != std::string::npos);
+  }
+  SUBCASE("varint longer than 10 bytes") {
+    pb_builder m;
+    m.raw({0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01});
+    CHECK(parse_error(m).find("varint longer than 10 bytes") != std::string::npos);
+  }
+  SUBCASE("truncated varint and fixed32") {
+    pb_builder m;
+    m.raw({0x08, 0x80});
+    CHECK(parse_error(m).find("truncated varint") != std::string::npos);
+    pb_builder a;
+    a.bytes_field(1, "alpha").raw({0x15, 0x00, 0x00});  // f (fixed32) with 2 of 4 bytes
+    const std::string msg = parse_error(model_with_graph(graph_with_node_attrs({&a})));
+    CHECK(msg.find("ModelProto.graph.node[0].attribute[0]: AttributeProto: truncated fixed32") != std::string::npos);
+  }
+  SUBCASE("wrong wire type for a known field") {
+    pb_builder m;
+    m.bytes_field(1, "8");  // ir_version as bytes
+    CHECK(parse_error(m).find("ModelProto.ir_version has wire type length-delimited, expected varint") !=
+          std::string::npos);
+    pb_builder t;
+    t.varint_field(9, 3);  // raw_data as a varint
+    CHECK(error_of([&] { io::parse_onnx_tensor(t.bytes.data(), t.bytes.size()); })
+              .find("TensorProto.raw_data has wire type varint") != std::string::npos);
+    pb_builder g;
+    g.varint_field(1, 1);  // node as a varint
+    CHECK(parse_error(model_with_graph(g)).find("ModelProto.graph: GraphProto.node has wire type varint") !=
+          std::string::npos);
+  }
+  SUBCASE("not a model at all") {
+    pb_builder m;
+    m.varint_field(1, 8);
+    CHECK(parse_error(m).find("no graph") != std::string::npos);
+    pb_builder zero;
+    zero.raw({0x00});  // field number 0
+    CHECK(parse_error(zero).find("invalid field number 0") != std::string::npos);
+  }
+  SUBCASE("every truncation of a real model is an amctq::error or a shorter valid model") {
+    const auto models = amctq_test::onnx_backend_models();
+    REQUIRE(!models.empty());
+    const auto bytes = io::serialize_onnx(io::read_onnx(models.front()));
+    std::size_t rejected = 0;
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+      try {
+        (void)io::parse_onnx(bytes.data(), n);
+      } catch (const amctq::error& e) {
+        CHECK(e.code() == errc::parse);
+        ++rejected;
+      }
+    }
+    CHECK(rejected > bytes.size() * 9 / 10);
+  }
+}
+
+TEST_CASE("onnx hostile: subgraph nesting is limited to 64") {
+  auto nested = [](int depth) {
+    pb_builder g;
+    g.bytes_field(2, "leaf");
+    for (int i = 0; i < depth; ++i) {
+      pb_builder attr;
+      attr.bytes_field(1, "then_branch").message(6, g).varint_field(20, 5);
+      pb_builder node;
+      node.bytes_field(4, "If").message(5, attr);
+      pb_builder outer;
+      outer.message(1, node);
+      g.bytes.swap(outer.bytes);
+    }
+    return model_with_graph(g);
+  };
+  const pb_builder ok = nested(64);
+  CHECK_NOTHROW(io::parse_onnx(ok.bytes.data(), ok.bytes.size()));
+  CHECK(parse_error(nested(65)).find("subgraphs nested deeper than 64") != std::string::npos);
+  CHECK(parse_error(nested(5000)).find("subgraphs nested deeper than 64") != std::string::npos);
+}
+
+TEST_CASE("onnx hostile: external data that escapes the folder or runs past the file") {
+  const fs::path dir = fs::temp_directory_path() / ("amctq_onnx_hostile_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sub");
+  amctq_test::write_bytes(dir / "w.bin", std::vector<std::byte>(16));
+  auto model_path = [&](const std::string& location, const std::string& offset, const std::string& length) {
+    pb_builder t;
+    t.varint_field(1, 4).varint_field(2, 1).bytes_field(8, "w");
+    for (auto [k, v] : {std::pair{"location", location}, std::pair{"offset", offset}, std::pair{"length", length}}) {
+      if (v.empty()) continue;
+      pb_builder e;
+      e.bytes_field(1, k).bytes_field(2, v);
+      t.message(13, e);
+    }
+    t.varint_field(14, 1);
+    pb_builder g;
+    g.message(5, t);
+    const fs::path p = dir / "sub" / "m.onnx";
+    amctq_test::write_bytes(p, model_with_graph(g).bytes);
+    return p.string();
+  };
+  auto read_error = [&](const std::string& p, errc code) { return error_of([&] { io::read_onnx(p); }, code); };
+
+  const std::string up = read_error(model_path("../w.bin", "0", "16"), errc::io);
+  CHECK(up.find("ModelProto.graph.initializer[0]: external data location '../w.bin' escapes the model's folder") !=
+        std::string::npos);
+  CHECK(read_error(model_path("a/../../w.bin", "", ""), errc::io).find("escapes") != std::string::npos);
+  CHECK(read_error(model_path((dir / "w.bin").string(), "", ""), errc::io).find("is absolute") != std::string::npos);
+  amctq_test::write_bytes(dir / "sub" / "w.bin", std::vector<std::byte>(16));
+  CHECK(io::read_onnx(model_path("w.bin", "0", "16")).main.initializers.at(0).value.size() == 4);
+  CHECK(io::read_onnx(model_path("w.bin", "", "")).main.initializers.at(0).external->length == -1);
+  CHECK(read_error(model_path("w.bin", "8", "16"), errc::io).find("past the end of 'w.bin' (16 bytes)") !=
+        std::string::npos);
+  CHECK(read_error(model_path("w.bin", "32", ""), errc::io).find("offset 32 is past the end") != std::string::npos);
+  CHECK(read_error(model_path("w.bin", "4", "12"), errc::parse).find("external data length 12 does not match dims [4]") !=
+        std::string::npos);
+  CHECK(read_error(model_path("w.bin", "-1", ""), errc::parse).find("offset '-1' is not a non-negative integer") !=
+        std::string::npos);
+  CHECK(read_error(model_path("missing.bin", "", ""), errc::io).find("cannot open") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("onnx hostile: random corruption of real models never escapes as anything but amctq::error") {
+  const auto models = amctq_test::onnx_backend_models();
+  REQUIRE(models.size() >= 10);
+  std::mt19937 rng(5);
+  std::size_t parsed = 0, rejected = 0;
+  for (std::size_t k = 0; k < models.size(); k += models.size() / 10) {
+    const auto good = io::serialize_onnx(io::read_onnx(models[k]));
+    for (int trial = 0; trial < 150; ++trial) {
+      auto bad = good;
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] = static_cast<std::byte>(rng());
+      try {
+        const graph::model m = io::parse_onnx(bad.data(), bad.size());
+        // Whatever parses must serialize and parse again.
+        const auto again = io::serialize_onnx(m);
+        CHECK(amctq_test::ir_compare{}.models(m, io::parse_onnx(again.data(), again.size())) == "");
+        ++parsed;
+      } catch (const amctq::error&) {
+        ++rejected;
+      }
+    }
+  }
+  CHECK(parsed + rejected >= 1500);
+  CHECK(rejected > 0);
+}
