@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   try {
     const graph::model m = io::read_onnx(argv[1]);
     graph::quant_config cfg = argc > 5 ? io::read_config_json(argv[5]) : graph::create_quant_config(m);
+    io::save_config_json(cfg, std::string(argv[4]) + "/config_used.json");
     graph::quantizer q(m, cfg);
     const std::string input = m.main.inputs.at(0).name;
     const graph::tensor calib = npy_read_f32(argv[2]);

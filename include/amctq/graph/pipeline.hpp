@@ -211,12 +211,19 @@ class quantizer {
     std::vector<std::string> watched;
     for (const auto& l : layers_) watched.push_back(l.input);
     observer_set obs(ex, watched);
+    // The deploy lowering needs the layer input shapes (channel count, rank) the graph does not state.
+    std::map<std::string, std::vector<std::int64_t>> shapes;
+    std::vector<tensor_hooks::handle> shape_hooks;
+    for (const auto& t : watched)
+      shape_hooks.push_back(ex.hooks().on_tensor(t, [&shapes](const std::string& n, const tensor& v) { shapes[n] = v.shape(); }));
     for (int b = 0; b < need; ++b) {
       ex.run(balanced_inputs(batches[static_cast<std::size_t>(b)]));
       if (progress) progress(++done, total);
     }
+    for (auto h : shape_hooks) ex.hooks().remove(h);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       layer_record& r = record_.layers[i];
+      r.input_shape = shapes[layers_[i].input];
       r.act = obs.at(layers_[i].input).result(settings_[i].activation);
       if (!layers_[i].bias.empty()) {
         const tensor& b = model_.main.find_initializer(layers_[i].bias)->value;

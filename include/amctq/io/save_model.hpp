@@ -7,6 +7,7 @@
 #include <string>
 
 #include "amctq/graph/passes/lower_qdq.hpp"
+#include "amctq/graph/passes/lower_qoperator.hpp"
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/onnx_writer.hpp"
 #include "amctq/io/record_json.hpp"
@@ -19,17 +20,20 @@ struct saved_paths {
   std::string record;
 };
 
-/// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx (when a deploy
-/// lowering is available) and DIR/record.json.
+/// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx and DIR/record.json.
+/// Both models are lowered and serialised before the first file is written.
 inline saved_paths save_model(const graph::quantizer& q, const std::string& dir, const std::string& stem) {
   AMCTQ_CHECK(q.calibrated(), errc::invalid_argument, "save_model", "calibrate() must run before save_model()");
   saved_paths p;
   const std::string base = dir.empty() ? std::string(".") : dir;
   p.fake_quant = base + "/" + stem + "_fake_quant_model.onnx";
+  p.deploy = base + "/" + stem + "_deploy_model.onnx";
   p.record = base + "/record.json";
   const graph::model fq = graph::lower_qdq(q.float_model(), q.layers(), q.record());
+  const graph::model dp = graph::lower_qoperator(q.float_model(), q.layers(), q.record());
   const std::string rec = write_record_json(q.record());
   write_onnx(fq, p.fake_quant);
+  write_onnx(dp, p.deploy);
   write_file_atomic(p.record, rec.data(), rec.size());
   return p;
 }

@@ -1,0 +1,342 @@
+// The deploy model: int8 activations and weights, int32 biases, integer operators ONNX
+// Runtime's CPU provider executes (standard ONNX domain only).
+//  - A layer's input is an int8 tensor with its calibrated (scale_d, offset_d): QuantizeLinear of
+//    the float tensor, or, when the producing layer can requantize straight into it, that
+//    layer's own int8 output.
+//  - Conv -> QLinearConv (per-channel weight scales, zero point 0, int32 bias) when its output
+//    reaches exactly one quantized layer through ops that commute with quantization (Relu,
+//    MaxPool, Pad, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout); the
+//    QLinearConv then writes that layer's input grid directly. A Relu on that path is folded
+//    into the requantization clamp when the grid's zero point is its minimum (AMCT's
+//    asymmetric grid of a non-negative range), else it becomes Max(q, zero_point) on int8.
+//    Otherwise Conv -> ConvInteger + Add(int32 bias) + Cast + Mul(s_d * s_w) in float.
+//  - AveragePool -> depthwise QLinearConv / ConvInteger with unit int8 weights and weight scale
+//    1/kernel_size (exact for count_include_pad or unpadded windows, ceil_mode 0).
+//  - Gemm / MatMul -> MatMulInteger + Add(int32 bias) + Cast + Mul(s_d * s_w[c]): a float
+//    output, requantized by the next layer's QuantizeLinear.
+//  - ConvTranspose (no integer ONNX op) runs in float between DequantizeLinear nodes.
+// Every integer op above is simulated bit for bit by graph/integer_sim.hpp.
+#ifndef AMCTQ_GRAPH_PASSES_LOWER_QOPERATOR_HPP
+#define AMCTQ_GRAPH_PASSES_LOWER_QOPERATOR_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "amctq/error.hpp"
+#include "amctq/graph/ir.hpp"
+#include "amctq/graph/passes/lower_qdq.hpp"
+#include "amctq/graph/quant_layers.hpp"
+#include "amctq/graph/quant_record.hpp"
+
+namespace amctq::graph {
+
+namespace detail {
+
+inline bool commutes_with_quantize(const node& n, std::int64_t opset) {
+  static const std::set<std::string> ops = {"Relu", "MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze",
+                                            "Unsqueeze", "Identity", "Dropout", "Pad"};
+  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
+  if (!ops.count(n.op_type) || n.outputs.empty() || n.inputs.empty()) return false;
+  for (std::size_t i = 1; i < n.outputs.size(); ++i)
+    if (!n.outputs[i].empty()) return false;  // MaxPool indices, Dropout mask
+  if (n.op_type == "Pad") return opset >= 11;
+  return true;
+}
+
+inline std::string key_of(const std::string& t, const quant_params& p) {
+  return t + "|" + std::to_string(p.scale[0]) + "|" + std::to_string(p.zero_point[0]) + "|" + std::to_string(p.qmin) +
+         "|" + std::to_string(p.qmax);
+}
+
+/// A quantized value of `v` on grid `p` (what QuantizeLinear with the grid clamp gives).
+inline std::int8_t quantize_one(float v, const quant_params& p) {
+  float q = std::nearbyint(v / p.scale[0]) + static_cast<float>(p.zero_point[0]);
+  q = std::min(std::max(q, static_cast<float>(p.qmin)), static_cast<float>(p.qmax));
+  return static_cast<std::int8_t>(q);
+}
+
+inline std::vector<std::int64_t> channel_shape(std::size_t c, std::size_t rank, std::size_t axis) {
+  std::vector<std::int64_t> s(rank, 1);
+  s[axis] = static_cast<std::int64_t>(c);
+  return s;
+}
+
+}  // namespace detail
+
+/// The deploy model of `float_model` (BatchNorm folded, balanced) under `rec`.
+inline model lower_qoperator(const model& float_model, const std::vector<quant_layer>& layers, const quant_record& rec) {
+  AMCTQ_CHECK(float_model.opset() >= 13, errc::unsupported, "save_model", "the model's opset ", float_model.opset(),
+              " is below 13, the first with per-axis DequantizeLinear");
+  model m = float_model;
+  graph& g = m.main;
+  const std::int64_t opset = m.opset();
+  std::map<std::string, std::vector<std::size_t>> consumers;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k)
+    for (const auto& i : g.nodes[k].inputs)
+      if (!i.empty()) consumers[i].push_back(k);
+  std::set<std::string> graph_outputs;
+  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+  std::map<std::size_t, std::size_t> layer_at;  // node index -> layer index
+  for (std::size_t i = 0; i < layers.size(); ++i) layer_at[layers[i].node_index] = i;
+  std::vector<const layer_record*> recs;
+  for (const auto& l : layers) {
+    const layer_record* r = rec.find(l.name);
+    AMCTQ_CHECK(r != nullptr, errc::invalid_argument, "save_model", "no record for layer '", l.name, "'");
+    detail::check_exportable(*r);
+    recs.push_back(r);
+  }
+
+  // Which layers requantize straight into a downstream layer's input grid, and the nodes on the way.
+  struct requant_path {
+    std::size_t target = 0;             // layer index
+    std::vector<std::size_t> chain;     // node indices between, in order
+  };
+  std::map<std::size_t, requant_path> requant;  // layer index -> path
+  std::map<std::size_t, std::size_t> chain_target;  // chain node index -> target layer index
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const quant_layer& l = layers[i];
+    if (l.op_type != "Conv" && l.op_type != "AveragePool") continue;
+    requant_path p;
+    std::string t = l.output;
+    bool ok = false;
+    while (true) {
+      if (graph_outputs.count(t)) break;
+      auto it = consumers.find(t);
+      if (it == consumers.end() || it->second.size() != 1) break;
+      const std::size_t k = it->second[0];
+      const node& c = g.nodes[k];
+      std::size_t reads = 0;
+      for (const auto& in : c.inputs) reads += in == t;
+      if (reads != 1 || c.inputs[0] != t) break;
+      auto li = layer_at.find(k);
+      if (li != layer_at.end()) {
+        p.target = li->second;
+        ok = true;
+        break;
+      }
+      if (!detail::commutes_with_quantize(c, opset)) break;
+      p.chain.push_back(k);
+      t = c.outputs[0];
+    }
+    if (!ok) continue;
+    requant[i] = p;
+    for (auto k : p.chain) chain_target[k] = p.target;
+  }
+
+  std::vector<node> out;
+  std::map<std::string, std::string> int8_of;  // key_of(float tensor, grid) -> int8 tensor
+  // The int8 input of layer i, quantizing the float tensor when no layer produced it.
+  auto int8_input = [&](std::size_t i) {
+    const quant_params& p = recs[i]->act;
+    const std::string key = detail::key_of(layers[i].input, p);
+    auto it = int8_of.find(key);
+    if (it != int8_of.end()) return it->second;
+    const std::string q = detail::emit_quantize(g, out, layers[i].input, layers[i].name + "_input", p);
+    int8_of[key] = q;
+    return q;
+  };
+  auto x_params = [&](std::size_t i) {
+    const std::string tag = layers[i].name + "_x";
+    detail::add_init(g, tag + "_scale", detail::scale_tensor(recs[i]->act.scale, false));
+    detail::add_init(g, tag + "_zero_point", detail::int8_zero_points(recs[i]->act.zero_point, false));
+    return std::make_pair(tag + "_scale", tag + "_zero_point");
+  };
+
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    node n = g.nodes[k];
+    auto ct = chain_target.find(k);
+    if (ct != chain_target.end()) {
+      const quant_params& p = recs[ct->second]->act;
+      if (n.op_type == "Relu") {
+        // Relu(x) quantized is max(q, zero_point); a no-op when the grid starts at its zero point.
+        if (p.zero_point[0] <= p.qmin) {
+          out.push_back(detail::make_node("Identity", n.name, {n.inputs[0]}, {n.outputs[0]}));
+        } else {
+          detail::add_init(g, n.name + "_zero_point", tensor::from<std::int8_t>({}, {static_cast<std::int8_t>(p.zero_point[0])}));
+          out.push_back(detail::make_node("Max", n.name, {n.inputs[0], n.name + "_zero_point"}, {n.outputs[0]}));
+        }
+        continue;
+      }
+      if (n.op_type == "Pad") {
+        float v = 0.0f;
+        if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+          const initializer* cv = g.find_initializer(n.inputs[2]);
+          AMCTQ_CHECK(cv != nullptr && cv->value.type() == dtype::float32 && cv->value.size() == 1, errc::unsupported,
+                      "save_model", "Pad node '", n.name, "' before a quantized layer needs a constant float pad value");
+          v = cv->value.data<float>()[0];
+        }
+        if (n.inputs.size() < 3) n.inputs.resize(3);
+        n.inputs[2] = n.name + "_quantized_value";
+        detail::add_init(g, n.inputs[2], tensor::from<std::int8_t>({}, {detail::quantize_one(v, p)}));
+      }
+      out.push_back(std::move(n));
+      continue;
+    }
+    auto li = layer_at.find(k);
+    if (li == layer_at.end()) {
+      out.push_back(std::move(n));
+      continue;
+    }
+    const std::size_t i = li->second;
+    const quant_layer& l = layers[i];
+    const layer_record& r = *recs[i];
+    const std::string x = int8_input(i);
+    const auto xp = x_params(i);
+
+    // Weight codes, scales and the conv attributes of the integer op.
+    tensor wq;
+    std::vector<float> ws;
+    std::vector<attribute> conv_attrs;
+    std::vector<float> bias_scale;  // s_d * s_w per output channel (or one)
+    if (l.op_type == "AveragePool") {
+      AMCTQ_CHECK(r.input_shape.size() >= 3, errc::invalid_argument, "save_model", "layer '", l.name,
+                  "': the calibration did not record the input shape");
+      const auto kernel = n.get_ints("kernel_shape");
+      const auto pads = n.get_ints("pads");
+      const bool padded = std::any_of(pads.begin(), pads.end(), [](std::int64_t v) { return v != 0; });
+      const std::string auto_pad = n.get_string("auto_pad", "NOTSET");
+      const bool exact = n.get_int("ceil_mode", 0) == 0 && (auto_pad == "NOTSET" || auto_pad == "VALID") &&
+                         (!padded || n.get_int("count_include_pad", 0) != 0);
+      AMCTQ_CHECK(exact, errc::unsupported, "save_model", "layer '", l.name,
+                  "': AveragePool with ceil_mode or padding excluded from the count has no exact integer form; "
+                  "add it to skip_layers");
+      const std::int64_t C = r.input_shape[1];
+      std::int64_t K = 1;
+      std::vector<std::int64_t> wshape{C, 1};
+      for (auto d : kernel) {
+        K *= d;
+        wshape.push_back(d);
+      }
+      wq = tensor(dtype::int8, wshape);
+      std::fill(wq.data<std::int8_t>(), wq.data<std::int8_t>() + wq.size(), std::int8_t{1});
+      ws = {1.0f / static_cast<float>(K)};
+      for (const char* a : {"kernel_shape", "strides", "pads", "dilations", "auto_pad"})
+        if (const attribute* at = n.find(a)) conv_attrs.push_back(*at);
+      conv_attrs.push_back(detail::int_attr("group", C));
+      bias_scale = {r.act.scale[0] * ws[0]};
+    } else {
+      wq = r.weight_q;
+      ws = r.wts.scale;
+      bias_scale = detail::bias_scales(r, r.wts.channels());
+      for (const auto& a : n.attributes)
+        if (a.name != "alpha" && a.name != "beta" && a.name != "transB" && a.name != "transA") conv_attrs.push_back(a);
+    }
+    const bool vec = ws.size() > 1;
+    const std::string wt = l.name + "_weight";
+
+    if (l.op_type == "ConvTranspose") {
+      // No integer ONNX op: dequantize input, weights and bias, run in float.
+      detail::add_init(g, wt + "_quantized", wq);
+      detail::add_init(g, wt + "_scale", detail::scale_tensor(ws, vec));
+      detail::add_init(g, wt + "_zero_point", detail::int8_zero_points(std::vector<std::int32_t>(ws.size(), 0), vec));
+      const weight_layout L = layout_of(n, const_cast<tensor&>(float_model.main.find_initializer(l.weight)->value));
+      std::vector<attribute> axis;
+      if (vec) axis.push_back(detail::int_attr("axis", L.out_axis));
+      out.push_back(detail::make_node("DequantizeLinear", l.name + "_x_dequantize", {x, xp.first, xp.second},
+                                      {l.name + "_x_dequantized"}));
+      out.push_back(detail::make_node("DequantizeLinear", wt + "_dequantize",
+                                      {wt + "_quantized", wt + "_scale", wt + "_zero_point"}, {wt + "_dequantized"}, axis));
+      n.inputs[0] = l.name + "_x_dequantized";
+      n.inputs[1] = wt + "_dequantized";
+      if (!l.bias.empty()) {
+        const std::string bt = l.name + "_bias";
+        const auto nb = r.bias_q.size();
+        detail::add_init(g, bt + "_quantized", tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, r.bias_q));
+        detail::add_init(g, bt + "_scale", tensor::from<float>({static_cast<std::int64_t>(nb)}, detail::bias_scales(r, nb)));
+        detail::add_init(g, bt + "_zero_point", tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, std::vector<std::int32_t>(nb, 0)));
+        out.push_back(detail::make_node("DequantizeLinear", bt + "_dequantize",
+                                        {bt + "_quantized", bt + "_scale", bt + "_zero_point"}, {bt + "_dequantized"},
+                                        {detail::int_attr("axis", 0)}));
+        n.inputs[2] = bt + "_dequantized";
+      }
+      out.push_back(std::move(n));
+      continue;
+    }
+
+    const bool is_conv = l.op_type == "Conv" || l.op_type == "AveragePool";
+    const std::size_t channels = is_conv ? static_cast<std::size_t>(wq.dim(0)) : 0;
+    std::string acc = l.name + "_acc";
+    if (is_conv) {
+      detail::add_init(g, wt + "_quantized", wq);
+      detail::add_init(g, wt + "_scale", detail::scale_tensor(ws, vec));
+      detail::add_init(g, wt + "_zero_point", detail::int8_zero_points(std::vector<std::int32_t>(ws.size(), 0), vec));
+      auto rq = requant.find(i);
+      if (rq != requant.end()) {
+        const quant_params& yp = recs[rq->second.target]->act;
+        const std::string yt = layers[rq->second.target].name + "_y_of_" + l.name;
+        detail::add_init(g, yt + "_scale", detail::scale_tensor(yp.scale, false));
+        detail::add_init(g, yt + "_zero_point", detail::int8_zero_points(yp.zero_point, false));
+        std::vector<std::string> in = {x, xp.first, xp.second, wt + "_quantized", wt + "_scale", wt + "_zero_point",
+                                       yt + "_scale", yt + "_zero_point"};
+        if (!r.bias_q.empty()) {
+          detail::add_init(g, l.name + "_bias_quantized",
+                           tensor::from<std::int32_t>({static_cast<std::int64_t>(r.bias_q.size())}, r.bias_q));
+          in.push_back(l.name + "_bias_quantized");
+        }
+        const bool narrow = yp.qmin > -128 || yp.qmax < 127;
+        const std::string y = narrow ? l.output + "_int8" : l.output;
+        out.push_back(detail::make_node("QLinearConv", l.name, in, {y}, conv_attrs));
+        if (narrow) {  // sub-8-bit grid: int8 saturation is wider than the grid
+          detail::add_init(g, yt + "_qmin", tensor::from<std::int8_t>({}, {static_cast<std::int8_t>(yp.qmin)}));
+          detail::add_init(g, yt + "_qmax", tensor::from<std::int8_t>({}, {static_cast<std::int8_t>(yp.qmax)}));
+          out.push_back(detail::make_node("Clip", l.name + "_grid_clip", {y, yt + "_qmin", yt + "_qmax"}, {l.output}));
+        }
+        // The target reads its input from the chain's end, already on its grid.
+        const quant_layer& tl = layers[rq->second.target];
+        int8_of[detail::key_of(tl.input, yp)] = tl.input;
+        continue;
+      }
+      out.push_back(detail::make_node("ConvInteger", l.name, {x, wt + "_quantized", xp.second, wt + "_zero_point"},
+                                      {acc}, conv_attrs));
+    } else {
+      // Gemm / MatMul: MatMulInteger needs B as [K, N].
+      tensor b = wq;
+      const bool trans = l.op_type == "Gemm" && n.get_int("transB", 0) != 0;
+      if (trans) {
+        const std::int64_t N = wq.dim(0), K = wq.dim(1);
+        b = tensor(dtype::int8, {K, N});
+        const std::int8_t* s = wq.data<std::int8_t>();
+        std::int8_t* d = b.data<std::int8_t>();
+        for (std::int64_t a = 0; a < N; ++a)
+          for (std::int64_t c = 0; c < K; ++c) d[c * N + a] = s[a * K + c];
+      }
+      detail::add_init(g, wt + "_quantized", b);
+      out.push_back(detail::make_node("MatMulInteger", l.name, {x, wt + "_quantized", xp.second}, {acc}));
+    }
+    // Float output: int32 accumulator (+ int32 bias) times s_d * s_w per output channel.
+    const std::size_t rank = is_conv ? r.input_shape.size() : 0;
+    auto per_channel_shape = [&](std::size_t c) {
+      return is_conv ? detail::channel_shape(c, std::max<std::size_t>(rank, 3), 1)
+                     : std::vector<std::int64_t>{static_cast<std::int64_t>(c)};
+    };
+    if (!r.bias_q.empty()) {
+      detail::add_init(g, l.name + "_bias_quantized", tensor::from<std::int32_t>(per_channel_shape(r.bias_q.size()), r.bias_q));
+      out.push_back(detail::make_node("Add", l.name + "_bias_add", {acc, l.name + "_bias_quantized"}, {acc + "_biased"}));
+      acc += "_biased";
+    }
+    attribute to = detail::int_attr("to", static_cast<std::int64_t>(dtype::float32));
+    out.push_back(detail::make_node("Cast", l.name + "_cast", {acc}, {acc + "_float"}, {to}));
+    detail::add_init(g, l.name + "_output_scale",
+                     tensor::from<float>(per_channel_shape(bias_scale.size()), bias_scale));
+    out.push_back(detail::make_node("Mul", l.name + "_rescale", {acc + "_float", l.name + "_output_scale"}, {l.output}));
+    (void)channels;
+  }
+  g.nodes = std::move(out);
+  std::set<std::string> used;
+  for (const auto& nd : g.nodes) used.insert(nd.inputs.begin(), nd.inputs.end());
+  std::vector<initializer> inits;
+  for (auto& in : g.initializers)
+    if (used.count(in.name)) inits.push_back(std::move(in));
+  g.initializers = std::move(inits);
+  g.value_infos.clear();
+  m.producer_name = "amctq";
+  return m;
+}
+
+}  // namespace amctq::graph
+
+#endif  // AMCTQ_GRAPH_PASSES_LOWER_QOPERATOR_HPP
