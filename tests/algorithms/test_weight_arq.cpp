@@ -271,3 +271,35 @@ TEST_SUITE("algorithms.weights") {
     CHECK_THROWS_WITH_AS(quantize_bias(b, 3, 0.0f, wp, "fc"), doctest::Contains("scale_d"), amctq::error);
   }
 }
+
+TEST_CASE("weight_layout traversals: padded (non-dense) views equal the dense tensor") {
+  // [8, 4, 3, 3] stored with the in-channel stride padded to 10 and the out stride to 41, so
+  // neither neighbour of the spatial dims merges with it.
+  const std::ptrdiff_t O = 8, I = 4;
+  auto dense = amctq_test::random_weights(O * I * 9, 31u);
+  std::vector<float> padded(static_cast<std::size_t>(O * 41), 99.0f);
+  for (std::ptrdiff_t o = 0; o < O; ++o)
+    for (std::ptrdiff_t i = 0; i < I; ++i)
+      for (std::ptrdiff_t k = 0; k < 9; ++k)
+        padded[static_cast<std::size_t>(o * 41 + i * 10 + k)] = dense[static_cast<std::size_t>((o * I + i) * 9 + k)];
+  const auto dv = make_view(dense.data(), {O, I, 3, 3});
+  const auto pv = make_strided_view(padded.data(), {O, I, 3, 3}, {41, 10, 3, 1});
+  for (int g : {1, 2}) {
+    const auto Ld = conv_weight_layout(dv, g), Lp = conv_weight_layout(pv, g);
+    for (auto side : {channel_side::output, channel_side::input}) {
+      CHECK(channel_absmax(dv, Ld, side) == channel_absmax(pv, Lp, side));
+      std::vector<float> f(static_cast<std::size_t>(Ld.channels(side)));
+      for (std::size_t c = 0; c < f.size(); ++c) f[c] = 0.5f + static_cast<float>(c);
+      scale_channels(dv, Ld, side, f);
+      scale_channels(pv, Lp, side, f);
+    }
+  }
+  std::size_t bad = 0;
+  for (std::ptrdiff_t o = 0; o < O; ++o)
+    for (std::ptrdiff_t i = 0; i < I; ++i)
+      for (std::ptrdiff_t k = 0; k < 10; ++k) {
+        const float p = padded[static_cast<std::size_t>(o * 41 + i * 10 + k)];
+        bad += k == 9 ? p != 99.0f : p != dense[static_cast<std::size_t>((o * I + i) * 9 + k)];
+      }
+  CHECK(bad == 0);
+}

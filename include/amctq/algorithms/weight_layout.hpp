@@ -15,7 +15,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
-#include <utility>
 #include <vector>
 
 #include "amctq/error.hpp"
@@ -195,22 +194,90 @@ void check_layout_for(const tensor_view<T, R>& w, const weight_layout& L, const 
   AMCTQ_CHECK(w.data_handle() != nullptr, errc::invalid_argument, where, "weight data is null");
 }
 
+namespace detail {
+
+// A group's [out, in, spatial] block seen as a 2-D [outer, inner] walk for one channel side:
+// the spatial dim is merged into the channel dim (then each channel owns `repeat` consecutive
+// positions) or into the other dim, and the smaller stride goes inside. Dense weights always
+// fit, so reductions stream through minmax_per_channel's SIMD rows / lanes and scaling runs
+// over contiguous rows instead of kernel-sized (3x3) fragments.
+struct channel_walk {
+  bool ok = false;
+  std::ptrdiff_t outer = 0, outer_stride = 0, inner = 0, inner_stride = 0;
+  bool channel_inner = false;  ///< the channel(-with-spatial) dim is the inner one
+  std::ptrdiff_t repeat = 1;   ///< positions per channel along the channel-carrying dim
+};
+
+inline channel_walk make_channel_walk(const weight_layout& L, channel_side side) noexcept {
+  const bool out = side == channel_side::output;
+  const std::ptrdiff_t ce = out ? L.out_per_group : L.in_per_group, cs = out ? L.stride_out : L.stride_in;
+  const std::ptrdiff_t oe = out ? L.in_per_group : L.out_per_group, os = out ? L.stride_in : L.stride_out;
+  const std::ptrdiff_t se = L.spatial, ss = L.stride_spatial;
+  std::ptrdiff_t che, chs, ote, ots, rep = 1;  // channel-carrying and other dims after merging
+  if (se == 1 || cs == se * ss) {
+    che = ce * se;
+    chs = se == 1 ? cs : ss;
+    rep = se;
+    ote = oe;
+    ots = os;
+  } else if (oe == 1 || os == se * ss) {
+    che = ce;
+    chs = cs;
+    ote = oe * se;
+    ots = ss;
+  } else {
+    return {};
+  }
+  channel_walk w;
+  w.ok = true;
+  w.repeat = rep;
+  // A dim of extent 1 has no meaningful stride; put it outside.
+  w.channel_inner = ote == 1 || (che != 1 && std::llabs(chs) < std::llabs(ots));
+  if (w.channel_inner) {
+    w.outer = ote;
+    w.outer_stride = ots;
+    w.inner = che;
+    w.inner_stride = chs;
+  } else {
+    w.outer = che;
+    w.outer_stride = chs;
+    w.inner = ote;
+    w.inner_stride = ots;
+  }
+  return w;
+}
+
+}  // namespace detail
+
 /// max |w| per output or input channel. Non-finite weights are an error naming `name`.
 template <class T, std::size_t R>
 std::vector<float> channel_absmax(const tensor_view<T, R>& w, const weight_layout& L, channel_side side,
                                   const char* name = "weights") {
   constexpr const char* where = "channel_absmax";
   check_layout_for(w, L, where);
-  const int axis = side == channel_side::output ? 0 : 1;
   const std::ptrdiff_t per = side == channel_side::output ? L.out_per_group : L.in_per_group;
+  const auto walk = detail::make_channel_walk(L, side);
   std::vector<float> out(static_cast<std::size_t>(L.channels(side)));
   for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
-    const auto r = minmax_per_channel(tensor_view<const float, 3>(group_view(w.data_handle(), L, g)), axis);
+    channel_ranges r;
+    std::ptrdiff_t rep = 1;
+    if (walk.ok) {
+      const tensor_view<const float, 2> v(w.data_handle() + g * L.group_offset, {walk.outer, walk.inner},
+                                          {walk.outer_stride, walk.inner_stride});
+      r = minmax_per_channel(v, walk.channel_inner ? 1 : 0);
+      rep = walk.repeat;
+    } else {
+      r = minmax_per_channel(tensor_view<const float, 3>(group_view(w.data_handle(), L, g)),
+                             side == channel_side::output ? 0 : 1);
+    }
     AMCTQ_CHECK(r.nonfinite == 0, errc::non_finite, where, name, " (", to_string(L.kind), ") hold ", r.nonfinite,
                 " NaN or infinite values in group ", g);
-    for (std::ptrdiff_t c = 0; c < per; ++c)
-      out[static_cast<std::size_t>(g * per + c)] = std::fmax(std::fabs(r.min[static_cast<std::size_t>(c)]),
-                                                             std::fabs(r.max[static_cast<std::size_t>(c)]));
+    for (std::ptrdiff_t c = 0; c < per; ++c) {
+      float m = 0.0f;
+      for (std::ptrdiff_t k = c * rep; k < (c + 1) * rep; ++k)
+        m = std::fmax(m, std::fmax(std::fabs(r.min[static_cast<std::size_t>(k)]), std::fabs(r.max[static_cast<std::size_t>(k)])));
+      out[static_cast<std::size_t>(g * per + c)] = m;
+    }
   }
   return out;
 }
@@ -225,29 +292,28 @@ void scale_channels(const tensor_view<float, R>& w, const weight_layout& L, chan
               factor.size(), " factors for ", L.channels(side),
               side == channel_side::output ? " output" : " input", " channels of a ", to_string(L.kind), " weight");
   const bool out_side = side == channel_side::output;
-  const std::ptrdiff_t ext[3] = {L.out_per_group, L.in_per_group, L.spatial};
-  const std::ptrdiff_t str[3] = {L.stride_out, L.stride_in, L.stride_spatial};
-  // Walk the three dims with the smallest stride innermost so dense tensors stream.
-  int order[3] = {0, 1, 2};
-  for (int a = 0; a < 3; ++a)
-    for (int b = a + 1; b < 3; ++b)
-      if (std::llabs(str[order[b]]) > std::llabs(str[order[a]]) && ext[order[b]] > 1) std::swap(order[a], order[b]);
-  const int chan_dim = out_side ? 0 : 1;
   std::vector<float> f(factor.size());
   for (std::size_t c = 0; c < f.size(); ++c) f[c] = divide ? 1.0f / factor[c] : factor[c];
   const std::ptrdiff_t per = out_side ? L.out_per_group : L.in_per_group;
-  for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
-    float* base = w.data_handle() + g * L.group_offset;
-    const float* fg = f.data() + g * per;
-    std::ptrdiff_t idx[3];
-    for (idx[order[0]] = 0; idx[order[0]] < ext[order[0]]; ++idx[order[0]]) {
-      for (idx[order[1]] = 0; idx[order[1]] < ext[order[1]]; ++idx[order[1]]) {
-        float* p = base + idx[order[0]] * str[order[0]] + idx[order[1]] * str[order[1]];
-        const std::ptrdiff_t n = ext[order[2]], s = str[order[2]];
-        if (order[2] == chan_dim) {
-          for (std::ptrdiff_t t = 0; t < n; ++t) p[t * s] *= fg[t];
+  const auto walk = detail::make_channel_walk(L, side);
+  if (walk.ok) {
+    std::vector<float> lane(walk.channel_inner ? static_cast<std::size_t>(walk.inner) : 0);
+    for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
+      float* base = w.data_handle() + g * L.group_offset;
+      const float* fg = f.data() + g * per;
+      for (std::size_t t = 0; t < lane.size(); ++t) lane[t] = fg[static_cast<std::ptrdiff_t>(t) / walk.repeat];
+      for (std::ptrdiff_t o = 0; o < walk.outer; ++o) {
+        float* p = base + o * walk.outer_stride;
+        const std::ptrdiff_t n = walk.inner, s = walk.inner_stride;
+        if (walk.channel_inner) {
+          const float* lf = lane.data();
+          if (s == 1) {
+            for (std::ptrdiff_t t = 0; t < n; ++t) p[t] *= lf[t];
+          } else {
+            for (std::ptrdiff_t t = 0; t < n; ++t) p[t * s] *= lf[t];
+          }
         } else {
-          const float k = fg[idx[chan_dim]];
+          const float k = fg[o / walk.repeat];
           if (s == 1) {
             for (std::ptrdiff_t t = 0; t < n; ++t) p[t] *= k;
           } else {
@@ -256,6 +322,17 @@ void scale_channels(const tensor_view<float, R>& w, const weight_layout& L, chan
         }
       }
     }
+    return;
+  }
+  // Views whose spatial dims do not merge with either neighbour: a plain 3-level walk.
+  for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
+    const auto v = group_view(w.data_handle(), L, g);
+    const float* fg = f.data() + g * per;
+    for (std::ptrdiff_t o = 0; o < L.out_per_group; ++o)
+      for (std::ptrdiff_t i = 0; i < L.in_per_group; ++i) {
+        const float k = fg[out_side ? o : i];
+        for (std::ptrdiff_t t = 0; t < L.spatial; ++t) v(o, i, t) *= k;
+      }
   }
 }
 
