@@ -86,7 +86,7 @@ class pow2_histogram {
   /// the grid must already cover them (cover()), and flush() must follow.
   template <class Arch = kernels::default_arch>
   void accumulate(const float* x, std::size_t n) {
-    if (scratch_.empty()) scratch_.assign(static_cast<std::size_t>(ways) * capacity_, 0u);
+    if (scratch_.empty()) scratch_.assign(static_cast<std::size_t>(ways) * (capacity_ + 1), 0u);
     // uint32 scratch counters stay exact below 2^32 pending elements.
     constexpr std::size_t chunk = std::size_t{1} << 30;
     for (std::size_t off = 0; off < n; off += chunk) {
@@ -103,25 +103,29 @@ class pow2_histogram {
   template <class Arch = kernels::default_arch>
   void accumulate_direct(const float* x, std::size_t n, std::ptrdiff_t stride = 1) {
     const float inv = inv_width(), base = static_cast<float>(base_);
+    const std::uint64_t spilled = counts_[capacity_];
     if (stride == 1) {
-      total_ += kernels::histogram_row(Arch{}, x, n, inv, base, counts_.data(), capacity_, 1);
-      return;
+      kernels::histogram_row(Arch{}, x, n, inv, base, counts_.data(), capacity_, 1);
+    } else {
+      for (std::size_t i = 0; i < n; ++i)
+        kernels::histogram_row(kernels::scalar_arch{}, x + static_cast<std::ptrdiff_t>(i) * stride, 1, inv, base,
+                               counts_.data(), capacity_, 1);
     }
-    for (std::size_t i = 0; i < n; ++i)
-      total_ += kernels::histogram_row(kernels::scalar_arch{}, x + static_cast<std::ptrdiff_t>(i) * stride, 1, inv,
-                                       base, counts_.data(), capacity_, 1);
+    total_ += n - (counts_[capacity_] - spilled);
+    counts_[capacity_] = 0;
   }
 
   /// Moves the scratch tables into the 64-bit counters.
   void flush() {
     if (pending_ == 0) return;
     for (unsigned w = 0; w < ways; ++w) {
-      std::uint32_t* t = scratch_.data() + static_cast<std::size_t>(w) * capacity_;
+      std::uint32_t* t = scratch_.data() + static_cast<std::size_t>(w) * (capacity_ + 1);
       for (std::uint32_t k = 0; k < capacity_; ++k) {
         counts_[k] += t[k];
         total_ += t[k];
         t[k] = 0;
       }
+      t[capacity_] = 0;  // skipped values
     }
     pending_ = 0;
   }
@@ -141,7 +145,7 @@ class pow2_histogram {
     const int e = needed_exponent(new_min, new_max, capacity_);
     const float inv = std::ldexp(1.0f, -e);
     const auto new_base = static_cast<std::int64_t>(kernels::pow2_bin_of(new_min, inv));
-    if (counts_.empty()) counts_.assign(capacity_, 0);
+    if (counts_.empty()) counts_.assign(capacity_ + 1, 0);
     if (total_ != 0) rebin(e, new_base);
     exponent_ = e;
     base_ = new_base;
@@ -156,10 +160,10 @@ class pow2_histogram {
     if (other.total_ == 0) return;
     cover(other.min_, other.max_);
     const int shift = exponent_ - other.exponent_;
-    for (std::size_t k = 0; k < other.counts_.size(); ++k) {
+    for (std::size_t k = 0; k < capacity_; ++k) {
       const std::uint64_t c = other.counts_[k];
       if (c == 0) continue;
-      const std::int64_t j = (other.base_ + static_cast<std::int64_t>(k)) >> shift;
+      const std::int64_t j = floor_shift(other.base_ + static_cast<std::int64_t>(k), shift);
       counts_[static_cast<std::size_t>(j - base_)] += c;
     }
     total_ += other.total_;
@@ -232,6 +236,11 @@ class pow2_histogram {
 
   float inv_width() const noexcept { return std::ldexp(1.0f, -exponent_); }
 
+  // floor(j / 2^shift) for any shift >= 0 (the exponent can jump by more than 63).
+  static std::int64_t floor_shift(std::int64_t j, int shift) noexcept {
+    return shift >= 63 ? (j < 0 ? -1 : 0) : (j >> shift);
+  }
+
   std::size_t occupied() const noexcept {
     const float inv = inv_width();
     return static_cast<std::size_t>(kernels::pow2_bin_of(max_, inv) - kernels::pow2_bin_of(min_, inv)) + 1;
@@ -240,10 +249,10 @@ class pow2_histogram {
   void rebin(int e, std::int64_t new_base) {
     const int shift = e - exponent_;
     if (shift == 0 && new_base == base_) return;
-    std::vector<std::uint64_t> next(capacity_, 0);
-    for (std::size_t k = 0; k < counts_.size(); ++k) {
+    std::vector<std::uint64_t> next(capacity_ + 1, 0);
+    for (std::size_t k = 0; k < capacity_; ++k) {
       if (counts_[k] == 0) continue;
-      const std::int64_t j = (base_ + static_cast<std::int64_t>(k)) >> shift;
+      const std::int64_t j = floor_shift(base_ + static_cast<std::int64_t>(k), shift);
       next[static_cast<std::size_t>(j - new_base)] += counts_[k];
     }
     counts_.swap(next);

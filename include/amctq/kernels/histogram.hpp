@@ -22,49 +22,41 @@ inline float pow2_bin_of(float x, float inv_width) noexcept {
 }
 
 /// Adds each element of a contiguous row to counts: element i goes to table (i % ways) of
-/// `ways` interleaved tables of `bins` counters each (counts[w * bins + bin]), so that runs of
-/// equal bins do not serialise on one counter. Values outside [0, bins) after subtracting
-/// base, and NaN / inf, are skipped. base is an integer-valued float; both it and every in-range
-/// bin index are exact in float (the caller keeps |index| < 2^24). ways is 1, 2 or 4.
-/// Returns how many elements were counted.
+/// `ways` interleaved tables (so that runs of equal bins do not serialise on one counter), each
+/// of bins + 1 counters: counts[w * (bins + 1) + bin]. The extra last counter of each table
+/// receives the values outside [0, bins) after subtracting base, NaN and inf, which keeps the
+/// inner loop free of branches; callers read it as the number skipped. base is an
+/// integer-valued float; it and every in-range bin index are exact in float (the caller keeps
+/// |index| < 2^24). ways is 1, 2 or 4.
 template <class Arch, class Count>
-std::size_t histogram_row(Arch, const float* x, std::size_t n, float inv_width, float base, Count* counts,
-                          std::uint32_t bins, unsigned ways) noexcept {
-  std::size_t i = 0, added = 0;
+void histogram_row(Arch, const float* x, std::size_t n, float inv_width, float base, Count* counts,
+                   std::uint32_t bins, unsigned ways) noexcept {
+  std::size_t i = 0;
   const unsigned way_mask = ways - 1u;
+  const std::size_t stride = static_cast<std::size_t>(bins) + 1;
 #if AMCTQ_HAS_XSIMD
   if constexpr (detail::is_simd_arch<Arch>) {
     using B = xsimd::batch<float, Arch>;
-    using I = xsimd::batch<std::int32_t, Arch>;
     constexpr std::size_t W = B::size;
-    const B vinv(inv_width), vbase(base), zero(0.0f), minus_one(-1.0f);
+    const B vinv(inv_width), vbase(base), zero(0.0f), minus_one(-1.0f), vbins(static_cast<float>(bins));
     alignas(64) std::int32_t idx[W];
     for (; i + W <= n; i += W) {
       const B v = B::load_unaligned(x + i);
       const B t = v * vinv;
       B f = xsimd::floor(t);
       f = xsimd::select((t == zero) & (v < zero), minus_one, f);
-      // NaN and out-of-range convert to INT_MIN, which the unsigned test below rejects.
-      const I k = xsimd::to_int(f - vbase);
-      k.store_aligned(idx);
-      for (std::size_t j = 0; j < W; ++j) {
-        const auto u = static_cast<std::uint32_t>(idx[j]);
-        if (u < bins) {
-          ++counts[static_cast<std::size_t>((j & way_mask)) * bins + u];
-          ++added;
-        }
-      }
+      const B d = f - vbase;
+      // Out of range, NaN and inf (whose comparisons are false) go to the spill counter.
+      xsimd::to_int(xsimd::select((d >= zero) & (d < vbins), d, vbins)).store_aligned(idx);
+      for (std::size_t j = 0; j < W; ++j) ++counts[(j & way_mask) * stride + static_cast<std::uint32_t>(idx[j])];
     }
   }
 #endif
   for (; i < n; ++i) {
     const float d = pow2_bin_of(x[i], inv_width) - base;
-    if (d >= 0.0f && d < static_cast<float>(bins)) {
-      ++counts[static_cast<std::size_t>(i & way_mask) * bins + static_cast<std::uint32_t>(d)];
-      ++added;
-    }
+    const std::uint32_t k = (d >= 0.0f && d < static_cast<float>(bins)) ? static_cast<std::uint32_t>(d) : bins;
+    ++counts[(i & way_mask) * stride + k];
   }
-  return added;
 }
 
 }  // namespace amctq::kernels

@@ -1,0 +1,122 @@
+// Activation calibration against the issue-3 targets: histogram accumulation (>= 1 G
+// elements/s), entropy search 2048 bins -> 128 levels (<= 1 ms), MSE / HFMG search (<= 1 ms),
+// full IFMR of 16M floats (<= 3x one minmax pass). A plain copy and one minmax pass of the same
+// bytes run in the same binary, so every figure is also a ratio.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "amctq/algorithms/observer.hpp"
+
+namespace {
+
+constexpr std::size_t kN = std::size_t{1} << 24;  // 16M floats
+
+const std::vector<float>& data() {
+  static const std::vector<float> v = [] {
+    std::vector<float> d(kN);
+    std::mt19937 rng(42);
+    std::normal_distribution<float> n(0.0f, 1.0f);
+    for (std::size_t i = 0; i < kN; ++i) d[i] = (i % 3 == 0) ? std::fmax(n(rng), 0.0f) : n(rng);
+    return d;
+  }();
+  return v;
+}
+
+const amctq::binned_histogram& fine_histogram() {
+  static const amctq::binned_histogram h = [] {
+    amctq::pow2_histogram p;
+    p.add(data().data(), data().size());
+    return p.to_binned();
+  }();
+  return h;
+}
+
+void BM_copy(benchmark::State& s) {
+  std::vector<float> out(kN);
+  for (auto _ : s) {
+    std::memcpy(out.data(), data().data(), kN * sizeof(float));
+    benchmark::DoNotOptimize(out.data());
+  }
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations() * kN));
+  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations() * kN * sizeof(float)));
+}
+
+void BM_minmax_pass(benchmark::State& s) {
+  for (auto _ : s) {
+    auto r = amctq::minmax(amctq::make_view(data().data(), {static_cast<std::ptrdiff_t>(kN)}));
+    benchmark::DoNotOptimize(r);
+  }
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations() * kN));
+}
+
+// The accumulation kernel alone (grid already set), and the streaming add (minmax + kernel).
+void BM_histogram_accumulate(benchmark::State& s) {
+  amctq::pow2_histogram h;
+  const auto r = amctq::minmax(amctq::make_view(data().data(), {static_cast<std::ptrdiff_t>(kN)}));
+  h.cover(r.min, r.max);
+  for (auto _ : s) {
+    h.accumulate(data().data(), kN);
+    h.flush();
+  }
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations() * kN));
+}
+
+void BM_histogram_add(benchmark::State& s) {
+  amctq::pow2_histogram h;
+  for (auto _ : s) h.add(data().data(), kN);
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations() * kN));
+}
+
+void BM_entropy_search_2048_to_128(benchmark::State& s) {
+  amctq::quant_spec spec;
+  for (auto _ : s) {
+    auto r = amctq::entropy_range(fine_histogram(), spec);
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+void BM_mse_search(benchmark::State& s) {
+  amctq::quant_spec spec;
+  spec.symmetric = s.range(0) != 0;
+  for (auto _ : s) {
+    auto r = amctq::mse_range(fine_histogram(), spec);
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+void BM_hfmg_search(benchmark::State& s) {
+  amctq::quant_spec spec;
+  spec.symmetric = false;
+  const auto how = s.range(0) ? amctq::preset::pytorch : amctq::preset::amct;
+  for (auto _ : s) {
+    auto r = amctq::hfmg_range(fine_histogram(), spec, how);
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+void BM_ifmr_full_16M(benchmark::State& s) {
+  amctq::observer_options o;
+  o.method = amctq::calib_method::ifmr;
+  for (auto _ : s) {
+    amctq::activation_observer ob(o);
+    ob.observe(amctq::make_view(data().data(), {static_cast<std::ptrdiff_t>(kN)}));
+    auto r = ob.result();
+    benchmark::DoNotOptimize(r);
+  }
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations() * kN));
+}
+
+}  // namespace
+
+BENCHMARK(BM_copy)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_minmax_pass)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_histogram_accumulate)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_histogram_add)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_entropy_search_2048_to_128)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_mse_search)->Arg(1)->Arg(0)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_hfmg_search)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ifmr_full_16M)->Unit(benchmark::kMillisecond);
+BENCHMARK_MAIN();
