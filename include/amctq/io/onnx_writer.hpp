@@ -170,10 +170,10 @@ void emit_model(W& w, const graph::model& m, const external_plan& plan) {
       e.string_if(1, o.domain);
       e.int_field(2, o.version);
     });
-  for (const auto& [k, v] : m.metadata_props)
+  for (const auto& kv : m.metadata_props)  // (clang 14 cannot capture structured bindings)
     w.message(14, [&](auto& e) {
-      e.string_field(1, k);
-      e.string_field(2, v);
+      e.string_field(1, kv.first);
+      e.string_field(2, kv.second);
     });
   w.raw(m.unparsed);
 }
