@@ -101,10 +101,6 @@ inline void finish_nuq(const level_histogram& h, int k, nuq_result& r) {
   for (auto c : h.count) r.distinct_levels += c > 0;
 }
 
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
 // Levels present, with prefix sums of count, count·x, count·x² (exact in int64: at most
 // 2^64 / 2^14 weights, far above any layer).
 struct level_points {
@@ -127,8 +123,11 @@ struct level_points {
   std::size_t size() const noexcept { return x.size(); }
   // Best integer centre and its cost for points [i, j).
   std::int64_t centre(std::size_t i, std::size_t j) const noexcept {
-    const std::int64_t W = w[j] - w[i], S = s1[j] - s1[i];
-    return floor_div(2 * S + W, 2 * W);  // round half up of S / W
+    // Round half up of S / W. Double division is exact enough: S / W is at least 1 / (2W)
+    // away from any non-tie half point, far above the rounding error for W < 2^40, and a
+    // true tie gives the same cost either way.
+    const double W = static_cast<double>(w[j] - w[i]), S = static_cast<double>(s1[j] - s1[i]);
+    return static_cast<std::int64_t>(std::floor(S / W + 0.5));
   }
   std::int64_t cost(std::size_t i, std::size_t j) const noexcept {
     const std::int64_t W = w[j] - w[i], S = s1[j] - s1[i], Q = s2[j] - s2[i];
