@@ -1,0 +1,207 @@
+// `amctq calib`: calibrates one tensor from .npy files (each file one batch) with any of
+// amctq's activation calibration methods and prints one JSON object with the chosen range and
+// quantization parameters (arrays when per-channel).
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "amctq/algorithms/observer.hpp"
+#include "amctq/io/npy.hpp"
+
+namespace {
+
+using namespace amctq;
+
+void print_help(std::ostream& out) {
+  const observer_options d;
+  out << "usage: amctq calib --method M [options] X.npy [more.npy ...]\n"
+         "Calibrates one tensor; every .npy file is one batch (float32/float16/int8/uint8/int32/int64).\n"
+         "Prints one JSON object: method, preset, min, max, scale, zero_point, qmin, qmax (arrays when\n"
+         "per-channel), batches, nonfinite.\n\n"
+         "methods (--method, default ifmr):\n"
+         "  minmax          exact min / max\n"
+         "  moving_average  min / max averaged over batches (--averaging-constant)\n"
+         "  percentile      k-th largest / smallest, AMCT rank; onnxruntime preset: ORT's histogram rule\n"
+         "  entropy         TensorRT-style KL (--bins, --levels); onnxruntime preset: ORT's EntropyCalibrater\n"
+         "  mse             least L2 error over the histogram (--search-points)\n"
+         "  ifmr            AMCT IFMR (--max-percentile, --min-percentile, --search-range, --search-step)\n"
+         "  hfmg            AMCT HFMG (--bins, default 4096); pytorch preset: HistogramObserver's search\n"
+         "  aciq_laplace    ACIQ clipping for a Laplace fit\n"
+         "  aciq_gaussian   ACIQ clipping for a Gaussian fit\n"
+         "  pot_diffs       Vitis AI power-of-two 'diffs' per batch (--scope, --statistic)\n\n"
+         "options (default):\n"
+         "  --bits B                 bit width, 2..16 (8)\n"
+         "  --symmetric | --asymmetric  grid symmetric around zero or not (asymmetric)\n"
+         "  --unsigned               unsigned grid [0, 2^B-1] (signed)\n"
+         "  --narrow-range           drop the lowest code (off)\n"
+         "  --axis N                 per-channel along axis N (per-tensor)\n"
+         "  --preset P               amct | onnxruntime | pytorch: range formula and peer variants (amct)\n"
+         "  --skip-nonfinite         ignore NaN / inf instead of failing (off)\n"
+         "  --percentile P           percentile method, in percent (" << d.percentile.percentile << ")\n"
+         "  --bins N                 entropy / percentile(onnxruntime) histogram bins (2048); hfmg bins (4096 amct, 2048 pytorch)\n"
+         "  --levels N               entropy quantization levels (2^(B-1) symmetric, 2^B asymmetric, 128 onnxruntime)\n"
+         "  --max-percentile F       ifmr (" << d.ifmr.max_percentile << ")\n"
+         "  --min-percentile F       ifmr (" << d.ifmr.min_percentile << ")\n"
+         "  --search-range A,B       ifmr clipping ratios (" << d.ifmr.search_start << "," << d.ifmr.search_end << ")\n"
+         "  --search-step S          ifmr ratio step (" << d.ifmr.search_step << ")\n"
+         "  --search-points N        mse coarse candidates (" << d.mse.search_points << ")\n"
+         "  --averaging-constant C   moving_average (" << d.moving_average.averaging_constant << ")\n"
+         "  --scope N                pot_diffs positions tried (" << d.pot.scope << ")\n"
+         "  --statistic S            pot_diffs across batches: modal | max | mean | median (modal)\n"
+         "  --torch-int-range        hfmg/pytorch: emulate torch <= 1.13's int() histogram range (off)\n"
+         "  --histogram-capacity N   streaming histogram bins (" << d.histogram_capacity << ")\n"
+         "  --tail-capacity N        exact extreme values kept per side (" << d.tail_capacity << ")\n";
+}
+
+double to_number(const std::string& opt, const std::string& v) {
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  AMCTQ_CHECK(!v.empty() && end && *end == '\0', errc::invalid_argument, "amctq calib", "option ", opt,
+              " needs a number, got '", v, "'");
+  return x;
+}
+
+int to_int(const std::string& opt, const std::string& v) {
+  const double x = to_number(opt, v);
+  AMCTQ_CHECK(x == static_cast<double>(static_cast<int>(x)), errc::invalid_argument, "amctq calib", "option ", opt,
+              " needs an integer, got '", v, "'");
+  return static_cast<int>(x);
+}
+
+template <std::size_t R>
+void observe_rank(activation_observer& ob, const std::vector<float>& data, const std::vector<std::int64_t>& shape) {
+  std::array<std::ptrdiff_t, R> e{};
+  for (std::size_t r = 0; r < R; ++r) e[r] = static_cast<std::ptrdiff_t>(shape[r]);
+  ob.observe(tensor_view<const float, R>(data.data(), e));
+}
+
+void observe_file(activation_observer& ob, const std::string& path) {
+  const graph::tensor t = io::read_npy(path);
+  const std::vector<float> data = io::npy_to_float(t);
+  std::vector<std::int64_t> shape = t.shape();
+  if (shape.empty()) shape = {1};
+  switch (shape.size()) {
+    case 1: return observe_rank<1>(ob, data, shape);
+    case 2: return observe_rank<2>(ob, data, shape);
+    case 3: return observe_rank<3>(ob, data, shape);
+    case 4: return observe_rank<4>(ob, data, shape);
+    case 5: return observe_rank<5>(ob, data, shape);
+    case 6: return observe_rank<6>(ob, data, shape);
+    default:
+      AMCTQ_THROW(errc::unsupported, "amctq calib", "'", path, "' has rank ", shape.size(), "; ranks 0..6 are supported");
+  }
+}
+
+}  // namespace
+
+void print_calib_help(std::ostream& out) { print_help(out); }
+
+int cmd_calib(int argc, char** argv) {
+  try {
+    observer_options o;
+    o.spec.symmetric = false;
+    o.name = "calibration data";
+    std::vector<std::string> files;
+    for (int i = 0; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "calib" && i == 0) continue;
+      if (a == "-h" || a == "--help") {
+        print_help(std::cout);
+        return 0;
+      }
+      auto value = [&]() -> std::string {
+        AMCTQ_CHECK(i + 1 < argc, errc::invalid_argument, "amctq calib", "option ", a, " needs a value");
+        return argv[++i];
+      };
+      if (a == "--method") o.method = calib_method_from_string(value());
+      else if (a == "--bits") o.spec.bits = to_int(a, value());
+      else if (a == "--symmetric") o.spec.symmetric = true;
+      else if (a == "--asymmetric") o.spec.symmetric = false;
+      else if (a == "--unsigned") o.spec.is_signed = false;
+      else if (a == "--narrow-range") o.spec.narrow_range = true;
+      else if (a == "--axis") o.spec.axis = to_int(a, value());
+      else if (a == "--preset") {
+        const std::string p = value();
+        if (p == "amct") o.how = preset::amct;
+        else if (p == "onnxruntime") o.how = preset::onnxruntime;
+        else if (p == "pytorch") o.how = preset::pytorch;
+        else AMCTQ_THROW(errc::invalid_argument, "amctq calib", "unknown preset '", p, "' (amct, onnxruntime, pytorch)");
+      } else if (a == "--skip-nonfinite") o.skip_nonfinite = true;
+      else if (a == "--percentile") o.percentile.percentile = to_number(a, value());
+      else if (a == "--bins") {
+        const int b = to_int(a, value());
+        o.entropy.bins = b;
+        o.percentile.bins = b;
+        o.hfmg.bins = b;
+      } else if (a == "--levels") o.entropy.levels = to_int(a, value());
+      else if (a == "--max-percentile") o.ifmr.max_percentile = to_number(a, value());
+      else if (a == "--min-percentile") o.ifmr.min_percentile = to_number(a, value());
+      else if (a == "--search-range") {
+        const std::string v = value();
+        const auto comma = v.find(',');
+        AMCTQ_CHECK(comma != std::string::npos, errc::invalid_argument, "amctq calib",
+                    "--search-range needs START,END, got '", v, "'");
+        o.ifmr.search_start = to_number(a, v.substr(0, comma));
+        o.ifmr.search_end = to_number(a, v.substr(comma + 1));
+      } else if (a == "--search-step") o.ifmr.search_step = to_number(a, value());
+      else if (a == "--search-points") o.mse.search_points = to_int(a, value());
+      else if (a == "--averaging-constant") o.moving_average.averaging_constant = to_number(a, value());
+      else if (a == "--scope") o.pot.scope = to_int(a, value());
+      else if (a == "--statistic") {
+        const std::string s = value();
+        if (s == "modal") o.statistic = batch_statistic::modal;
+        else if (s == "max") o.statistic = batch_statistic::max;
+        else if (s == "mean") o.statistic = batch_statistic::mean;
+        else if (s == "median") o.statistic = batch_statistic::median;
+        else AMCTQ_THROW(errc::invalid_argument, "amctq calib", "unknown statistic '", s, "' (modal, max, mean, median)");
+      } else if (a == "--torch-int-range") o.hfmg.torch_int_range = true;
+      else if (a == "--histogram-capacity") o.histogram_capacity = static_cast<std::uint32_t>(to_int(a, value()));
+      else if (a == "--tail-capacity") o.tail_capacity = static_cast<std::uint32_t>(to_int(a, value()));
+      else if (!a.empty() && a[0] == '-') AMCTQ_THROW(errc::invalid_argument, "amctq calib", "unknown option '", a, "' (see amctq calib --help)");
+      else files.push_back(a);
+    }
+    AMCTQ_CHECK(!files.empty(), errc::invalid_argument, "amctq calib", "no .npy file given (see amctq calib --help)");
+    activation_observer ob(o);
+    for (const auto& f : files) {
+      try {
+        observe_file(ob, f);
+      } catch (const std::exception& e) {
+        std::cerr << "amctq calib: batch '" << f << "': " << e.what() << "\n";
+        return 1;
+      }
+    }
+    const calib_result r = ob.result();
+    nlohmann::json j;
+    j["method"] = to_string(o.method);
+    j["preset"] = to_string(o.how);
+    j["bits"] = o.spec.bits;
+    j["symmetric"] = o.spec.symmetric;
+    j["axis"] = o.spec.axis == per_tensor ? nlohmann::json(nullptr) : nlohmann::json(o.spec.axis);
+    auto field = [&](auto get) {
+      if (o.spec.axis == per_tensor) return nlohmann::json(get(0));
+      nlohmann::json a = nlohmann::json::array();
+      for (std::size_t c = 0; c < r.ranges.size(); ++c) a.push_back(get(c));
+      return a;
+    };
+    j["min"] = field([&](std::size_t c) { return r.ranges[c].min; });
+    j["max"] = field([&](std::size_t c) { return r.ranges[c].max; });
+    j["scale"] = field([&](std::size_t c) { return r.params.scale[c]; });
+    j["zero_point"] = field([&](std::size_t c) { return r.params.zero_point[c]; });
+    j["qmin"] = r.params.qmin;
+    j["qmax"] = r.params.qmax;
+    j["batches"] = files.size();
+    j["nonfinite"] = ob.nonfinite();
+    std::cout << j.dump() << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    for (char& c : msg)
+      if (c == '\n') c = ' ';
+    std::cerr << "amctq calib: " << msg << "\n";
+    return 1;
+  }
+}

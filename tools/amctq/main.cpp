@@ -1,0 +1,76 @@
+// `amctq <subcommand> ...`: dispatch to the subcommands compiled in (see CMakeLists.txt).
+// Each subcommand prints its own --help, returns 0 on success and prints a one-line error on
+// stderr with a non-zero exit on bad input.
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#ifdef AMCTQ_HAS_CMD_CALIB
+int cmd_calib(int argc, char** argv);
+#endif
+#ifdef AMCTQ_HAS_CMD_QUANTIZE
+int cmd_quantize(int argc, char** argv);
+#endif
+#ifdef AMCTQ_HAS_CMD_CONFIG
+int cmd_config(int argc, char** argv);
+#endif
+#ifdef AMCTQ_HAS_CMD_RUN
+int cmd_run(int argc, char** argv);
+#endif
+#ifdef AMCTQ_HAS_CMD_INSPECT
+int cmd_inspect(int argc, char** argv);
+#endif
+void print_calib_help(std::ostream& out);
+
+namespace {
+
+struct subcommand {
+  const char* name;
+  int (*run)(int, char**);
+  const char* summary;
+};
+
+const subcommand commands[] = {
+#ifdef AMCTQ_HAS_CMD_QUANTIZE
+    {"quantize", cmd_quantize, "quantize an ONNX model with calibration data"},
+#endif
+#ifdef AMCTQ_HAS_CMD_CONFIG
+    {"config", cmd_config, "write the default quantization config of a model"},
+#endif
+#ifdef AMCTQ_HAS_CMD_CALIB
+    {"calib", cmd_calib, "calibrate one tensor from .npy batches and print its quantization params as JSON"},
+#endif
+#ifdef AMCTQ_HAS_CMD_RUN
+    {"run", cmd_run, "run the float reference executor on .npy inputs"},
+#endif
+#ifdef AMCTQ_HAS_CMD_INSPECT
+    {"inspect", cmd_inspect, "summarise an ONNX model"},
+#endif
+};
+
+void usage(std::ostream& out) {
+  out << "usage: amctq <subcommand> [options]   (amctq <subcommand> --help for its options)\n\nsubcommands:\n";
+  for (const auto& c : commands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+#ifdef AMCTQ_HAS_CMD_CALIB
+  out << "\n";
+  print_calib_help(out);
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(std::cerr);
+    return 2;
+  }
+  const std::string sub = argv[1];
+  if (sub == "-h" || sub == "--help" || sub == "help") {
+    usage(std::cout);
+    return 0;
+  }
+  for (const auto& c : commands)
+    if (sub == c.name) return c.run(argc - 1, argv + 1);
+  std::cerr << "amctq: unknown subcommand '" << sub << "' (see amctq --help)\n";
+  return 2;
+}
