@@ -1,0 +1,109 @@
+"""CLI test of `amctq quantize` / `amctq config` on the bundled model.
+
+usage: cli_quantize.py AMCTQ MODEL.onnx CALIB.npy WORKDIR
+Checks: quantize writes the three files and both models load and run in ONNX Runtime; config
+writes a config that quantize accepts; a config with an unknown key exits non-zero with one line
+naming the key; too few calibration rows for batch_num exits non-zero saying how many are needed;
+a missing model path exits non-zero with one line; --help documents every option.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+try:
+    import onnxruntime as ort
+except ImportError:
+    print("FAIL: onnxruntime is not installed", file=sys.stderr)
+    sys.exit(1)
+
+
+def run(args):
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+def main():
+    amctq, model, calib, work = sys.argv[1:5]
+    if not os.path.exists(amctq):
+        print(f"FAIL: the amctq tool was not built at {amctq}", file=sys.stderr)
+        sys.exit(1)
+    os.makedirs(work, exist_ok=True)
+    failures = []
+    stem = os.path.splitext(os.path.basename(model))[0]
+
+    out = os.path.join(work, "out")
+    r = run([amctq, "quantize", "--model", model, "--calib", calib, "--out", out])
+    if r.returncode != 0:
+        failures.append(f"quantize failed: {r.stderr.strip()}")
+    if "calibration batch 1/1" not in r.stderr:
+        failures.append("quantize printed no progress on stderr")
+    x = np.load(calib)[:8]
+    for f in (f"{stem}_fake_quant_model.onnx", f"{stem}_deploy_model.onnx", "record.json"):
+        p = os.path.join(out, f)
+        if not os.path.exists(p):
+            failures.append(f"{f} was not written")
+        elif f.endswith(".onnx"):
+            s = ort.InferenceSession(p, providers=["CPUExecutionProvider"])
+            y = s.run(None, {s.get_inputs()[0].name: x})[0]
+            if y.shape != (8, 10) or not np.all(np.isfinite(y)):
+                failures.append(f"{f} ran in ORT but gave {y.shape}")
+    if os.path.exists(os.path.join(out, "record.json")):
+        rec = json.load(open(os.path.join(out, "record.json")))
+        if "/0/Conv" not in json.dumps(rec):
+            failures.append("record.json does not name layer /0/Conv")
+
+    cfg = os.path.join(work, "config.json")
+    r = run([amctq, "config", "--model", model, "--out", cfg])
+    if r.returncode != 0 or not os.path.exists(cfg):
+        failures.append(f"config failed: {r.stderr.strip()}")
+    else:
+        c = json.load(open(cfg))
+        c["activation"]["act_algo"] = "hfmg"
+        json.dump(c, open(cfg, "w"))
+        r = run([amctq, "quantize", "--model", model, "--calib", calib, "--config", cfg, "--out",
+                 os.path.join(work, "out2"), "--quiet"])
+        if r.returncode != 0 or r.stderr.strip():
+            failures.append(f"quantize with an edited config failed or was not quiet: {r.stderr.strip()}")
+        c["activation"]["bogus_key"] = 1
+        bad = os.path.join(work, "bad.json")
+        json.dump(c, open(bad, "w"))
+        r = run([amctq, "quantize", "--model", model, "--calib", calib, "--config", bad, "--out",
+                 os.path.join(work, "out3")])
+        lines = r.stderr.strip().splitlines()
+        print("bad key ->", r.returncode, lines)
+        if r.returncode == 0 or len(lines) != 1 or "bogus_key" not in lines[0]:
+            failures.append(f"a bad config key must give a non-zero exit and one line naming it, got "
+                            f"{r.returncode} {lines}")
+        if os.path.exists(os.path.join(work, "out3", f"{stem}_deploy_model.onnx")):
+            failures.append("a failed quantize left a model behind")
+        del c["activation"]["bogus_key"]
+        c["batch_num"] = 1000
+        json.dump(c, open(bad, "w"))
+        r = run([amctq, "quantize", "--model", model, "--calib", calib, "--config", bad, "--out",
+                 os.path.join(work, "out3")])
+        lines = r.stderr.strip().splitlines()
+        print("too few batches ->", r.returncode, lines)
+        if r.returncode == 0 or len(lines) != 1 or "1000" not in lines[0]:
+            failures.append(f"too few calibration rows must say how many batches are needed, got {lines}")
+
+    r = run([amctq, "quantize", "--model", os.path.join(work, "missing.onnx"), "--calib", calib])
+    lines = r.stderr.strip().splitlines()
+    print("missing model ->", r.returncode, lines)
+    if r.returncode == 0 or len(lines) != 1 or "missing.onnx" not in lines[0]:
+        failures.append(f"a missing model must give one line naming it, got {lines}")
+    for sub, opts in (("quantize", ["--model", "--calib", "--config", "--out", "--input", "--quiet"]),
+                      ("config", ["--model", "--out", "--batch-num", "--skip", "--symmetric-activations"])):
+        r = run([amctq, sub, "--help"])
+        missing = [o for o in opts if o not in r.stdout]
+        if r.returncode != 0 or missing:
+            failures.append(f"amctq {sub} --help does not document {missing}")
+    for f in failures:
+        print("FAIL:", f, file=sys.stderr)
+    print("cli: all checks passed" if not failures else f"cli: {len(failures)} failures")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+// `amctq config`: writes the default quantization config of a model (create_quant_config), to
+// edit and pass to `amctq quantize --config`.
+//
+//   amctq config --model M.onnx [--out C.json] [--batch-num N] [--skip LAYER]... [--symmetric-activations]
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "amctq/error.hpp"
+#include "amctq/graph/pipeline.hpp"
+#include "amctq/io/config_json.hpp"
+#include "amctq/io/onnx_reader.hpp"
+
+namespace {
+
+const char* const config_usage =
+    "usage: amctq config --model M.onnx [--out C.json] [--batch-num N] [--skip LAYER]... [--symmetric-activations]\n"
+    "Writes the default quantization config of M.onnx as JSON (to stdout without --out): global\n"
+    "settings, overall / weights / activation / bias defaults, layer_type overrides and one entry\n"
+    "per quantizable layer (Conv, ConvTranspose, Gemm, MatMul, AveragePool; BatchNorm folded first).\n"
+    "  --model M.onnx            the float model (required)\n"
+    "  --out C.json              write here (atomically) instead of stdout\n"
+    "  --batch-num N             calibration batches quantize will need (default 1)\n"
+    "  --skip LAYER              leave this layer in float (repeatable; names as in the config)\n"
+    "  --symmetric-activations   activation_offset false: activations without zero point\n"
+    "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
+
+}  // namespace
+
+int cmd_config(int argc, char** argv) {
+  using namespace amctq;
+  std::string model_path, out;
+  std::vector<std::string> skip;
+  int batch_num = 1;
+  bool offset = true;
+  try {
+    for (int i = 0; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "config" && i == 0) continue;  // tolerate being passed the subcommand itself
+      if (a == "-h" || a == "--help") {
+        std::cout << config_usage;
+        return 0;
+      }
+      auto value = [&]() -> std::string {
+        AMCTQ_CHECK(i + 1 < argc, errc::invalid_argument, "amctq config", "option ", a, " needs a value");
+        return argv[++i];
+      };
+      if (a == "--model") model_path = value();
+      else if (a == "--out") out = value();
+      else if (a == "--skip") skip.push_back(value());
+      else if (a == "--symmetric-activations") offset = false;
+      else if (a == "--batch-num") {
+        const std::string v = value();
+        std::size_t used = 0;
+        int n = 0;
+        try { n = std::stoi(v, &used); } catch (const std::exception&) { used = 0; }
+        AMCTQ_CHECK(used == v.size() && n >= 1, errc::invalid_argument, "amctq config", "--batch-num must be a positive integer, got '", v, "'");
+        batch_num = n;
+      } else AMCTQ_THROW(errc::invalid_argument, "amctq config", "unknown option '", a, "' (see amctq config --help)");
+    }
+    AMCTQ_CHECK(!model_path.empty(), errc::invalid_argument, "amctq config", "--model is required");
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+  try {
+    const graph::model m = io::read_onnx(model_path);
+    const graph::quant_config c = graph::create_quant_config(m, skip, batch_num, offset);
+    if (out.empty()) std::cout << io::write_config_json(c);
+    else io::save_config_json(c, out);
+    return 0;
+  } catch (const std::exception& e) {
+    std::string s = e.what();  // amctq::error: "[amctq.<code>] <where>: <message>"
+    for (char& ch : s)
+      if (ch == '\n') ch = ' ';
+    std::cerr << (dynamic_cast<const amctq::error*>(&e) ? "" : "amctq config: ") << s << "\n";
+    return 1;
+  }
+}
