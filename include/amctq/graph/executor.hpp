@@ -44,7 +44,7 @@ inline const std::unordered_map<std::string, op_function>& builtin_ops() {
       {"HardSigmoid", ops::hard_sigmoid}, {"HardSwish", ops::hard_swish}, {"Tanh", ops::tanh_op},
       {"Softmax", ops::softmax}, {"LogSoftmax", ops::log_softmax},
       {"Add", ops::add}, {"Sub", ops::sub}, {"Mul", ops::mul}, {"Div", ops::div}, {"Sum", ops::sum},
-      {"BatchNormalization", ops::batch_normalization},
+      {"BatchNormalization", ops::batch_normalization}, {"LRN", ops::lrn},
       {"Flatten", ops::flatten}, {"Reshape", ops::reshape}, {"Transpose", ops::transpose}, {"Concat", ops::concat},
       {"Squeeze", ops::squeeze}, {"Unsqueeze", ops::unsqueeze}, {"Identity", ops::identity},
       {"Dropout", ops::dropout}, {"Pad", ops::pad}, {"Shape", ops::shape_op}, {"Size", ops::size_op},

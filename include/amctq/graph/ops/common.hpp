@@ -90,6 +90,10 @@ void visit_numeric(const context& c, dtype t, F&& f) {
     case dtype::int64: f(std::int64_t{}); break;
     case dtype::int8: f(std::int8_t{}); break;
     case dtype::uint8: f(std::uint8_t{}); break;
+    case dtype::int16: f(std::int16_t{}); break;
+    case dtype::uint16: f(std::uint16_t{}); break;
+    case dtype::uint32: f(std::uint32_t{}); break;
+    case dtype::uint64: f(std::uint64_t{}); break;
     default: AMCTQ_THROW(errc::unsupported, c.where(), "element type ", to_string(t), " is not supported");
   }
 }

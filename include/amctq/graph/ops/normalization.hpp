@@ -3,6 +3,7 @@
 #ifndef AMCTQ_GRAPH_OPS_NORMALIZATION_HPP
 #define AMCTQ_GRAPH_OPS_NORMALIZATION_HPP
 
+#include <algorithm>
 #include <cmath>
 
 #include "amctq/graph/ops/common.hpp"
@@ -48,6 +49,38 @@ inline void batch_normalization(context& c) {
     for (std::size_t ch = 0; ch < C; ++ch) {
       const std::size_t base = (n * C + ch) * inner;
       for (std::size_t i = 0; i < inner; ++i) py[base + i] = px[base + i] * mul[ch] + add[ch];
+    }
+}
+
+/// LRN across channels: y = x / (bias + alpha / size * sum of x^2 over the channel window)^beta,
+/// the window spanning floor((size-1)/2) channels before and ceil((size-1)/2) after.
+inline void lrn(context& c) {
+  c.require_inputs(1, 1);
+  const tensor& x = c.input(0);
+  c.require_type(x, dtype::float32, "X");
+  AMCTQ_CHECK(x.rank() >= 2, errc::shape_mismatch, c.where(), "X ", shape_string(x.shape()), " must have rank >= 2");
+  const attribute* size_attr = c.n.find("size");
+  AMCTQ_CHECK(size_attr && size_attr->i > 0, errc::invalid_argument, c.where(), "attribute size must be positive");
+  const std::int64_t size = size_attr->i;
+  const float alpha = c.n.get_float("alpha", 1e-4f), beta = c.n.get_float("beta", 0.75f), bias = c.n.get_float("bias", 1.0f);
+  const std::int64_t N = x.dim(0), C = x.dim(1);
+  const std::int64_t inner = (N * C) != 0 ? static_cast<std::int64_t>(x.size()) / (N * C) : 0;
+  const std::int64_t before = (size - 1) / 2, after = size - 1 - before;
+  tensor& y = c.make_output(0, dtype::float32, x.shape());
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t ch = 0; ch < C; ++ch) {
+      const std::int64_t lo = std::max<std::int64_t>(0, ch - before), hi = std::min<std::int64_t>(C - 1, ch + after);
+      for (std::int64_t i = 0; i < inner; ++i) {
+        float sq = 0;
+        for (std::int64_t k = lo; k <= hi; ++k) {
+          const float v = px[(n * C + k) * inner + i];
+          sq += v * v;
+        }
+        const std::int64_t at = (n * C + ch) * inner + i;
+        py[at] = px[at] / std::pow(bias + alpha / static_cast<float>(size) * sq, beta);
+      }
     }
 }
 

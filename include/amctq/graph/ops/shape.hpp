@@ -33,9 +33,17 @@ inline void identity(context& c) {
   c.out[0] = c.input(0);
 }
 
-/// Dropout at inference is the identity; its optional mask output is all true.
+/// Dropout at inference is the identity; its optional mask output is all true. Training mode
+/// (opset 12's third input) with a non-zero ratio draws random masks: not reproducible, refused.
 inline void dropout(context& c) {
   c.require_inputs(1, 3);
+  if (c.has_input(2) && c.input(2).size() == 1 && c.input(2).type() == dtype::boolean && c.input(2).data<bool>()[0]) {
+    double ratio = 0.5;
+    if (c.has_input(1))
+      visit_numeric(c, c.input(1).type(), [&](auto tag) { ratio = static_cast<double>(c.input(1).data<decltype(tag)>()[0]); });
+    AMCTQ_CHECK(ratio == 0.0, errc::unsupported, c.where(), "training_mode with ratio ", ratio,
+                " (random masks) is not supported");
+  }
   c.out[0] = c.input(0);
   if (c.wants_output(1)) {
     tensor& m = c.make_output(1, dtype::boolean, c.input(0).shape());
@@ -47,7 +55,10 @@ inline void flatten(context& c) {
   c.require_inputs(1, 1);
   const tensor& x = c.input(0);
   const auto rank = static_cast<std::int64_t>(x.rank());
-  const std::int64_t axis = normalize_axis(c, c.n.get_int("axis", 1), rank + 1);
+  std::int64_t axis = c.n.get_int("axis", 1);
+  AMCTQ_CHECK(axis >= -rank && axis <= rank, errc::invalid_argument, c.where(), "axis ", axis,
+              " is out of range for rank ", rank);
+  if (axis < 0) axis += rank;  // Flatten's axis ranges over [-r, r]
   std::int64_t outer = 1;
   for (std::int64_t d = 0; d < axis; ++d) outer *= x.dim(d);
   detail::copy_reshaped(c, x, {outer, outer ? static_cast<std::int64_t>(x.size()) / outer : 0});
@@ -188,7 +199,7 @@ inline void unsqueeze(context& c) {
   detail::copy_reshaped(c, x, shape);
 }
 
-/// Pad: constant, reflect and edge. Pads are an attribute before opset 11, an input after; opset
+/// Pad: constant, reflect, edge and wrap. Pads are an attribute before opset 11, an input after; opset
 /// 18 adds an optional `axes` input restricting which dims the pads address. Negative pads crop.
 inline void pad(context& c) {
   const tensor& x = c.input(0);
@@ -220,7 +231,7 @@ inline void pad(context& c) {
     end[d] = pads[axes.size() + i];
   }
   const std::string mode = c.n.get_string("mode", "constant");
-  AMCTQ_CHECK(mode == "constant" || mode == "reflect" || mode == "edge", errc::unsupported, c.where(), "pad mode '",
+  AMCTQ_CHECK(mode == "constant" || mode == "reflect" || mode == "edge" || mode == "wrap", errc::unsupported, c.where(), "pad mode '",
               mode, "' is not supported");
   std::vector<std::int64_t> shape(x.rank());
   for (std::size_t d = 0; d < x.rank(); ++d) {
@@ -248,6 +259,7 @@ inline void pad(context& c) {
         if (i < 0 || i >= n) {
           if (mode == "constant") { inside = false; break; }
           if (mode == "edge") i = i < 0 ? 0 : n - 1;
+          else if (mode == "wrap") i = ((i % n) + n) % n;
           else if (n == 1) i = 0;
           else {  // reflect without repeating the edge, period 2(n-1)
             const std::int64_t p = 2 * (n - 1);

@@ -1,0 +1,47 @@
+// Gemm and MatMul: transposes, alpha/beta, broadcast C, batched broadcasting, 1-D promotion.
+#include <doctest/doctest.h>
+
+#include "graph/builder.hpp"
+
+using namespace amctq;
+using amctq::test::attr_f;
+using amctq::test::attr_i;
+using amctq::test::check_close;
+using amctq::test::ft;
+using amctq::test::single_node;
+
+TEST_CASE("Gemm: plain, transposed, alpha/beta, C broadcast as row, column and scalar") {
+  const auto a = ft({2, 3}, {1, 2, 3, 4, 5, 6});
+  const auto b = ft({3, 2}, {1, 0, 0, 1, 1, 1});  // A*B = [[4,5],[10,11]]
+  single_node plain("Gemm", {"a", "b"});
+  check_close(plain.run({{"a", a}, {"b", b}}), {2, 2}, {4, 5, 10, 11});
+
+  single_node t("Gemm", {"a", "b", "c"}, {attr_i("transA", 1), attr_i("transB", 1), attr_f("alpha", 2), attr_f("beta", 3)});
+  const auto at = ft({3, 2}, {1, 4, 2, 5, 3, 6});
+  const auto bt = ft({2, 3}, {1, 0, 1, 0, 1, 1});
+  check_close(t.run({{"a", at}, {"b", bt}, {"c", ft({2}, {1, -1})}}), {2, 2}, {11, 7, 23, 19});
+  single_node col("Gemm", {"a", "b", "c"});
+  check_close(col.run({{"a", a}, {"b", b}, {"c", ft({2, 1}, {100, 200})}}), {2, 2}, {104, 105, 210, 211});
+  single_node sc("Gemm", {"a", "b", "c"});
+  check_close(sc.run({{"a", a}, {"b", b}, {"c", ft({}, {0.5f})}}), {2, 2}, {4.5f, 5.5f, 10.5f, 11.5f});
+
+  single_node bad("Gemm", {"a", "b"});
+  CHECK_THROWS_WITH_AS(bad.run({{"a", a}, {"b", a}}), doctest::Contains("inner dims differ"), amctq::error);
+  single_node badc("Gemm", {"a", "b", "c"});
+  CHECK_THROWS_AS(badc.run({{"a", a}, {"b", b}, {"c", ft({3}, {1, 2, 3})}}), amctq::error);
+}
+
+TEST_CASE("MatMul: batched with broadcasting and 1-D operands") {
+  // [2,1,2,2] x [3,2,1] -> [2,3,2,1]
+  const auto a = ft({2, 1, 2, 2}, {1, 0, 0, 1, 2, 0, 0, 2});
+  const auto b = ft({3, 2, 1}, {1, 2, 3, 4, 5, 6});
+  single_node mm("MatMul", {"a", "b"});
+  check_close(mm.run({{"a", a}, {"b", b}}), {2, 3, 2, 1}, {1, 2, 3, 4, 5, 6, 2, 4, 6, 8, 10, 12});
+  single_node vec("MatMul", {"a", "b"});
+  check_close(vec.run({{"a", ft({2}, {1, 1})}, {"b", ft({2, 3}, {1, 2, 3, 4, 5, 6})}}), {3}, {5, 7, 9});
+  single_node vv("MatMul", {"a", "b"});
+  check_close(vv.run({{"a", ft({3}, {1, 2, 3})}, {"b", ft({3}, {4, 5, 6})}}), {}, {32});
+  single_node bad("MatMul", {"a", "b"});
+  CHECK_THROWS_AS(bad.run({{"a", ft({2, 2, 3}, std::vector<float>(12))}, {"b", ft({3, 3, 1}, std::vector<float>(9))}}),
+                  amctq::error);
+}
