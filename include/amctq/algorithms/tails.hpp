@@ -45,10 +45,15 @@ class extreme_values {
       constexpr std::size_t W = B::size;
       // Most values lie strictly between the current thresholds once the buffers are full;
       // test a whole batch at once and only look closer when one of them does not.
+      B hi(hi_threshold()), lo(lo_threshold());
       for (; i + W <= n; i += W) {
         const B v = B::load_unaligned(x + i);
-        if (xsimd::any((v > B(hi_threshold())) | (v < B(lo_threshold())) | (v != v)))
+        // NaN compares false everywhere and is ignored by offer() anyway.
+        if (xsimd::any((v > hi) | (v < lo))) {
           for (std::size_t j = i; j < i + W; ++j) offer(x[j]);
+          hi = B(hi_threshold());
+          lo = B(lo_threshold());
+        }
       }
     }
 #endif
@@ -59,11 +64,11 @@ class extreme_values {
     if (!kernels::detail::is_finite(v)) return;
     if (v > hi_threshold()) {
       hi_.push_back(v);
-      if (hi_.size() >= 4 * static_cast<std::size_t>(capacity_)) compact();
+      if (hi_.size() >= 4 * static_cast<std::size_t>(capacity_)) trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
     }
     if (v < lo_threshold()) {
       lo_.push_back(v);
-      if (lo_.size() >= 4 * static_cast<std::size_t>(capacity_)) compact();
+      if (lo_.size() >= 4 * static_cast<std::size_t>(capacity_)) trim(lo_, std::less<float>(), lo_full_, lo_cut_);
     }
   }
 
@@ -128,17 +133,24 @@ class extreme_values {
     return lo_full_ ? lo_cut_ : std::numeric_limits<float>::infinity();
   }
 
-  // Keeps the capacity most extreme values, sorted; afterwards only values beyond the kept
-  // extreme are candidates (an equal value cannot change the multiset's top-T values).
+  // Keeps the capacity most extreme values (in no order); afterwards only values beyond the
+  // kept extreme are candidates (an equal value cannot change the multiset of the top values).
+  template <class Before>
+  void trim(std::vector<float>& v, Before before, bool& full, float& cut) {
+    if (v.size() > capacity_) {
+      std::nth_element(v.begin(), v.begin() + (capacity_ - 1), v.end(), before);
+      v.resize(capacity_);
+    }
+    full = v.size() == capacity_;
+    if (full) cut = *std::max_element(v.begin(), v.end(), before);  // the least extreme kept
+  }
+
+  // Trims both sides and sorts them, most extreme first, for rank queries and the state.
   void compact() {
+    trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
+    trim(lo_, std::less<float>(), lo_full_, lo_cut_);
     std::sort(hi_.begin(), hi_.end(), std::greater<float>());
-    if (hi_.size() > capacity_) hi_.resize(capacity_);
     std::sort(lo_.begin(), lo_.end());
-    if (lo_.size() > capacity_) lo_.resize(capacity_);
-    hi_full_ = hi_.size() == capacity_;
-    lo_full_ = lo_.size() == capacity_;
-    if (hi_full_) hi_cut_ = hi_.back();
-    if (lo_full_) lo_cut_ = lo_.back();
   }
 
   std::uint32_t capacity_;
