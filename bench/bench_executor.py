@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Executor vs ONNX Runtime, one thread each, on the same model and input, in the same run.
+
+Exports the peer models with tests/graph_peers/export_models.py when the folder does not
+exist yet, then for each case (default: torchvision_resnet18) runs ONNX Runtime
+(intra_op_num_threads=1, all graph optimisations on, the default) and the bench_executor binary,
+and prints median times and the ratio executor / ORT. Issue 5's target: ratio <= 3 on resnet18.
+
+usage: bench_executor.py --binary build/bench/bench_executor [--models DIR] [--runs 20] [case ...]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+from onnx import numpy_helper, TensorProto
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def ort_median_ms(case_dir: str, runs: int, warmup: int) -> float:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(os.path.join(case_dir, "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    feeds = {}
+    for j, inp in enumerate(sess.get_inputs()):
+        t = TensorProto()
+        with open(os.path.join(case_dir, "test_data_set_0", f"input_{j}.pb"), "rb") as f:
+            t.ParseFromString(f.read())
+        feeds[inp.name] = numpy_helper.to_array(t)
+    times = []
+    for i in range(warmup + runs):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        t1 = time.perf_counter()
+        if i >= warmup:
+            times.append((t1 - t0) * 1e3)
+    return float(np.median(times))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--models", default=os.path.join(ROOT, "build-bench-models"))
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("cases", nargs="*", default=["torchvision_resnet18"])
+    a = ap.parse_args()
+    if not os.path.isdir(os.path.join(a.models, a.cases[0])):
+        subprocess.run([sys.executable, os.path.join(ROOT, "tests", "graph_peers", "export_models.py"), a.models], check=True)
+    for case in a.cases:
+        case_dir = os.path.join(a.models, case)
+        ort_ms = ort_median_ms(case_dir, a.runs, a.warmup)
+        out = subprocess.run([a.binary, case_dir, str(a.runs), str(a.warmup)], check=True, capture_output=True, text=True)
+        ours = json.loads(out.stdout.strip().splitlines()[-1])
+        ratio = ours["median_ms"] / ort_ms
+        print(f"{case}: amctq executor {ours['median_ms']:.2f} ms, onnxruntime {ort_ms:.2f} ms (1 thread each, median of "
+              f"{a.runs}); ratio {ratio:.2f}x (target <= 3x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
