@@ -19,14 +19,15 @@ namespace amctq::kernels {
 
 /// y[i] = (q[i] - zp) * s for a contiguous row.
 template <class Arch, class Q, class Grid>
-void dequantize_row(Arch, const Q* q, float* y, std::size_t n, const Grid& g) noexcept {
+void dequantize_row(Arch, const Q* q, float* y, std::size_t n, const Grid& grid) noexcept {
+  const Grid g = grid;  // a local copy: stores to y cannot alias it, so its broadcasts leave the loop
   std::size_t i = 0;
 #if AMCTQ_HAS_XSIMD
   if constexpr (detail::is_simd_arch<Arch>) {
     using B = xsimd::batch<float, Arch>;
     constexpr std::size_t W = B::size;
     for (; i + W <= n; i += W)
-      ((B::load_unaligned(q + i) - g.template zero_batch<B>(i)) * g.template scale_batch<B>(i)).store_unaligned(y + i);
+      ((detail::load_codes<B>(q + i) - g.template zero_batch<B>(i)) * g.template scale_batch<B>(i)).store_unaligned(y + i);
   }
 #endif
   for (; i < n; ++i) y[i] = (static_cast<float>(q[i]) - g.zero_at(i)) * g.scale_at(i);

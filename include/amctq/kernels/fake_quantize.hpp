@@ -18,10 +18,13 @@
 namespace amctq::kernels {
 
 /// y[i] = fake-quantized x[i] for a contiguous row of n floats (x == y allowed). With a
-/// non-null mask, bit (bit0 + i) of mask receives the STE bit of element i.
+/// non-null mask, bit (bit0 + i) of mask receives the STE bit of element i. With stream, y is
+/// written with non-temporal stores (call detail::stream_fence() after the last row); the
+/// values are the same either way.
 template <round_mode M, class Arch, class Grid>
-void fake_quantize_row(Arch, const float* x, float* y, std::size_t n, const Grid& g, std::uint8_t* mask = nullptr,
-                       std::size_t bit0 = 0) noexcept {
+void fake_quantize_row(Arch, const float* x, float* y, std::size_t n, const Grid& grid, std::uint8_t* mask = nullptr,
+                       std::size_t bit0 = 0, bool stream = false) noexcept {
+  const Grid g = grid;  // a local copy: stores to y cannot alias it, so its broadcasts leave the loop
   std::size_t i = 0;
   auto scalar_until = [&](std::size_t end, detail::bit_writer* bits) {
     for (; i < end; ++i) {
@@ -38,23 +41,38 @@ void fake_quantize_row(Arch, const float* x, float* y, std::size_t n, const Grid
     using B = xsimd::batch<float, Arch>;
     constexpr std::size_t W = B::size;
     const B lo(g.lo), hi(g.hi);
-    if (mask) {
-      scalar_until(n < ((8 - (bit0 & 7u)) & 7u) ? n : ((8 - (bit0 & 7u)) & 7u), bp);
-      for (; i + W <= n; i += W) {
-        const B s = g.template scale_batch<B>(i), zp = g.template zero_batch<B>(i);
-        const B r = detail::unclamped_code<M>(B::load_unaligned(x + i), s, zp);
-        bits.push(detail::to_bits((r >= lo) & (r <= hi)), static_cast<unsigned>(W));
-        ((detail::clamp_nan_low(r, lo, hi) - zp) * s).store_unaligned(y + i);
+    // One loop body per store kind, so the choice is not re-made per batch.
+    auto simd_rows = [&](auto streaming) {
+      constexpr bool S = decltype(streaming)::value;
+      const auto put = [&](const B& v) {
+        if constexpr (S) detail::store_stream(v, y + i);
+        else v.store_unaligned(y + i);
+      };
+      // Scalar elements first: up to a byte of mask (plain stores) or to y's batch alignment
+      // (streaming stores need it; the mask writer then starts mid-byte).
+      const std::size_t head = S ? detail::elements_to_alignment(y, sizeof(B)) : (mask ? (8 - (bit0 & 7u)) & 7u : 0);
+      scalar_until(n < head ? n : head, bp);
+      if (mask) {
+        bits.begin_push();
+        for (; i + W <= n; i += W) {
+          const B s = g.template scale_batch<B>(i), zp = g.template zero_batch<B>(i);
+          const B r = detail::unclamped_code<M>(B::load_unaligned(x + i), s, zp);
+          bits.push(detail::to_bits((r >= lo) & (r <= hi)), static_cast<unsigned>(W));
+          put((detail::clamp_nan_low(r, lo, hi) - zp) * s);
+        }
+        bits.flush();
+      } else {
+        for (; i + W <= n; i += W) {
+          const B s = g.template scale_batch<B>(i), zp = g.template zero_batch<B>(i);
+          put(detail::fake_quantized<M>(B::load_unaligned(x + i), s, zp, lo, hi));
+        }
       }
-      bits.flush();
-    } else {
-      for (; i + W <= n; i += W) {
-        const B s = g.template scale_batch<B>(i), zp = g.template zero_batch<B>(i);
-        detail::fake_quantized<M>(B::load_unaligned(x + i), s, zp, lo, hi).store_unaligned(y + i);
-      }
-    }
+    };
+    if (stream) simd_rows(std::true_type{});
+    else simd_rows(std::false_type{});
   }
 #endif
+  (void)stream;
   scalar_until(n, bp);
 }
 
@@ -90,6 +108,7 @@ void fake_quantize(const tensor_view<TX, R>& x, const tensor_view<float, R>& y, 
   const auto f = kernels::detail::to_float_params(p);
   const auto plan = kernels::detail::make_row_plan<R>(x.extents(), x.strides(), y.strides(), p.axis);
   const std::ptrdiff_t sx = plan.stride_a[plan.dims - 1], sy = plan.stride_b[plan.dims - 1];
+  const bool stream = sy == 1 && static_cast<std::size_t>(y.size()) * sizeof(float) >= kernels::detail::stream_store_bytes;
   with_round_mode(mode, [&](auto m) {
     constexpr round_mode M = decltype(m)::value;
     kernels::detail::for_each_grid_row(plan, f, [&](std::ptrdiff_t ox, std::ptrdiff_t oy, std::ptrdiff_t n, const auto& g,
@@ -97,11 +116,12 @@ void fake_quantize(const tensor_view<TX, R>& x, const tensor_view<float, R>& y, 
       const auto count = static_cast<std::size_t>(n);
       const auto bit0 = static_cast<std::size_t>(lin);
       if (sx == 1 && sy == 1)
-        kernels::fake_quantize_row<M>(Arch{}, x.data_handle() + ox, y.data_handle() + oy, count, g, mask, bit0);
+        kernels::fake_quantize_row<M>(Arch{}, x.data_handle() + ox, y.data_handle() + oy, count, g, mask, bit0, stream);
       else
         kernels::fake_quantize_strided<M>(x.data_handle() + ox, sx, y.data_handle() + oy, sy, count, g, mask, bit0);
     });
   });
+  if (stream) kernels::detail::stream_fence();
 }
 
 }  // namespace amctq

@@ -23,7 +23,8 @@ inline constexpr bool is_code_type =
 
 /// q[i] = code of x[i] for a contiguous row; the grid must fit Q.
 template <round_mode M, class Arch, class Q, class Grid>
-void quantize_row(Arch, const float* x, Q* q, std::size_t n, const Grid& g) noexcept {
+void quantize_row(Arch, const float* x, Q* q, std::size_t n, const Grid& grid) noexcept {
+  const Grid g = grid;  // a local copy: stores to q cannot alias it, so its broadcasts leave the loop
   static_assert(is_code_type<Q>, "quantize_row writes int8, uint8, int16, uint16 or int32 codes.");
   std::size_t i = 0;
 #if AMCTQ_HAS_XSIMD
@@ -49,6 +50,17 @@ inline void put_nibble(std::uint8_t* packed, std::size_t e, int code) noexcept {
   std::uint8_t& byte = packed[e >> 1];
   byte = (e & 1u) ? static_cast<std::uint8_t>((byte & 0x0Fu) | (nib << 4)) : static_cast<std::uint8_t>((byte & 0xF0u) | nib);
 }
+
+/// Stores m codes as elements e .. e + m - 1: bytes whose two nibbles both come from codes are
+/// written whole (a loop the compiler vectorizes), only a shared first or last byte is merged.
+inline void put_nibbles(std::uint8_t* packed, std::size_t e, const std::int8_t* codes, std::size_t m) noexcept {
+  std::size_t k = 0;
+  if ((e & 1u) && m > 0) put_nibble(packed, e, codes[k++]);
+  for (; k + 2 <= m; k += 2)
+    packed[(e + k) >> 1] = static_cast<std::uint8_t>((static_cast<unsigned>(codes[k]) & 0xFu) |
+                                                     ((static_cast<unsigned>(codes[k + 1]) & 0xFu) << 4));
+  if (k < m) put_nibble(packed, e + k, codes[k]);
+}
 }  // namespace detail
 
 /// Writes the 4-bit codes of a contiguous row into `packed` at element positions
@@ -64,7 +76,7 @@ void quantize_row_int4(Arch arch, const float* x, std::uint8_t* packed, std::siz
       quantize_row<M>(arch, x + done, codes, m, g.shifted(done));
     else
       quantize_row<M>(arch, x + done, codes, m, g);
-    for (std::size_t k = 0; k < m; ++k) detail::put_nibble(packed, first + done + k, codes[k]);
+    detail::put_nibbles(packed, first + done, codes, m);
     done += m;
   }
 }
