@@ -1,0 +1,201 @@
+"""Accuracy of amctq against ONNX Runtime's and PyTorch's post-training quantizers on the bundled
+Fashion-MNIST CNN (models/fmnist_cnn.onnx), same calibration images, same 10k test set.
+
+usage: python bench/compare_accuracy.py --amctq BUILD/tools/amctq/amctq [--work DIR]
+
+Settings W8A8, W4A8, W8A4 (weights per channel, symmetric; activations as each tool does them):
+  amctq      every activation method (ifmr, hfmg, entropy, mse, percentile, minmax) with ARQ
+             weights; the deploy model (integer ops) and the fake-quant model both run in ORT
+  ORT        onnxruntime.quantization.quantize_static, QDQ format, per-channel weights, MinMax /
+             Entropy (ORT's default 128 bins: quantize_static
+             forwards no bin count) / Percentile; QInt4 / QUInt4 for the 4-bit sides
+  PyTorch    eager-mode PTQ (fbgemm), MinMaxObserver / HistogramObserver activations,
+             PerChannelMinMaxObserver weights; 4-bit via quant_min / quant_max on the observers;
+             the model is rebuilt with train_fmnist_cnn.make_model and loaded from the ONNX
+             initializers (BatchNorm kept separate in the ONNX, fused here by fuse_modules)
+Calibration uses the same 256 images (models/fmnist_calib.npy) as one batch for every tool.
+Calibration time: amctq = the whole `amctq quantize` process (read, calibrate, save both models);
+ORT = the quantize_static call. Printed as a table.
+"""
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = os.path.join(ROOT, "models", "fmnist_cnn.onnx")
+CALIB = os.path.join(ROOT, "models", "fmnist_calib.npy")
+DATA = "/usr/share/datasets/fashion-mnist"
+MEAN, STD = 0.2860, 0.3530
+SETTINGS = {"W8A8": (8, 8), "W4A8": (4, 8), "W8A4": (8, 4)}
+
+
+def load_test():
+    with gzip.open(os.path.join(DATA, "t10k-images-idx3-ubyte.gz")) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(os.path.join(DATA, "t10k-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)
+    return ((x.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32), y.astype(np.int64)
+
+
+def predict_onnx(path, x):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    return np.concatenate([s.run(None, {name: x[i:i + 1000]})[0] for i in range(0, len(x), 1000)])
+
+
+def run_amctq(tool, work, wbits, abits, method, results, x):
+    cfg_path = os.path.join(work, "base_config.json")
+    if not os.path.exists(cfg_path):
+        subprocess.run([tool, "config", "--model", MODEL, "--out", cfg_path], check=True)
+    cfg = json.load(open(cfg_path))
+    cfg["weights"]["num_bits"] = wbits
+    cfg["activation"]["num_bits"] = abits
+    cfg["activation"]["act_algo"] = method
+    out = os.path.join(work, f"amctq_{method}_w{wbits}a{abits}")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "config.json")
+    json.dump(cfg, open(path, "w"))
+    t0 = time.perf_counter()
+    r = subprocess.run([tool, "quantize", "--model", MODEL, "--calib", CALIB, "--config", path, "--out", out,
+                        "--quiet"], capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        return None, dt, r.stderr.strip()
+    return {"deploy": predict_onnx(os.path.join(out, "fmnist_cnn_deploy_model.onnx"), x),
+            "fake-quant": predict_onnx(os.path.join(out, "fmnist_cnn_fake_quant_model.onnx"), x)}, dt, ""
+
+
+def run_ort(work, wbits, abits, method):
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"image": np.load(CALIB)}])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    out = os.path.join(work, f"ort_{method}_w{wbits}a{abits}.onnx")
+    # quantize_static passes no bin count to its entropy calibrater (1.31: symmetric, moving
+    # average, percentile only), so Entropy runs with ORT's default 128 bins.
+    extra = {}
+    t0 = time.perf_counter()
+    quantize_static(MODEL, out, reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8 if abits == 8 else QuantType.QUInt4,
+                    weight_type=QuantType.QInt8 if wbits == 8 else QuantType.QInt4,
+                    calibrate_method=getattr(CalibrationMethod, method), extra_options=extra)
+    return out, time.perf_counter() - t0
+
+
+def torch_model():
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "models"))
+    from train_fmnist_cnn import make_model
+    m = make_model()
+    inits = {i.name: torch.from_numpy(onnx.numpy_helper.to_array(i).copy()) for i in onnx.load(MODEL).graph.initializer}
+    state = m.state_dict()
+    for k in state:
+        if k in inits:
+            state[k] = inits[k].reshape(state[k].shape)
+    m.load_state_dict(state)
+    return m.eval()
+
+
+def run_torch(wbits, abits, observer, x):
+    import torch
+    from torch import nn
+    from torch.ao import quantization as tq
+    engines = torch.backends.quantized.supported_engines
+    torch.backends.quantized.engine = next(e for e in ("fbgemm", "x86", "onednn", "qnnpack") if e in engines)
+    base = torch_model()
+    tq.fuse_modules(base, [["0", "1", "2"], ["4", "5", "6"], ["7", "8", "9"], ["11", "12", "13"], ["16", "17"]],
+                    inplace=True)
+    model = nn.Sequential(tq.QuantStub(), base, tq.DeQuantStub()).eval()
+    act = tq.MinMaxObserver if observer == "MinMax" else tq.HistogramObserver
+    amax = 255 if abits == 8 else 15
+    wmax = 127 if wbits == 8 else 7
+    model.qconfig = tq.QConfig(
+        activation=act.with_args(dtype=torch.quint8, quant_min=0, quant_max=amax),
+        weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
+                                                     quant_min=-wmax - 1 if wbits == 8 else -wmax - 1,
+                                                     quant_max=wmax))
+    tq.prepare(model, inplace=True)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        model(torch.from_numpy(np.load(CALIB)))
+    dt = time.perf_counter() - t0
+    tq.convert(model, inplace=True)
+    with torch.no_grad():
+        y = torch.cat([model(torch.from_numpy(x[i:i + 1000])) for i in range(0, len(x), 1000)]).numpy()
+    return y, dt
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--amctq", required=True)
+    ap.add_argument("--work", default=None)
+    args = ap.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="amctq_bench_")
+    os.makedirs(work, exist_ok=True)
+    x, y = load_test()
+    ref = predict_onnx(MODEL, x)
+    rows = []
+
+    def add(tool, method, setting, out, dt, note=""):
+        if out is None:
+            rows.append((tool, method, setting, float("nan"), float("nan"), dt, note))
+        else:
+            rows.append((tool, method, setting, np.mean(out.argmax(1) == y), np.mean(out.argmax(1) == ref.argmax(1)),
+                         dt, note))
+
+    add("float", "-", "-", ref, 0.0)
+    for setting, (wb, ab) in SETTINGS.items():
+        for method in ("ifmr", "hfmg", "entropy", "mse", "percentile", "minmax"):
+            outs, dt, err = run_amctq(args.amctq, work, wb, ab, method, rows, x)
+            if outs is None:
+                add("amctq", method, setting, None, dt, err)
+            else:
+                add("amctq deploy", method, setting, outs["deploy"], dt)
+                add("amctq fake-q", method, setting, outs["fake-quant"], dt)
+        for method in ("MinMax", "Entropy", "Percentile"):
+            try:
+                path, dt = run_ort(work, wb, ab, method)
+                add("ORT qstatic", method, setting, predict_onnx(path, x), dt)
+            except Exception as e:  # noqa: BLE001 - report, keep the table going
+                add("ORT qstatic", method, setting, None, float("nan"), str(e).splitlines()[0][:80])
+        for obs in ("MinMax", "Histogram"):
+            try:
+                out, dt = run_torch(wb, ab, obs, x)
+                add("PyTorch PTQ", obs, setting, out, dt)
+            except Exception as e:  # noqa: BLE001
+                add("PyTorch PTQ", obs, setting, None, float("nan"), str(e).splitlines()[0][:80])
+        print(f"{setting} done", file=sys.stderr, flush=True)
+
+    print(f"Fashion-MNIST CNN, {len(x)} test images, calibration: 256 images in 1 batch; onnxruntime "
+          f"{ort.__version__}")
+    print(f"{'tool':<13} {'method':<11} {'setting':<7} {'accuracy':>8} {'top1-agree':>10} {'calib s':>8}  note")
+    for t, m, s, acc, agr, dt, note in rows:
+        print(f"{t:<13} {m:<11} {s:<7} {acc:>8.4f} {agr:>10.4f} {dt:>8.3f}  {note}")
+    print("\nbest per setting (accuracy):")
+    for setting in SETTINGS:
+        for tool in ("amctq deploy", "amctq fake-q", "ORT qstatic", "PyTorch PTQ"):
+            cand = [r for r in rows if r[0] == tool and r[2] == setting and r[3] == r[3]]
+            if cand:
+                b = max(cand, key=lambda r: r[3])
+                print(f"  {setting} {tool:<13} {b[1]:<11} acc {b[3]:.4f} agree {b[4]:.4f}")
+
+
+if __name__ == "__main__":
+    main()
