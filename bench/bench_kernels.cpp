@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <vector>
@@ -224,11 +226,18 @@ void BM_minmax_per_channel(benchmark::State& st) {
   set_bytes(st, n * sizeof(float));
 }
 
+constexpr std::int64_t kInCache = std::int64_t{1} << 16;  // 2 x 256 KiB: inside L2, so compute shows
 constexpr std::int64_t kSmall = std::int64_t{1} << 20;
 constexpr std::int64_t kLarge = std::int64_t{1} << 24;
 
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgName("n")->Arg(kSmall)->Arg(kLarge)->UseRealTime()->Unit(benchmark::kMicrosecond);
+}
+
+/// Adds the L2-resident size, where the copy is not the limit and SIMD vs scalar code shows.
+void sizes_and_in_cache(benchmark::internal::Benchmark* b) {
+  b->Arg(kInCache);
+  sizes(b);
 }
 
 /// n x {C=64 along axis 0, C=64 last, C=256 last}.
@@ -243,9 +252,9 @@ void channel_layouts(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(BM_copy)->Apply(sizes);
-BENCHMARK(BM_fake_quantize_per_tensor)->Apply(sizes);
-BENCHMARK(BM_fake_quantize_per_tensor_scalar)->Apply(sizes);
+BENCHMARK(BM_copy)->Apply(sizes_and_in_cache);
+BENCHMARK(BM_fake_quantize_per_tensor)->Apply(sizes_and_in_cache);
+BENCHMARK(BM_fake_quantize_per_tensor_scalar)->Apply(sizes_and_in_cache);
 BENCHMARK(BM_fake_quantize_per_channel)->Apply(channel_layouts);
 BENCHMARK(BM_fake_quantize_masked)->Apply(sizes);
 BENCHMARK(BM_quantize_int8)->Apply(sizes);
@@ -256,8 +265,86 @@ BENCHMARK(BM_dequantize_int8)->Apply(sizes);
 BENCHMARK(BM_minmax)->Apply(sizes);
 BENCHMARK(BM_minmax_per_channel)->Apply(channel_layouts);
 
+namespace {
+
+/// Values that stress the grid: exact .5 ties, NaN, infinities, huge values, among normal noise.
+std::vector<float> awkward(std::size_t n, float scale) {
+  std::mt19937 rng(7u);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> pick(0, 15), level(-140, 140);
+  std::vector<float> v(n);
+  for (auto& x : v) {
+    switch (pick(rng)) {
+      case 0: x = (static_cast<float>(level(rng)) + 0.5f) * scale; break;
+      case 1: x = std::numeric_limits<float>::quiet_NaN(); break;
+      case 2: x = (level(rng) & 1) ? std::numeric_limits<float>::infinity() : -1e30f; break;
+      default: x = normal(rng);
+    }
+  }
+  return v;
+}
+
+bool same_bytes(const void* a, const void* b, std::size_t bytes) { return std::memcmp(a, b, bytes) == 0; }
+
+/// The streaming-store path only runs on outputs of stream_store_bytes or more, which the unit
+/// tests do not reach; before timing it, check it is bit-identical to the scalar reference:
+/// row by row over every alignment, mask offset and short length, and on whole 16M tensors.
+bool streaming_matches_scalar() {
+  namespace k = amctq::kernels;
+  using amctq::round_mode;
+  const auto p = symmetric_params(8);
+  const k::uniform_grid ug{p.scale[0], 0.0f, -128.0f, 127.0f};
+  std::vector<float> sc(301), zp(301);
+  for (std::size_t c = 0; c < sc.size(); ++c) {
+    sc[c] = p.scale[0] * (0.5f + static_cast<float>(c) / 300.0f);
+    zp[c] = static_cast<float>(static_cast<int>(c % 21) - 10);
+  }
+  const k::lane_grid lg{sc.data(), zp.data(), -128.0f, 127.0f};
+  const auto x = awkward(300, p.scale[0]);
+  bool ok = true;
+  for (std::size_t n : {0u, 1u, 7u, 15u, 16u, 17u, 40u, 255u, 300u - 24u})
+    for (std::size_t off = 0; off < 24; ++off)
+      for (std::size_t bit0 : {0u, 3u, 8u, 13u}) {
+        std::vector<float> ys(n + 24, 9.0f), yr(n + 24, 9.0f);
+        std::vector<std::uint8_t> ms(64, 0x5Au), mr(64, 0x5Au);
+        k::fake_quantize_row<round_mode::half_even>(k::default_arch{}, x.data() + off, ys.data() + off, n, ug,
+                                                    ms.data(), bit0, true);
+        k::fake_quantize_row<round_mode::half_even>(k::scalar_arch{}, x.data() + off, yr.data() + off, n, ug,
+                                                    mr.data(), bit0);
+        k::detail::stream_fence();
+        ok &= same_bytes(ys.data(), yr.data(), ys.size() * sizeof(float)) && ms == mr;
+        k::fake_quantize_row<round_mode::half_away>(k::default_arch{}, x.data() + off, ys.data() + off, n, lg,
+                                                    nullptr, 0, true);
+        k::fake_quantize_row<round_mode::half_away>(k::scalar_arch{}, x.data() + off, yr.data() + off, n, lg);
+        k::detail::stream_fence();
+        ok &= same_bytes(ys.data(), yr.data(), ys.size() * sizeof(float));
+      }
+  const std::size_t n = static_cast<std::size_t>(kLarge);
+  const auto big = awkward(n, p.scale[0]);
+  std::vector<float> ys(n), yr(n);
+  std::vector<std::uint8_t> ms(n / 8), mr(n / 8);
+  const auto xv = amctq::make_view(big.data(), {static_cast<std::ptrdiff_t>(n)});
+  amctq::fake_quantize(xv, amctq::make_view(ys.data(), {static_cast<std::ptrdiff_t>(n)}), p,
+                       round_mode::half_even, ms.data());
+  amctq::fake_quantize<k::scalar_arch>(xv, amctq::make_view(yr.data(), {static_cast<std::ptrdiff_t>(n)}), p,
+                                       round_mode::half_even, mr.data());
+  ok &= same_bytes(ys.data(), yr.data(), n * sizeof(float)) && ms == mr;
+  const auto pc = channel_params(64, 1);
+  const auto xm = amctq::make_view(big.data(), {static_cast<std::ptrdiff_t>(n / 64), 64});
+  amctq::fake_quantize(xm, amctq::make_view(ys.data(), {static_cast<std::ptrdiff_t>(n / 64), 64}), pc);
+  amctq::fake_quantize<k::scalar_arch>(xm, amctq::make_view(yr.data(), {static_cast<std::ptrdiff_t>(n / 64), 64}), pc);
+  ok &= same_bytes(ys.data(), yr.data(), n * sizeof(float));
+  return ok;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  if (!streaming_matches_scalar()) {
+    std::fprintf(stderr, "bench_kernels: the streaming-store fake-quant differs from the scalar reference\n");
+    return 2;
+  }
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   // Name the ISA the kernels were compiled for, so every report says what it measured.
   benchmark::AddCustomContext("amctq_arch", amctq::kernels::default_arch::name());
