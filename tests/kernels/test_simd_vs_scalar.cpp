@@ -2,6 +2,7 @@
 // sizes, misaligned pointers, every round mode, with and without the STE mask.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -55,6 +56,12 @@ void check_fake_quantize(Arch arch, const std::string& name) {
         std::vector<std::uint8_t> m_simd((n + bit0) / 8 + 2, 0xA5), m_ref((n + bit0) / 8 + 2, 0xA5);
         kernels::fake_quantize_row<M>(arch, x, y_simd.data() + 1, n, ug, m_simd.data(), bit0);
         kernels::fake_quantize_row<M>(kernels::scalar_arch{}, x, y_ref.data() + 1, n, ug, m_ref.data(), bit0);
+        CHECK(count_bit_mismatches(y_simd, y_ref) == 0);
+        CHECK(m_simd == m_ref);
+        // The non-temporal store path (used for outputs of 32 MiB and more) must not change a bit.
+        std::fill(m_simd.begin(), m_simd.end(), std::uint8_t{0xA5});
+        kernels::fake_quantize_row<M>(arch, x, y_simd.data() + 1, n, ug, m_simd.data(), bit0, /*stream=*/true);
+        kernels::detail::stream_fence();
         CHECK(count_bit_mismatches(y_simd, y_ref) == 0);
         CHECK(m_simd == m_ref);
         kernels::fake_quantize_row<M>(arch, x, y_simd.data(), n, lg);
