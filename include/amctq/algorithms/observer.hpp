@@ -149,7 +149,21 @@ class activation_observer {
                 " channels along axis ", axis, ", earlier batches had ", ch_.size());
     std::vector<value_range> batch(nch);
     std::size_t bad = 0;
-    if (axis == per_tensor) {
+    // Per-tensor methods that keep the extreme values get the min/max (and the NaN/inf count)
+    // from that pass instead of a separate min/max pass; the tails are restored on error.
+    const bool tails_first = axis == per_tensor && needs_tails();
+    if (tails_first) {
+      const extreme_values before = ch_[0].tails;
+      for_each_run(x, axis, [&](std::size_t, const float* p, std::size_t n, std::ptrdiff_t stride) {
+        if (stride == 1) {
+          bad += ch_[0].tails.add(p, n);
+          return;
+        }
+        for (std::size_t i = 0; i < n; ++i) bad += !ch_[0].tails.offer(p[static_cast<std::ptrdiff_t>(i) * stride]);
+      });
+      if (bad != 0 && !o_.skip_nonfinite) ch_[0].tails = before;
+      batch[0] = value_range{ch_[0].tails.smallest(), ch_[0].tails.largest(), bad};
+    } else if (axis == per_tensor) {
       batch[0] = minmax(x);
       bad = batch[0].nonfinite;
     } else {
@@ -171,7 +185,8 @@ class activation_observer {
         ++ch.batches;
       }
     }
-    const bool hist = needs_histogram(), tails = needs_tails(), pot = o_.method == calib_method::pot_diffs;
+    const bool hist = needs_histogram(), tails = needs_tails() && !tails_first,
+               pot = o_.method == calib_method::pot_diffs;
     if (!hist && !tails && !pot) return;
     std::vector<pow2_histogram> local;
     if (pot) local.assign(nch, pow2_histogram(o_.histogram_capacity));

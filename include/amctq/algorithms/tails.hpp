@@ -35,10 +35,10 @@ class extreme_values {
 
   std::uint32_t capacity() const noexcept { return capacity_; }
 
-  /// Offers n contiguous values; non-finite ones are ignored.
+  /// Offers n contiguous values; non-finite ones are ignored and counted (the return value).
   template <class Arch = kernels::default_arch>
-  void add(const float* x, std::size_t n) {
-    std::size_t i = 0;
+  std::size_t add(const float* x, std::size_t n) {
+    std::size_t i = 0, bad = 0;
 #if AMCTQ_HAS_XSIMD
     if constexpr (kernels::detail::is_simd_arch<Arch>) {
       using B = xsimd::batch<float, Arch>;
@@ -48,20 +48,22 @@ class extreme_values {
       B hi(hi_threshold()), lo(lo_threshold());
       for (; i + W <= n; i += W) {
         const B v = B::load_unaligned(x + i);
-        // NaN compares false everywhere and is ignored by offer() anyway.
-        if (xsimd::any((v > hi) | (v < lo))) {
-          for (std::size_t j = i; j < i + W; ++j) offer(x[j]);
+        // inf passes the thresholds and NaN the v != v test; offer() counts both.
+        if (xsimd::any((v > hi) | (v < lo) | (v != v))) {
+          for (std::size_t j = i; j < i + W; ++j) bad += !offer(x[j]);
           hi = B(hi_threshold());
           lo = B(lo_threshold());
         }
       }
     }
 #endif
-    for (; i < n; ++i) offer(x[i]);
+    for (; i < n; ++i) bad += !offer(x[i]);
+    return bad;
   }
 
-  void offer(float v) {
-    if (!kernels::detail::is_finite(v)) return;
+  /// Offers one value; returns false (and ignores it) when it is NaN or infinite.
+  bool offer(float v) {
+    if (!kernels::detail::is_finite(v)) return false;
     if (v > hi_threshold()) {
       hi_.push_back(v);
       if (hi_.size() >= 4 * static_cast<std::size_t>(capacity_)) trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
@@ -70,6 +72,15 @@ class extreme_values {
       lo_.push_back(v);
       if (lo_.size() >= 4 * static_cast<std::size_t>(capacity_)) trim(lo_, std::less<float>(), lo_full_, lo_cut_);
     }
+    return true;
+  }
+
+  /// The largest / smallest finite value offered so far (-inf / +inf when none).
+  float largest() const {
+    return hi_.empty() ? -std::numeric_limits<float>::infinity() : *std::max_element(hi_.begin(), hi_.end());
+  }
+  float smallest() const {
+    return lo_.empty() ? std::numeric_limits<float>::infinity() : *std::min_element(lo_.begin(), lo_.end());
   }
 
   void merge(const extreme_values& other) {
