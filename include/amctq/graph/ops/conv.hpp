@@ -89,6 +89,38 @@ inline void col2im_add(const float* col, std::int64_t channels, const window& w,
         }
 }
 
+/// One input channel convolved with one kernel into one output plane (depthwise conv, where a
+/// GEMM with a single row would be all overhead): taps outer, contiguous output rows inner.
+inline void depthwise_plane(const float* x, const float* k, const window& w, float* y) {
+  const std::int64_t D = w.in[0], H = w.in[1], W = w.in[2];
+  const std::int64_t OD = w.out[0], OH = w.out[1], OW = w.out[2];
+  std::fill(y, y + OD * OH * OW, 0.0f);
+  for (std::int64_t kd = 0; kd < w.kernel[0]; ++kd)
+    for (std::int64_t kh = 0; kh < w.kernel[1]; ++kh)
+      for (std::int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+        const float wv = *k++;
+        const std::int64_t shift_w = kw * w.dilation[2] - w.pad_begin[2];
+        const std::int64_t lo = std::clamp<std::int64_t>(ceil_div(-shift_w, w.stride[2]), 0, OW);
+        const std::int64_t hi = std::clamp<std::int64_t>(ceil_div(W - shift_w, w.stride[2]), lo, OW);
+        for (std::int64_t od = 0; od < OD; ++od) {
+          const std::int64_t id = od * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
+          if (id < 0 || id >= D) continue;
+          for (std::int64_t oh = 0; oh < OH; ++oh) {
+            const std::int64_t ih = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
+            if (ih < 0 || ih >= H) continue;
+            const float* src = x + (id * H + ih) * W + shift_w;
+            float* dst = y + (od * OH + oh) * OW;
+            if (w.stride[2] == 1) {
+              for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
+            } else {
+              const std::int64_t s = w.stride[2];
+              for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow * s];
+            }
+          }
+        }
+      }
+}
+
 inline void check_float_inputs(const context& c) {
   for (std::size_t i = 0; i < c.num_inputs(); ++i)
     if (c.has_input(i)) c.require_type(c.input(i), dtype::float32, i == 0 ? "X" : i == 1 ? "W" : "B");
@@ -139,10 +171,20 @@ inline void conv(context& c) {
   bool direct = true;  // 1x1, stride 1, no pad: the input already is the column matrix
   for (std::size_t d = 0; d < 3; ++d)
     direct = direct && w.kernel[d] == 1 && w.stride[d] == 1 && w.pad_begin[d] == 0 && w.pad_end[d] == 0;
-  if (!direct && c.scratch.size() < static_cast<std::size_t>(rows * O)) c.scratch.resize(static_cast<std::size_t>(rows * O));
   const float* px = x.data<float>();
   const float* pw = wt.data<float>();
   float* py = y.data<float>();
+  if (Cg == 1 && !direct) {  // depthwise: one input channel per group
+    const std::int64_t K = w.kernel_size();
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t m = 0; m < M; ++m) {
+        float* ym = py + (n * M + m) * O;
+        detail::depthwise_plane(px + (n * C + m / Mg) * I, pw + m * K, w, ym);
+        if (bias) detail::add_bias_rows(ym, bias + m, 1, O);
+      }
+    return;
+  }
+  if (!direct && c.scratch.size() < static_cast<std::size_t>(rows * O)) c.scratch.resize(static_cast<std::size_t>(rows * O));
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t g = 0; g < group; ++g) {
       const float* xg = px + (n * C + g * Cg) * I;
