@@ -272,6 +272,7 @@ TEST_SUITE("algorithms.weights") {
   }
 }
 
+TEST_SUITE("algorithms.weights") {
 TEST_CASE("weight_layout traversals: padded (non-dense) views equal the dense tensor") {
   // [8, 4, 3, 3] stored with the in-channel stride padded to 10 and the out stride to 41, so
   // neither neighbour of the spatial dims merges with it.
@@ -303,3 +304,4 @@ TEST_CASE("weight_layout traversals: padded (non-dense) views equal the dense te
       }
   CHECK(bad == 0);
 }
+}  // TEST_SUITE
