@@ -66,7 +66,8 @@ TEST_CASE("Conv matches a direct convolution on random shapes") {
   std::uniform_real_distribution<float> u(-1, 1);
   struct cfg { std::int64_t n, c, h, w, m, k, stride, pad, dil, group; };
   for (const cfg& g : {cfg{2, 4, 7, 6, 6, 3, 1, 1, 1, 1}, cfg{1, 6, 9, 9, 6, 3, 2, 1, 1, 6}, cfg{1, 4, 8, 5, 8, 3, 2, 2, 2, 2},
-                       cfg{1, 3, 5, 5, 2, 1, 1, 0, 1, 1}, cfg{1, 2, 6, 7, 4, 2, 3, 0, 1, 2}}) {
+                       cfg{1, 3, 5, 5, 2, 1, 1, 0, 1, 1}, cfg{1, 2, 6, 7, 4, 2, 3, 0, 1, 2},
+                       cfg{1, 3, 6, 6, 6, 3, 1, 2, 2, 3} /* depthwise, multiplier 2, dilated */}) {
     CAPTURE(g.c);
     CAPTURE(g.group);
     std::vector<float> xv(static_cast<std::size_t>(g.n * g.c * g.h * g.w)), wv(static_cast<std::size_t>(g.m * (g.c / g.group) * g.k * g.k)), bv(static_cast<std::size_t>(g.m));
