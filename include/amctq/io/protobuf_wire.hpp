@@ -189,7 +189,7 @@ class writer {
   Sink& sink() noexcept { return sink_; }
 
   void varint(std::uint64_t v) {
-    std::uint8_t buf[10];
+    std::uint8_t buf[10] = {};
     std::size_t n = 0;
     while (v >= 0x80) {
       buf[n++] = static_cast<std::uint8_t>(v | 0x80);
