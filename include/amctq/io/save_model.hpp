@@ -4,7 +4,9 @@
 #ifndef AMCTQ_IO_SAVE_MODEL_HPP
 #define AMCTQ_IO_SAVE_MODEL_HPP
 
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "amctq/graph/passes/lower_qdq.hpp"
 #include "amctq/graph/passes/lower_qoperator.hpp"
@@ -20,7 +22,8 @@ struct saved_paths {
   std::string record;
 };
 
-/// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx and DIR/record.json.
+/// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx and DIR/record.json,
+/// creating DIR if needed.
 /// Both models are lowered and serialised before the first file is written.
 inline saved_paths save_model(const graph::quantizer& q, const std::string& dir, const std::string& stem) {
   AMCTQ_CHECK(q.calibrated(), errc::invalid_argument, "save_model", "calibrate() must run before save_model()");
@@ -29,6 +32,9 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
   p.fake_quant = base + "/" + stem + "_fake_quant_model.onnx";
   p.deploy = base + "/" + stem + "_deploy_model.onnx";
   p.record = base + "/record.json";
+  std::error_code ec;
+  std::filesystem::create_directories(base, ec);
+  AMCTQ_CHECK(!ec, errc::io, "save_model", "cannot create the output folder '", base, "': ", ec.message());
   const graph::model fq = graph::lower_qdq(q.float_model(), q.layers(), q.record());
   const graph::model dp = graph::lower_qoperator(q.float_model(), q.layers(), q.record());
   const std::string rec = write_record_json(q.record());
