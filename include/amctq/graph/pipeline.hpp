@@ -17,6 +17,7 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/executor.hpp"
 #include "amctq/graph/ir.hpp"
+#include "amctq/graph/passes/fold_batchnorm.hpp"
 #include "amctq/graph/passes/insert_observers.hpp"
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/quant_layers.hpp"
@@ -30,72 +31,6 @@ using progress_fn = std::function<void(int, int)>;
 
 namespace detail {
 
-// Conv -> BatchNormalization (inference form, Conv output used by nothing else) becomes one
-// Conv: w' = w * g / sqrt(v + eps) per output channel, b' = (b - mean) * g / sqrt(v + eps) + beta.
-inline void fold_conv_batchnorm(model& m) {
-  graph& g = m.main;
-  std::map<std::string, int> uses;
-  for (const auto& n : g.nodes)
-    for (const auto& i : n.inputs) ++uses[i];
-  for (const auto& o : g.outputs) ++uses[o.name];
-  std::vector<bool> drop(g.nodes.size(), false);
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    node& bn = g.nodes[k];
-    if (bn.op_type != "BatchNormalization" || bn.inputs.size() < 5 || bn.outputs.size() != 1) continue;
-    node* conv = nullptr;
-    for (auto& c : g.nodes)
-      if (c.op_type == "Conv" && !c.outputs.empty() && c.outputs[0] == bn.inputs[0]) conv = &c;
-    if (!conv || uses[bn.inputs[0]] != 1 || conv->inputs.size() < 2) continue;
-    initializer* w = g.find_initializer(conv->inputs[1]);
-    const initializer* p[4];
-    bool ok = w != nullptr && w->value.type() == dtype::float32;
-    for (int i = 0; i < 4 && ok; ++i) {
-      p[i] = g.find_initializer(bn.inputs[static_cast<std::size_t>(i) + 1]);
-      ok = p[i] != nullptr && p[i]->value.type() == dtype::float32;
-    }
-    if (!ok) continue;
-    const auto cout = static_cast<std::size_t>(w->value.dim(0));
-    if (p[0]->value.size() != cout) continue;
-    const float eps = bn.get_float("epsilon", 1e-5f);
-    std::vector<float> factor(cout), bias(cout, 0.0f);
-    initializer* b = conv->inputs.size() > 2 && !conv->inputs[2].empty() ? g.find_initializer(conv->inputs[2]) : nullptr;
-    if (conv->inputs.size() > 2 && !conv->inputs[2].empty() && b == nullptr) continue;
-    for (std::size_t c = 0; c < cout; ++c) {
-      const float gamma = p[0]->value.data<float>()[c], beta = p[1]->value.data<float>()[c];
-      const float mean = p[2]->value.data<float>()[c], var = p[3]->value.data<float>()[c];
-      factor[c] = gamma / std::sqrt(var + eps);
-      const float b0 = b ? b->value.data<float>()[c] : 0.0f;
-      bias[c] = (b0 - mean) * factor[c] + beta;
-    }
-    float* wd = w->value.data<float>();
-    const std::size_t per = w->value.size() / cout;
-    for (std::size_t c = 0; c < cout; ++c)
-      for (std::size_t i = 0; i < per; ++i) wd[c * per + i] *= factor[c];
-    if (b) {
-      std::copy(bias.begin(), bias.end(), b->value.data<float>());
-    } else {
-      initializer nb;
-      nb.name = conv->inputs[1] + "_bn_bias";
-      nb.value = tensor::from<float>({static_cast<std::int64_t>(cout)}, bias);
-      conv->inputs.resize(3);
-      conv->inputs[2] = nb.name;
-      g.initializers.push_back(std::move(nb));
-    }
-    conv->outputs[0] = bn.outputs[0];
-    drop[k] = true;
-  }
-  std::vector<node> kept;
-  for (std::size_t k = 0; k < g.nodes.size(); ++k)
-    if (!drop[k]) kept.push_back(std::move(g.nodes[k]));
-  g.nodes = std::move(kept);
-  // Initializers no node reads any more (the BatchNorm parameters) are dropped.
-  std::set<std::string> used;
-  for (const auto& n : g.nodes) used.insert(n.inputs.begin(), n.inputs.end());
-  std::vector<initializer> inits;
-  for (auto& i : g.initializers)
-    if (used.count(i.name)) inits.push_back(std::move(i));
-  g.initializers = std::move(inits);
-}
 
 inline layer_settings settings_for(const quant_config& c, const std::string& op_type) {
   auto it = c.layer_type.find(op_type);
@@ -121,7 +56,7 @@ inline quant_config create_quant_config(const model& m, const std::vector<std::s
   if (!definition) c.activation.asymmetric = activation_offset;
   c.skip_layers = skip_layers;
   model folded = m;
-  detail::fold_conv_batchnorm(folded);
+  passes::fold_batchnorm(folded);
   for (const auto& l : find_quant_layers(folded.main)) {
     layer_config lc;
     lc.name = l.name;
@@ -139,7 +74,7 @@ class quantizer {
  public:
   quantizer(model m, quant_config c) : model_(std::move(m)), config_(std::move(c)) {
     validate(config_);
-    detail::fold_conv_batchnorm(model_);
+    passes::fold_batchnorm(model_);
     layers_ = find_quant_layers(model_.main);
     for (const auto& l : config_.layers) {
       bool found = false;
