@@ -18,7 +18,6 @@ Calibration time: amctq = the whole `amctq quantize` process (read, calibrate, s
 ORT = the quantize_static call. Printed as a table.
 """
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -31,19 +30,11 @@ import onnx
 import onnxruntime as ort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "models"))
+import fmnist_data  # noqa: E402  (models/fmnist_data.py: loader and normalisation)
 MODEL = os.path.join(ROOT, "models", "fmnist_cnn.onnx")
 CALIB = os.path.join(ROOT, "models", "fmnist_calib.npy")
-DATA = "/usr/share/datasets/fashion-mnist"
-MEAN, STD = 0.2860, 0.3530
 SETTINGS = {"W8A8": (8, 8), "W4A8": (4, 8), "W8A4": (8, 4)}
-
-
-def load_test():
-    with gzip.open(os.path.join(DATA, "t10k-images-idx3-ubyte.gz")) as f:
-        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(os.path.join(DATA, "t10k-labels-idx1-ubyte.gz")) as f:
-        y = np.frombuffer(f.read(), np.uint8, offset=8)
-    return ((x.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32), y.astype(np.int64)
 
 
 def predict_onnx(path, x):
@@ -101,7 +92,6 @@ def run_ort(work, wbits, abits, method):
 
 def torch_model():
     import torch
-    sys.path.insert(0, os.path.join(ROOT, "models"))
     from train_fmnist_cnn import make_model
     m = make_model()
     inits = {i.name: torch.from_numpy(onnx.numpy_helper.to_array(i).copy()) for i in onnx.load(MODEL).graph.initializer}
@@ -149,7 +139,7 @@ def main():
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="amctq_bench_")
     os.makedirs(work, exist_ok=True)
-    x, y = load_test()
+    x, y = fmnist_data.load("t10k")
     ref = predict_onnx(MODEL, x)
     rows = []
 

@@ -10,7 +10,6 @@ Writes, next to this script:
 Usage: python models/train_fmnist_cnn.py [--epochs 3]   (torch from Debian's python3-torch)
 """
 import argparse
-import gzip
 import json
 import os
 import time
@@ -19,17 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-DATA = "/usr/share/datasets/fashion-mnist"
-MEAN, STD = 0.2860, 0.3530
+from fmnist_data import load  # noqa: E402  (this folder is on sys.path when run as a script)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def load(kind):
-    with gzip.open(os.path.join(DATA, f"{kind}-images-idx3-ubyte.gz")) as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(os.path.join(DATA, f"{kind}-labels-idx1-ubyte.gz")) as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
-    return ((images.astype(np.float32) / 255.0 - MEAN) / STD), labels.astype(np.int64)
 
 
 def conv_bn_relu(cin, cout, k, groups=1):

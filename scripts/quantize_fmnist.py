@@ -8,7 +8,6 @@ images, one batch), then runs the float model and both exported models in ONNX R
 test accuracy, top-1 agreement with the float model and the logits' SQNR.
 """
 import argparse
-import gzip
 import os
 import subprocess
 import sys
@@ -18,16 +17,8 @@ import numpy as np
 import onnxruntime as ort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = "/usr/share/datasets/fashion-mnist"
-MEAN, STD = 0.2860, 0.3530
-
-
-def load_test():
-    with gzip.open(os.path.join(DATA, "t10k-images-idx3-ubyte.gz")) as f:
-        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(os.path.join(DATA, "t10k-labels-idx1-ubyte.gz")) as f:
-        y = np.frombuffer(f.read(), np.uint8, offset=8)
-    return ((x.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32), y.astype(np.int64)
+sys.path.insert(0, os.path.join(ROOT, "models"))
+import fmnist_data  # noqa: E402  (models/fmnist_data.py: loader and normalisation)
 
 
 def predict(path, x):
@@ -52,7 +43,7 @@ def main():
     if subprocess.run(cmd).returncode != 0:
         sys.exit(1)
     print(f"amctq quantize took {time.perf_counter() - t0:.2f} s", flush=True)
-    x, y = load_test()
+    x, y = fmnist_data.load("t10k")
     ref = predict(model, x)
     rows = [("float", model)] + [(k, os.path.join(args.out, f"fmnist_cnn_{k}_model.onnx"))
                                  for k in ("fake_quant", "deploy")]
