@@ -1,0 +1,122 @@
+// Graph-editing helpers the rewriting passes share (ReLU6 -> ReLU, cross-layer equalisation,
+// bias correction): who produces and reads a tensor, scalar constants, attributes, and a
+// layer's bias as one value per output channel. The older helpers (use counts, constant
+// initializers, fresh names) come with fold_batchnorm.hpp, included here so every pass treats
+// sharing and graph inputs the same way.
+#ifndef AMCTQ_GRAPH_PASSES_GRAPH_EDIT_HPP
+#define AMCTQ_GRAPH_PASSES_GRAPH_EDIT_HPP
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "amctq/error.hpp"
+#include "amctq/graph/ir.hpp"
+#include "amctq/graph/passes/fold_batchnorm.hpp"
+
+namespace amctq::graph::passes::detail {
+
+/// Node index producing each tensor.
+inline std::unordered_map<std::string, std::size_t> producers(const graph& g) {
+  std::unordered_map<std::string, std::size_t> p;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k)
+    for (const auto& o : g.nodes[k].outputs)
+      if (!o.empty()) p[o] = k;
+  return p;
+}
+
+/// Node indices reading each tensor (a node reading it twice appears twice).
+inline std::unordered_map<std::string, std::vector<std::size_t>> consumers(const graph& g) {
+  std::unordered_map<std::string, std::vector<std::size_t>> c;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k)
+    for (const auto& in : g.nodes[k].inputs)
+      if (!in.empty()) c[in].push_back(k);
+  return c;
+}
+
+inline bool default_domain(const node& n) noexcept { return n.domain.empty() || n.domain == "ai.onnx"; }
+
+/// The layer name passes report and the record uses: the node name, else its first output.
+inline std::string layer_name(const node& n) { return n.name.empty() && !n.outputs.empty() ? n.outputs[0] : n.name; }
+
+/// The value of a one-element float constant (an initializer graph inputs cannot override, or
+/// the output of a Constant node, which is how exporters often write Clip bounds).
+inline std::optional<float> scalar_constant(const graph& g, const std::string& name) {
+  if (name.empty() || is_graph_input(g, name)) return std::nullopt;
+  const tensor* t = nullptr;
+  if (const initializer* i = g.find_initializer(name)) t = i->external ? nullptr : &i->value;
+  if (!t)
+    for (const auto& n : g.nodes)
+      if (n.op_type == "Constant" && default_domain(n) && n.outputs.size() == 1 && n.outputs[0] == name) {
+        const attribute* a = n.find("value");
+        if (a && a->type == attribute::kind::t) t = &a->t;
+      }
+  if (!t || t->type() != dtype::float32 || t->size() != 1) return std::nullopt;
+  return t->data<float>()[0];
+}
+
+/// Sets (or adds) a float attribute.
+inline void set_float_attribute(node& n, const std::string& name, float v) {
+  for (auto& a : n.attributes)
+    if (a.name == name) {
+      a.type = attribute::kind::f;
+      a.f = v;
+      return;
+    }
+  attribute a;
+  a.name = name;
+  a.type = attribute::kind::f;
+  a.f = v;
+  n.attributes.push_back(std::move(a));
+}
+
+/// The additive bias of a Conv / ConvTranspose / Gemm as it reaches each of `channels` output
+/// channels (Gemm: beta * C, a one-element C broadcast); empty when the layer has no bias.
+/// Throws naming the layer when the bias is not a float constant or not per output channel.
+inline std::vector<float> effective_bias(const graph& g, const node& n, std::size_t channels) {
+  if (n.inputs.size() < 3 || n.inputs[2].empty()) return {};
+  const std::string who = "layer '" + layer_name(n) + "'";
+  const initializer* b = g.find_initializer(n.inputs[2]);
+  AMCTQ_CHECK(b && !is_graph_input(g, b->name) && b->value.type() == dtype::float32 && !b->external,
+              errc::unsupported, who, "bias '", n.inputs[2], "' is not a float32 initializer");
+  const tensor& t = b->value;
+  const bool per_channel = t.size() == channels && (t.rank() == 1 || (t.rank() == 2 && t.dim(0) == 1));
+  AMCTQ_CHECK(per_channel || t.size() == 1, errc::unsupported, who, "bias '", n.inputs[2], "' of ", t.size(),
+              " values is neither per output channel (", channels, ") nor a scalar");
+  const float beta = n.op_type == "Gemm" ? n.get_float("beta", 1.0f) : 1.0f;
+  std::vector<float> out(channels);
+  for (std::size_t c = 0; c < channels; ++c) out[c] = beta * t.data<float>()[t.size() == 1 ? 0 : c];
+  return out;
+}
+
+/// Makes `values` the layer's bias, one per output channel: rewritten in place when the layer
+/// is the bias's only reader, else (or when there was none) a new initializer <layer>_bias.
+/// Gemm gets beta = 1 so the stored values are the effective ones. Returns the bias name.
+inline std::string set_bias(graph& g, node& n, const std::vector<float>& values) {
+  const auto count = static_cast<std::int64_t>(values.size());
+  tensor v = tensor::from<float>({count}, values);
+  if (n.op_type == "Gemm") set_float_attribute(n, "beta", 1.0f);
+  const bool has = n.inputs.size() > 2 && !n.inputs[2].empty();
+  if (has && use_counts(g)[n.inputs[2]] == 1 && !is_graph_input(g, n.inputs[2])) {
+    initializer* b = g.find_initializer(n.inputs[2]);
+    AMCTQ_CHECK(b != nullptr, errc::unsupported, "layer '" + layer_name(n) + "'", "bias '", n.inputs[2],
+                "' is not an initializer");
+    b->value = std::move(v);
+    b->external.reset();
+    return b->name;
+  }
+  initializer nb;
+  nb.name = unique_name(g, layer_name(n) + "_bias");
+  nb.value = std::move(v);
+  g.initializers.push_back(std::move(nb));
+  n.inputs.resize(3);
+  n.inputs[2] = g.initializers.back().name;
+  return n.inputs[2];
+}
+
+}  // namespace amctq::graph::passes::detail
+
+#endif  // AMCTQ_GRAPH_PASSES_GRAPH_EDIT_HPP
