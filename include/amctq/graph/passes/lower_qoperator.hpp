@@ -14,7 +14,9 @@
 //    1/kernel_size (exact for count_include_pad or unpadded windows, ceil_mode 0).
 //  - Gemm / MatMul -> MatMulInteger + Add(int32 bias) + Cast + Mul(s_d * s_w[c]): a float
 //    output, requantized by the next layer's QuantizeLinear.
-//  - ConvTranspose (no integer ONNX op) runs in float between DequantizeLinear nodes.
+//  - ConvTranspose (no integer ONNX op) runs as a float ConvTranspose over the integer codes
+//    (DequantizeLinear with scale 1 of x - x_zp, w and the int32 bias) + Mul(s_d * s_w[c]): the
+//    float sums of small integers are exact, so it is bit-exact like the integer ops.
 // Every integer op above is simulated bit for bit by graph/integer_sim.hpp.
 #ifndef AMCTQ_GRAPH_PASSES_LOWER_QOPERATOR_HPP
 #define AMCTQ_GRAPH_PASSES_LOWER_QOPERATOR_HPP
@@ -229,31 +231,38 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
     const std::string wt = l.name + "_weight";
 
     if (l.op_type == "ConvTranspose") {
-      // No integer ONNX op: dequantize input, weights and bias, run in float.
+      // No integer ONNX op, so the float ConvTranspose computes the integer accumulator: it reads
+      // the codes (x - x_zp, w, and the int32 bias) as floats through DequantizeLinear with
+      // scale 1, and a Mul by s_d * s_w[c] follows, as after ConvInteger. Integer-valued float
+      // sums are exact while every partial sum stays below 2^24 (see conv_transpose_exact), so
+      // ORT (MLAS) and amctq's executor agree bit for bit whatever their summation order
+      // (docs/pipeline.md states the bound);
+      // dequantizing to real values first would round every partial sum, differently in each.
       detail::add_init(g, wt + "_quantized", wq);
-      detail::add_init(g, wt + "_scale", detail::scale_tensor(ws, vec));
-      detail::add_init(g, wt + "_zero_point", detail::int8_zero_points(std::vector<std::int32_t>(ws.size(), 0), vec));
-      const weight_layout L = layout_of(n, const_cast<tensor&>(float_model.main.find_initializer(l.weight)->value));
-      std::vector<attribute> axis;
-      if (vec) axis.push_back(detail::int_attr("axis", L.out_axis));
-      out.push_back(detail::make_node("DequantizeLinear", l.name + "_x_dequantize", {x, xp.first, xp.second},
-                                      {l.name + "_x_dequantized"}));
-      out.push_back(detail::make_node("DequantizeLinear", wt + "_dequantize",
-                                      {wt + "_quantized", wt + "_scale", wt + "_zero_point"}, {wt + "_dequantized"}, axis));
-      n.inputs[0] = l.name + "_x_dequantized";
-      n.inputs[1] = wt + "_dequantized";
+      detail::add_init(g, l.name + "_unit_scale", tensor::from<float>({}, {1.0f}));
+      detail::add_init(g, wt + "_zero_point", tensor::from<std::int8_t>({}, {std::int8_t{0}}));
+      out.push_back(detail::make_node("DequantizeLinear", l.name + "_x_codes", {x, l.name + "_unit_scale", xp.second},
+                                      {l.name + "_x_codes"}));
+      out.push_back(detail::make_node("DequantizeLinear", wt + "_codes",
+                                      {wt + "_quantized", l.name + "_unit_scale", wt + "_zero_point"}, {wt + "_codes"}));
+      n.inputs[0] = l.name + "_x_codes";
+      n.inputs[1] = wt + "_codes";
       if (!l.bias.empty()) {
         const std::string bt = l.name + "_bias";
-        const auto nb = r.bias_q.size();
-        detail::add_init(g, bt + "_quantized", tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, r.bias_q));
-        detail::add_init(g, bt + "_scale", tensor::from<float>({static_cast<std::int64_t>(nb)}, detail::bias_scales(r, nb)));
-        detail::add_init(g, bt + "_zero_point", tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, std::vector<std::int32_t>(nb, 0)));
-        out.push_back(detail::make_node("DequantizeLinear", bt + "_dequantize",
-                                        {bt + "_quantized", bt + "_scale", bt + "_zero_point"}, {bt + "_dequantized"},
-                                        {detail::int_attr("axis", 0)}));
-        n.inputs[2] = bt + "_dequantized";
+        detail::add_init(g, bt + "_quantized",
+                         tensor::from<std::int32_t>({static_cast<std::int64_t>(r.bias_q.size())}, r.bias_q));
+        detail::add_init(g, bt + "_zero_point", tensor::from<std::int32_t>({}, {0}));
+        out.push_back(detail::make_node("DequantizeLinear", bt + "_codes",
+                                        {bt + "_quantized", l.name + "_unit_scale", bt + "_zero_point"}, {bt + "_codes"}));
+        n.inputs[2] = bt + "_codes";
       }
+      const std::string y = n.outputs[0];
+      n.outputs[0] = l.name + "_acc_float";
       out.push_back(std::move(n));
+      detail::add_init(g, l.name + "_output_scale",
+                       tensor::from<float>(detail::channel_shape(bias_scale.size(), std::max<std::size_t>(r.input_shape.size(), 3), 1),
+                                           bias_scale));
+      out.push_back(detail::make_node("Mul", l.name + "_rescale", {l.name + "_acc_float", l.name + "_output_scale"}, {y}));
       continue;
     }
 
@@ -262,10 +271,10 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
     std::string acc = l.name + "_acc";
     if (is_conv) {
       detail::add_init(g, wt + "_quantized", wq);
-      detail::add_init(g, wt + "_scale", detail::scale_tensor(ws, vec));
-      detail::add_init(g, wt + "_zero_point", detail::int8_zero_points(std::vector<std::int32_t>(ws.size(), 0), vec));
       auto rq = requant.find(i);
       if (rq != requant.end()) {
+        detail::add_init(g, wt + "_scale", detail::scale_tensor(ws, vec));
+        detail::add_init(g, wt + "_zero_point", detail::int8_zero_points(std::vector<std::int32_t>(ws.size(), 0), vec));
         const quant_params& yp = recs[rq->second.target]->act;
         const std::string yt = layers[rq->second.target].name + "_y_of_" + l.name;
         detail::add_init(g, yt + "_scale", detail::scale_tensor(yp.scale, false));
@@ -290,6 +299,9 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
         int8_of[detail::key_of(tl.input, yp)] = tl.input;
         continue;
       }
+      // ORT's ConvInteger takes only a per-tensor weight zero point; the weights are symmetric
+      // (every zero point 0), so one scalar 0 serves per-channel weights too.
+      detail::add_init(g, wt + "_zero_point", tensor::from<std::int8_t>({}, {std::int8_t{0}}));
       out.push_back(detail::make_node("ConvInteger", l.name, {x, wt + "_quantized", xp.second, wt + "_zero_point"},
                                       {acc}, conv_attrs));
     } else {

@@ -1,0 +1,116 @@
+// Regression tests of the deploy lowering (graph/passes/lower_qoperator.hpp) for layer forms the
+// bundled CNN does not have; tests/pipeline_peers/layers_peers.py runs the same forms in ONNX
+// Runtime.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <random>
+
+#include "amctq/graph/integer_sim.hpp"
+#include "amctq/graph/passes/lower_qoperator.hpp"
+#include "amctq/graph/pipeline.hpp"
+#include "graph/builder.hpp"
+
+using namespace amctq;
+
+namespace {
+
+graph::tensor random_tensor(std::vector<std::int64_t> shape, unsigned seed) {
+  graph::tensor t(graph::dtype::float32, std::move(shape));
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (std::size_t i = 0; i < t.size(); ++i) t.data<float>()[i] = d(gen);
+  return t;
+}
+
+// One quantizable layer `op` reading graph input x, writing graph output y; quantized with the
+// default config and calibrated on x.
+struct one_layer {
+  graph::model m;
+  graph::tensor x;
+  one_layer(const std::string& op, graph::tensor w, graph::tensor b, std::vector<graph::attribute> attrs,
+            std::vector<std::int64_t> x_shape) {
+    test::single_node s(op, {"x", "w", "b"}, std::move(attrs));
+    s.constant("w", std::move(w)).constant("b", std::move(b));
+    m = s.m;
+    m.main.inputs.push_back(test::info("x", graph::dtype::float32));
+    x = random_tensor(std::move(x_shape), 7);
+  }
+  graph::model deploy(graph::quantizer& q) const {
+    q.quantize_model();
+    q.calibrate({{{"x", x}}});
+    return graph::lower_qoperator(q.float_model(), q.layers(), q.record());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("deploy: a per-channel Conv that ends the graph gets ConvInteger with one weight zero point") {
+  // ORT's ConvInteger refuses a per-channel weight zero point ("Non per-tensor quantization is
+  // not supported now"); the weights are symmetric, so one scalar 0 is exact.
+  one_layer t("Conv", random_tensor({3, 2, 3, 3}, 1), random_tensor({3}, 2), {test::attr_ints("pads", {1, 1, 1, 1})},
+              {4, 2, 5, 5});
+  graph::quantizer q(t.m, graph::create_quant_config(t.m));
+  const graph::model d = t.deploy(q);
+  REQUIRE(q.record().layers.at(0).wts.scale.size() == 3);
+  bool seen = false;
+  for (const auto& n : d.main.nodes) {
+    if (n.op_type != "ConvInteger") continue;
+    seen = true;
+    const graph::initializer* zp = d.main.find_initializer(n.inputs.at(3));
+    REQUIRE(zp != nullptr);
+    CHECK(zp->value.size() == 1);
+    CHECK(zp->value.data<std::int8_t>()[0] == 0);
+  }
+  CHECK(seen);
+}
+
+TEST_CASE("deploy: ConvTranspose (groups, stride, pads, output_padding) gives the exact integer accumulator") {
+  // The deploy ConvTranspose runs in float over the integer codes, so its output must be
+  // float(exact sum of x_code * w_code + bias_code) * s_d * s_w, bit for bit. Dequantizing to
+  // real values first rounds every partial sum (and ORT sums in another order than amctq).
+  const std::int64_t C = 8, Mg = 3, G = 2, H = 4, W = 5, K = 3, S = 2, P = 1, OP = 1;
+  one_layer t("ConvTranspose", random_tensor({C, Mg, K, K}, 3), random_tensor({G * Mg}, 4),
+              {test::attr_i("group", G), test::attr_ints("strides", {S, S}), test::attr_ints("pads", {P, P, P, P}),
+               test::attr_ints("output_padding", {OP, OP})},
+              {2, C, H, W});
+  graph::quantizer q(t.m, graph::create_quant_config(t.m));
+  const graph::model d = t.deploy(q);
+  const graph::layer_record& r = q.record().layers.at(0);
+  const graph::tensor y = graph::simulate(d, {{"x", t.x}}).at("y");
+  const std::int64_t OH = (H - 1) * S - 2 * P + K + OP, OW = (W - 1) * S - 2 * P + K + OP, M = G * Mg, Cg = C / G;
+  REQUIRE(y.shape() == std::vector<std::int64_t>{2, M, OH, OW});
+  const auto bias_scale = graph::detail::bias_scales(r, 1);  // groups: one weight scale
+  REQUIRE(r.wts.scale.size() == 1);
+  std::vector<std::int64_t> acc(y.size(), 0);
+  auto at = [&](std::int64_t n, std::int64_t m, std::int64_t h, std::int64_t w) -> std::int64_t& {
+    return acc[static_cast<std::size_t>(((n * M + m) * OH + h) * OW + w)];
+  };
+  for (std::int64_t n = 0; n < 2; ++n)
+    for (std::int64_t m = 0; m < M; ++m)
+      for (std::int64_t h = 0; h < OH; ++h)
+        for (std::int64_t w = 0; w < OW; ++w) at(n, m, h, w) = r.bias_q.at(static_cast<std::size_t>(m));
+  const float* xf = t.x.data<float>();
+  const std::int8_t* wq = r.weight_q.data<std::int8_t>();
+  for (std::int64_t n = 0; n < 2; ++n)
+    for (std::int64_t c = 0; c < C; ++c)
+      for (std::int64_t ih = 0; ih < H; ++ih)
+        for (std::int64_t iw = 0; iw < W; ++iw) {
+          const std::int64_t xq =
+              graph::detail::quantize_one(xf[((n * C + c) * H + ih) * W + iw], r.act) - r.act.zero_point[0];
+          const std::int64_t g = c / Cg;
+          for (std::int64_t m = 0; m < Mg; ++m)
+            for (std::int64_t kh = 0; kh < K; ++kh)
+              for (std::int64_t kw = 0; kw < K; ++kw) {
+                const std::int64_t oh = ih * S - P + kh, ow = iw * S - P + kw;
+                if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+                at(n, g * Mg + m, oh, ow) += xq * wq[((c * Mg + m) * K + kh) * K + kw];
+              }
+        }
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < acc.size(); ++i) {
+    const float want = static_cast<float>(acc[i]) * bias_scale[0];
+    differ += std::memcmp(&want, y.data<float>() + i, sizeof(float)) != 0;
+  }
+  CHECK(differ == 0);
+}

@@ -1,0 +1,107 @@
+"""Shared by the pipeline peer tests: run amctq's pipeline driver on a model and compare its
+exported models in ONNX Runtime (CPU EP) with amctq's own simulation of them."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+try:
+    import onnxruntime as ort
+except ImportError:
+    print("FAIL: onnxruntime is not installed; the pipeline peer tests need it", file=sys.stderr)
+    sys.exit(1)
+
+
+def session(path, optimize):
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def run_driver(driver, model, calib, x, work, config=None):
+    """Quantizes `model` with the driver (calibrating on the `calib` .npy file), which saves the
+    fake-quant and deploy models in `work` and amctq's simulation of each on `x`. Returns the
+    driver's CompletedProcess (stderr captured, so a failure can be reported in one line)."""
+    os.makedirs(work, exist_ok=True)
+    inputs = os.path.join(work, "inputs.npy")
+    np.save(inputs, x)
+    cmd = [driver, model, calib, inputs, work]
+    if config is not None:
+        path = os.path.join(work, "config.json")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+        cmd.append(path)
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def rows(y):
+    """One row per sample, so per-sample errors read the same for any output rank."""
+    return y.reshape(y.shape[0], -1)
+
+
+def compare_fake_quant(label, work, x, failures, min_exact=0.9):
+    """The fake-quant model in ORT without graph optimisations (the QDQ ops run as written, in
+    float: the semantics amctq simulates) against the driver's fake_quant_sim.npy. Float
+    convolutions sum in a different order in ORT (MLAS) and amctq (Eigen); a value that lands
+    within rounding of a QuantizeLinear tie moves one level and that step propagates to the
+    sample's outputs. So: at least `min_exact` of the samples equal within 1e-4 of the output
+    magnitude, none further off than 5% of it. Returns ORT's output."""
+    fq_path = os.path.join(work, "model_fake_quant_model.onnx")
+    try:
+        name = session(fq_path, False).get_inputs()[0].name
+        fq = session(fq_path, False).run(None, {name: x})[0]
+    except Exception as e:
+        failures.append(f"[{label}] ORT cannot run the fake-quant model: {str(e).strip().splitlines()[-1]}")
+        return None
+    sim = np.load(os.path.join(work, "fake_quant_sim.npy"))
+    if fq.shape != sim.shape:
+        failures.append(f"[{label}] fake-quant output {fq.shape} but amctq's simulation {sim.shape}")
+        return fq
+    tol = 1e-4 * max(1.0, float(np.abs(fq).max()))
+    row_err = np.abs(rows(fq) - rows(sim)).max(axis=1)
+    exact = np.mean(row_err <= tol)
+    print(f"[{label}] fake-quant: {exact:.4f} of samples equal amctq's simulation within {tol:.3g}; "
+          f"max diff {row_err.max():.3g}")
+    if not (exact >= min_exact and row_err.max() <= 0.05 * np.abs(fq).max()):
+        failures.append(f"[{label}] fake-quant model differs from amctq's simulation beyond float rounding")
+    session(fq_path, True).run(None, {name: x})  # ORT fuses QDQ into integer kernels; it must still run
+    return fq
+
+
+def compare_deploy(label, work, x, failures):
+    """The deploy model in ORT, with graph optimisations disabled and with all enabled, against
+    the driver's deploy_sim.npy: every value must be bit-identical. Returns ORT's output (the
+    optimised run) or None when no deploy model was written."""
+    dp_path = os.path.join(work, "model_deploy_model.onnx")
+    dsim_path = os.path.join(work, "deploy_sim.npy")
+    if not (os.path.exists(dp_path) and os.path.exists(dsim_path)):
+        failures.append(f"[{label}] no deploy model or no deploy simulation was written")
+        return None
+    dsim = np.load(dsim_path)
+    dp = None
+    for optimize in (False, True):
+        try:
+            sess = session(dp_path, optimize)
+            dp = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        except Exception as e:  # ORT refusing an op form is a failure of this case, not of the run
+            failures.append(f"[{label}] ORT cannot run the deploy model: {str(e).strip().splitlines()[-1]}")
+            return None
+        same = dp.shape == dsim.shape and np.array_equal(dp.view(np.uint32), dsim.view(np.uint32))
+        bad = int(np.sum(dp.view(np.uint32) != dsim.view(np.uint32))) if dp.shape == dsim.shape else -1
+        print(f"[{label}] deploy (ORT {'optimised' if optimize else 'no optimisation'}): bit-identical to "
+              f"amctq's integer simulation: {same} ({bad} differing values of {dsim.size})")
+        if not same:
+            failures.append(f"[{label}] deploy model output (optimisations {'on' if optimize else 'off'}) is not "
+                            f"bit-identical to amctq's integer simulation")
+    import onnx
+    ops = sorted({n.op_type for n in onnx.load(dp_path).graph.node})
+    print(f"[{label}] deploy ops: {', '.join(ops)}")
+    return dp
+
+
+def top1(y, ref):
+    return float(np.mean(rows(y).argmax(1) == rows(ref).argmax(1)))
