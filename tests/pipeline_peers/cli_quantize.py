@@ -4,7 +4,9 @@ usage: cli_quantize.py AMCTQ MODEL.onnx CALIB.npy WORKDIR
 Checks: quantize writes the three files and both models load and run in ONNX Runtime; config
 writes a config that quantize accepts; a config with an unknown key exits non-zero with one line
 naming the key; too few calibration rows for batch_num exits non-zero saying how many are needed;
-a missing model path exits non-zero with one line; --help documents every option.
+a missing model path exits non-zero with one line; --help documents every option; a config with
+dmq_balancer_param (Conv, Gemm) and NUQ weights (Gemm) quantizes, both models run, the deploy
+model holds the balance Mul nodes and only the NUQ centres, record.json the factors and centres.
 """
 import json
 import os
@@ -12,6 +14,8 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 
 try:
     import onnxruntime as ort
@@ -66,6 +70,36 @@ def main():
                  os.path.join(work, "out2"), "--quiet"])
         if r.returncode != 0 or r.stderr.strip():
             failures.append(f"quantize with an edited config failed or was not quiet: {r.stderr.strip()}")
+        # DMQ balance and NUQ through the tool: both models run, the record holds the factors
+        # and the centres, the deploy weights only the centres.
+        bal = dict(c, layer_type={"Conv": {"dmq_balancer_param": 0.5},
+                                  "Gemm": {"dmq_balancer_param": 0.3, "weights": {"wts_algo": "nuq", "num_steps": 16}}})
+        bal_cfg = os.path.join(work, "balance_nuq.json")
+        json.dump(bal, open(bal_cfg, "w"))
+        out4 = os.path.join(work, "out4")
+        r = run([amctq, "quantize", "--model", model, "--calib", calib, "--config", bal_cfg, "--out", out4])
+        if r.returncode != 0:
+            failures.append(f"quantize with dmq_balancer_param and nuq failed: {r.stderr.strip()}")
+        else:
+            if "calibration batch 2/2" not in r.stderr:
+                failures.append("a balanced quantize must run the batch twice (balance, then calibration)")
+            for f in (f"{stem}_fake_quant_model.onnx", f"{stem}_deploy_model.onnx"):
+                s = ort.InferenceSession(os.path.join(out4, f), providers=["CPUExecutionProvider"])
+                y = s.run(None, {s.get_inputs()[0].name: x})[0]
+                if y.shape != (8, 10) or not np.all(np.isfinite(y)):
+                    failures.append(f"balanced {f} ran in ORT but gave {y.shape}")
+            rec = json.load(open(os.path.join(out4, "record.json")))
+            print("balanced record /7/Conv factors", rec["/7/Conv"]["tensor_balance_factor"][:4], "...; /16/Gemm clusters",
+                  rec["/16/Gemm"]["clusters"])
+            if len(rec["/7/Conv"]["tensor_balance_factor"]) != 32 or len(rec["/16/Gemm"]["clusters"]) != 16:
+                failures.append("record.json lacks the balance factors of /7/Conv or the 16 NUQ centres of /16/Gemm")
+            deploy = onnx.load(os.path.join(out4, f"{stem}_deploy_model.onnx"))
+            muls = [n for n in deploy.graph.node if n.op_type == "Mul" and n.name.endswith("_balance")]
+            w16 = [i for i in deploy.graph.initializer if i.name == "/16/Gemm_weight_quantized"]
+            if len(muls) != 6:
+                failures.append(f"the deploy model has {len(muls)} balance Mul nodes, expected 6 (4 Conv, 2 Gemm)")
+            if not w16 or not {int(v) for v in onnx.numpy_helper.to_array(w16[0]).ravel()} <= set(rec["/16/Gemm"]["clusters"]):
+                failures.append("the deploy weights of /16/Gemm are not all NUQ centres")
         c["activation"]["bogus_key"] = 1
         bad = os.path.join(work, "bad.json")
         json.dump(c, open(bad, "w"))

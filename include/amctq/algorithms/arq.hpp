@@ -12,6 +12,7 @@
 
 #include "amctq/algorithms/weight_layout.hpp"
 #include "amctq/error.hpp"
+#include "amctq/kernels/dequantize.hpp"
 #include "amctq/kernels/fake_quantize.hpp"
 #include "amctq/kernels/quantize.hpp"
 #include "amctq/kernels/reduce.hpp"
@@ -114,6 +115,22 @@ void arq_quantize(const tensor_view<const float, R>& w, const weight_layout& L, 
     const auto v = group_view(w.data_handle(), L, g);
     const auto out = tensor_view<Q, 3>(q + g * L.group_offset, v.extents(), v.strides());
     quantize(v, out, detail::group_params(p, L, g), mode);
+  }
+}
+
+/// Writes into w the float image of codes q (laid out like w, as arq_quantize writes them)
+/// under p: what DequantizeLinear gives for codes changed after quantization (NUQ's remapped
+/// levels), where re-quantizing the float weights would not reproduce them.
+template <class Q, std::size_t R>
+void arq_dequantize(const Q* q, const tensor_view<float, R>& w, const weight_layout& L, const quant_params& p) {
+  constexpr const char* where = "arq_dequantize";
+  check_layout_for(w, L, where);
+  detail::check_weight_params(p, L, where);
+  AMCTQ_CHECK(q != nullptr, errc::invalid_argument, where, "codes q are null");
+  for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
+    const auto v = group_view(w.data_handle(), L, g);
+    dequantize(tensor_view<const Q, 3>(q + g * L.group_offset, v.extents(), v.strides()), v,
+               detail::group_params(p, L, g));
   }
 }
 

@@ -24,11 +24,13 @@
 
 namespace amctq {
 
-/// max |x| per channel along channel_axis of a calibration batch (NaN/Inf is an error).
+/// max |x| per channel along channel_axis of a calibration batch (NaN/Inf is an error naming
+/// `name`, e.g. the layer whose input x is).
 template <class T, std::size_t R>
-std::vector<float> activation_channel_absmax(const tensor_view<T, R>& x, int channel_axis) {
+std::vector<float> activation_channel_absmax(const tensor_view<T, R>& x, int channel_axis,
+                                             const char* name = "activations") {
   const auto r = minmax_per_channel(tensor_view<const float, R>(x), channel_axis);
-  AMCTQ_CHECK(r.nonfinite == 0, errc::non_finite, "activation_channel_absmax", "activations hold ", r.nonfinite,
+  AMCTQ_CHECK(r.nonfinite == 0, errc::non_finite, "activation_channel_absmax", name, " hold ", r.nonfinite,
               " NaN or infinite values");
   std::vector<float> out(r.min.size());
   for (std::size_t c = 0; c < out.size(); ++c)

@@ -1,6 +1,7 @@
 // The AMCT flow over an ONNX graph: create_quant_config -> quantizer (BatchNorm folded) ->
-// quantize_preprocess (DMQ balance, optional) -> quantize_model (ARQ weights) ->
-// calibrate(batches) -> save_model (fake-quant QDQ model, deploy QOperator model, record.json).
+// quantize_preprocess (DMQ balance, optional) -> quantize_model (ARQ weights, NUQ on top where
+// configured) -> calibrate(batches) -> save_model (fake-quant QDQ model, deploy QOperator model,
+// record.json).
 #ifndef AMCTQ_GRAPH_PIPELINE_HPP
 #define AMCTQ_GRAPH_PIPELINE_HPP
 
@@ -14,10 +15,12 @@
 
 #include "amctq/algorithms/arq.hpp"
 #include "amctq/algorithms/balance.hpp"
+#include "amctq/algorithms/nuq.hpp"
 #include "amctq/error.hpp"
 #include "amctq/graph/executor.hpp"
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/passes/fold_batchnorm.hpp"
+#include "amctq/graph/passes/insert_balance.hpp"
 #include "amctq/graph/passes/insert_observers.hpp"
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/quant_layers.hpp"
@@ -107,11 +110,12 @@ class quantizer {
   }
   bool calibrated() const noexcept { return calibrated_; }
 
-  /// Requests DMQ balancing for every layer with a dmq_balancer_param; the factors are
-  /// computed from the first calibrate() batches and folded into the weights.
+  /// Requests DMQ balancing for every layer with a dmq_balancer_param: the first calibrate()
+  /// runs the batches once to compute the factors s, folds W · s into the weights and inserts
+  /// Mul(x, 1/s) before the layer in the float model (and so in both exported models).
   void quantize_preprocess() { preprocess_ = true; }
 
-  /// Fixes the weight quantization (ARQ) of every enabled layer.
+  /// Fixes the weight quantization (ARQ, then NUQ where wts_algo is nuq) of every enabled layer.
   void quantize_model() { model_quantized_ = true; }
 
   /// Runs the calibration batches (at least config.batch_num of them; the first batch_num are
@@ -120,16 +124,12 @@ class quantizer {
     const int need = config_.batch_num;
     AMCTQ_CHECK(static_cast<int>(batches.size()) >= need, errc::invalid_argument, "calibrate",
                 "calibration needs ", need, " batches (config batch_num = ", need, "), got ", batches.size());
-    // The balance factors are computed and folded into the weights, but the matching division
-    // of the layer input is not yet inserted into the calibration and exported graphs; refuse
-    // rather than export a model whose balanced layers are wrong.
-    AMCTQ_CHECK(!(preprocess_ && needs_balance()), errc::unsupported, "calibrate",
-                "dmq_balancer_param is set, but exporting balanced layers is not implemented yet; remove "
-                "dmq_balancer_param from the config");
     if (!model_quantized_) quantize_model();
-    const int total = need * (preprocess_ && needs_balance() ? 2 : 1);
+    // Balancing changes the float model, so it happens once; a second calibrate() reuses it.
+    const bool balance_now = preprocess_ && !balanced_ && needs_balance();
+    const int total = need * (balance_now ? 2 : 1);
     int done = 0;
-    if (preprocess_ && needs_balance()) balance(batches, need, progress, done, total);
+    if (balance_now) balance(batches, need, progress, done, total);
     record_ = quant_record{};
     model calib = model_;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -152,7 +152,7 @@ class quantizer {
     for (const auto& t : watched)
       shape_hooks.push_back(ex.hooks().on_tensor(t, [&shapes](const std::string& n, const tensor& v) { shapes[n] = v.shape(); }));
     for (int b = 0; b < need; ++b) {
-      ex.run(balanced_inputs(batches[static_cast<std::size_t>(b)]));
+      ex.run(batches[static_cast<std::size_t>(b)]);
       if (progress) progress(++done, total);
     }
     for (auto h : shape_hooks) ex.hooks().remove(h);
@@ -182,32 +182,23 @@ class quantizer {
     return false;
   }
 
-  // Balance inputs are the calibration inputs unchanged: the balance factors live in the
-  // weights and in a division of the layer input the exporters insert; the calibration model
-  // applies that division through its weights' inverse only for observation purposes, so the
-  // activation observed is the layer input divided by the factors.
-  batch balanced_inputs(const batch& b) const { return b; }
-
+  // DMQ (reference §7): per input channel, s from max|x| over all the batches (not AMCT's
+  // last-batch-wins, so the result does not depend on batch order) and max|W|; then W · s and
+  // a Mul(x, 1/s) the layer reads instead of x.
   void balance(const std::vector<batch>& batches, int need, const progress_fn& progress, int& done, int total) {
     executor ex(model_);
-    std::map<std::string, std::vector<float>> absmax;
+    std::map<std::size_t, std::vector<float>> absmax;  // layer index -> max |x| per input channel
     std::vector<tensor_hooks::handle> hs;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       if (!settings_[i].dmq_balancer_param || layers_[i].weight.empty()) continue;
-      const std::string name = layers_[i].name;
-      const bool conv = layers_[i].op_type == "Conv" || layers_[i].op_type == "ConvTranspose";
-      hs.push_back(ex.hooks().on_tensor(layers_[i].input, [&absmax, name, conv](const std::string&, const tensor& t) {
-        const int axis = conv ? 1 : static_cast<int>(t.rank()) - 1;
-        const auto C = static_cast<std::size_t>(t.dim(static_cast<std::size_t>(axis)));
-        std::size_t inner = 1, outer = 1;
-        for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < t.rank(); ++d) inner *= static_cast<std::size_t>(t.dim(d));
-        for (std::size_t d = 0; d < static_cast<std::size_t>(axis); ++d) outer *= static_cast<std::size_t>(t.dim(d));
-        auto& a = absmax[name];
-        a.resize(C, 0.0f);
-        const float* p = t.data<float>();
-        for (std::size_t o = 0; o < outer; ++o)
-          for (std::size_t c = 0; c < C; ++c)
-            for (std::size_t i = 0; i < inner; ++i) a[c] = std::fmax(a[c], std::fabs(p[(o * C + c) * inner + i]));
+      const node& n = model_.main.nodes[layers_[i].node_index];
+      hs.push_back(ex.hooks().on_tensor(layers_[i].input, [&absmax, &n, i](const std::string&, const tensor& t) {
+        const auto a = passes::balance_input_absmax(n, t);
+        auto& m = absmax[i];
+        if (m.empty()) m.assign(a.size(), 0.0f);
+        AMCTQ_CHECK(m.size() == a.size(), errc::shape_mismatch, "calibrate", passes::detail::layer_label(n),
+                    ": the input has ", a.size(), " channels in this batch, ", m.size(), " in an earlier one");
+        for (std::size_t c = 0; c < a.size(); ++c) m[c] = std::fmax(m[c], a[c]);
       }));
     }
     for (int b = 0; b < need; ++b) {
@@ -215,19 +206,22 @@ class quantizer {
       if (progress) progress(++done, total);
     }
     for (auto h : hs) ex.hooks().remove(h);
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      auto it = absmax.find(layers_[i].name);
-      if (it == absmax.end()) continue;
-      tensor& w = model_.main.find_initializer(layers_[i].weight)->value;
-      const node& n = model_.main.nodes[layers_[i].node_index];
-      const weight_layout L = layout_of(n, w);
-      const auto wabs = channel_absmax(tensor_view<const float, 1>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())}), L,
-                                       channel_side::input);
-      const auto f = dmq_balance_factors(it->second, wabs, *settings_[i].dmq_balancer_param);
-      scale_channels(tensor_view<float, 1>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())}), L,
-                     channel_side::input, f);
-      balance_[layers_[i].name] = f;
+    for (const auto& [i, act] : absmax) {
+      quant_layer& l = layers_[i];
+      tensor& w = model_.main.find_initializer(l.weight)->value;
+      const weight_layout L = layout_of(model_.main.nodes[l.node_index], w);
+      const tensor_view<float, 1> flat(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())});
+      const auto f = dmq_balance_factors(act, channel_absmax(tensor_view<const float, 1>(flat), L, channel_side::input,
+                                                             l.name.c_str()),
+                                         *settings_[i].dmq_balancer_param);
+      apply_balance(flat, L, f);
+      const auto ins = passes::insert_balance(model_.main, l.node_index, f);
+      for (auto& other : layers_)
+        if (other.node_index >= ins.node_index) ++other.node_index;
+      l.input = ins.input;  // observers, the record's input shape and the exporters follow the Mul
+      balance_[l.name] = f;
     }
+    balanced_ = true;
   }
 
   void quantize_weights(const quant_layer& l, const weight_quant& wq, layer_record& r, model& calib) {
@@ -242,9 +236,23 @@ class quantizer {
     const tensor_view<const float, 1> flat(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())});
     r.wts = arq_params(flat, L, cfg);
     r.weight_q = tensor(dtype::int8, w.shape());
-    arq_quantize(flat, L, r.wts, r.weight_q.data<std::int8_t>());
+    std::int8_t* codes = r.weight_q.data<std::int8_t>();
+    arq_quantize(flat, L, r.wts, codes);
     tensor& fq = calib.main.find_initializer(l.weight)->value;
-    arq_fake_quantize(tensor_view<float, 1>(fq.data<float>(), {static_cast<std::ptrdiff_t>(fq.size())}), L, r.wts);
+    const tensor_view<float, 1> calib_w(fq.data<float>(), {static_cast<std::ptrdiff_t>(fq.size())});
+    if (wq.algo != wts_algo::nuq) {
+      arq_fake_quantize(calib_w, L, r.wts);
+      return;
+    }
+    // NUQ (reference §5): keep num_steps of the layer's 256 int8 levels. nuq_optimal is the exact
+    // minimum of the count-weighted squared code error, so num_of_iteration (AMCT's refinement
+    // passes of its k-means) has nothing left to refine.
+    AMCTQ_CHECK(wq.num_bits == 8, errc::unsupported, "quantize_model", "layer '", l.name,
+                "': NUQ selects levels of the 8-bit grid; weights num_bits must be 8, got ", wq.num_bits);
+    const nuq_result nuq = nuq_optimal(int8_level_histogram(codes, r.weight_q.size()), wq.num_steps);
+    nuq_remap(codes, r.weight_q.size(), nuq);
+    r.clusters.assign(nuq.centers.begin(), nuq.centers.end());
+    arq_dequantize(codes, calib_w, L, r.wts);
   }
 
   model model_;
@@ -254,6 +262,7 @@ class quantizer {
   std::map<std::string, std::vector<float>> balance_;
   quant_record record_;
   bool preprocess_ = false;
+  bool balanced_ = false;
   bool model_quantized_ = false;
   bool calibrated_ = false;
 };

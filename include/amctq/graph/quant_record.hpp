@@ -22,7 +22,7 @@ struct layer_record {
   quant_params wts;                   ///< weights (scale_w, offset_w); empty for AveragePool
   std::vector<std::uint32_t> shift_bit;
   std::vector<float> tensor_balance_factor;  ///< DMQ: x / f and w * f per input channel
-  std::vector<float> clusters;        ///< NUQ levels (integer codes) when wts_algo is nuq
+  std::vector<std::int32_t> clusters;  ///< NUQ: the num_steps int8 levels kept (AMCT's `cluster`), sorted
   tensor weight_q;                    ///< int8 codes, same shape as the float weight
   std::vector<std::int32_t> bias_q;   ///< int32, round(b / (s_w * s_d)); empty when no bias
   int act_bits = 8;

@@ -1,0 +1,123 @@
+// The activation half of a balance (DMQ / SmoothQuant, reference §7) for one graph layer:
+// X' = X · (1/s) per input channel, as an ONNX Mul by a constant in front of the layer. That is
+// AMCT's ApplyDMQBalancer form, and ONNX Runtime runs it in float before the layer's
+// QuantizeLinear, so the exported models need no special op. The weight half (W · s) is
+// algorithms/balance.hpp's apply_balance; together they leave the float output unchanged.
+// Only the layer's own input is rewired: the original tensor may feed other nodes, which must
+// keep seeing the unbalanced values.
+#ifndef AMCTQ_GRAPH_PASSES_INSERT_BALANCE_HPP
+#define AMCTQ_GRAPH_PASSES_INSERT_BALANCE_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "amctq/algorithms/balance.hpp"
+#include "amctq/error.hpp"
+#include "amctq/graph/ir.hpp"
+#include "amctq/graph/passes/fold_batchnorm.hpp"  // detail::unique_name
+#include "amctq/graph/quant_layers.hpp"
+
+namespace amctq::graph::passes {
+
+namespace detail {
+
+inline std::string layer_label(const node& n) {
+  return "layer '" + (n.name.empty() && !n.outputs.empty() ? n.outputs[0] : n.name) + "'";
+}
+
+}  // namespace detail
+
+/// The axis of layer n's activation input (of rank `rank`) that carries its input channels:
+/// 1 for Conv / ConvTranspose (N, C, ...), 1 for Gemm's A (0 with transA), the last for MatMul.
+inline std::size_t balance_channel_axis(const node& n, std::size_t rank) {
+  const std::string where = detail::layer_label(n);
+  if (n.op_type == "Conv" || n.op_type == "ConvTranspose") {
+    AMCTQ_CHECK(rank >= 3, errc::shape_mismatch, where, n.op_type, " input must have rank >= 3, got ", rank);
+    return 1;
+  }
+  if (n.op_type == "Gemm") {
+    AMCTQ_CHECK(rank == 2, errc::shape_mismatch, where, "Gemm input A must have rank 2, got ", rank);
+    return n.get_int("transA", 0) != 0 ? 0 : 1;
+  }
+  if (n.op_type == "MatMul") {
+    AMCTQ_CHECK(rank >= 1, errc::shape_mismatch, where, "MatMul input must have rank >= 1");
+    return rank - 1;
+  }
+  AMCTQ_THROW(errc::unsupported, where, n.op_type, " has no weight to balance its input against");
+}
+
+/// max |x| per input channel of layer n in one batch x of its activation input (float32).
+/// Non-finite values are an error naming the layer.
+inline std::vector<float> balance_input_absmax(const node& n, const tensor& x) {
+  const std::string label = detail::layer_label(n);
+  AMCTQ_CHECK(x.type() == dtype::float32, errc::unsupported, label, "input is ", to_string(x.type()),
+              "; only float32 inputs are balanced");
+  const std::size_t axis = balance_channel_axis(n, x.rank());
+  std::ptrdiff_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < axis; ++d) outer *= static_cast<std::ptrdiff_t>(x.dim(d));
+  for (std::size_t d = axis + 1; d < x.rank(); ++d) inner *= static_cast<std::ptrdiff_t>(x.dim(d));
+  const auto channels = static_cast<std::ptrdiff_t>(x.dim(axis));
+  const std::string name = label + " input";
+  return activation_channel_absmax(tensor_view<const float, 3>(x.data<float>(), {outer, channels, inner}), 1,
+                                   name.c_str());
+}
+
+/// Where insert_balance put its Mul.
+struct inserted_balance {
+  std::size_t node_index = 0;  ///< the Mul's index; the layer and every node after it moved one down
+  std::string input;           ///< the balanced tensor, now the layer's activation input
+};
+
+/// Inserts Mul(x, 1/s) right before layer node `layer` of g (x its activation input, s =
+/// `factors`, one per input channel, finite and > 0) and makes that layer, and no other node,
+/// read the product. The layer's weight must be a float initializer (its layout gives the
+/// channel count the factors are checked against).
+inline inserted_balance insert_balance(graph& g, std::size_t layer, const std::vector<float>& factors) {
+  constexpr const char* where = "insert_balance";
+  AMCTQ_CHECK(layer < g.nodes.size(), errc::invalid_argument, where, "node index ", layer, " is outside the graph (",
+              g.nodes.size(), " nodes)");
+  node& n = g.nodes[layer];
+  const std::string label = detail::layer_label(n);
+  AMCTQ_CHECK(n.inputs.size() >= 2 && !n.inputs[0].empty(), errc::invalid_argument, where, label,
+              " has no activation input and weight");
+  initializer* w = g.find_initializer(n.inputs[1]);
+  AMCTQ_CHECK(w != nullptr && w->value.type() == dtype::float32, errc::unsupported, where, label,
+              ": the weight is not a float initializer");
+  const weight_layout L = layout_of(n, w->value);
+  AMCTQ_CHECK(static_cast<std::ptrdiff_t>(factors.size()) == L.in_channels(), errc::shape_mismatch, where, label, ": ",
+              factors.size(), " balance factors for ", L.in_channels(), " input channels");
+  std::vector<float> reciprocal(factors.size());
+  for (std::size_t c = 0; c < factors.size(); ++c) {
+    AMCTQ_CHECK(std::isfinite(factors[c]) && factors[c] > 0.0f, errc::invalid_argument, where, label,
+                ": balance factor [", c, "] must be finite and > 0, got ", factors[c]);
+    reciprocal[c] = 1.0f / factors[c];
+  }
+  // The constant broadcasts along the channel axis: [C, 1, ..., 1] with one 1 per axis after it.
+  // Conv input rank = weight rank; MatMul's channels are the last axis whatever A's rank.
+  const bool conv = n.op_type == "Conv" || n.op_type == "ConvTranspose";
+  const std::size_t rank = conv ? w->value.rank() : (n.op_type == "Gemm" ? 2 : 1);
+  std::vector<std::int64_t> shape(rank - balance_channel_axis(n, rank), 1);
+  shape[0] = static_cast<std::int64_t>(factors.size());
+
+  const std::string base = (n.name.empty() ? n.outputs.at(0) : n.name) + "_balance";
+  initializer k;
+  k.name = detail::unique_name(g, base + "_reciprocal");
+  k.value = tensor::from<float>(shape, reciprocal);
+  g.initializers.push_back(std::move(k));
+  node mul;
+  mul.op_type = "Mul";
+  mul.name = base;
+  mul.inputs = {n.inputs[0], g.initializers.back().name};
+  mul.outputs = {detail::unique_name(g, base + "d")};
+  n.inputs[0] = mul.outputs[0];
+  inserted_balance r{layer, mul.outputs[0]};
+  g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(layer), std::move(mul));  // invalidates n
+  return r;
+}
+
+}  // namespace amctq::graph::passes
+
+#endif  // AMCTQ_GRAPH_PASSES_INSERT_BALANCE_HPP
