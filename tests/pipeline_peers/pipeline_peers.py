@@ -5,7 +5,8 @@ Inputs: the calibration images plus the first 1000 Fashion-MNIST test images
 (/usr/share/datasets/fashion-mnist, Debian dataset-fashion-mnist), normalised like training.
 Checks, for the default config and for variants that exercise every lowering path (symmetric
 activations -> int8 Max for Relu, 4-bit activations -> int8 Clip after QLinearConv, a skipped layer
--> ConvInteger + float rescale, per-tensor weights, minmax over 4 batches):
+-> ConvInteger + float rescale, per-tensor weights, minmax over 4 batches, DMQ balance -> a float
+Mul before the layer's QuantizeLinear, NUQ weights with 16 and 32 levels, both combined):
   - the deploy model's outputs from ORT, with graph optimisations disabled and with the default
     (all) optimisations, are bit-identical to amctq's integer simulation;
   - the fake-quant model equals amctq's fake-quant simulation within float rounding.
@@ -41,6 +42,33 @@ def check(label, driver, model, calib, x, work, config, ref, failures):
         print(f"[{label}] deploy: top-1 agreement with float {top1(dp, ref):.4f}")
 
 
+def check_balance_nuq(label, work, config, failures):
+    """The DMQ / NUQ variants: every balanced layer reads its input through a Mul(x, 1/s) that
+    feeds the layer's QuantizeLinear in both models, and NUQ layers' int8 weights hold at most
+    num_steps values, all of them record.json's clusters."""
+    import onnx
+    import onnx.numpy_helper
+    rec = json.load(open(os.path.join(work, "record.json")))
+    balanced = [k for k, v in rec.items() if v["tensor_balance_factor"]]
+    nuq = {k: v["clusters"] for k, v in rec.items() if v["clusters"]}
+    steps = config["weights"].get("num_steps", 32) if config["weights"].get("wts_algo") == "nuq" else None
+    for kind in ("fake_quant", "deploy"):
+        g = onnx.load(os.path.join(work, f"model_{kind}_model.onnx")).graph
+        muls = {n.output[0]: n for n in g.node if n.op_type == "Mul" and n.name.endswith("_balance")}
+        fed = {n.input[0] for n in g.node if n.op_type in ("QuantizeLinear", "Clip")}
+        if len(muls) != len(balanced) or not set(muls) <= fed:
+            failures.append(f"[{label}] {kind}: {len(muls)} balance Mul nodes for {len(balanced)} balanced layers, "
+                            f"or one of them does not feed a QuantizeLinear")
+        for layer, centres in nuq.items():
+            w = [i for i in g.initializer if i.name == layer + "_weight_quantized"]
+            levels = {int(v) for v in onnx.numpy_helper.to_array(w[0]).ravel()} if w else set()
+            if not w or len(levels) > len(centres) or not levels <= set(centres) or len(centres) != steps:
+                failures.append(f"[{label}] {kind}: layer {layer} weights hold {len(levels)} levels, "
+                                f"not within its {len(centres)} NUQ centres (num_steps {steps})")
+    print(f"[{label}] balanced layers: {len(balanced)}; NUQ layers: {len(nuq)} "
+          f"(levels per layer <= {steps if nuq else '-'})")
+
+
 def main():
     driver, model, calib, work = sys.argv[1:5]
     if not os.path.exists(DATA):
@@ -71,8 +99,22 @@ def main():
     c["batch_num"] = 4
     c["activation"]["act_algo"] = "minmax"
     variants["skip-pertensor-minmax"] = c
+    c = copy.deepcopy(base)
+    c["layer_type"] = {"Conv": {"dmq_balancer_param": 0.5}, "Gemm": {"dmq_balancer_param": 0.5}}
+    variants["dmq-balance"] = c
+    c = copy.deepcopy(base)
+    c["weights"]["wts_algo"] = "nuq"
+    c["weights"]["num_steps"] = 16
+    variants["nuq16"] = c
+    c = copy.deepcopy(base)
+    c["weights"]["wts_algo"] = "nuq"
+    c["layer_type"] = {"Conv": {"dmq_balancer_param": 0.3}}
+    c["batch_num"] = 2
+    variants["dmq-nuq32"] = c
     for label, cfg in variants.items():
         check(label, driver, model, calib, x, os.path.join(work, label), cfg, ref, failures)
+        if "dmq" in label or "nuq" in label:
+            check_balance_nuq(label, os.path.join(work, label), cfg, failures)
     for f in failures:
         print("FAIL:", f, file=sys.stderr)
     sys.exit(1 if failures else 0)
