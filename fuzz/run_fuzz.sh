@@ -28,7 +28,10 @@ if [ -n "$data" ]; then
   find "$data" \( -name '*.onnx' -o -name '*.pb' \) -size -64k | while read -r f; do
     cp "$f" "$seed_onnx/$(echo "$f" | md5sum | cut -c1-16)"
   done
-else
+fi
+# Inputs that once failed stay in the corpus so that a fix is re-checked every run.
+for f in "$root"/fuzz/regressions/*.onnx; do [ -f "$f" ] && cp "$f" "$seed_onnx/"; done
+if [ -z "$data" ]; then
   echo "run_fuzz: no onnx backend test data (scripts/setup.sh makes the venv); fuzzing from an empty corpus" >&2
 fi
 

@@ -380,3 +380,27 @@ TEST_CASE("onnx: saves are atomic — a failed write leaves no file and keeps th
   CHECK(!fs::exists(dir / "no_such_dir"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("onnx: inputs the fuzzer once broke still parse or fail cleanly, and re-serialize stably") {
+  // fuzz/regressions/ keeps every input libFuzzer found; replay the fuzz target's check.
+  const fs::path dir = fs::path(AMCTQ_SOURCE_DIR) / "fuzz" / "regressions";
+  std::size_t replayed = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".onnx") continue;
+    CAPTURE(entry.path().string());
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto* bytes = reinterpret_cast<const std::byte*>(raw.data());
+    ++replayed;
+    graph::model m;
+    try {
+      m = io::parse_onnx(bytes, raw.size());
+    } catch (const amctq::error&) {
+      continue;
+    }
+    const auto once = io::serialize_onnx(m);
+    const auto again = io::serialize_onnx(io::parse_onnx(once.data(), once.size()));
+    CHECK(once == again);
+  }
+  CHECK(replayed >= 1);
+}

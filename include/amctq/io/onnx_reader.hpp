@@ -333,7 +333,9 @@ class onnx_parser {
           const std::int64_t k = read_int(r, t, "AttributeProto.type");
           AMCTQ_CHECK(k >= 0 && k <= 14, errc::parse, path.str(), "AttributeProto.type ", k, " is not a known type");
           a.type = static_cast<kind>(k);
-          has_type = true;
+          // An explicit UNDEFINED says no more than a missing field (and the writer omits
+          // it), so both infer the kind from the value; otherwise a re-read would differ.
+          has_type = k != 0;
           break;
         }
         case 2:
