@@ -239,3 +239,42 @@ TEST_CASE("bad arguments are errors that name them") {
   CHECK_THROWS_AS(calib_method_from_string("kl"), amctq::error);
   CHECK(calib_method_from_string("hfmg") == calib_method::hfmg);
 }
+
+TEST_CASE("IFMR / percentile: one large batch (single fused pass) equals many small ones, state and all") {
+  // 1M values is above the observer's fuse threshold; 1000-row batches of 8 stay below it.
+  const std::size_t cols = 8;
+  auto v = mixed_data(cols * 131072, 5);
+  v[v.size() / 2] = -40.0f;  // the range grows late in the batch: the grid must re-bin mid-pass
+  v[v.size() - 3] = 90.0f;
+  for (calib_method m : {calib_method::ifmr, calib_method::percentile}) {
+    const std::string method = to_string(m);
+    CAPTURE(method);
+    const auto o = opts(m);
+    activation_observer whole(o), pieces(o);
+    whole.observe(make_view(v.data(), {static_cast<std::ptrdiff_t>(v.size() / cols), static_cast<std::ptrdiff_t>(cols)}));
+    for (std::size_t off = 0; off < v.size(); off += 1000 * cols)
+      pieces.observe(make_view(v.data() + off, {static_cast<std::ptrdiff_t>(std::min(1000 * cols, v.size() - off))}));
+    const observer_state a = whole.to_state(), b = pieces.to_state();
+    REQUIRE(a.channels.size() == 1);
+    CHECK(a.channels[0].histogram.counts == b.channels[0].histogram.counts);
+    CHECK(a.channels[0].histogram.exponent == b.channels[0].histogram.exponent);
+    CHECK(a.channels[0].tails.largest == b.channels[0].tails.largest);
+    CHECK(a.channels[0].tails.smallest == b.channels[0].tails.smallest);
+    CHECK(same(whole.result(), pieces.result()));
+
+    // A rejected large batch (NaN near its end) leaves the observer exactly as it was.
+    auto bad = v;
+    bad[bad.size() - 10] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_AS(whole.observe(make_view(bad.data(), {static_cast<std::ptrdiff_t>(bad.size())})), amctq::error);
+    const observer_state c = whole.to_state();
+    CHECK(c.channels[0].histogram.counts == a.channels[0].histogram.counts);
+    CHECK(c.channels[0].tails.largest == a.channels[0].tails.largest);
+    // Skipped on request: the batch counts except its one NaN.
+    auto so = o;
+    so.skip_nonfinite = true;
+    activation_observer skip(so);
+    skip.observe(make_view(bad.data(), {static_cast<std::ptrdiff_t>(bad.size())}));
+    CHECK(skip.nonfinite() == 1);
+    CHECK(skip.to_state().channels[0].histogram.counts != a.channels[0].histogram.counts);
+  }
+}

@@ -82,18 +82,18 @@ class pow2_histogram {
     flush();
   }
 
-  /// Counts n contiguous values into 4-way uint32 scratch tables (fast path for large rows);
+  /// Counts n contiguous values into a uint32 scratch table (fast path for large rows: half the
+  /// cache footprint of the 64-bit counters);
   /// the grid must already cover them (cover()), and flush() must follow.
   template <class Arch = kernels::default_arch>
   void accumulate(const float* x, std::size_t n) {
-    if (scratch_.empty()) scratch_.assign(static_cast<std::size_t>(ways) * (capacity_ + 1), 0u);
+    if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
     // uint32 scratch counters stay exact below 2^32 pending elements.
     constexpr std::size_t chunk = std::size_t{1} << 30;
     for (std::size_t off = 0; off < n; off += chunk) {
       const std::size_t len = std::min(chunk, n - off);
       if (pending_ + len > (std::size_t{1} << 31)) flush();
-      kernels::histogram_row(Arch{}, x + off, len, inv_width(), static_cast<float>(base_), scratch_.data(), capacity_,
-                             ways);
+      kernels::histogram_row(Arch{}, x + off, len, inv_width(), static_cast<float>(base_), scratch_.data(), capacity_);
       pending_ += len;
     }
   }
@@ -105,28 +105,25 @@ class pow2_histogram {
     const float inv = inv_width(), base = static_cast<float>(base_);
     const std::uint64_t spilled = counts_[capacity_];
     if (stride == 1) {
-      kernels::histogram_row(Arch{}, x, n, inv, base, counts_.data(), capacity_, 1);
+      kernels::histogram_row(Arch{}, x, n, inv, base, counts_.data(), capacity_);
     } else {
       for (std::size_t i = 0; i < n; ++i)
         kernels::histogram_row(kernels::scalar_arch{}, x + static_cast<std::ptrdiff_t>(i) * stride, 1, inv, base,
-                               counts_.data(), capacity_, 1);
+                               counts_.data(), capacity_);
     }
     total_ += n - (counts_[capacity_] - spilled);
     counts_[capacity_] = 0;
   }
 
-  /// Moves the scratch tables into the 64-bit counters.
+  /// Moves the scratch table into the 64-bit counters.
   void flush() {
     if (pending_ == 0) return;
-    for (unsigned w = 0; w < ways; ++w) {
-      std::uint32_t* t = scratch_.data() + static_cast<std::size_t>(w) * (capacity_ + 1);
-      for (std::uint32_t k = 0; k < capacity_; ++k) {
-        counts_[k] += t[k];
-        total_ += t[k];
-        t[k] = 0;
-      }
-      t[capacity_] = 0;  // skipped values
+    for (std::uint32_t k = 0; k < capacity_; ++k) {
+      counts_[k] += scratch_[k];
+      total_ += scratch_[k];
+      scratch_[k] = 0;
     }
+    scratch_[capacity_] = 0;  // skipped values
     pending_ = 0;
   }
 
@@ -232,7 +229,6 @@ class pow2_histogram {
   }
 
  private:
-  static constexpr unsigned ways = 4;
 
   float inv_width() const noexcept { return std::ldexp(1.0f, -exponent_); }
 

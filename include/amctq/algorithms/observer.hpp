@@ -12,6 +12,7 @@
 #ifndef AMCTQ_ALGORITHMS_OBSERVER_HPP
 #define AMCTQ_ALGORITHMS_OBSERVER_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -152,7 +153,11 @@ class activation_observer {
     // Per-tensor methods that keep the extreme values get the min/max (and the NaN/inf count)
     // from that pass instead of a separate min/max pass; the tails are restored on error.
     const bool tails_first = axis == per_tensor && needs_tails();
-    if (tails_first) {
+    const bool fused = tails_first && needs_histogram() && x.size() >= fuse_threshold && is_contiguous(x);
+    if (fused) {
+      batch[0] = observe_fused(x.data_handle(), static_cast<std::size_t>(x.size()));
+      bad = batch[0].nonfinite;
+    } else if (tails_first) {
       const extreme_values before = ch_[0].tails;
       for_each_run(x, axis, [&](std::size_t, const float* p, std::size_t n, std::ptrdiff_t stride) {
         if (stride == 1) {
@@ -185,6 +190,7 @@ class activation_observer {
         ++ch.batches;
       }
     }
+    if (fused) return;
     const bool hist = needs_histogram(), tails = needs_tails() && !tails_first,
                pot = o_.method == calib_method::pot_diffs;
     if (!hist && !tails && !pot) return;
@@ -353,6 +359,53 @@ class activation_observer {
 
   void init_channels(std::size_t n) {
     ch_.assign(n, channel(o_.histogram_capacity, o_.tail_capacity));
+  }
+
+  // Below this many values a batch sits in cache anyway, and two passes cost less than the
+  // histogram copy the fused pass needs to undo a rejected batch.
+  static constexpr std::ptrdiff_t fuse_threshold = std::ptrdiff_t{1} << 18;
+
+  template <class T, std::size_t R>
+  static bool is_contiguous(const tensor_view<T, R>& x) {
+    std::ptrdiff_t expect = 1;
+    for (std::size_t d = R; d-- > 0;) {
+      if (x.extent(d) != 1 && x.stride(d) != expect) return false;
+      expect *= x.extent(d);
+    }
+    return true;
+  }
+
+  // Tails, min/max and histogram of a large contiguous per-tensor batch in one trip through
+  // memory: each cache-sized block is read from DRAM once and then scanned three times from
+  // cache. The histogram grid grows block by block; its state depends only on the values seen
+  // (histogram.hpp), so the result equals the two-pass one. A batch holding NaN/inf that the
+  // options reject leaves the observer as it was.
+  value_range observe_fused(const float* p, std::size_t n) {
+    constexpr std::size_t block = 8192;
+    channel& ch = ch_[0];
+    const extreme_values tails_before = ch.tails;
+    const pow2_histogram hist_before = ch.hist;
+    value_range batch;
+    for (std::size_t off = 0; off < n; off += block) {
+      const std::size_t len = std::min(block, n - off);
+      value_range r;
+      kernels::minmax_row(kernels::default_arch{}, p + off, len, r);
+      ch.tails.add(p + off, len);
+      if (!r.empty()) {
+        if (!(r.min >= ch.hist.min() && r.max <= ch.hist.max())) {
+          ch.hist.flush();
+          ch.hist.cover(r.min, r.max);
+        }
+        ch.hist.accumulate(p + off, len);
+      }
+      batch.merge(r);
+    }
+    ch.hist.flush();
+    if (batch.nonfinite != 0 && !o_.skip_nonfinite) {
+      ch.tails = tails_before;
+      ch.hist = hist_before;
+    }
+    return batch;
   }
 
   // Calls f(channel, pointer, count, stride) for runs of elements of one channel.
