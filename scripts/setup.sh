@@ -26,7 +26,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if ! "$venv/bin/python" -c "import onnxruntime, onnx, numpy" 2>/dev/null; then
   echo "setup: pip install onnxruntime onnx" >&2
-  # Keep Debian's numpy: torch and scipy from Debian are built against it.
+  # Keep Debian's numpy: torch and scipy from Debian are built against it. The peers are
+  # pinned to the versions the bit-exact tests were last run against, so a new release cannot
+  # turn CI red on its own; raise them deliberately (AMCTQ_ORT_VERSION / AMCTQ_ONNX_VERSION).
   np=$(/usr/bin/python3 -c "import numpy; print(numpy.__version__)")
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check onnxruntime onnx "numpy==$np" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "onnxruntime==${AMCTQ_ORT_VERSION:-1.32.0}" \
+    "onnx==${AMCTQ_ONNX_VERSION:-1.23.2}" "numpy==$np" >&2
 fi
