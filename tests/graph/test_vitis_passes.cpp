@@ -302,6 +302,17 @@ TEST_CASE("correct_bias removes most of the mean output error of quantized weigh
   CHECK(a3 < 0.3 * e3);
   CHECK(ay < 0.5 * ey);
 
+  // All layers in one quantized pass: the first layer's correction is the same, the later ones
+  // also absorb the upstream shift that sequential correction removes first.
+  graph::model f1 = b.m, q1 = fake_quant_weights(b.m, 4);
+  graph::passes::bias_correction_options one_pass;
+  one_pass.sequential = false;
+  const auto rep1 = graph::passes::correct_bias(f1, q1, calib, {"conv1", "conv2", "fc"}, one_pass);
+  REQUIRE(rep1.size() == 3);
+  CHECK(rep1[0].mean_abs_shift == doctest::Approx(rep[0].mean_abs_shift));
+  CHECK(f1.main.find_initializer("b1")->value == f.main.find_initializer("b1")->value);
+  CHECK(rep1[1].mean_abs_shift != doctest::Approx(rep[1].mean_abs_shift));
+
   CHECK_THROWS_WITH_AS(graph::passes::correct_bias(f, q, calib, {"relu"}),
                        doctest::Contains("layer 'relu' (Relu) has no bias input"), amctq::error);
   CHECK_THROWS_WITH_AS(graph::passes::correct_bias(f, q, calib, {"nope"}), doctest::Contains("no layer 'nope'"),
