@@ -50,7 +50,13 @@ class extreme_values {
         const B v = B::load_unaligned(x + i);
         // inf passes the thresholds and NaN the v != v test; offer() counts both.
         if (xsimd::any((v > hi) | (v < lo) | (v != v))) {
-          for (std::size_t j = i; j < i + W; ++j) bad += !offer(x[j]);
+          // Only lanes past a threshold go through offer(); thresholds only tighten, so a
+          // stale pair here lets through a superset that offer() checks again.
+          const float h = hi_threshold(), l = lo_threshold();
+          for (std::size_t j = i; j < i + W; ++j) {
+            const float u = x[j];
+            if (u > h || u < l || u != u) bad += !offer(u);
+          }
           hi = B(hi_threshold());
           lo = B(lo_threshold());
         }
@@ -64,13 +70,15 @@ class extreme_values {
   /// Offers one value; returns false (and ignores it) when it is NaN or infinite.
   bool offer(float v) {
     if (!kernels::detail::is_finite(v)) return false;
+    // Trimming at twice the capacity (not more) tightens the cut often enough that few values
+    // of a long stream get past a stale one; each trim is a linear nth_element.
     if (v > hi_threshold()) {
       hi_.push_back(v);
-      if (hi_.size() >= 4 * static_cast<std::size_t>(capacity_)) trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
+      if (hi_.size() >= 2 * static_cast<std::size_t>(capacity_)) trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
     }
     if (v < lo_threshold()) {
       lo_.push_back(v);
-      if (lo_.size() >= 4 * static_cast<std::size_t>(capacity_)) trim(lo_, std::less<float>(), lo_full_, lo_cut_);
+      if (lo_.size() >= 2 * static_cast<std::size_t>(capacity_)) trim(lo_, std::less<float>(), lo_full_, lo_cut_);
     }
     return true;
   }
