@@ -1,6 +1,6 @@
 // DMQ balance in the pipeline: after calibrate() the float model holds W · s and a Mul(x, 1/s)
 // in front of each balanced layer, and computes the same function as before (1e-5 relative) for
-// Conv, depthwise Conv, Gemm, MatMul and layers whose input also feeds other nodes.
+// Conv, depthwise Conv, ConvTranspose, Gemm, MatMul and layers whose input also feeds other nodes.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -136,7 +136,7 @@ graph::quantizer balance_and_check(const graph::model& m, const std::vector<std:
 
 }  // namespace
 
-TEST_CASE("balance: Conv and depthwise Conv keep their float output") {
+TEST_CASE("balance: Conv, depthwise Conv and ConvTranspose keep their float output") {
   SUBCASE("Conv 2d with bias and padding") {
     net n;
     n.node(make("conv", "Conv", {"x", "w", "b"}, {"y"}, {attr_ints("pads", {1, 1, 1, 1})}))
@@ -158,6 +158,13 @@ TEST_CASE("balance: Conv and depthwise Conv keep their float output") {
     const auto q = balance_and_check(n.m, {2, 5, 9}, 1);
     const auto& g = q.float_model().main;
     CHECK(g.find_initializer(g.nodes[0].inputs[1])->value.shape() == std::vector<std::int64_t>{5, 1});
+  }
+  SUBCASE("grouped ConvTranspose: input channels on the weight's axis 0") {
+    net n;
+    n.node(make("ct", "ConvTranspose", {"x", "w"}, {"y"}, {attr_i("group", 2), attr_ints("strides", {2, 2})}))
+        .init("w", ft({4, 3, 2, 2}, random(48)))
+        .output("y");
+    balance_and_check(n.m, {2, 4, 3, 3}, 1);
   }
 }
 
