@@ -5,7 +5,9 @@ usage: python bench/compare_accuracy.py --amctq BUILD/tools/amctq/amctq [--work 
 
 Settings W8A8, W4A8, W8A4 (weights per channel, symmetric; activations as each tool does them):
   amctq      every activation method (ifmr, hfmg, entropy, mse, percentile, minmax) with ARQ
-             weights; the deploy model (integer ops) and the fake-quant model both run in ORT
+             weights, each with AMCT's weight scale rule and with weights.preset = pytorch
+             ("w:pytorch": max|w| / (2^(b-1) - 0.5) on the full signed grid); the deploy model
+             (integer ops) and the fake-quant model both run in ORT
   ORT        onnxruntime.quantization.quantize_static, QDQ format, per-channel weights, MinMax /
              Entropy (ORT's default 128 bins: quantize_static
              forwards no bin count) / Percentile; QInt4 / QUInt4 for the 4-bit sides
@@ -45,7 +47,7 @@ def predict_onnx(path, x):
     return np.concatenate([s.run(None, {name: x[i:i + 1000]})[0] for i in range(0, len(x), 1000)])
 
 
-def run_amctq(tool, work, wbits, abits, method, results, x):
+def run_amctq(tool, work, wbits, abits, method, results, x, weight_preset="amct"):
     cfg_path = os.path.join(work, "base_config.json")
     if not os.path.exists(cfg_path):
         subprocess.run([tool, "config", "--model", MODEL, "--out", cfg_path], check=True)
@@ -53,7 +55,8 @@ def run_amctq(tool, work, wbits, abits, method, results, x):
     cfg["weights"]["num_bits"] = wbits
     cfg["activation"]["num_bits"] = abits
     cfg["activation"]["act_algo"] = method
-    out = os.path.join(work, f"amctq_{method}_w{wbits}a{abits}")
+    cfg["weights"]["preset"] = weight_preset
+    out = os.path.join(work, f"amctq_{method}_{weight_preset}_w{wbits}a{abits}")
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "config.json")
     json.dump(cfg, open(path, "w"))
@@ -152,13 +155,15 @@ def main():
 
     add("float", "-", "-", ref, 0.0)
     for setting, (wb, ab) in SETTINGS.items():
-        for method in ("ifmr", "hfmg", "entropy", "mse", "percentile", "minmax"):
-            outs, dt, err = run_amctq(args.amctq, work, wb, ab, method, rows, x)
-            if outs is None:
-                add("amctq", method, setting, None, dt, err)
-            else:
-                add("amctq deploy", method, setting, outs["deploy"], dt)
-                add("amctq fake-q", method, setting, outs["fake-quant"], dt)
+        for weight_preset in ("amct", "pytorch"):
+            for method in ("ifmr", "hfmg", "entropy", "mse", "percentile", "minmax"):
+                outs, dt, err = run_amctq(args.amctq, work, wb, ab, method, rows, x, weight_preset)
+                label = method + ("" if weight_preset == "amct" else " w:pytorch")
+                if outs is None:
+                    add("amctq", label, setting, None, dt, err)
+                else:
+                    add("amctq deploy", label, setting, outs["deploy"], dt)
+                    add("amctq fake-q", label, setting, outs["fake-quant"], dt)
         for method in ("MinMax", "Entropy", "Percentile"):
             try:
                 path, dt = run_ort(work, wb, ab, method)
@@ -175,16 +180,16 @@ def main():
 
     print(f"Fashion-MNIST CNN, {len(x)} test images, calibration: 256 images in 1 batch; onnxruntime "
           f"{ort.__version__}")
-    print(f"{'tool':<13} {'method':<11} {'setting':<7} {'accuracy':>8} {'top1-agree':>10} {'calib s':>8}  note")
+    print(f"{'tool':<13} {'method':<16} {'setting':<7} {'accuracy':>8} {'top1-agree':>10} {'calib s':>8}  note")
     for t, m, s, acc, agr, dt, note in rows:
-        print(f"{t:<13} {m:<11} {s:<7} {acc:>8.4f} {agr:>10.4f} {dt:>8.3f}  {note}")
+        print(f"{t:<13} {m:<16} {s:<7} {acc:>8.4f} {agr:>10.4f} {dt:>8.3f}  {note}")
     print("\nbest per setting (accuracy):")
     for setting in SETTINGS:
         for tool in ("amctq deploy", "amctq fake-q", "ORT qstatic", "PyTorch PTQ"):
             cand = [r for r in rows if r[0] == tool and r[2] == setting and r[3] == r[3]]
             if cand:
                 b = max(cand, key=lambda r: r[3])
-                print(f"  {setting} {tool:<13} {b[1]:<11} acc {b[3]:.4f} agree {b[4]:.4f}")
+                print(f"  {setting} {tool:<13} {b[1]:<16} acc {b[3]:.4f} agree {b[4]:.4f}")
 
 
 if __name__ == "__main__":

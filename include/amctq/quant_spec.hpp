@@ -4,6 +4,7 @@
 #define AMCTQ_QUANT_SPEC_HPP
 
 #include <cstdint>
+#include <string_view>
 
 #include "amctq/error.hpp"
 
@@ -77,6 +78,17 @@ inline const char* to_string(preset p) noexcept {
     case preset::pytorch: return "pytorch";
   }
   return "?";
+}
+
+/// The preset named s ("amct", "onnxruntime", "pytorch"); false when s names none.
+inline bool preset_from_string(std::string_view s, preset& out) noexcept {
+  for (preset p : {preset::amct, preset::onnxruntime, preset::pytorch}) {
+    if (s == to_string(p)) {
+      out = p;
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace amctq

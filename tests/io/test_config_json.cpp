@@ -40,6 +40,7 @@ TEST_CASE("config json: write then read gives the same resolved config") {
   c.layers[1].settings.activation.algo = graph::act_algo::hfmg;
   c.layers[0].settings.activation.search_step = 0.02f;
   c.layers[0].settings.dmq_balancer_param = 0.3f;
+  c.layers[1].settings.weights.how = preset::pytorch;
   const auto text = io::write_config_json(c);
   CHECK(text.find("\"search_step\": 0.02") != std::string::npos);
   CHECK(text.find("0.999999,") != std::string::npos);  // shortest float text, not 0.99999898...
@@ -52,6 +53,8 @@ TEST_CASE("config json: write then read gives the same resolved config") {
   CHECK(r.layers[0].settings.dmq_balancer_param.value() == doctest::Approx(0.3f));
   CHECK(r.layers[1].settings.activation.algo == graph::act_algo::hfmg);
   CHECK(!r.layers[1].settings.dmq_balancer_param);
+  CHECK(r.layers[1].settings.weights.how == preset::pytorch);
+  CHECK(r.layers[0].settings.weights.how == preset::amct);
   CHECK(r.skip_layers == std::vector<std::string>{"/fc/Gemm"});
   CHECK(io::write_config_json(r) == text);
 }
@@ -92,6 +95,8 @@ TEST_CASE("config json: errors name the key path") {
   CHECK(error_of(R"({"weights": {"num_bits": 9}})").find("config.weights.num_bits: must be in [2, 8]") !=
         std::string::npos);
   CHECK(error_of(R"({"weights": {"wts_algo": "nuq", "num_steps": 8}})").find("config.weights.num_steps") !=
+        std::string::npos);
+  CHECK(error_of(R"({"weights": {"preset": "tf"}})").find("config.weights.preset: must be amct, onnxruntime or pytorch") !=
         std::string::npos);
   CHECK(error_of(R"({"global": {"include_cle": "yes"}})").find("config.global.include_cle: must be true or false") !=
         std::string::npos);

@@ -69,6 +69,21 @@ def check_balance_nuq(label, work, config, failures):
           f"(levels per layer <= {steps if nuq else '-'})")
 
 
+def check_weight_grid(label, work, lowest, failures):
+    """4-bit weights under the pytorch preset use the full signed grid: some code reaches
+    -2^(b-1) (AMCT's rule never goes below -(2^(b-1) - 1) on a max-dominated channel), and none
+    leaves [-8, 7]."""
+    import onnx
+    import onnx.numpy_helper
+    g = onnx.load(os.path.join(work, "model_deploy_model.onnx")).graph
+    codes = [onnx.numpy_helper.to_array(i) for i in g.initializer if i.name.endswith("_weight_quantized")]
+    lo = min(int(c.min()) for c in codes) if codes else None
+    hi = max(int(c.max()) for c in codes) if codes else None
+    if lo != lowest or hi > -lowest - 1:
+        failures.append(f"[{label}] weight codes span [{lo}, {hi}], expected the full grid [{lowest}, {-lowest - 1}]")
+    print(f"[{label}] weight codes span [{lo}, {hi}]")
+
+
 def main():
     driver, model, calib, work = sys.argv[1:5]
     if not os.path.exists(DATA):
@@ -111,10 +126,16 @@ def main():
     c["layer_type"] = {"Conv": {"dmq_balancer_param": 0.3}}
     c["batch_num"] = 2
     variants["dmq-nuq32"] = c
+    c = copy.deepcopy(base)
+    c["weights"]["num_bits"] = 4
+    c["weights"]["preset"] = "pytorch"
+    variants["w4a8-pytorch-weights"] = c
     for label, cfg in variants.items():
         check(label, driver, model, calib, x, os.path.join(work, label), cfg, ref, failures)
         if "dmq" in label or "nuq" in label:
             check_balance_nuq(label, os.path.join(work, label), cfg, failures)
+        if cfg["weights"].get("preset") == "pytorch":
+            check_weight_grid(label, os.path.join(work, label), -8, failures)
     for f in failures:
         print("FAIL:", f, file=sys.stderr)
     sys.exit(1 if failures else 0)

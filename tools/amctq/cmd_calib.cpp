@@ -126,10 +126,8 @@ int cmd_calib(int argc, char** argv) {
       else if (a == "--axis") o.spec.axis = to_int(a, value());
       else if (a == "--preset") {
         const std::string p = value();
-        if (p == "amct") o.how = preset::amct;
-        else if (p == "onnxruntime") o.how = preset::onnxruntime;
-        else if (p == "pytorch") o.how = preset::pytorch;
-        else AMCTQ_THROW(errc::invalid_argument, "amctq calib", "unknown preset '", p, "' (amct, onnxruntime, pytorch)");
+        AMCTQ_CHECK(preset_from_string(p, o.how), errc::invalid_argument, "amctq calib", "unknown preset '", p,
+                    "' (amct, onnxruntime, pytorch)");
       } else if (a == "--skip-nonfinite") o.skip_nonfinite = true;
       else if (a == "--percentile") o.percentile.percentile = to_number(a, value());
       else if (a == "--bins") {

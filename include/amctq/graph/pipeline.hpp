@@ -233,6 +233,7 @@ class quantizer {
     cfg.symmetric = true;
     // ONNX per-axis params name one tensor axis; grouped ConvTranspose has no such axis.
     cfg.per_channel = wq.channel_wise && L.out_channel_is_axis();
+    cfg.how = wq.how;
     const tensor_view<const float, 1> flat(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())});
     r.wts = arq_params(flat, L, cfg);
     r.weight_q = tensor(dtype::int8, w.shape());

@@ -97,7 +97,7 @@ inline void apply_activation(const ojson& j, graph::activation_quant& a, const s
 }
 
 inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::string& path) {
-  allow_keys(j, path, {"num_bits", "channel_wise", "wts_algo", "num_steps", "num_of_iteration"});
+  allow_keys(j, path, {"num_bits", "channel_wise", "wts_algo", "num_steps", "num_of_iteration", "preset"});
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string k = it.key(), p = path + "." + k;
     if (k == "num_bits") w.num_bits = get_int(*it, p);
@@ -105,6 +105,10 @@ inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::str
     else if (k == "wts_algo") w.algo = parse_wts_algo(*it, p);
     else if (k == "num_steps") w.num_steps = get_int(*it, p);
     else if (k == "num_of_iteration") w.num_of_iteration = get_int(*it, p);
+    else if (k == "preset") {
+      const std::string name = get_string(*it, p);
+      if (!preset_from_string(name, w.how)) key_error(p, "must be amct, onnxruntime or pytorch, got \"" + name + "\"");
+    }
   }
 }
 
@@ -153,7 +157,8 @@ inline ojson weights_json(const graph::weight_quant& w) {
                {"channel_wise", w.channel_wise},
                {"wts_algo", graph::to_string(w.algo)},
                {"num_steps", w.num_steps},
-               {"num_of_iteration", w.num_of_iteration}};
+               {"num_of_iteration", w.num_of_iteration},
+               {"preset", to_string(w.how)}};
 }
 inline ojson layer_json(const graph::layer_settings& s) {
   ojson j{{"quant_enable", s.quant_enable}, {"activation", activation_json(s.activation)},
