@@ -34,7 +34,9 @@ const char* const quantize_usage =
     "                   axis N is split into batch_num batches of N / batch_num rows (the last\n"
     "                   N mod batch_num rows are unused); N must be >= batch_num\n"
     "  --config C.json  quantization config (see `amctq config`); default: amctq config's default\n"
-    "                   (batch_num 1, IFMR activations, ARQ per-channel int8 weights)\n"
+    "                   (batch_num 1, IFMR activations, ARQ per-channel int8 weights); its\n"
+    "                   global.convert_relu6_to_relu / include_cle / include_bias_corr turn on\n"
+    "                   the Vitis AI passes (see docs/pipeline.md)\n"
     "  --out DIR        output folder, created if missing (default: .)\n"
     "  --input NAME     the graph input the calibration data feeds (default: the first input\n"
     "                   that is not an initializer)\n"
@@ -125,11 +127,25 @@ int cmd_quantize(int argc, char** argv) {
 
     std::filesystem::create_directories(out_dir);
     graph::quantizer q(m, cfg);
+    if (!quiet) {
+      const auto& fg = q.float_globals();
+      if (cfg.global.convert_relu6_to_relu)
+        std::cerr << "amctq quantize: convert_relu6_to_relu: " << fg.relu6_rewritten << " ReLU6 now Relu\n";
+      if (fg.cle) {
+        std::cerr << "amctq quantize: include_cle: " << fg.cle->pairs << " layer pairs and " << fg.cle->triplets
+                  << " depthwise triplets equalised (" << fg.cle->sweeps << " sweeps)";
+        if (!fg.cle->relu6_skipped.empty())
+          std::cerr << "; " << fg.cle->relu6_skipped.size() << " chains through a ReLU6 left alone (see convert_relu6_to_relu)";
+        std::cerr << "\n";
+      }
+    }
     q.quantize_preprocess();
     q.quantize_model();
     q.calibrate(batches, [&](int done, int total) {
       if (!quiet) std::cerr << "amctq quantize: calibration batch " << done << "/" << total << "\n";
     });
+    if (!quiet && cfg.global.include_bias_corr)
+      std::cerr << "amctq quantize: include_bias_corr: " << q.bias_corrections().size() << " biases corrected\n";
     const std::string stem = std::filesystem::path(model_path).stem().string();
     const auto paths = io::save_model(q, out_dir, stem);
     if (!quiet)

@@ -1,6 +1,7 @@
-// The AMCT flow over an ONNX graph: create_quant_config -> quantizer (BatchNorm folded) ->
-// quantize_preprocess (DMQ balance, optional) -> quantize_model (ARQ weights, NUQ on top where
-// configured) -> calibrate(batches) -> save_model (fake-quant QDQ model, deploy QOperator model,
+// The AMCT flow over an ONNX graph: create_quant_config -> quantizer (BatchNorm folded; Vitis
+// ReLU6 -> ReLU and CLE if configured) -> quantize_preprocess (DMQ balance, optional) ->
+// quantize_model (ARQ weights, NUQ on top where configured) -> calibrate(batches; Vitis bias
+// correction if configured) -> save_model (fake-quant QDQ model, deploy QOperator model,
 // record.json).
 #ifndef AMCTQ_GRAPH_PIPELINE_HPP
 #define AMCTQ_GRAPH_PIPELINE_HPP
@@ -22,6 +23,7 @@
 #include "amctq/graph/passes/fold_batchnorm.hpp"
 #include "amctq/graph/passes/insert_balance.hpp"
 #include "amctq/graph/passes/insert_observers.hpp"
+#include "amctq/graph/passes/vitis_globals.hpp"
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/quant_layers.hpp"
 #include "amctq/graph/quant_record.hpp"
@@ -78,6 +80,8 @@ class quantizer {
   quantizer(model m, quant_config c) : model_(std::move(m)), config_(std::move(c)) {
     validate(config_);
     passes::fold_batchnorm(model_);
+    // Vitis globals on the float model: convert_relu6_to_relu, then include_cle (passes/vitis_globals.hpp).
+    float_globals_ = passes::apply_float_globals(model_, config_.global);
     layers_ = find_quant_layers(model_.main);
     for (const auto& l : config_.layers) {
       bool found = false;
@@ -109,6 +113,10 @@ class quantizer {
     return record_;
   }
   bool calibrated() const noexcept { return calibrated_; }
+  /// What convert_relu6_to_relu / include_cle did to the float model.
+  const passes::float_globals_report& float_globals() const noexcept { return float_globals_; }
+  /// One entry per bias include_bias_corr corrected (in the first calibrate()).
+  const std::vector<passes::bias_correction_entry>& bias_corrections() const noexcept { return bias_corrections_; }
 
   /// Requests DMQ balancing for every layer with a dmq_balancer_param: the first calibrate()
   /// runs the batches once to compute the factors s, folds W · s into the weights and inserts
@@ -141,6 +149,16 @@ class quantizer {
       if (f != balance_.end()) r.tensor_balance_factor = f->second;
       if (!layers_[i].weight.empty()) quantize_weights(layers_[i], settings_[i].weights, r, calib);
       record_.layers.push_back(std::move(r));
+    }
+    // Vitis include_bias_corr: each bias absorbs its layer's mean output shift under the
+    // quantized weights (passes/vitis_globals.hpp), in both the float model (whose biases are
+    // quantized below) and the calibration model, before the activations are observed, so the
+    // observed ranges are those of the corrected model. Once only: the float model keeps the
+    // correction, and measuring again against it would count the shift twice.
+    if (config_.global.include_bias_corr && !bias_corrected_) {
+      bias_corrections_ = passes::correct_layer_biases(
+          model_, calib, std::vector<batch>(batches.begin(), batches.begin() + need), layers_);
+      bias_corrected_ = true;
     }
     executor ex(calib);
     std::vector<std::string> watched;
@@ -258,6 +276,9 @@ class quantizer {
 
   model model_;
   quant_config config_;
+  passes::float_globals_report float_globals_;
+  std::vector<passes::bias_correction_entry> bias_corrections_;
+  bool bias_corrected_ = false;
   std::vector<quant_layer> layers_;
   std::vector<layer_settings> settings_;
   std::map<std::string, std::vector<float>> balance_;
