@@ -5,12 +5,21 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "amctq/graph/executor.hpp"
 
 namespace amctq::test {
+
+/// n floats uniform in [lo, hi) from the test's own generator (each test file seeds its own).
+inline std::vector<float> uniform_floats(std::mt19937& rng, std::size_t n, float lo = -1, float hi = 1) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& e : v) e = u(rng);
+  return v;
+}
 
 inline graph::attribute attr_i(const std::string& n, std::int64_t v) {
   graph::attribute a;

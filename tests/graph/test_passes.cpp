@@ -16,12 +16,7 @@ using amctq::test::info;
 
 namespace {
 std::mt19937 rng(3);
-std::vector<float> random(std::size_t n, float lo = -1, float hi = 1) {
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& e : v) e = u(rng);
-  return v;
-}
+std::vector<float> random(std::size_t n, float lo = -1, float hi = 1) { return amctq::test::uniform_floats(rng, n, lo, hi); }
 void add_init(graph::model& m, const std::string& name, graph::tensor t) {
   graph::initializer i;
   i.name = name;

@@ -23,12 +23,7 @@ namespace {
 
 std::mt19937 rng(11);
 
-std::vector<float> random(std::size_t n, float lo = -1, float hi = 1) {
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& e : v) e = u(rng);
-  return v;
-}
+std::vector<float> random(std::size_t n, float lo = -1, float hi = 1) { return amctq::test::uniform_floats(rng, n, lo, hi); }
 
 graph::node make(const std::string& name, const std::string& op, std::vector<std::string> in,
                  std::vector<std::string> out, std::vector<graph::attribute> attrs = {}) {

@@ -25,12 +25,7 @@ namespace {
 
 std::mt19937 rng(11);
 
-std::vector<float> random(std::size_t n, float lo = -1, float hi = 1) {
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& e : v) e = u(rng);
-  return v;
-}
+std::vector<float> random(std::size_t n, float lo = -1, float hi = 1) { return amctq::test::uniform_floats(rng, n, lo, hi); }
 
 /// Weights whose output channel c (of `channels`, each `per` values long, outermost) is scaled
 /// by 10^u, u uniform in [-1.5, 1.5]: the wide spread CLE exists to fix.
