@@ -40,7 +40,7 @@ struct context {
   }
   void require_inputs(std::size_t lo, std::size_t hi) const {
     AMCTQ_CHECK(in.size() >= lo && in.size() <= hi, errc::invalid_argument, where(), "expects ", lo,
-                lo == hi ? "" : detail::concat(" to ", hi), " inputs, got ", in.size());
+                lo == hi ? "" : ::amctq::detail::concat(" to ", hi), " inputs, got ", in.size());
     for (std::size_t i = 0; i < lo; ++i)
       AMCTQ_CHECK(in[i] != nullptr, errc::invalid_argument, where(), "input ", i, " is required but omitted");
   }

@@ -130,8 +130,9 @@ inline B load_codes(const Q* p) noexcept {
   if constexpr (std::is_same_v<Q, std::int32_t>) {
     return xsimd::batch_cast<float>(I::load_unaligned(p));
   } else {
-    constexpr bool s8 = std::is_same_v<Q, std::int8_t>, u8 = std::is_same_v<Q, std::uint8_t>;
-    constexpr bool s16 = std::is_same_v<Q, std::int16_t>;
+    // Used only by the AVX2 / AVX-512 branches; an SSE-only build must not warn about them.
+    [[maybe_unused]] constexpr bool s8 = std::is_same_v<Q, std::int8_t>, u8 = std::is_same_v<Q, std::uint8_t>;
+    [[maybe_unused]] constexpr bool s16 = std::is_same_v<Q, std::int16_t>;
 #  if defined(__AVX512F__)
     if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {
       if constexpr (s8 || u8) {
