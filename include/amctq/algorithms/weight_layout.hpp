@@ -93,6 +93,32 @@ void check_weight_view(const tensor_view<T, R>& w, const char* where) {
                 "; every extent must be positive");
 }
 
+// Conv and ConvTranspose weights share one shape: axis 0 is split into the groups, axis 1
+// holds one group's channels of the other side, the rest are kernel taps. Only which side is
+// the output differs (axis 0 for Conv, axis 1 for ConvTranspose).
+template <class T, std::size_t R>
+weight_layout grouped_weight_layout(const tensor_view<T, R>& w, std::ptrdiff_t groups, weight_kind kind,
+                                    const char* where) {
+  check_weight_view(w, where);
+  const bool out_first = kind == weight_kind::conv;
+  AMCTQ_CHECK(groups >= 1 && w.extent(0) % groups == 0, errc::shape_mismatch, where, "groups = ", groups,
+              " does not divide the ", w.extent(0), out_first ? " output channels" : " input channels");
+  weight_layout L;
+  L.kind = kind;
+  L.groups = groups;
+  const std::ptrdiff_t per_group = w.extent(0) / groups;
+  (out_first ? L.out_per_group : L.in_per_group) = per_group;
+  (out_first ? L.in_per_group : L.out_per_group) = w.extent(1);
+  (out_first ? L.stride_out : L.stride_in) = w.stride(0);
+  (out_first ? L.stride_in : L.stride_out) = w.stride(1);
+  L.group_offset = per_group * w.stride(0);
+  fold_dims(w.extents(), w.strides(), 2, R, L.spatial, L.stride_spatial, where);
+  L.size = w.size();
+  L.out_axis = out_first ? 0 : 1;
+  L.in_axis = out_first ? 1 : 0;
+  return L;
+}
+
 }  // namespace detail
 
 /// Conv weight [O, I/groups, k...] (rank 3: Conv1d, 4: Conv2d, 5: Conv3d). Depthwise is
@@ -100,23 +126,7 @@ void check_weight_view(const tensor_view<T, R>& w, const char* where) {
 template <class T, std::size_t R>
 weight_layout conv_weight_layout(const tensor_view<T, R>& w, std::ptrdiff_t groups = 1) {
   static_assert(R >= 3 && R <= 5, "Conv weights have rank 3 (1d), 4 (2d) or 5 (3d).");
-  constexpr const char* where = "conv_weight_layout";
-  detail::check_weight_view(w, where);
-  AMCTQ_CHECK(groups >= 1 && w.extent(0) % groups == 0, errc::shape_mismatch, where, "groups = ", groups,
-              " does not divide the ", w.extent(0), " output channels");
-  weight_layout L;
-  L.kind = weight_kind::conv;
-  L.groups = groups;
-  L.out_per_group = w.extent(0) / groups;
-  L.in_per_group = w.extent(1);
-  L.stride_out = w.stride(0);
-  L.stride_in = w.stride(1);
-  L.group_offset = L.out_per_group * w.stride(0);
-  detail::fold_dims(w.extents(), w.strides(), 2, R, L.spatial, L.stride_spatial, where);
-  L.size = w.size();
-  L.out_axis = 0;
-  L.in_axis = 1;
-  return L;
+  return detail::grouped_weight_layout(w, groups, weight_kind::conv, "conv_weight_layout");
 }
 
 /// ConvTranspose weight [I, O/groups, k...] (ONNX and PyTorch order): output channel is
@@ -124,23 +134,7 @@ weight_layout conv_weight_layout(const tensor_view<T, R>& w, std::ptrdiff_t grou
 template <class T, std::size_t R>
 weight_layout conv_transpose_weight_layout(const tensor_view<T, R>& w, std::ptrdiff_t groups = 1) {
   static_assert(R >= 3 && R <= 5, "ConvTranspose weights have rank 3, 4 or 5.");
-  constexpr const char* where = "conv_transpose_weight_layout";
-  detail::check_weight_view(w, where);
-  AMCTQ_CHECK(groups >= 1 && w.extent(0) % groups == 0, errc::shape_mismatch, where, "groups = ", groups,
-              " does not divide the ", w.extent(0), " input channels");
-  weight_layout L;
-  L.kind = weight_kind::conv_transpose;
-  L.groups = groups;
-  L.in_per_group = w.extent(0) / groups;
-  L.out_per_group = w.extent(1);
-  L.stride_in = w.stride(0);
-  L.stride_out = w.stride(1);
-  L.group_offset = L.in_per_group * w.stride(0);
-  detail::fold_dims(w.extents(), w.strides(), 2, R, L.spatial, L.stride_spatial, where);
-  L.size = w.size();
-  L.out_axis = 1;
-  L.in_axis = 0;
-  return L;
+  return detail::grouped_weight_layout(w, groups, weight_kind::conv_transpose, "conv_transpose_weight_layout");
 }
 
 /// Gemm B: [K, N] (transB = 0) or [N, K] (transB = 1); output channels are N.
