@@ -136,6 +136,14 @@ struct level_points {
   }
 };
 
+// With no more distinct levels than centres, each level is its own centre (zero error).
+inline bool every_level_a_centre(const level_histogram& h, int k, const level_points& pts, nuq_result& r) {
+  if (static_cast<std::size_t>(k) < pts.size()) return false;
+  r.centers = pts.x;
+  finish_nuq(h, k, r);
+  return true;
+}
+
 }  // namespace detail
 
 /// The exact minimum-error choice of k integer centres for the histogram.
@@ -145,11 +153,7 @@ inline nuq_result nuq_optimal(const level_histogram& h, int k) {
   const detail::level_points pts(h);
   const std::size_t L = pts.size(), K = std::min<std::size_t>(static_cast<std::size_t>(k), L);
   nuq_result r;
-  if (K == L) {
-    r.centers = pts.x;
-    detail::finish_nuq(h, k, r);
-    return r;
-  }
+  if (detail::every_level_a_centre(h, k, pts, r)) return r;
   constexpr std::int64_t inf = std::numeric_limits<std::int64_t>::max() / 4;
   // prev[j]: best cost of the first j points in (layer) runs; arg[layer][j]: start of the last run.
   std::vector<std::int64_t> prev(L + 1, inf), cur(L + 1, inf);
@@ -201,11 +205,7 @@ inline nuq_result nuq_lloyd(const level_histogram& h, int k, std::uint64_t seed 
   const detail::level_points pts(h);
   const std::size_t L = pts.size(), K = std::min<std::size_t>(static_cast<std::size_t>(k), L);
   nuq_result r;
-  if (K == L) {
-    r.centers = pts.x;
-    detail::finish_nuq(h, k, r);
-    return r;
-  }
+  if (detail::every_level_a_centre(h, k, pts, r)) return r;
   std::vector<double> cw(L);
   for (std::size_t i = 0; i < L; ++i) cw[i] = static_cast<double>(pts.w[i + 1] - pts.w[i]);
   // splitmix64: the same draws on every standard library, unlike std distributions.
