@@ -21,6 +21,7 @@
 #include "amctq/graph/executor.hpp"
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/passes/fold_batchnorm.hpp"
+#include "amctq/graph/passes/graph_edit.hpp"
 #include "amctq/graph/passes/insert_balance.hpp"
 #include "amctq/graph/passes/insert_observers.hpp"
 #include "amctq/graph/passes/vitis_globals.hpp"
@@ -214,7 +215,7 @@ class quantizer {
         const auto a = passes::balance_input_absmax(n, t);
         auto& m = absmax[i];
         if (m.empty()) m.assign(a.size(), 0.0f);
-        AMCTQ_CHECK(m.size() == a.size(), errc::shape_mismatch, "calibrate", passes::detail::layer_label(n),
+        AMCTQ_CHECK(m.size() == a.size(), errc::shape_mismatch, "calibrate", "layer '" + passes::detail::layer_name(n) + "'",
                     ": the input has ", a.size(), " channels in this batch, ", m.size(), " in an earlier one");
         for (std::size_t c = 0; c < a.size(); ++c) m[c] = std::fmax(m[c], a[c]);
       }));

@@ -7,50 +7,18 @@
 
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/ops/normalization.hpp"
+#include "amctq/graph/passes/graph_edit.hpp"
 
 namespace amctq::graph::passes {
 
 namespace detail {
 
-inline std::unordered_map<std::string, int> use_counts(const graph& g) {
-  std::unordered_map<std::string, int> uses;
-  for (const auto& n : g.nodes)
-    for (const auto& in : n.inputs)
-      if (!in.empty()) ++uses[in];
-  for (const auto& o : g.outputs) ++uses[o.name];
-  return uses;
-}
-
-inline bool is_graph_input(const graph& g, const std::string& name) {
-  for (const auto& i : g.inputs)
-    if (i.name == name) return true;
-  return false;
-}
-
-/// A float32 initializer that graph inputs cannot override, or nullptr.
-inline initializer* constant_float(graph& g, const std::string& name) {
-  if (name.empty() || is_graph_input(g, name)) return nullptr;
-  initializer* i = g.find_initializer(name);
-  return i && i->value.type() == dtype::float32 && !i->external ? i : nullptr;
-}
-
-inline std::string unique_name(const graph& g, const std::string& base) {
-  std::unordered_set<std::string> taken;
-  for (const auto& i : g.initializers) taken.insert(i.name);
-  for (const auto& n : g.nodes)
-    for (const auto& o : n.outputs) taken.insert(o);
-  for (const auto& i : g.inputs) taken.insert(i.name);
-  std::string name = base;
-  for (int k = 1; taken.count(name); ++k) name = base + "_" + std::to_string(k);
-  return name;
-}
-
-/// The initializer a node may write to: itself if this node is its only user, else a fresh copy.
+/// The initializer a node may write to: itself if this node is its only user, else a fresh copy
+/// (named <old>_bnfold, so a shared weight scaled for one BatchNorm is recognisable as such).
 inline initializer& writable(graph& g, node& user, std::size_t input, std::unordered_map<std::string, int>& uses) {
   const std::string old = user.inputs[input];
   if (uses[old] == 1) return *g.find_initializer(old);

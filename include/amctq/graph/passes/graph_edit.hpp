@@ -1,8 +1,8 @@
-// Graph-editing helpers the rewriting passes share (ReLU6 -> ReLU, cross-layer equalisation,
-// bias correction): who produces and reads a tensor, scalar constants, attributes, and a
-// layer's bias as one value per output channel. The older helpers (use counts, constant
-// initializers, fresh names) come with fold_batchnorm.hpp, included here so every pass treats
-// sharing and graph inputs the same way.
+// Graph-editing helpers the rewriting passes share (BatchNorm folding, ReLU6 -> ReLU, cross-layer
+// equalisation, bias correction, DMQ balance): use counts, constant initializers, fresh names,
+// who produces and reads a tensor, scalar constants, attributes, a layer's name, and its bias as
+// one value per output channel. They live in one header so every pass treats sharing, graph
+// inputs and naming the same way, and a pass includes them without pulling in another pass.
 #ifndef AMCTQ_GRAPH_PASSES_GRAPH_EDIT_HPP
 #define AMCTQ_GRAPH_PASSES_GRAPH_EDIT_HPP
 
@@ -10,14 +10,52 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "amctq/error.hpp"
 #include "amctq/graph/ir.hpp"
-#include "amctq/graph/passes/fold_batchnorm.hpp"
 
 namespace amctq::graph::passes::detail {
+
+/// How many times each tensor is read (by nodes, and once per graph output naming it).
+inline std::unordered_map<std::string, int> use_counts(const graph& g) {
+  std::unordered_map<std::string, int> uses;
+  for (const auto& n : g.nodes)
+    for (const auto& in : n.inputs)
+      if (!in.empty()) ++uses[in];
+  for (const auto& o : g.outputs) ++uses[o.name];
+  return uses;
+}
+
+/// Whether `name` is a graph input: a caller may feed it, so an initializer of that name is only
+/// a default and must not be treated as a constant.
+inline bool is_graph_input(const graph& g, const std::string& name) {
+  for (const auto& i : g.inputs)
+    if (i.name == name) return true;
+  return false;
+}
+
+/// A float32 initializer that graph inputs cannot override, or nullptr.
+inline initializer* constant_float(graph& g, const std::string& name) {
+  if (name.empty() || is_graph_input(g, name)) return nullptr;
+  initializer* i = g.find_initializer(name);
+  return i && i->value.type() == dtype::float32 && !i->external ? i : nullptr;
+}
+
+/// `base`, or base_1, base_2, ...: the first name no initializer, node output or graph input
+/// uses yet, so a tensor a pass adds never aliases an existing one.
+inline std::string unique_name(const graph& g, const std::string& base) {
+  std::unordered_set<std::string> taken;
+  for (const auto& i : g.initializers) taken.insert(i.name);
+  for (const auto& n : g.nodes)
+    for (const auto& o : n.outputs) taken.insert(o);
+  for (const auto& i : g.inputs) taken.insert(i.name);
+  std::string name = base;
+  for (int k = 1; taken.count(name); ++k) name = base + "_" + std::to_string(k);
+  return name;
+}
 
 /// Node index producing each tensor.
 inline std::unordered_map<std::string, std::size_t> producers(const graph& g) {
