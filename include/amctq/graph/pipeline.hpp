@@ -215,7 +215,7 @@ class quantizer {
         const auto a = passes::balance_input_absmax(n, t);
         auto& m = absmax[i];
         if (m.empty()) m.assign(a.size(), 0.0f);
-        AMCTQ_CHECK(m.size() == a.size(), errc::shape_mismatch, "calibrate", "layer '" + passes::detail::layer_name(n) + "'",
+        AMCTQ_CHECK(m.size() == a.size(), errc::shape_mismatch, "calibrate", passes::detail::layer_where(n),
                     ": the input has ", a.size(), " channels in this batch, ", m.size(), " in an earlier one");
         for (std::size_t c = 0; c < a.size(); ++c) m[c] = std::fmax(m[c], a[c]);
       }));

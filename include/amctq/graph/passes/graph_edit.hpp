@@ -80,6 +80,9 @@ inline bool default_domain(const node& n) noexcept { return n.domain.empty() || 
 /// The layer name passes report and the record uses: the node name, else its first output.
 inline std::string layer_name(const node& n) { return n.name.empty() && !n.outputs.empty() ? n.outputs[0] : n.name; }
 
+/// "layer '<name>'": how error messages of the passes name the node they refuse.
+inline std::string layer_where(const node& n) { return "layer '" + layer_name(n) + "'"; }
+
 /// The value of a one-element float constant (an initializer graph inputs cannot override, or
 /// the output of a Constant node, which is how exporters often write Clip bounds).
 inline std::optional<float> scalar_constant(const graph& g, const std::string& name) {
@@ -116,7 +119,7 @@ inline void set_float_attribute(node& n, const std::string& name, float v) {
 /// Throws naming the layer when the bias is not a float constant or not per output channel.
 inline std::vector<float> effective_bias(const graph& g, const node& n, std::size_t channels) {
   if (n.inputs.size() < 3 || n.inputs[2].empty()) return {};
-  const std::string who = "layer '" + layer_name(n) + "'";
+  const std::string who = layer_where(n);
   const initializer* b = g.find_initializer(n.inputs[2]);
   AMCTQ_CHECK(b && !is_graph_input(g, b->name) && b->value.type() == dtype::float32 && !b->external,
               errc::unsupported, who, "bias '", n.inputs[2], "' is not a float32 initializer");
@@ -140,7 +143,7 @@ inline std::string set_bias(graph& g, node& n, const std::vector<float>& values)
   const bool has = n.inputs.size() > 2 && !n.inputs[2].empty();
   if (has && use_counts(g)[n.inputs[2]] == 1 && !is_graph_input(g, n.inputs[2])) {
     initializer* b = g.find_initializer(n.inputs[2]);
-    AMCTQ_CHECK(b != nullptr, errc::unsupported, "layer '" + layer_name(n) + "'", "bias '", n.inputs[2],
+    AMCTQ_CHECK(b != nullptr, errc::unsupported, layer_where(n), "bias '", n.inputs[2],
                 "' is not an initializer");
     b->value = std::move(v);
     b->external.reset();

@@ -25,7 +25,7 @@ namespace amctq::graph::passes {
 /// The axis of layer n's activation input (of rank `rank`) that carries its input channels:
 /// 1 for Conv / ConvTranspose (N, C, ...), 1 for Gemm's A (0 with transA), the last for MatMul.
 inline std::size_t balance_channel_axis(const node& n, std::size_t rank) {
-  const std::string where = "layer '" + detail::layer_name(n) + "'";
+  const std::string where = detail::layer_where(n);
   if (n.op_type == "Conv" || n.op_type == "ConvTranspose") {
     AMCTQ_CHECK(rank >= 3, errc::shape_mismatch, where, n.op_type, " input must have rank >= 3, got ", rank);
     return 1;
@@ -44,7 +44,7 @@ inline std::size_t balance_channel_axis(const node& n, std::size_t rank) {
 /// max |x| per input channel of layer n in one batch x of its activation input (float32).
 /// Non-finite values are an error naming the layer.
 inline std::vector<float> balance_input_absmax(const node& n, const tensor& x) {
-  const std::string label = "layer '" + detail::layer_name(n) + "'";
+  const std::string label = detail::layer_where(n);
   AMCTQ_CHECK(x.type() == dtype::float32, errc::unsupported, label, "input is ", to_string(x.type()),
               "; only float32 inputs are balanced");
   const std::size_t axis = balance_channel_axis(n, x.rank());
@@ -72,7 +72,7 @@ inline inserted_balance insert_balance(graph& g, std::size_t layer, const std::v
   AMCTQ_CHECK(layer < g.nodes.size(), errc::invalid_argument, where, "node index ", layer, " is outside the graph (",
               g.nodes.size(), " nodes)");
   node& n = g.nodes[layer];
-  const std::string label = "layer '" + detail::layer_name(n) + "'";
+  const std::string label = detail::layer_where(n);
   AMCTQ_CHECK(n.inputs.size() >= 2 && !n.inputs[0].empty(), errc::invalid_argument, where, label,
               " has no activation input and weight");
   initializer* w = g.find_initializer(n.inputs[1]);
