@@ -153,7 +153,7 @@ class activation_observer {
     // Per-tensor methods that keep the extreme values get the min/max (and the NaN/inf count)
     // from that pass instead of a separate min/max pass; the tails are restored on error.
     const bool tails_first = axis == per_tensor && needs_tails();
-    const bool fused = tails_first && needs_histogram() && x.size() >= fuse_threshold && is_contiguous(x);
+    const bool fused = tails_first && needs_histogram() && x.size() >= fuse_threshold && x.is_contiguous();
     if (fused) {
       batch[0] = observe_fused(x.data_handle(), static_cast<std::size_t>(x.size()));
       bad = batch[0].nonfinite;
@@ -364,16 +364,6 @@ class activation_observer {
   // Below this many values a batch sits in cache anyway, and two passes cost less than the
   // histogram copy the fused pass needs to undo a rejected batch.
   static constexpr std::ptrdiff_t fuse_threshold = std::ptrdiff_t{1} << 18;
-
-  template <class T, std::size_t R>
-  static bool is_contiguous(const tensor_view<T, R>& x) {
-    std::ptrdiff_t expect = 1;
-    for (std::size_t d = R; d-- > 0;) {
-      if (x.extent(d) != 1 && x.stride(d) != expect) return false;
-      expect *= x.extent(d);
-    }
-    return true;
-  }
 
   // Tails, min/max and histogram of a large contiguous per-tensor batch in one trip through
   // memory: each cache-sized block is read from DRAM once and then scanned three times from
