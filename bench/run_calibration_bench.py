@@ -97,6 +97,10 @@ def main():
     for label, value, target, unit, higher in checks:
         ok = value >= target if higher else value <= target
         print(f"  {label:44s} {value:8.3f} {unit:9s} {'met' if ok else 'MISSED'}")
+    count = a[name("BM_histogram_count_only")]
+    print(f"\nfloor: counting precomputed bin indices alone (one increment per value) takes {count * 1e3:.2f} ms,"
+          f" {count / minmax:.2f}x one minmax pass ({minmax * 1e3:.2f} ms); IFMR takes {ifmr * 1e3:.2f} ms,"
+          f" {ifmr / count:.2f}x that floor")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ inline float pow2_bin_of(float x, float inv_width) noexcept {
   return (t == 0.0f && x < 0.0f) ? -1.0f : f;
 }
 
+/// Adds one to counts[idx[j]] for each of n indices.
+template <class Count>
+void count_bins(const std::int32_t* idx, std::size_t n, Count* counts) noexcept {
+  for (std::size_t j = 0; j < n; ++j) ++counts[static_cast<std::uint32_t>(idx[j])];
+}
+
 /// Adds each element of a contiguous row to counts[bin], bins + 1 counters. The extra last
 /// counter receives the values outside [0, bins) after subtracting base, NaN and inf, which
 /// keeps the inner loop free of branches; callers read it as the number skipped. base is an
@@ -55,7 +61,7 @@ void histogram_row(Arch, const float* x, std::size_t n, float inv_width, float b
         // Out of range, NaN and inf (whose comparisons are false) go to the spill counter.
         xsimd::to_int(xsimd::select((d >= zero) & (d < vbins), d, vbins)).store_aligned(idx + j);
       }
-      for (std::size_t j = 0; j < len; ++j) ++counts[static_cast<std::uint32_t>(idx[j])];
+      count_bins(idx, len, counts);
       i += len;
     }
   }
