@@ -3,6 +3,8 @@
 // Runtime.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -113,4 +115,49 @@ TEST_CASE("deploy: ConvTranspose (groups, stride, pads, output_padding) gives th
     differ += std::memcmp(&want, y.data<float>() + i, sizeof(float)) != 0;
   }
   CHECK(differ == 0);
+}
+
+TEST_CASE("deploy: ConvTranspose layers past the 2^24 float bound are reported, the others are not") {
+  // Output channel m = g * Mg + o of weight codes [C, Mg, K, K] sums over the C / G input channels
+  // of group g; written here from the output channel's side, the opposite of the library's loop.
+  auto bound_by_hand = [](const graph::layer_record& r, std::int64_t G) {
+    const std::int64_t C = r.weight_q.dim(0), Mg = r.weight_q.dim(1), taps = r.weight_q.dim(2) * r.weight_q.dim(3);
+    const std::int8_t* w = r.weight_q.data<std::int8_t>();
+    const double x_max = std::max(r.act.qmax - r.act.zero_point[0], r.act.zero_point[0] - r.act.qmin);
+    double worst = 0.0;
+    for (std::int64_t m = 0; m < G * Mg; ++m) {
+      const std::int64_t g = m / Mg, o = m % Mg;
+      double s = 0.0;
+      for (std::int64_t c = g * (C / G); c < (g + 1) * (C / G); ++c)
+        for (std::int64_t k = 0; k < taps; ++k) s += std::abs(w[(c * Mg + o) * taps + k]);
+      worst = std::max(worst, s * x_max + std::abs(static_cast<double>(r.bias_q.at(static_cast<std::size_t>(m)))));
+    }
+    return worst;
+  };
+  SUBCASE("small grouped layer: exact, no note") {
+    one_layer t("ConvTranspose", random_tensor({8, 3, 3, 3}, 11), random_tensor({6}, 12),
+                {test::attr_i("group", 2), test::attr_ints("strides", {2, 2})}, {1, 8, 4, 4});
+    graph::quantizer q(t.m, graph::create_quant_config(t.m));
+    (void)t.deploy(q);
+    const graph::layer_record& r = q.record().layers.at(0);
+    const double bound = graph::conv_transpose_sum_bound(r, 2);
+    CHECK(bound == bound_by_hand(r, 2));
+    CHECK(bound > 0.0);
+    CHECK(bound < 16777216.0);
+    CHECK(graph::deploy_exactness_notes(q.float_model(), q.layers(), q.record()).empty());
+  }
+  SUBCASE("a decoder-sized layer (512 input channels, 4x4 kernel): reported by name") {
+    one_layer t("ConvTranspose", random_tensor({512, 2, 4, 4}, 13), random_tensor({2}, 14),
+                {test::attr_ints("strides", {2, 2})}, {1, 512, 2, 2});
+    graph::quantizer q(t.m, graph::create_quant_config(t.m));
+    (void)t.deploy(q);
+    const graph::layer_record& r = q.record().layers.at(0);
+    const double bound = graph::conv_transpose_sum_bound(r, 1);
+    CHECK(bound == bound_by_hand(r, 1));
+    CHECK(bound >= 16777216.0);
+    const auto notes = graph::deploy_exactness_notes(q.float_model(), q.layers(), q.record());
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0].find("layer '" + q.layers().at(0).name + "' (ConvTranspose)") != std::string::npos);
+    CHECK(notes[0].find("2^24") != std::string::npos);
+  }
 }

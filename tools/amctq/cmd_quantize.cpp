@@ -148,6 +148,7 @@ int cmd_quantize(int argc, char** argv) {
       std::cerr << "amctq quantize: include_bias_corr: " << q.bias_corrections().size() << " biases corrected\n";
     const std::string stem = std::filesystem::path(model_path).stem().string();
     const auto paths = io::save_model(q, out_dir, stem);
+    for (const auto& note : paths.notes) std::cerr << "amctq quantize: note: " << note << "\n";
     if (!quiet)
       std::cerr << "amctq quantize: " << q.layers().size() << " layers quantized; wrote " << paths.fake_quant << ", "
                 << paths.deploy << ", " << paths.record << "\n";

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "amctq/graph/passes/lower_qdq.hpp"
 #include "amctq/graph/passes/lower_qoperator.hpp"
@@ -20,6 +21,7 @@ struct saved_paths {
   std::string fake_quant;
   std::string deploy;
   std::string record;
+  std::vector<std::string> notes;  ///< graph::deploy_exactness_notes: what a caller should tell the user
 };
 
 /// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx and DIR/record.json,
@@ -41,6 +43,7 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
   write_onnx(fq, p.fake_quant);
   write_onnx(dp, p.deploy);
   write_file_atomic(p.record, rec.data(), rec.size());
+  p.notes = graph::deploy_exactness_notes(q.float_model(), q.layers(), q.record());
   return p;
 }
 

@@ -23,8 +23,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -68,6 +70,56 @@ inline std::vector<std::int64_t> channel_shape(std::size_t c, std::size_t rank, 
 }
 
 }  // namespace detail
+
+/// The largest |partial sum| the deploy ConvTranspose's float accumulator can reach for layer r
+/// (weight codes [C_in, C_out / groups, k...]): over output channels, sum |w_code| over the
+/// channel's taps * max |x_code - x_zp| + |bias_code|. While it is below 2^24 every partial
+/// sum is an integer that float holds exactly, so ONNX Runtime and amctq agree bit for bit
+/// whatever order they sum in.
+inline double conv_transpose_sum_bound(const layer_record& r, std::int64_t groups) {
+  const tensor& w = r.weight_q;
+  AMCTQ_CHECK(w.type() == dtype::int8 && w.rank() >= 3 && groups >= 1 && w.dim(0) % groups == 0, errc::invalid_argument,
+              "conv_transpose_sum_bound", "layer '", r.name, "': expected int8 ConvTranspose codes with C_in divisible by ",
+              groups);
+  const std::int64_t cin = w.dim(0), out_per_group = w.dim(1), in_per_group = cin / groups;
+  std::int64_t taps = 1;
+  for (std::size_t d = 2; d < w.rank(); ++d) taps *= w.dim(d);
+  const std::int8_t* q = w.data<std::int8_t>();
+  std::vector<double> sum_abs(static_cast<std::size_t>(groups * out_per_group), 0.0);
+  for (std::int64_t c = 0; c < cin; ++c)
+    for (std::int64_t o = 0; o < out_per_group; ++o) {
+      double& s = sum_abs[static_cast<std::size_t>(c / in_per_group * out_per_group + o)];
+      for (std::int64_t k = 0; k < taps; ++k) s += std::abs(static_cast<int>(q[(c * out_per_group + o) * taps + k]));
+    }
+  const std::int32_t zp = r.act.zero_point.empty() ? 0 : r.act.zero_point[0];
+  const double x_max = std::max(r.act.qmax - zp, zp - r.act.qmin);
+  double bound = 0.0;
+  for (std::size_t o = 0; o < sum_abs.size(); ++o) {
+    const double b = o < r.bias_q.size() ? std::fabs(static_cast<double>(r.bias_q[o])) : 0.0;
+    bound = std::max(bound, sum_abs[o] * x_max + b);
+  }
+  return bound;
+}
+
+/// Where the deploy model may differ from amctq's integer simulation (integer_sim.hpp), one
+/// sentence per layer: today the ConvTranspose layers whose conv_transpose_sum_bound reaches
+/// 2^24, where the last bit of some outputs can then depend on the summation order.
+inline std::vector<std::string> deploy_exactness_notes(const model& float_model, const std::vector<quant_layer>& layers,
+                                                       const quant_record& rec) {
+  std::vector<std::string> notes;
+  for (const quant_layer& l : layers) {
+    if (l.op_type != "ConvTranspose") continue;
+    const layer_record* r = rec.find(l.name);
+    if (r == nullptr) continue;
+    const double bound = conv_transpose_sum_bound(*r, float_model.main.nodes.at(l.node_index).get_int("group", 1));
+    if (bound < 16777216.0) continue;
+    std::ostringstream os;
+    os << "layer '" << l.name << "' (ConvTranspose): its float accumulator's partial sums can reach " << bound
+       << " >= 2^24, so ONNX Runtime may differ from amctq's integer simulation in the last bit of some outputs";
+    notes.push_back(os.str());
+  }
+  return notes;
+}
 
 /// The deploy model of `float_model` (BatchNorm folded, balanced) under `rec`.
 inline model lower_qoperator(const model& float_model, const std::vector<quant_layer>& layers, const quant_record& rec) {
@@ -234,7 +286,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
       // No integer ONNX op, so the float ConvTranspose computes the integer accumulator: it reads
       // the codes (x - x_zp, w, and the int32 bias) as floats through DequantizeLinear with
       // scale 1, and a Mul by s_d * s_w[c] follows, as after ConvInteger. Integer-valued float
-      // sums are exact while every partial sum stays below 2^24 (see conv_transpose_exact), so
+      // sums are exact while every partial sum stays below 2^24 (conv_transpose_sum_bound), so
       // ORT (MLAS) and amctq's executor agree bit for bit whatever their summation order
       // (docs/pipeline.md states the bound);
       // dequantizing to real values first would round every partial sum, differently in each.
