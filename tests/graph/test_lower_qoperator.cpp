@@ -67,62 +67,86 @@ TEST_CASE("deploy: a per-channel Conv that ends the graph gets ConvInteger with 
   CHECK(seen);
 }
 
-TEST_CASE("deploy: ConvTranspose (groups, stride, pads, output_padding) gives the exact integer accumulator") {
-  // The deploy ConvTranspose runs in float over the integer codes, so its output must be
-  // float(exact sum of x_code * w_code + bias_code) * s_d * s_w, bit for bit. Dequantizing to
-  // real values first rounds every partial sum (and ORT sums in another order than amctq).
-  const std::int64_t C = 8, Mg = 3, G = 2, H = 4, W = 5, K = 3, S = 2, P = 1, OP = 1;
-  one_layer t("ConvTranspose", random_tensor({C, Mg, K, K}, 3), random_tensor({G * Mg}, 4),
-              {test::attr_i("group", G), test::attr_ints("strides", {S, S}), test::attr_ints("pads", {P, P, P, P}),
-               test::attr_ints("output_padding", {OP, OP})},
-              {2, C, H, W});
-  graph::quantizer q(t.m, graph::create_quant_config(t.m));
-  const graph::model d = t.deploy(q);
-  const graph::layer_record& r = q.record().layers.at(0);
-  const graph::tensor y = graph::simulate(d, {{"x", t.x}}).at("y");
-  const std::int64_t OH = (H - 1) * S - 2 * P + K + OP, OW = (W - 1) * S - 2 * P + K + OP, M = G * Mg, Cg = C / G;
-  REQUIRE(y.shape() == std::vector<std::int64_t>{2, M, OH, OW});
-  const auto bias_scale = graph::detail::bias_scales(r, 1);  // groups: one weight scale
-  REQUIRE(r.wts.scale.size() == 1);
-  std::vector<std::int64_t> acc(y.size(), 0);
-  auto at = [&](std::int64_t n, std::int64_t m, std::int64_t h, std::int64_t w) -> std::int64_t& {
-    return acc[static_cast<std::size_t>(((n * M + m) * OH + h) * OW + w)];
-  };
-  for (std::int64_t n = 0; n < 2; ++n)
-    for (std::int64_t m = 0; m < M; ++m)
-      for (std::int64_t h = 0; h < OH; ++h)
-        for (std::int64_t w = 0; w < OW; ++w) at(n, m, h, w) = r.bias_q.at(static_cast<std::size_t>(m));
-  const float* xf = t.x.data<float>();
-  const std::int8_t* wq = r.weight_q.data<std::int8_t>();
-  for (std::int64_t n = 0; n < 2; ++n)
-    for (std::int64_t c = 0; c < C; ++c)
-      for (std::int64_t ih = 0; ih < H; ++ih)
-        for (std::int64_t iw = 0; iw < W; ++iw) {
-          const std::int64_t xq =
-              graph::detail::quantize_one(xf[((n * C + c) * H + ih) * W + iw], r.act) - r.act.zero_point[0];
-          const std::int64_t g = c / Cg;
-          for (std::int64_t m = 0; m < Mg; ++m)
-            for (std::int64_t kh = 0; kh < K; ++kh)
-              for (std::int64_t kw = 0; kw < K; ++kw) {
-                const std::int64_t oh = ih * S - P + kh, ow = iw * S - P + kw;
-                if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
-                at(n, g * Mg + m, oh, ow) += xq * wq[((c * Mg + m) * K + kh) * K + kw];
-              }
-        }
-  std::size_t differ = 0;
-  for (std::size_t i = 0; i < acc.size(); ++i) {
-    const float want = static_cast<float>(acc[i]) * bias_scale[0];
-    differ += std::memcmp(&want, y.data<float>() + i, sizeof(float)) != 0;
+// A ConvTranspose layer [C -> G * Mg channels, K x K kernel, stride S, pads P, output_padding OP]
+// on a random [2, C, H, W] input, quantized and lowered. The deploy ConvTranspose runs in float
+// over the integer codes, so its output must be float(exact sum of x_code * w_code + bias_code)
+// * s_d * s_w, bit for bit. Dequantizing to real values first rounds every partial sum (and ORT
+// sums in another order than amctq).
+struct conv_transpose_case {
+  std::int64_t C, Mg, G, H, W, K, S, P, OP;
+  one_layer t;
+  graph::quantizer q;
+  graph::model deploy;
+  conv_transpose_case(std::int64_t C_, std::int64_t Mg_, std::int64_t G_, std::int64_t H_, std::int64_t W_, std::int64_t K_,
+                      std::int64_t S_, std::int64_t P_, std::int64_t OP_, unsigned seed)
+      : C(C_), Mg(Mg_), G(G_), H(H_), W(W_), K(K_), S(S_), P(P_), OP(OP_),
+        t("ConvTranspose", random_tensor({C, Mg, K, K}, seed), random_tensor({G * Mg}, seed + 1),
+          {test::attr_i("group", G), test::attr_ints("strides", {S, S}), test::attr_ints("pads", {P, P, P, P}),
+           test::attr_ints("output_padding", {OP, OP})},
+          {2, C, H, W}),
+        q(t.m, graph::create_quant_config(t.m)),
+        deploy(t.deploy(q)) {}
+
+  // Outputs of the deploy model that differ from the exact accumulator's float.
+  std::size_t differing_outputs() const {
+    const graph::layer_record& r = q.record().layers.at(0);
+    const graph::tensor y = graph::simulate(deploy, {{"x", t.x}}).at("y");
+    const std::int64_t OH = (H - 1) * S - 2 * P + K + OP, OW = (W - 1) * S - 2 * P + K + OP, M = G * Mg, Cg = C / G;
+    REQUIRE(y.shape() == std::vector<std::int64_t>{2, M, OH, OW});
+    const auto bias_scale = graph::detail::bias_scales(r, r.wts.channels());
+    std::vector<std::int64_t> acc(y.size(), 0);
+    auto at = [&](std::int64_t n, std::int64_t m, std::int64_t h, std::int64_t w) -> std::int64_t& {
+      return acc[static_cast<std::size_t>(((n * M + m) * OH + h) * OW + w)];
+    };
+    for (std::int64_t n = 0; n < 2; ++n)
+      for (std::int64_t m = 0; m < M; ++m)
+        for (std::int64_t h = 0; h < OH; ++h)
+          for (std::int64_t w = 0; w < OW; ++w) at(n, m, h, w) = r.bias_q.at(static_cast<std::size_t>(m));
+    const float* xf = t.x.data<float>();
+    const std::int8_t* wq = r.weight_q.data<std::int8_t>();
+    for (std::int64_t n = 0; n < 2; ++n)
+      for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t ih = 0; ih < H; ++ih)
+          for (std::int64_t iw = 0; iw < W; ++iw) {
+            const std::int64_t xq =
+                graph::detail::quantize_one(xf[((n * C + c) * H + ih) * W + iw], r.act) - r.act.zero_point[0];
+            const std::int64_t g = c / Cg;
+            for (std::int64_t m = 0; m < Mg; ++m)
+              for (std::int64_t kh = 0; kh < K; ++kh)
+                for (std::int64_t kw = 0; kw < K; ++kw) {
+                  const std::int64_t oh = ih * S - P + kh, ow = iw * S - P + kw;
+                  if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+                  at(n, g * Mg + m, oh, ow) += xq * wq[((c * Mg + m) * K + kh) * K + kw];
+                }
+          }
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < acc.size(); ++i) {
+      const std::size_t m = static_cast<std::size_t>(static_cast<std::int64_t>(i) / (OH * OW) % M);
+      const float want = static_cast<float>(acc[i]) * bias_scale[bias_scale.size() == 1 ? 0 : m];
+      differ += std::memcmp(&want, y.data<float>() + i, sizeof(float)) != 0;
+    }
+    return differ;
   }
-  CHECK(differ == 0);
+
+  std::size_t convtranspose_nodes() const {
+    return static_cast<std::size_t>(std::count_if(deploy.main.nodes.begin(), deploy.main.nodes.end(),
+                                                  [](const graph::node& n) { return n.op_type == "ConvTranspose"; }));
+  }
+};
+
+TEST_CASE("deploy: ConvTranspose (groups, stride, pads, output_padding) gives the exact integer accumulator") {
+  const conv_transpose_case c(8, 3, 2, 4, 5, 3, 2, 1, 1, 3);
+  REQUIRE(c.q.record().layers.at(0).wts.scale.size() == 1);  // groups: one weight scale
+  CHECK(c.convtranspose_nodes() == 1);
+  CHECK(c.differing_outputs() == 0);
 }
 
-TEST_CASE("deploy: ConvTranspose layers past the 2^24 float bound are reported, the others are not") {
+TEST_CASE("deploy: ConvTranspose layers past 2^24 sum their codes in two exact parts, and are reported past that") {
   // Output channel m = g * Mg + o of weight codes [C, Mg, K, K] sums over the C / G input channels
   // of group g; written here from the output channel's side, the opposite of the library's loop.
-  auto bound_by_hand = [](const graph::layer_record& r, std::int64_t G) {
-    const std::int64_t C = r.weight_q.dim(0), Mg = r.weight_q.dim(1), taps = r.weight_q.dim(2) * r.weight_q.dim(3);
-    const std::int8_t* w = r.weight_q.data<std::int8_t>();
+  auto bound_by_hand = [](const graph::layer_record& r, const graph::tensor& codes, std::int64_t G) {
+    const std::int64_t C = codes.dim(0), Mg = codes.dim(1), taps = codes.dim(2) * codes.dim(3);
+    const std::int8_t* w = codes.data<std::int8_t>();
     const double x_max = std::max(r.act.qmax - r.act.zero_point[0], r.act.zero_point[0] - r.act.qmin);
     double worst = 0.0;
     for (std::int64_t m = 0; m < G * Mg; ++m) {
@@ -134,30 +158,42 @@ TEST_CASE("deploy: ConvTranspose layers past the 2^24 float bound are reported, 
     }
     return worst;
   };
-  SUBCASE("small grouped layer: exact, no note") {
-    one_layer t("ConvTranspose", random_tensor({8, 3, 3, 3}, 11), random_tensor({6}, 12),
-                {test::attr_i("group", 2), test::attr_ints("strides", {2, 2})}, {1, 8, 4, 4});
-    graph::quantizer q(t.m, graph::create_quant_config(t.m));
-    (void)t.deploy(q);
-    const graph::layer_record& r = q.record().layers.at(0);
-    const double bound = graph::conv_transpose_sum_bound(r, 2);
-    CHECK(bound == bound_by_hand(r, 2));
+  SUBCASE("small grouped layer: one part, no note") {
+    const conv_transpose_case c(8, 3, 2, 4, 4, 3, 2, 0, 0, 11);
+    const graph::layer_record& r = c.q.record().layers.at(0);
+    const double bound = graph::conv_transpose_sum_bound(r, r.weight_q, 2);
+    CHECK(bound == bound_by_hand(r, r.weight_q, 2));
     CHECK(bound > 0.0);
-    CHECK(bound < 16777216.0);
-    CHECK(graph::deploy_exactness_notes(q.float_model(), q.layers(), q.record()).empty());
+    CHECK(bound < graph::float_exact_integers);
+    CHECK(graph::conv_transpose_parts(r, 2).parts.size() == 1);
+    CHECK(c.convtranspose_nodes() == 1);
+    CHECK(graph::deploy_exactness_notes(c.q.float_model(), c.q.layers(), c.q.record()).empty());
   }
-  SUBCASE("a decoder-sized layer (512 input channels, 4x4 kernel): reported by name") {
-    one_layer t("ConvTranspose", random_tensor({512, 2, 4, 4}, 13), random_tensor({2}, 14),
-                {test::attr_ints("strides", {2, 2})}, {1, 512, 2, 2});
-    graph::quantizer q(t.m, graph::create_quant_config(t.m));
-    (void)t.deploy(q);
-    const graph::layer_record& r = q.record().layers.at(0);
-    const double bound = graph::conv_transpose_sum_bound(r, 1);
-    CHECK(bound == bound_by_hand(r, 1));
-    CHECK(bound >= 16777216.0);
-    const auto notes = graph::deploy_exactness_notes(q.float_model(), q.layers(), q.record());
+  SUBCASE("a decoder-sized layer (512 input channels, 4x4 kernel): two exact parts, bit for bit, no note") {
+    const conv_transpose_case c(512, 2, 1, 2, 2, 4, 2, 1, 0, 13);
+    const graph::layer_record& r = c.q.record().layers.at(0);
+    CHECK(graph::conv_transpose_sum_bound(r, r.weight_q, 1) == bound_by_hand(r, r.weight_q, 1));
+    CHECK(graph::conv_transpose_sum_bound(r, r.weight_q, 1) >= graph::float_exact_integers);
+    const graph::conv_transpose_form f = graph::conv_transpose_parts(r, 1);
+    REQUIRE(f.parts.size() == 2);
+    CHECK(f.exact);
+    for (std::size_t i = 0; i < r.weight_q.size(); ++i) {  // w = 16 * high + low, both in [-8, 8]
+      const int h = f.parts[0].data<std::int8_t>()[i], l = f.parts[1].data<std::int8_t>()[i];
+      REQUIRE(16 * h + l == r.weight_q.data<std::int8_t>()[i]);
+      REQUIRE(std::abs(h) <= 8);
+      REQUIRE(std::abs(l) <= 8);
+    }
+    CHECK(c.convtranspose_nodes() == 2);
+    CHECK(c.differing_outputs() == 0);
+    CHECK(graph::deploy_exactness_notes(c.q.float_model(), c.q.layers(), c.q.record()).empty());
+  }
+  SUBCASE("2048 input channels: past 2^24 even in two parts, reported by name") {
+    const conv_transpose_case c(2048, 1, 1, 1, 1, 4, 2, 0, 0, 15);
+    const graph::layer_record& r = c.q.record().layers.at(0);
+    CHECK_FALSE(graph::conv_transpose_parts(r, 1).exact);
+    const auto notes = graph::deploy_exactness_notes(c.q.float_model(), c.q.layers(), c.q.record());
     REQUIRE(notes.size() == 1);
-    CHECK(notes[0].find("layer '" + q.layers().at(0).name + "' (ConvTranspose)") != std::string::npos);
+    CHECK(notes[0].find("layer '" + c.q.layers().at(0).name + "' (ConvTranspose)") != std::string::npos);
     CHECK(notes[0].find("2^24") != std::string::npos);
   }
 }

@@ -3,10 +3,11 @@
 usage: layers_peers.py DRIVER WORKDIR
 Exports small random-weight torch models (opset 13), one per case: Conv2d + Relu + Linear (Gemm),
 depthwise Conv2d + pointwise Conv2d, Conv3d, ConvTranspose2d (stride / padding / output_padding,
-with and without groups), MatMul on a 3-D activation [B, T, C] x [C, K] (nn.Linear on 3-D input),
-Gemm with transB (nn.Linear on 2-D input), AveragePool 2d, and a model in which two layers share
-one weight initializer. Quantizes each with amctq's pipeline driver (default config: W8A8,
-per-channel ARQ weights, IFMR asymmetric activations) and checks:
+with and without groups; and a decoder-sized one whose codes are summed in two parts), MatMul
+on a 3-D activation [B, T, C] x [C, K] (nn.Linear on 3-D input), Gemm with transB (nn.Linear on
+2-D input), AveragePool 2d, and a model in which two layers share one weight initializer.
+Quantizes each with amctq's pipeline driver (default config: W8A8, per-channel ARQ weights, IFMR
+asymmetric activations) and checks:
   - the deploy model's outputs in ORT (CPU EP, graph optimisations off and all on) are
     bit-identical to amctq's integer simulation;
   - the fake-quant model in ORT (optimisations off) equals amctq's fake-quant simulation within
@@ -87,6 +88,18 @@ class ConvTranspose(nn.Module):
         return self.up_grouped(torch.relu(self.up(torch.relu(self.conv(x)))))
 
 
+class DecoderConvTranspose(nn.Module):
+    # 512 input channels x a 4x4 kernel: a code sum can pass 2^24, so the deploy model sums the
+    # weight codes as 16 * high + low in two exact ConvTransposes (lower_qoperator.hpp).
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 512, 3, padding=1)
+        self.up = nn.ConvTranspose2d(512, 8, 4, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.up(torch.relu(self.conv(x)))
+
+
 class MatMul3d(nn.Module):
     # nn.Linear on [B, T, C] exports MatMul with a constant [C, K] weight + Add.
     def __init__(self):
@@ -140,6 +153,7 @@ CASES = [
     ("depthwise-pointwise", DepthwisePointwise, (6, 7, 7)),
     ("conv3d", Conv3d, (2, 4, 6, 6)),
     ("convtranspose2d", ConvTranspose, (3, 6, 6)),
+    ("convtranspose2d-decoder", DecoderConvTranspose, (3, 4, 4)),
     ("matmul-3d", MatMul3d, (7, 16)),
     ("gemm-transb", GemmTransB, (20,)),
     ("averagepool2d", AvgPool, (3, 8, 8)),

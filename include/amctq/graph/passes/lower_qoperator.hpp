@@ -71,13 +71,15 @@ inline std::vector<std::int64_t> channel_shape(std::size_t c, std::size_t rank, 
 
 }  // namespace detail
 
-/// The largest |partial sum| the deploy ConvTranspose's float accumulator can reach for layer r
-/// (weight codes [C_in, C_out / groups, k...]): over output channels, sum |w_code| over the
-/// channel's taps * max |x_code - x_zp| + |bias_code|. While it is below 2^24 every partial
-/// sum is an integer that float holds exactly, so ONNX Runtime and amctq agree bit for bit
-/// whatever order they sum in.
-inline double conv_transpose_sum_bound(const layer_record& r, std::int64_t groups) {
-  const tensor& w = r.weight_q;
+/// Integers up to this magnitude are exact in float, and so is every sum of them that stays below it.
+inline constexpr double float_exact_integers = 16777216.0;  // 2^24
+
+/// The largest |partial sum| a float ConvTranspose over the integer codes w (weight layout
+/// [C_in, C_out / groups, k...]) can reach for layer r: over output channels, sum |w| over the
+/// channel's taps * max |x_code - x_zp| + |bias_code| (bias_q when with_bias). While it is below
+/// 2^24 every partial sum is an integer that float holds exactly, so ONNX Runtime and amctq
+/// agree bit for bit whatever order they sum in.
+inline double conv_transpose_sum_bound(const layer_record& r, const tensor& w, std::int64_t groups, bool with_bias = true) {
   AMCTQ_CHECK(w.type() == dtype::int8 && w.rank() >= 3 && groups >= 1 && w.dim(0) % groups == 0, errc::invalid_argument,
               "conv_transpose_sum_bound", "layer '", r.name, "': expected int8 ConvTranspose codes with C_in divisible by ",
               groups);
@@ -95,15 +97,48 @@ inline double conv_transpose_sum_bound(const layer_record& r, std::int64_t group
   const double x_max = std::max(r.act.qmax - zp, zp - r.act.qmin);
   double bound = 0.0;
   for (std::size_t o = 0; o < sum_abs.size(); ++o) {
-    const double b = o < r.bias_q.size() ? std::fabs(static_cast<double>(r.bias_q[o])) : 0.0;
+    const double b = with_bias && o < r.bias_q.size() ? std::fabs(static_cast<double>(r.bias_q[o])) : 0.0;
     bound = std::max(bound, sum_abs[o] * x_max + b);
   }
   return bound;
 }
 
+/// How the deploy model sums a ConvTranspose layer's codes in float. One part when its
+/// conv_transpose_sum_bound is below 2^24. Otherwise the codes are split as w = 16 * high + low
+/// with high, low in [-8, 8]: each part's sums are 16 times smaller, both are exact, and
+/// 16 * high_sum + low_sum is one correctly rounded float addition of the exact accumulator —
+/// what amctq's simulation computes too. `exact` is false when even the parts pass 2^24 (the
+/// bias, when there is one, goes with the low part).
+struct conv_transpose_form {
+  std::vector<tensor> parts;  ///< {codes} or {high, low}
+  bool exact = true;
+};
+
+inline constexpr int conv_transpose_split_radix = 16;
+
+inline conv_transpose_form conv_transpose_parts(const layer_record& r, std::int64_t groups) {
+  conv_transpose_form f;
+  if (conv_transpose_sum_bound(r, r.weight_q, groups) < float_exact_integers) {
+    f.parts.push_back(r.weight_q);
+    return f;
+  }
+  tensor high(dtype::int8, r.weight_q.shape()), low(dtype::int8, r.weight_q.shape());
+  const std::int8_t* w = r.weight_q.data<std::int8_t>();
+  for (std::size_t i = 0; i < r.weight_q.size(); ++i) {
+    const int h = static_cast<int>(std::lround(static_cast<double>(w[i]) / conv_transpose_split_radix));
+    high.data<std::int8_t>()[i] = static_cast<std::int8_t>(h);
+    low.data<std::int8_t>()[i] = static_cast<std::int8_t>(w[i] - conv_transpose_split_radix * h);
+  }
+  f.exact = conv_transpose_sum_bound(r, high, groups, false) < float_exact_integers &&
+            conv_transpose_sum_bound(r, low, groups, true) < float_exact_integers;
+  f.parts = {std::move(high), std::move(low)};
+  return f;
+}
+
 /// Where the deploy model may differ from amctq's integer simulation (integer_sim.hpp), one
-/// sentence per layer: today the ConvTranspose layers whose conv_transpose_sum_bound reaches
-/// 2^24, where the last bit of some outputs can then depend on the summation order.
+/// sentence per layer: today the ConvTranspose layers that even the split form of
+/// conv_transpose_parts cannot keep below 2^24, where the last bit of some outputs can then
+/// depend on the summation order.
 inline std::vector<std::string> deploy_exactness_notes(const model& float_model, const std::vector<quant_layer>& layers,
                                                        const quant_record& rec) {
   std::vector<std::string> notes;
@@ -111,11 +146,13 @@ inline std::vector<std::string> deploy_exactness_notes(const model& float_model,
     if (l.op_type != "ConvTranspose") continue;
     const layer_record* r = rec.find(l.name);
     if (r == nullptr) continue;
-    const double bound = conv_transpose_sum_bound(*r, float_model.main.nodes.at(l.node_index).get_int("group", 1));
-    if (bound < 16777216.0) continue;
+    const std::int64_t groups = float_model.main.nodes.at(l.node_index).get_int("group", 1);
+    if (conv_transpose_parts(*r, groups).exact) continue;
     std::ostringstream os;
-    os << "layer '" << l.name << "' (ConvTranspose): its float accumulator's partial sums can reach " << bound
-       << " >= 2^24, so ONNX Runtime may differ from amctq's integer simulation in the last bit of some outputs";
+    os << "layer '" << l.name << "' (ConvTranspose): its float accumulator's partial sums can reach "
+       << conv_transpose_sum_bound(*r, r->weight_q, groups)
+       << " >= 2^24 even when split in two, so ONNX Runtime may differ from amctq's integer simulation in the last "
+          "bit of some outputs";
     notes.push_back(os.str());
   }
   return notes;
@@ -286,19 +323,17 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
       // No integer ONNX op, so the float ConvTranspose computes the integer accumulator: it reads
       // the codes (x - x_zp, w, and the int32 bias) as floats through DequantizeLinear with
       // scale 1, and a Mul by s_d * s_w[c] follows, as after ConvInteger. Integer-valued float
-      // sums are exact while every partial sum stays below 2^24 (conv_transpose_sum_bound), so
-      // ORT (MLAS) and amctq's executor agree bit for bit whatever their summation order
-      // (docs/pipeline.md states the bound);
-      // dequantizing to real values first would round every partial sum, differently in each.
-      detail::add_init(g, wt + "_quantized", wq);
+      // sums are exact while every partial sum stays below 2^24, so ORT (MLAS) and amctq's
+      // executor agree bit for bit whatever their summation order; layers past that bound sum
+      // their codes in two parts (conv_transpose_parts). Dequantizing to real values first would
+      // round every partial sum, differently in each.
+      const conv_transpose_form form = conv_transpose_parts(r, n.get_int("group", 1));
+      const bool split = form.parts.size() == 2;
       detail::add_init(g, l.name + "_unit_scale", tensor::from<float>({}, {1.0f}));
       detail::add_init(g, wt + "_zero_point", tensor::from<std::int8_t>({}, {std::int8_t{0}}));
       out.push_back(detail::make_node("DequantizeLinear", l.name + "_x_codes", {x, l.name + "_unit_scale", xp.second},
                                       {l.name + "_x_codes"}));
-      out.push_back(detail::make_node("DequantizeLinear", wt + "_codes",
-                                      {wt + "_quantized", l.name + "_unit_scale", wt + "_zero_point"}, {wt + "_codes"}));
-      n.inputs[0] = l.name + "_x_codes";
-      n.inputs[1] = wt + "_codes";
+      std::string bias_codes;
       if (!l.bias.empty()) {
         const std::string bt = l.name + "_bias";
         detail::add_init(g, bt + "_quantized",
@@ -306,15 +341,39 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
         detail::add_init(g, bt + "_zero_point", tensor::from<std::int32_t>({}, {0}));
         out.push_back(detail::make_node("DequantizeLinear", bt + "_codes",
                                         {bt + "_quantized", l.name + "_unit_scale", bt + "_zero_point"}, {bt + "_codes"}));
-        n.inputs[2] = bt + "_codes";
+        bias_codes = bt + "_codes";
       }
       const std::string y = n.outputs[0];
-      n.outputs[0] = l.name + "_acc_float";
-      out.push_back(std::move(n));
+      std::vector<std::string> sums;
+      for (std::size_t k = 0; k < form.parts.size(); ++k) {
+        const std::string tag = split ? (k == 0 ? "_high" : "_low") : "";
+        const std::string part = wt + tag;
+        detail::add_init(g, part + "_quantized", form.parts[k]);
+        out.push_back(detail::make_node("DequantizeLinear", part + "_codes",
+                                        {part + "_quantized", l.name + "_unit_scale", wt + "_zero_point"}, {part + "_codes"}));
+        node c = n;
+        c.name = split ? l.name + tag : n.name;
+        c.inputs[0] = l.name + "_x_codes";
+        c.inputs[1] = part + "_codes";
+        if (k + 1 == form.parts.size() && !bias_codes.empty()) c.inputs[2] = bias_codes;
+        else if (c.inputs.size() > 2) c.inputs.resize(2);
+        c.outputs[0] = l.name + "_acc_float" + tag;
+        sums.push_back(c.outputs[0]);
+        out.push_back(std::move(c));
+      }
+      std::string acc = sums[0];
+      if (split) {
+        detail::add_init(g, l.name + "_split_radix",
+                         tensor::from<float>({}, {static_cast<float>(conv_transpose_split_radix)}));
+        out.push_back(detail::make_node("Mul", l.name + "_high_scale", {sums[0], l.name + "_split_radix"},
+                                        {l.name + "_acc_high_scaled"}));
+        acc = l.name + "_acc_float";
+        out.push_back(detail::make_node("Add", l.name + "_parts_sum", {l.name + "_acc_high_scaled", sums[1]}, {acc}));
+      }
       detail::add_init(g, l.name + "_output_scale",
                        tensor::from<float>(detail::channel_shape(bias_scale.size(), std::max<std::size_t>(r.input_shape.size(), 3), 1),
                                            bias_scale));
-      out.push_back(detail::make_node("Mul", l.name + "_rescale", {l.name + "_acc_float", l.name + "_output_scale"}, {y}));
+      out.push_back(detail::make_node("Mul", l.name + "_rescale", {acc, l.name + "_output_scale"}, {y}));
       continue;
     }
 
