@@ -197,6 +197,41 @@ TEST_CASE("equalize_cross_layer: Conv -> depthwise Conv -> Conv is one triplet")
   CHECK(range_spread(b.m, "pw1", channel_side::output) == doctest::Approx(range_spread(b.m, "dw", channel_side::output)).epsilon(1e-3));
 }
 
+TEST_CASE("equalize_cross_layer: ConvTranspose joins chains with Conv and with itself (groups, bias)") {
+  // Conv -> Relu -> ConvTranspose (grouped) -> LeakyRelu -> ConvTranspose -> Relu -> Conv: three
+  // pairs. A ConvTranspose weight is [C_in, C_out / groups, k, k]: its output channels are axis 1
+  // and the group together, its input channels axis 0.
+  model_builder b;
+  b.init("w1", ft({8, 3, 3, 3}, spread_weights(8, 27))).init("b1", ft({8}, random(8)));
+  std::vector<float> wt1 = spread_weights(8, 2 * 9);  // spread over the next layer's input channels
+  b.init("wt1", ft({8, 2, 3, 3}, wt1)).init("bt1", ft({4}, random(4)));  // group 2: 4 outputs
+  b.init("wt2", ft({4, 6, 2, 2}, random(96))).init("bt2", ft({6}, random(6)));
+  b.init("w3", ft({5, 6, 3, 3}, random(270)));
+  b.node("conv1", "Conv", {"x", "w1", "b1"}, {"t1"}, {attr_ints("pads", {1, 1, 1, 1})});
+  b.node("relu1", "Relu", {"t1"}, {"t2"});
+  b.node("up1", "ConvTranspose", {"t2", "wt1", "bt1"}, {"t3"}, {attr_i("group", 2), attr_ints("strides", {2, 2})});
+  b.node("leaky", "LeakyRelu", {"t3"}, {"t4"}, {attr_f("alpha", 0.1f)});
+  b.node("up2", "ConvTranspose", {"t4", "wt2", "bt2"}, {"t5"}, {attr_ints("strides", {2, 2})});
+  b.node("relu2", "Relu", {"t5"}, {"t6"});
+  b.node("conv3", "Conv", {"t6", "w3"}, {"y"});
+  const auto x = ft({2, 3, 4, 4}, random(96));
+  const auto before = run_y(b.m, x);
+  const float spread1 = range_spread(b.m, "conv1", channel_side::output);
+  const auto rep = graph::passes::equalize_cross_layer(b.m);
+  CHECK(rep.pairs == 3);
+  CHECK(rep.triplets == 0);
+  CHECK(rep.last_change <= 1e-4f);
+  check_same(run_y(b.m, x), before);
+  CHECK(range_spread(b.m, "conv1", channel_side::output) < spread1 / 2);
+  // Each joint shares its channels' ranges between the two sides.
+  CHECK(range_spread(b.m, "up1", channel_side::input) ==
+        doctest::Approx(range_spread(b.m, "conv1", channel_side::output)).epsilon(1e-3));
+  CHECK(range_spread(b.m, "up2", channel_side::input) ==
+        doctest::Approx(range_spread(b.m, "up1", channel_side::output)).epsilon(1e-3));
+  CHECK(range_spread(b.m, "conv3", channel_side::input) ==
+        doctest::Approx(range_spread(b.m, "up2", channel_side::output)).epsilon(1e-3));
+}
+
 TEST_CASE("equalize_cross_layer leaves ReLU6 chains, shared weights and forked outputs alone") {
   model_builder b;
   b.init("w1", ft({4, 2, 1, 1}, spread_weights(4, 2))).init("w2", ft({4, 4, 1, 1}, random(16)));

@@ -5,9 +5,12 @@
 // computes the same function afterwards, up to float rounding.
 //
 // A chain is
-//   pair:    Conv -> [Relu | LeakyRelu | MaxPool]* -> Conv       (any groups, 1d/2d/3d)
+//   pair:    conv -> [Relu | LeakyRelu | MaxPool]* -> conv       (any groups, 1d/2d/3d)
 //            Gemm -> [Relu | LeakyRelu]*           -> Gemm
-//   triplet: Conv -> [...]* -> depthwise Conv -> [...]* -> Conv  (all three ranges equalised)
+//   triplet: conv -> [...]* -> depthwise Conv -> [...]* -> conv  (all three ranges equalised)
+// where a conv is a Conv or a ConvTranspose, in any mix (an encoder's Conv -> Conv, a decoder's
+// ConvTranspose -> ConvTranspose, and the joints between them): both keep channels on axis 1 of
+// the activation, and weight_layout says where each one's output and input channels live.
 // where every tensor along the way has exactly one reader (and is not a graph output), and
 // each layer's weight and bias are float initializers no other node reads (shared weights are
 // skipped rather than copied: equalising a copy would not help the other reader). Relu,
@@ -59,6 +62,8 @@ struct cle_report {
 
 namespace detail {
 
+inline bool is_conv_like(const node& n) { return n.op_type == "Conv" || n.op_type == "ConvTranspose"; }
+
 struct cle_chain {
   std::vector<std::size_t> layers;  ///< node indices, 2 (pair) or 3 (depthwise triplet)
 };
@@ -66,7 +71,7 @@ struct cle_chain {
 // A layer CLE may rescale: its weight and bias are float constants only it reads.
 inline bool cle_candidate(graph& g, const node& n, const std::unordered_map<std::string, int>& uses) {
   if (!default_domain(n) || n.outputs.size() != 1 || n.inputs.size() < 2) return false;
-  const bool conv = n.op_type == "Conv", gemm = n.op_type == "Gemm";
+  const bool conv = is_conv_like(n), gemm = n.op_type == "Gemm";
   if (!conv && !gemm) return false;
   auto exclusive = [&](const std::string& t) {
     auto it = uses.find(t);
@@ -77,7 +82,10 @@ inline bool cle_candidate(graph& g, const node& n, const std::unordered_map<std:
   if (conv ? (w.rank() < 3 || w.rank() > 5) : w.rank() != 2) return false;
   if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
     if (!exclusive(n.inputs[2])) return false;
-    const std::int64_t out = conv ? w.dim(0) : (n.get_int("transB", 0) ? w.dim(0) : w.dim(1));
+    const std::int64_t out = n.op_type == "Conv"            ? w.dim(0)
+                             : n.op_type == "ConvTranspose" ? w.dim(1) * n.get_int("group", 1)
+                             : n.get_int("transB", 0)       ? w.dim(0)
+                                                            : w.dim(1);
     const tensor& b = g.find_initializer(n.inputs[2])->value;
     if (b.size() != static_cast<std::size_t>(out) || !(b.rank() == 1 || (b.rank() == 2 && b.dim(0) == 1))) return false;
   }
@@ -96,7 +104,7 @@ inline std::size_t next_layer(const graph& g, std::size_t from, std::int64_t ops
                               const std::unordered_map<std::string, int>& uses,
                               const std::unordered_map<std::string, std::vector<std::size_t>>& readers, bool& relu6) {
   constexpr std::size_t npos = static_cast<std::size_t>(-1);
-  const bool conv = g.nodes[from].op_type == "Conv";
+  const bool conv = is_conv_like(g.nodes[from]);
   std::string t = g.nodes[from].outputs[0];
   for (;;) {
     auto u = uses.find(t);
@@ -105,7 +113,7 @@ inline std::size_t next_layer(const graph& g, std::size_t from, std::int64_t ops
     const std::size_t k = r->second[0];
     const node& n = g.nodes[k];
     if (!default_domain(n) || n.inputs.empty() || n.inputs[0] != t) return npos;
-    if (n.op_type == g.nodes[from].op_type) return k;
+    if (conv ? is_conv_like(n) : n.op_type == g.nodes[from].op_type) return k;
     // A ReLU6 is walked through only to report the chain it blocks.
     const bool clip6 = is_relu6(g, n, opset);
     relu6 = relu6 || clip6;
