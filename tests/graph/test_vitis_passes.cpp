@@ -232,6 +232,95 @@ TEST_CASE("equalize_cross_layer: ConvTranspose joins chains with Conv and with i
         doctest::Approx(range_spread(b.m, "up2", channel_side::output)).epsilon(1e-3));
 }
 
+TEST_CASE("equalize_cross_layer: a classifier head, conv -> pooling -> Flatten -> Gemm, is a pair") {
+  // After Flatten, conv channel c is the block of features [c * b, (c + 1) * b): the Gemm's
+  // per-channel range is the max over that block of its weight (both transB forms).
+  auto head_input_spread = [](graph::model& m, const std::string& layer, std::int64_t channels) {
+    for (auto& n : m.main.nodes) {
+      if (n.name != layer) continue;
+      const graph::tensor& w = m.main.find_initializer(n.inputs[1])->value;
+      const bool tb = n.get_int("transB", 0) != 0;
+      const std::int64_t K = tb ? w.dim(1) : w.dim(0), N = tb ? w.dim(0) : w.dim(1), block = K / channels;
+      std::vector<float> r(static_cast<std::size_t>(channels), 0.0f);
+      for (std::int64_t k = 0; k < K; ++k)
+        for (std::int64_t o = 0; o < N; ++o) {
+          const float v = std::abs(w.data<float>()[tb ? o * K + k : k * N + o]);
+          r[static_cast<std::size_t>(k / block)] = std::max(r[static_cast<std::size_t>(k / block)], v);
+        }
+      return *std::max_element(r.begin(), r.end()) / *std::min_element(r.begin(), r.end());
+    }
+    FAIL("no layer " << layer);
+    return 0.0f;
+  };
+  for (const bool trans_b : {true, false}) {
+    CAPTURE(trans_b);
+    SUBCASE("Relu -> AveragePool -> Flatten") {
+      model_builder b;
+      b.init("w1", ft({6, 3, 3, 3}, spread_weights(6, 27))).init("b1", ft({6}, random(6)));
+      b.init("w2", trans_b ? ft({5, 24}, random(120)) : ft({24, 5}, random(120))).init("b2", ft({5}, random(5)));
+      b.node("conv", "Conv", {"x", "w1", "b1"}, {"t1"}, {attr_ints("pads", {1, 1, 1, 1})});
+      b.node("relu", "Relu", {"t1"}, {"t2"});
+      b.node("pool", "AveragePool", {"t2"}, {"t3"}, {attr_ints("kernel_shape", {2, 2}), attr_ints("strides", {2, 2})});
+      b.node("flat", "Flatten", {"t3"}, {"t4"});
+      b.node("fc", "Gemm", {"t4", "w2", "b2"}, {"y"}, {attr_i("transB", trans_b ? 1 : 0)});
+      const auto x = ft({3, 3, 4, 4}, random(144));
+      const auto before = run_y(b.m, x);
+      const float spread = range_spread(b.m, "conv", channel_side::output);
+      const auto rep = graph::passes::equalize_cross_layer(b.m);
+      CHECK(rep.pairs == 1);
+      check_same(run_y(b.m, x), before);
+      const float after = range_spread(b.m, "conv", channel_side::output);
+      CHECK(after < spread / 2);
+      CHECK(head_input_spread(b.m, "fc", 6) == doctest::Approx(after).epsilon(1e-3));
+    }
+    SUBCASE("GlobalAveragePool -> Flatten -> Relu, no bias on the Gemm") {
+      model_builder b;
+      b.init("w1", ft({6, 2, 1, 1}, spread_weights(6, 2)));
+      b.init("w2", trans_b ? ft({4, 6}, random(24)) : ft({6, 4}, random(24)));
+      b.node("conv", "Conv", {"x", "w1"}, {"t1"});
+      b.node("gap", "GlobalAveragePool", {"t1"}, {"t2"});
+      b.node("flat", "Flatten", {"t2"}, {"t3"});
+      b.node("relu", "Relu", {"t3"}, {"t4"});
+      b.node("fc", "Gemm", {"t4", "w2"}, {"y"}, {attr_i("transB", trans_b ? 1 : 0)});
+      const auto x = ft({2, 2, 3, 3}, random(36));
+      const auto before = run_y(b.m, x);
+      const auto rep = graph::passes::equalize_cross_layer(b.m);
+      CHECK(rep.pairs == 1);
+      check_same(run_y(b.m, x), before);
+      CHECK(head_input_spread(b.m, "fc", 6) ==
+            doctest::Approx(range_spread(b.m, "conv", channel_side::output)).epsilon(1e-3));
+    }
+  }
+}
+
+TEST_CASE("equalize_cross_layer: a Pad joins a chain only when it adds no channels and pads with 0 or copies") {
+  // conv -> Relu -> Pad -> AveragePool -> Flatten -> Gemm, as PyTorch exports a padded AvgPool2d.
+  auto pairs_with_pad = [](std::vector<std::int64_t> pads, float fill, const char* mode) {
+    model_builder b;
+    b.init("w1", ft({4, 2, 3, 3}, spread_weights(4, 18))).init("b1", ft({4}, random(4)));
+    b.init("w2", ft({3, 4 * 3 * 3}, random(108)));
+    b.init("fill", ft({}, {fill}));
+    graph::tensor p(graph::dtype::int64, {8});
+    std::copy(pads.begin(), pads.end(), p.data<std::int64_t>());
+    b.node("pads_const", "Constant", {}, {"pads"}, {attr_t("value", p)});
+    b.node("conv", "Conv", {"x", "w1", "b1"}, {"t1"});
+    b.node("relu", "Relu", {"t1"}, {"t2"});
+    b.node("pad", "Pad", {"t2", "pads", "fill"}, {"t3"}, {amctq::test::attr_s("mode", mode)});
+    b.node("pool", "AveragePool", {"t3"}, {"t4"}, {attr_ints("kernel_shape", {2, 2}), attr_ints("strides", {2, 2})});
+    b.node("flat", "Flatten", {"t4"}, {"t5"});
+    b.node("fc", "Gemm", {"t5", "w2"}, {"y"}, {attr_i("transB", 1)});
+    const auto x = ft({2, 2, 6, 6}, random(144));
+    const auto before = run_y(b.m, x);  // [2, 4, 4, 4] -> pad 1 each side -> [2, 4, 6, 6] -> pool -> 3x3
+    const auto rep = graph::passes::equalize_cross_layer(b.m);
+    check_same(run_y(b.m, x), before);
+    return rep.pairs;
+  };
+  CHECK(pairs_with_pad({0, 0, 1, 1, 0, 0, 1, 1}, 0.0f, "constant") == 1);
+  CHECK(pairs_with_pad({0, 0, 1, 1, 0, 0, 1, 1}, 0.0f, "reflect") == 1);
+  CHECK(pairs_with_pad({0, 0, 1, 1, 0, 0, 1, 1}, 0.5f, "edge") == 1);      // the fill is unused
+  CHECK(pairs_with_pad({0, 0, 1, 1, 0, 0, 1, 1}, 0.5f, "constant") == 0);  // s * 0.5 != 0.5
+}
+
 TEST_CASE("equalize_cross_layer leaves ReLU6 chains, shared weights and forked outputs alone") {
   model_builder b;
   b.init("w1", ft({4, 2, 1, 1}, spread_weights(4, 2))).init("w2", ft({4, 4, 1, 1}, random(16)));

@@ -153,6 +153,22 @@ weight_layout gemm_weight_layout(const tensor_view<T, 2>& w, bool trans_b) {
   return L;
 }
 
+/// Gemm B as the layer after a Flatten of an [N, C, spatial...] activation: input channel c is
+/// the `block` consecutive features [c * block, (c + 1) * block), so the weight reads as C input
+/// channels with `block` positions each, like a Conv kernel's taps. What equalising a Conv with
+/// the Gemm behind it needs.
+template <class T>
+weight_layout gemm_weight_layout_after_flatten(const tensor_view<T, 2>& w, bool trans_b, std::ptrdiff_t block) {
+  weight_layout L = gemm_weight_layout(w, trans_b);
+  AMCTQ_CHECK(block >= 1 && L.in_per_group % block == 0, errc::shape_mismatch, "gemm_weight_layout_after_flatten",
+              L.in_per_group, " input features do not split into channels of ", block);
+  L.in_per_group /= block;
+  L.spatial = block;
+  L.stride_spatial = L.stride_in;
+  L.stride_in *= block;
+  return L;
+}
+
 /// MatMul's constant right operand [..., K, N]: output channels on the last axis, input
 /// channels on the one before; leading batch dims count as `spatial`.
 template <class T, std::size_t R>

@@ -5,17 +5,22 @@
 // computes the same function afterwards, up to float rounding.
 //
 // A chain is
-//   pair:    conv -> [Relu | LeakyRelu | MaxPool]* -> conv       (any groups, 1d/2d/3d)
-//            Gemm -> [Relu | LeakyRelu]*           -> Gemm
+//   pair:    conv -> [Relu | LeakyRelu | MaxPool | AveragePool | Global*Pool | Pad]* -> conv
+//            conv -> [...]* -> Flatten -> [Relu | LeakyRelu]* -> Gemm
+//            Gemm -> [Relu | LeakyRelu]* -> Gemm
 //   triplet: conv -> [...]* -> depthwise Conv -> [...]* -> conv  (all three ranges equalised)
 // where a conv is a Conv or a ConvTranspose, in any mix (an encoder's Conv -> Conv, a decoder's
 // ConvTranspose -> ConvTranspose, and the joints between them): both keep channels on axis 1 of
-// the activation, and weight_layout says where each one's output and input channels live.
+// the activation, and weight_layout says where each one's output and input channels live. A
+// Flatten (axis 1) turns channel c into the block of features [c * b, (c + 1) * b), b = the
+// Gemm's input features / C, which is how the Gemm's weight is then read
+// (gemm_weight_layout_after_flatten): a classifier head joins its last convolution.
 // where every tensor along the way has exactly one reader (and is not a graph output), and
 // each layer's weight and bias are float initializers no other node reads (shared weights are
 // skipped rather than copied: equalising a copy would not help the other reader). Relu,
-// LeakyRelu and MaxPool satisfy f(s·x) = s·f(x) per channel for s > 0, which is what makes the
-// rescaling exact. Gemm needs transA = 0 on the downstream layer and a per-column bias.
+// LeakyRelu, max and average pooling, and a Pad that adds no channels and pads with zeros or
+// the channel's own values satisfy f(s·x) = s·f(x) per channel for s > 0, which is what makes
+// the rescaling exact. Gemm needs transA = 0 on the downstream layer and a per-column bias.
 //
 // ReLU6 (Clip(0, 6)) does not commute: cle.hpp notes the transform is exact only if channel
 // c's clip becomes 6 / s_c, and an ONNX Clip has one scalar bound. Rather than change the
@@ -66,6 +71,7 @@ inline bool is_conv_like(const node& n) { return n.op_type == "Conv" || n.op_typ
 
 struct cle_chain {
   std::vector<std::size_t> layers;  ///< node indices, 2 (pair) or 3 (depthwise triplet)
+  std::ptrdiff_t flatten_block = 0;  ///< conv -> Flatten -> Gemm: features per channel, else 0
 };
 
 // A layer CLE may rescale: its weight and bias are float constants only it reads.
@@ -98,13 +104,36 @@ inline bool is_depthwise(const graph& g, const node& n) {
   return w.dim(1) == 1 && n.get_int("group", 1) == w.dim(0);
 }
 
+// A Pad that leaves the batch and channel axes alone and pads with zeros or copies of the
+// channel's own values (reflect, edge, wrap): it commutes with a positive per-channel scale.
+inline bool pad_keeps_channels(const graph& g, const node& n, std::int64_t opset) {
+  std::vector<std::int64_t> pads;
+  std::optional<float> fill = 0.0f;
+  if (opset < 11) {
+    pads = n.get_ints("pads");
+    fill = n.get_float("value", 0.0f);
+  } else {
+    if (n.inputs.size() > 3 && !n.inputs[3].empty()) return false;  // axes: not worth resolving
+    const tensor* p = n.inputs.size() > 1 ? constant_tensor(g, n.inputs[1]) : nullptr;
+    if (p == nullptr || p->type() != dtype::int64 || p->rank() != 1) return false;
+    pads.assign(p->data<std::int64_t>(), p->data<std::int64_t>() + p->size());
+    if (n.inputs.size() > 2 && !n.inputs[2].empty()) fill = scalar_constant(g, n.inputs[2]);
+  }
+  const std::size_t rank = pads.size() / 2;
+  if (rank < 2 || pads.size() != 2 * rank) return false;
+  const bool channels_kept = pads[0] == 0 && pads[1] == 0 && pads[rank] == 0 && pads[rank + 1] == 0;
+  return channels_kept && (n.get_string("mode", "constant") != "constant" || (fill && *fill == 0.0f));
+}
+
 // The layer that alone reads `from`'s output, through ops that commute with a positive
-// per-channel scale (or a ReLU6, flagged in relu6); npos if there is none.
+// per-channel scale (or a ReLU6, flagged in relu6; or a Flatten from a conv to a Gemm, flagged
+// in flattened); npos if there is none.
 inline std::size_t next_layer(const graph& g, std::size_t from, std::int64_t opset,
                               const std::unordered_map<std::string, int>& uses,
-                              const std::unordered_map<std::string, std::vector<std::size_t>>& readers, bool& relu6) {
+                              const std::unordered_map<std::string, std::vector<std::size_t>>& readers, bool& relu6,
+                              bool& flattened) {
   constexpr std::size_t npos = static_cast<std::size_t>(-1);
-  const bool conv = is_conv_like(g.nodes[from]);
+  bool conv = is_conv_like(g.nodes[from]);
   std::string t = g.nodes[from].outputs[0];
   for (;;) {
     auto u = uses.find(t);
@@ -113,11 +142,18 @@ inline std::size_t next_layer(const graph& g, std::size_t from, std::int64_t ops
     const std::size_t k = r->second[0];
     const node& n = g.nodes[k];
     if (!default_domain(n) || n.inputs.empty() || n.inputs[0] != t) return npos;
-    if (conv ? is_conv_like(n) : n.op_type == g.nodes[from].op_type) return k;
+    if (conv ? is_conv_like(n) : n.op_type == (flattened ? "Gemm" : g.nodes[from].op_type)) return k;
     // A ReLU6 is walked through only to report the chain it blocks.
     const bool clip6 = is_relu6(g, n, opset);
     relu6 = relu6 || clip6;
-    const bool passthrough = clip6 || n.op_type == "Relu" || n.op_type == "LeakyRelu" || (conv && n.op_type == "MaxPool");
+    const bool pool = n.op_type == "MaxPool" || n.op_type == "AveragePool" || n.op_type == "GlobalMaxPool" ||
+                      n.op_type == "GlobalAveragePool" || (n.op_type == "Pad" && pad_keeps_channels(g, n, opset));
+    const bool flatten = conv && n.op_type == "Flatten" && n.get_int("axis", 1) == 1;
+    if (flatten) {
+      conv = false;  // from here on the activation is [N, features] and the next layer a Gemm
+      flattened = true;
+    }
+    const bool passthrough = clip6 || n.op_type == "Relu" || n.op_type == "LeakyRelu" || (conv && pool) || flatten;
     if (!passthrough || n.outputs.size() != 1) return npos;
     t = n.outputs[0];
   }
@@ -131,27 +167,35 @@ inline std::vector<cle_chain> find_cle_chains(graph& g, std::int64_t opset, cle_
   for (std::size_t k = 0; k < g.nodes.size(); ++k) candidate[k] = cle_candidate(g, g.nodes[k], uses);
   // next[k]: the layer k equalises with; Gemm -> Gemm additionally needs transA = 0 downstream.
   std::vector<std::size_t> next(g.nodes.size(), npos);
+  std::vector<std::ptrdiff_t> block(g.nodes.size(), 0);
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     if (!candidate[k]) continue;
-    bool relu6 = false;
-    const std::size_t j = next_layer(g, k, opset, uses, readers, relu6);
+    bool relu6 = false, flattened = false;
+    const std::size_t j = next_layer(g, k, opset, uses, readers, relu6, flattened);
     if (j != npos && relu6) {
       report.relu6_skipped.push_back(layer_name(g.nodes[k]) + " -> " + layer_name(g.nodes[j]));
       continue;
     }
     if (j == npos || !candidate[j] || (g.nodes[j].op_type == "Gemm" && g.nodes[j].get_int("transA", 0) != 0)) continue;
+    if (flattened) {  // the Gemm's input features must split evenly into the conv's channels
+      node& gemm = g.nodes[j];
+      const std::ptrdiff_t channels = layout_of(g.nodes[k], g.find_initializer(g.nodes[k].inputs[1])->value).out_channels();
+      const std::ptrdiff_t features = layout_of(gemm, g.find_initializer(gemm.inputs[1])->value).in_channels();
+      if (channels <= 0 || features % channels != 0) continue;
+      block[k] = features / channels;
+    }
     next[k] = j;
   }
   std::vector<cle_chain> chains;
   std::set<std::size_t> middles;
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const std::size_t j = next[k];
-    if (j == npos || !is_depthwise(g, g.nodes[j]) || next[j] == npos) continue;
+    if (j == npos || !is_depthwise(g, g.nodes[j]) || next[j] == npos || block[j] != 0) continue;
     chains.push_back({{k, j, next[j]}});
     middles.insert(j);
   }
   for (std::size_t k = 0; k < g.nodes.size(); ++k)
-    if (next[k] != npos && !middles.count(k) && !middles.count(next[k])) chains.push_back({{k, next[k]}});
+    if (next[k] != npos && !middles.count(k) && !middles.count(next[k])) chains.push_back({{k, next[k]}, block[k]});
   return chains;
 }
 
@@ -162,9 +206,13 @@ struct cle_operand {
   std::size_t bias_size = 0;
 };
 
-inline cle_operand operand(graph& g, node& n) {
+// flatten_block > 0: n is a Gemm behind a Flatten, its input features grouped by channel.
+inline cle_operand operand(graph& g, node& n, std::ptrdiff_t flatten_block = 0) {
   tensor& w = g.find_initializer(n.inputs[1])->value;
   cle_operand o{tensor_view<float, 1>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())}), layout_of(n, w)};
+  if (flatten_block > 0)
+    o.layout = gemm_weight_layout_after_flatten(tensor_view<float, 2>(w.data<float>(), {w.dim(0), w.dim(1)}),
+                                                n.get_int("transB", 0) != 0, flatten_block);
   if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
     tensor& b = g.find_initializer(n.inputs[2])->value;
     o.bias = b.data<float>();
@@ -195,7 +243,7 @@ inline cle_report equalize_cross_layer(model& m, const cle_options& opt = {}) {
     for (const auto& c : chains) {
       // Operands are re-read every time: the weights of one layer may be in two chains.
       const auto a = detail::operand(g, g.nodes[c.layers[0]]);
-      const auto b = detail::operand(g, g.nodes[c.layers[1]]);
+      const auto b = detail::operand(g, g.nodes[c.layers[1]], c.flatten_block);
       cle_result r;
       if (c.layers.size() == 2) {
         r = equalize_pair(a.w, a.layout, a.bias, a.bias_size, b.w, b.layout);

@@ -83,18 +83,22 @@ inline std::string layer_name(const node& n) { return n.name.empty() && !n.outpu
 /// "layer '<name>'": how error messages of the passes name the node they refuse.
 inline std::string layer_where(const node& n) { return "layer '" + layer_name(n) + "'"; }
 
-/// The value of a one-element float constant (an initializer graph inputs cannot override, or
-/// the output of a Constant node, which is how exporters often write Clip bounds).
+/// The value of a constant tensor: an initializer graph inputs cannot override, or the output
+/// of a Constant node (how exporters often write Clip bounds and Pad amounts); null otherwise.
+inline const tensor* constant_tensor(const graph& g, const std::string& name) {
+  if (name.empty() || is_graph_input(g, name)) return nullptr;
+  if (const initializer* i = g.find_initializer(name)) return i->external ? nullptr : &i->value;
+  for (const auto& n : g.nodes)
+    if (n.op_type == "Constant" && default_domain(n) && n.outputs.size() == 1 && n.outputs[0] == name) {
+      const attribute* a = n.find("value");
+      return a && a->type == attribute::kind::t ? &a->t : nullptr;
+    }
+  return nullptr;
+}
+
+/// The value of a one-element float constant (see constant_tensor).
 inline std::optional<float> scalar_constant(const graph& g, const std::string& name) {
-  if (name.empty() || is_graph_input(g, name)) return std::nullopt;
-  const tensor* t = nullptr;
-  if (const initializer* i = g.find_initializer(name)) t = i->external ? nullptr : &i->value;
-  if (!t)
-    for (const auto& n : g.nodes)
-      if (n.op_type == "Constant" && default_domain(n) && n.outputs.size() == 1 && n.outputs[0] == name) {
-        const attribute* a = n.find("value");
-        if (a && a->type == attribute::kind::t) t = &a->t;
-      }
+  const tensor* t = constant_tensor(g, name);
   if (!t || t->type() != dtype::float32 || t->size() != 1) return std::nullopt;
   return t->data<float>()[0];
 }
