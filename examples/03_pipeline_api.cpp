@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
                 [](int done, int total) { std::fprintf(stderr, "calibration batch %d/%d\n", done, total); });
     const auto files = amctq::io::save_model(q, argv[3], "model");
     std::printf("%s\n%s\n%s\n", files.fake_quant.c_str(), files.deploy.c_str(), files.record.c_str());
+    for (const auto& note : files.notes) std::fprintf(stderr, "note: %s\n", note.c_str());  // exactness caveats
   } catch (const amctq::error& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
