@@ -40,35 +40,28 @@ void for_each_tap(std::int64_t channels, const window& w, std::int64_t positions
 inline void im2col(const float* x, std::int64_t channels, const window& w, float* col) {
   const std::int64_t D = w.in[0], H = w.in[1], W = w.in[2];
   const std::int64_t OD = w.out[0], OH = w.out[1], OW = w.out[2];
-  const std::int64_t plane = OH * OW;
   for_each_tap(channels, w, OW, W,
                [&](std::int64_t ch, std::int64_t kd, std::int64_t kh, std::int64_t shift_w, std::int64_t lo,
                    std::int64_t hi) {
+                 // One output row (od, oh) per step: zeros when its input row lies in the padding.
                  for (std::int64_t od = 0; od < OD; ++od) {
-                   float* row = col + od * plane;
                    const std::int64_t id = od * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
-                   if (id < 0 || id >= D) {
-                     std::fill(row, row + plane, 0.0f);
-                     continue;
-                   }
-                   for (std::int64_t oh = 0; oh < OH; ++oh) {
-                     float* r = row + oh * OW;
+                   for (std::int64_t oh = 0; oh < OH; ++oh, col += OW) {
                      const std::int64_t ih = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
-                     if (ih < 0 || ih >= H) {
-                       std::fill(r, r + OW, 0.0f);
+                     if (id < 0 || id >= D || ih < 0 || ih >= H) {
+                       std::fill(col, col + OW, 0.0f);
                        continue;
                      }
                      const float* src = x + ((ch * D + id) * H + ih) * W + shift_w;
-                     std::fill(r, r + lo, 0.0f);
+                     std::fill(col, col + lo, 0.0f);
                      if (w.stride[2] == 1) {
-                       std::memcpy(r + lo, src + lo, static_cast<std::size_t>(hi - lo) * sizeof(float));
+                       std::memcpy(col + lo, src + lo, static_cast<std::size_t>(hi - lo) * sizeof(float));
                      } else {
-                       for (std::int64_t ow = lo; ow < hi; ++ow) r[ow] = src[ow * w.stride[2]];
+                       for (std::int64_t ow = lo; ow < hi; ++ow) col[ow] = src[ow * w.stride[2]];
                      }
-                     std::fill(r + hi, r + OW, 0.0f);
+                     std::fill(col + hi, col + OW, 0.0f);
                    }
                  }
-                 col += OD * plane;
                });
 }
 
