@@ -84,14 +84,11 @@ inline bool cle_candidate(graph& g, const node& n, const std::unordered_map<std:
     return constant_float(g, t) != nullptr && it != uses.end() && it->second == 1;
   };
   if (!exclusive(n.inputs[1])) return false;
-  const tensor& w = g.find_initializer(n.inputs[1])->value;
+  tensor& w = g.find_initializer(n.inputs[1])->value;
   if (conv ? (w.rank() < 3 || w.rank() > 5) : w.rank() != 2) return false;
   if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
     if (!exclusive(n.inputs[2])) return false;
-    const std::int64_t out = n.op_type == "Conv"            ? w.dim(0)
-                             : n.op_type == "ConvTranspose" ? w.dim(1) * n.get_int("group", 1)
-                             : n.get_int("transB", 0)       ? w.dim(0)
-                                                            : w.dim(1);
+    const std::ptrdiff_t out = layout_of(n, w).out_channels();
     const tensor& b = g.find_initializer(n.inputs[2])->value;
     if (b.size() != static_cast<std::size_t>(out) || !(b.rank() == 1 || (b.rank() == 2 && b.dim(0) == 1))) return false;
   }
@@ -146,14 +143,16 @@ inline std::size_t next_layer(const graph& g, std::size_t from, std::int64_t ops
     // A ReLU6 is walked through only to report the chain it blocks.
     const bool clip6 = is_relu6(g, n, opset);
     relu6 = relu6 || clip6;
-    const bool pool = n.op_type == "MaxPool" || n.op_type == "AveragePool" || n.op_type == "GlobalMaxPool" ||
-                      n.op_type == "GlobalAveragePool" || (n.op_type == "Pad" && pad_keeps_channels(g, n, opset));
+    // Spatial ops that act on each channel alone (a conv's activation only).
+    const bool per_channel = n.op_type == "MaxPool" || n.op_type == "AveragePool" || n.op_type == "GlobalMaxPool" ||
+                             n.op_type == "GlobalAveragePool" ||
+                             (n.op_type == "Pad" && pad_keeps_channels(g, n, opset));
     const bool flatten = conv && n.op_type == "Flatten" && n.get_int("axis", 1) == 1;
     if (flatten) {
       conv = false;  // from here on the activation is [N, features] and the next layer a Gemm
       flattened = true;
     }
-    const bool passthrough = clip6 || n.op_type == "Relu" || n.op_type == "LeakyRelu" || (conv && pool) || flatten;
+    const bool passthrough = clip6 || n.op_type == "Relu" || n.op_type == "LeakyRelu" || (conv && per_channel) || flatten;
     if (!passthrough || n.outputs.size() != 1) return npos;
     t = n.outputs[0];
   }
@@ -209,10 +208,10 @@ struct cle_operand {
 // flatten_block > 0: n is a Gemm behind a Flatten, its input features grouped by channel.
 inline cle_operand operand(graph& g, node& n, std::ptrdiff_t flatten_block = 0) {
   tensor& w = g.find_initializer(n.inputs[1])->value;
-  cle_operand o{tensor_view<float, 1>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())}), layout_of(n, w)};
-  if (flatten_block > 0)
-    o.layout = gemm_weight_layout_after_flatten(tensor_view<float, 2>(w.data<float>(), {w.dim(0), w.dim(1)}),
-                                                n.get_int("transB", 0) != 0, flatten_block);
+  cle_operand o{tensor_view<float, 1>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())}),
+                flatten_block > 0 ? gemm_weight_layout_after_flatten(tensor_view<float, 2>(w.data<float>(), {w.dim(0), w.dim(1)}),
+                                                                     n.get_int("transB", 0) != 0, flatten_block)
+                                  : layout_of(n, w)};
   if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
     tensor& b = g.find_initializer(n.inputs[2])->value;
     o.bias = b.data<float>();
