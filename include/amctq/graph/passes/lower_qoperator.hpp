@@ -83,16 +83,19 @@ inline double conv_transpose_sum_bound(const layer_record& r, const tensor& w, s
   AMCTQ_CHECK(w.type() == dtype::int8 && w.rank() >= 3 && groups >= 1 && w.dim(0) % groups == 0, errc::invalid_argument,
               "conv_transpose_sum_bound", "layer '", r.name, "': expected int8 ConvTranspose codes with C_in divisible by ",
               groups);
-  const std::int64_t cin = w.dim(0), out_per_group = w.dim(1), in_per_group = cin / groups;
   std::int64_t taps = 1;
   for (std::size_t d = 2; d < w.rank(); ++d) taps *= w.dim(d);
-  const std::int8_t* q = w.data<std::int8_t>();
-  std::vector<double> sum_abs(static_cast<std::size_t>(groups * out_per_group), 0.0);
-  for (std::int64_t c = 0; c < cin; ++c)
-    for (std::int64_t o = 0; o < out_per_group; ++o) {
-      double& s = sum_abs[static_cast<std::size_t>(c / in_per_group * out_per_group + o)];
-      for (std::int64_t k = 0; k < taps; ++k) s += std::abs(static_cast<int>(q[(c * out_per_group + o) * taps + k]));
+  const tensor_view<const std::int8_t, 3> codes(w.data<std::int8_t>(), {w.dim(0), w.dim(1), taps});
+  const weight_layout L = conv_transpose_weight_layout(codes, groups);
+  std::vector<double> sum_abs(static_cast<std::size_t>(L.out_channels()), 0.0);
+  for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
+    const auto block = group_view(codes.data_handle(), L, g);  // [out, in, taps] of group g
+    for (std::ptrdiff_t o = 0; o < L.out_per_group; ++o) {
+      double& s = sum_abs[static_cast<std::size_t>(g * L.out_per_group + o)];
+      for (std::ptrdiff_t i = 0; i < L.in_per_group; ++i)
+        for (std::ptrdiff_t k = 0; k < L.spatial; ++k) s += std::abs(static_cast<int>(block(o, i, k)));
     }
+  }
   const std::int32_t zp = r.act.zero_point.empty() ? 0 : r.act.zero_point[0];
   const double x_max = std::max(r.act.qmax - zp, zp - r.act.qmin);
   double bound = 0.0;
