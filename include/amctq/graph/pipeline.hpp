@@ -157,8 +157,11 @@ class quantizer {
     // observed ranges are those of the corrected model. Once only: the float model keeps the
     // correction, and measuring again against it would count the shift twice.
     if (config_.global.include_bias_corr && !bias_corrected_) {
-      bias_corrections_ = passes::correct_layer_biases(
-          model_, calib, std::vector<batch>(batches.begin(), batches.begin() + need), layers_);
+      // The batches are copied only when there are more than batch_num of them to drop.
+      std::vector<batch> first;
+      if (batches.size() > static_cast<std::size_t>(need)) first.assign(batches.begin(), batches.begin() + need);
+      const std::vector<batch>& used = first.empty() ? batches : first;
+      bias_corrections_ = passes::correct_layer_biases(model_, calib, used, layers_);
       bias_corrected_ = true;
     }
     executor ex(calib);
