@@ -41,6 +41,16 @@ SETTINGS = {"W8A8": (8, 8), "W4A8": (4, 8), "W8A4": (8, 4)}
 REPEATS = 3
 
 
+def fastest(runs, work):
+    """work()'s last result and its fastest wall time over `runs` runs (the machine is shared)."""
+    best, result = float("inf"), None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = work()
+        best = min(best, time.perf_counter() - t0)
+    return result, best
+
+
 def predict_onnx(path, x):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -62,12 +72,8 @@ def run_amctq(tool, work, wbits, abits, method, results, x, weight_preset="amct"
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "config.json")
     json.dump(cfg, open(path, "w"))
-    dt = float("inf")
-    for _ in range(REPEATS):  # the fastest of a few runs: the machine is shared
-        t0 = time.perf_counter()
-        r = subprocess.run([tool, "quantize", "--model", MODEL, "--calib", CALIB, "--config", path, "--out", out,
-                            "--quiet"], capture_output=True, text=True)
-        dt = min(dt, time.perf_counter() - t0)
+    r, dt = fastest(REPEATS, lambda: subprocess.run([tool, "quantize", "--model", MODEL, "--calib", CALIB, "--config",
+                                                     path, "--out", out, "--quiet"], capture_output=True, text=True))
     if r.returncode != 0:
         return None, dt, r.stderr.strip()
     return {"deploy": predict_onnx(os.path.join(out, "fmnist_cnn_deploy_model.onnx"), x),
@@ -85,10 +91,8 @@ def run_ort(work, wbits, abits, method):
             return next(self.batches, None)
 
     out = os.path.join(work, f"ort_{method}_w{wbits}a{abits}.onnx")
-    dt = float("inf")
     # 2048-bin Entropy takes seconds per run; the quick methods get the fastest of REPEATS runs.
-    for _ in range(1 if method == "Entropy" else REPEATS):
-        dt = min(dt, quantize_ort(work, wbits, abits, method, out, reader))
+    _, dt = fastest(1 if method == "Entropy" else REPEATS, lambda: quantize_ort(work, wbits, abits, method, out, reader))
     return out, dt
 
 
@@ -96,7 +100,6 @@ def quantize_ort(work, wbits, abits, method, out, reader):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     calib_method = getattr(CalibrationMethod, method)
     cache = None
-    t0 = time.perf_counter()
     if method == "Entropy":
         # quantize_static forwards no bin count to its entropy calibrater (default 128 bins), so
         # the 2048-bin ranges are computed by ORT's own calibrater and handed to quantize_static
@@ -111,7 +114,6 @@ def quantize_ort(work, wbits, abits, method, out, reader):
                     activation_type=QuantType.QUInt8 if abits == 8 else QuantType.QUInt4,
                     weight_type=QuantType.QInt8 if wbits == 8 else QuantType.QInt4,
                     calibrate_method=calib_method, calibration_cache_path=cache)
-    return time.perf_counter() - t0
 
 
 def torch_model():
