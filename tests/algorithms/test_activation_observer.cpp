@@ -98,13 +98,43 @@ TEST_CASE("every order-independent method: shuffled batchings and shard merges g
   }
 }
 
+TEST_CASE("pot_diffs: the same batches in any order and any shard split give identical params") {
+  // pot_diffs keeps one statistic per batch, so the batching is part of its input (documented);
+  // the order of the batches and the shards they were observed in are not.
+  const std::size_t cols = 8, rows_per_batch = 500, batches = 12;
+  const auto v = mixed_data(cols * rows_per_batch * batches, 21);
+  for (batch_statistic st : {batch_statistic::modal, batch_statistic::max, batch_statistic::mean, batch_statistic::median}) {
+    for (int axis : {per_tensor, 1}) {
+      CAPTURE(axis);
+      auto o = opts(calib_method::pot_diffs, true, axis);
+      o.statistic = st;
+      auto batch = [&](std::size_t b) {
+        return make_view(v.data() + b * rows_per_batch * cols,
+                         {static_cast<std::ptrdiff_t>(rows_per_batch), static_cast<std::ptrdiff_t>(cols)});
+      };
+      activation_observer in_order(o);
+      for (std::size_t b = 0; b < batches; ++b) in_order.observe(batch(b));
+      std::vector<std::size_t> order(batches);
+      for (std::size_t b = 0; b < batches; ++b) order[b] = b;
+      for (unsigned seed : {1u, 2u, 3u}) {
+        std::mt19937 rng(seed);
+        std::shuffle(order.begin(), order.end(), rng);
+        activation_observer shards[3] = {activation_observer(o), activation_observer(o), activation_observer(o)};
+        for (std::size_t k = 0; k < batches; ++k) shards[(k * seed) % 3].observe(batch(order[k]));
+        shards[2].merge(shards[0]);
+        shards[1].merge(shards[2]);
+        CHECK(same(in_order.result(), shards[1].result()));
+      }
+    }
+  }
+}
+
 TEST_CASE("per-channel equals per-tensor on each channel's own data, on any axis") {
   const std::size_t rows = 3000, cols = 5;
   auto v = mixed_data(rows * cols, 12);
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t c = 0; c < cols; ++c) v[r * cols + c] *= static_cast<float>(c + 1);
-  for (calib_method m : {calib_method::minmax, calib_method::percentile, calib_method::entropy, calib_method::mse,
-                         calib_method::ifmr, calib_method::hfmg, calib_method::aciq_laplace}) {
+  for (calib_method m : all_calib_methods) {
     const std::string method = to_string(m);
     CAPTURE(method);
     for (int axis : {0, 1}) {
@@ -160,31 +190,144 @@ TEST_CASE("state round trip restores an observer that gives the same result and 
   CHECK_THROWS_AS(activation_observer::from_state(o, st), amctq::error);
 }
 
-TEST_CASE("NaN/Inf: an error naming the tensor, or skipped on request") {
-  std::vector<float> v{1.0f, -2.0f, std::numeric_limits<float>::quiet_NaN(), 3.0f, std::numeric_limits<float>::infinity()};
+namespace {
+
+// Data holding NaN / inf at the given positions, and the same data without them.
+struct dirty_data {
+  std::vector<float> with, without;
+  std::size_t bad = 0;
+};
+
+dirty_data dirty(std::size_t n, std::size_t nan_at, std::size_t nan_run, unsigned seed, bool infinities = true) {
+  dirty_data d;
+  d.with = mixed_data(n, seed);
+  for (std::size_t i = nan_at; i < nan_at + nan_run; ++i) d.with[i] = std::numeric_limits<float>::quiet_NaN();
+  if (infinities) {
+    d.with[n / 3] = std::numeric_limits<float>::infinity();
+    d.with[n - 1] = -std::numeric_limits<float>::infinity();
+  }
+  for (float x : d.with) {
+    if (std::isfinite(x)) d.without.push_back(x);
+    else ++d.bad;
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("NaN/Inf: an error naming the tensor, or skipped on request, on every path") {
+  // Sizes reach the scalar tail, whole SIMD widths of NaN (a run of 32 inside the tails' cuts),
+  // and the single fused pass of a large batch (>= 2^18 values).
+  const dirty_data cases[] = {dirty(5, 2, 1, 1),         dirty(200, 64, 32, 2),
+                              dirty(200, 128, 32, 5, false), dirty(20000, 16000, 32, 3),
+                              dirty(std::size_t{1} << 19, 300000, 48, 4)};
+  for (const dirty_data& d : cases) {
+    for (calib_method m : all_calib_methods) {
+      const std::string method = to_string(m);
+      const std::size_t n = d.with.size();
+      CAPTURE(method);
+      CAPTURE(n);
+      auto o = opts(m);
+      o.name = "conv1.input";
+      activation_observer a(o);
+      try {
+        a.observe(make_view(d.with.data(), {static_cast<std::ptrdiff_t>(n)}));
+        FAIL("no error");
+      } catch (const amctq::error& e) {
+        CHECK(e.code() == errc::non_finite);
+        CHECK(std::string(e.what()).find("conv1.input") != std::string::npos);
+      }
+      o.skip_nonfinite = true;
+      activation_observer skipping(o), clean(o);
+      skipping.observe(make_view(d.with.data(), {static_cast<std::ptrdiff_t>(n)}));
+      clean.observe(make_view(d.without.data(), {static_cast<std::ptrdiff_t>(d.without.size())}));
+      CHECK(skipping.nonfinite() == d.bad);
+      // Skipping means exactly that: the result is the one of the finite values alone.
+      CHECK(same(skipping.result(), clean.result()));
+      validate(skipping.result().params);
+    }
+  }
+}
+
+TEST_CASE("NaN/Inf per channel: counted in every channel, and a channel or batch with no finite value is harmless") {
+  const std::size_t rows = 400, cols = 4;
+  auto v = mixed_data(rows * cols, 31);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::size_t r = 0; r < rows; ++r) v[r * cols + 2] = nan;  // channel 2: nothing finite
+  v[7 * cols + 1] = std::numeric_limits<float>::infinity();
+  const std::vector<float> all_nan(rows * cols, nan);
   for (calib_method m : all_calib_methods) {
     const std::string method = to_string(m);
     CAPTURE(method);
-    auto o = opts(m);
-    o.name = "conv1.input";
-    activation_observer a(o);
-    try {
-      a.observe(make_view(v.data(), {5}));
-      FAIL("no error");
-    } catch (const amctq::error& e) {
-      CHECK(e.code() == errc::non_finite);
-      CHECK(std::string(e.what()).find("conv1.input") != std::string::npos);
-    }
+    auto o = opts(m, false, 1);
+    o.name = "fc.input";
+    activation_observer strict(o);
+    CHECK_THROWS_WITH_AS(strict.observe(make_view(v.data(), {static_cast<std::ptrdiff_t>(rows), static_cast<std::ptrdiff_t>(cols)})),
+                         doctest::Contains("fc.input"), amctq::error);
     o.skip_nonfinite = true;
-    activation_observer b(o);
-    b.observe(make_view(v.data(), {5}));
-    CHECK(b.nonfinite() == 2);
-    const auto r = b.result();
-    if (m != calib_method::pot_diffs) {  // a power-of-two grid may reach past the data
-      CHECK(r.ranges[0].max <= 3.0f);
-      CHECK(r.ranges[0].min >= -2.0f);
-    }
+    activation_observer a(o);
+    a.observe(make_view(all_nan.data(), {static_cast<std::ptrdiff_t>(rows), static_cast<std::ptrdiff_t>(cols)}));
+    a.observe(make_view(v.data(), {static_cast<std::ptrdiff_t>(rows), static_cast<std::ptrdiff_t>(cols)}));
+    CHECK(a.nonfinite() == rows * cols + rows + 1);
+    const auto r = a.result();
     validate(r.params);
+    REQUIRE(r.ranges.size() == cols);
+    CHECK(r.ranges[2].min == 0.0f);  // no data: [0, 0]
+    CHECK(r.ranges[2].max == 0.0f);
+    // The other channels are what their finite values alone give.
+    for (std::size_t c : {0u, 1u, 3u}) {
+      std::vector<float> col;
+      for (std::size_t i = 0; i < rows; ++i)
+        if (std::isfinite(v[i * cols + c])) col.push_back(v[i * cols + c]);
+      activation_observer pt(opts(m));
+      pt.observe(make_view(col.data(), {static_cast<std::ptrdiff_t>(col.size())}));
+      CHECK(r.ranges[c].min == pt.result().ranges[0].min);
+      CHECK(r.ranges[c].max == pt.result().ranges[0].max);
+    }
+    // Per-tensor: an all-NaN batch between two good ones changes nothing.
+    auto pto = opts(m);
+    pto.skip_nonfinite = true;
+    activation_observer with_gap(pto), without(pto);
+    for (auto* ob : {&with_gap, &without}) ob->observe(make_view(v.data(), {static_cast<std::ptrdiff_t>(cols), static_cast<std::ptrdiff_t>(2)}));
+    with_gap.observe(make_view(all_nan.data(), {static_cast<std::ptrdiff_t>(all_nan.size())}));
+    for (auto* ob : {&with_gap, &without}) ob->observe(make_view(v.data() + 8 * cols, {static_cast<std::ptrdiff_t>(100)}));
+    CHECK(same(with_gap.result(), without.result()));
+  }
+}
+
+TEST_CASE("per-channel: empty, constant and all-zero channels give valid params; a zero-channel axis is an error") {
+  const std::size_t rows = 64, cols = 3;
+  std::vector<float> v(rows * cols);
+  for (std::size_t r = 0; r < rows; ++r) {
+    v[r * cols + 0] = 0.0f;
+    v[r * cols + 1] = 1.5f;
+    v[r * cols + 2] = -0.75f;
+  }
+  for (calib_method m : all_calib_methods) {
+    for (bool sym : {true, false}) {
+      const std::string method = to_string(m);
+      CAPTURE(method);
+      CAPTURE(sym);
+      activation_observer e(opts(m, sym, 1));
+      e.observe(make_view(v.data(), {0, static_cast<std::ptrdiff_t>(cols)}));
+      auto r = e.result();
+      validate(r.params);
+      REQUIRE(r.ranges.size() == cols);
+      for (const calib_range& c : r.ranges) CHECK((c.min == 0.0f && c.max == 0.0f));
+      activation_observer k(opts(m, sym, 1));
+      k.observe(make_view(v.data(), {static_cast<std::ptrdiff_t>(rows), static_cast<std::ptrdiff_t>(cols)}));
+      r = k.result();
+      validate(r.params);
+      if (m != calib_method::pot_diffs) CHECK(r.params.scale[0] == 1.0f);
+      for (std::size_t c = 1; c < cols; ++c) {
+        const float x = v[c], s = r.params.scale[c];
+        const float q = std::nearbyint(x / s) + static_cast<float>(r.params.zero_point[c]);
+        const float back = (std::clamp(q, float(r.params.qmin), float(r.params.qmax)) - r.params.zero_point[c]) * s;
+        CHECK(std::fabs(back - x) <= 0.5f * s + 1e-6f);
+      }
+      activation_observer none(opts(m, sym, 1));
+      CHECK_THROWS_WITH_AS(none.observe(make_view(v.data(), {4, 0})), doctest::Contains("extent 0"), amctq::error);
+    }
   }
 }
 

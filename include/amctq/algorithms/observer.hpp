@@ -145,6 +145,8 @@ class activation_observer {
     AMCTQ_CHECK(axis < static_cast<int>(R), errc::invalid_argument, where, "tensor '", o_.name, "': axis ", axis,
                 " is out of range for rank ", R);
     const std::size_t nch = axis == per_tensor ? 1 : static_cast<std::size_t>(x.extent(static_cast<std::size_t>(axis)));
+    AMCTQ_CHECK(nch > 0, errc::invalid_argument, where, "tensor '", o_.name, "': axis ", axis,
+                " has extent 0, so there is no channel to calibrate");
     if (ch_.empty()) init_channels(nch);
     AMCTQ_CHECK(nch == ch_.size(), errc::shape_mismatch, where, "tensor '", o_.name, "': batch has ", nch,
                 " channels along axis ", axis, ", earlier batches had ", ch_.size());
@@ -203,6 +205,9 @@ class activation_observer {
     }
     const bool fast = axis == per_tensor && hist;
     for_each_run(x, axis, [&](std::size_t c, const float* p, std::size_t n, std::ptrdiff_t stride) {
+      // A channel with no finite value in this batch (possible only with skip_nonfinite) may
+      // have no histogram grid yet, and has nothing to add.
+      if (batch[c].empty()) return;
       channel& ch = ch_[c];
       if (hist) {
         if (fast && stride == 1) ch.hist.accumulate(p, n);

@@ -48,8 +48,10 @@ class extreme_values {
       B hi(hi_threshold()), lo(lo_threshold());
       for (; i + W <= n; i += W) {
         const B v = B::load_unaligned(x + i);
-        // inf passes the thresholds and NaN the v != v test; offer() counts both.
-        if (xsimd::any((v > hi) | (v < lo) | (v != v))) {
+        // Written as "not all inside" because NaN fails every ordered comparison, so it is
+        // flagged here, as is inf; offer() counts both. (xsimd's v != v is an ordered
+        // not-equal on AVX, false for NaN, so it cannot be the NaN test.)
+        if (!xsimd::all((v <= hi) & (v >= lo))) {
           // Only lanes past a threshold go through offer(); thresholds only tighten, so a
           // stale pair here lets through a superset that offer() checks again.
           const float h = hi_threshold(), l = lo_threshold();
