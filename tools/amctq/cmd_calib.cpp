@@ -1,7 +1,10 @@
 // `amctq calib`: calibrates one tensor from .npy files (each file one batch) with any of
 // amctq's activation calibration methods and prints one JSON object with the chosen range and
 // quantization parameters (arrays when per-channel).
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <map>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -44,17 +47,56 @@ void print_help(std::ostream& out) {
          "  --percentile P           percentile method, in percent (" << d.percentile.percentile << ")\n"
          "  --bins N                 entropy / percentile(onnxruntime) histogram bins (2048); hfmg bins (4096 amct, 2048 pytorch)\n"
          "  --levels N               entropy quantization levels (2^(B-1) symmetric, 2^B asymmetric, 128 onnxruntime)\n"
+         "  --max-rounds N           entropy (" << d.entropy.max_rounds << ") / mse (" << d.mse.max_rounds
+      << "): asymmetric alternations of the two window ends\n"
          "  --max-percentile F       ifmr (" << d.ifmr.max_percentile << ")\n"
          "  --min-percentile F       ifmr (" << d.ifmr.min_percentile << ")\n"
          "  --search-range A,B       ifmr clipping ratios (" << d.ifmr.search_start << "," << d.ifmr.search_end << ")\n"
          "  --search-step S          ifmr ratio step (" << d.ifmr.search_step << ")\n"
          "  --search-points N        mse coarse candidates (" << d.mse.search_points << ")\n"
+         "  --refine-points N        mse fine candidates around the best coarse one (" << d.mse.refine_points << ")\n"
          "  --averaging-constant C   moving_average (" << d.moving_average.averaging_constant << ")\n"
          "  --scope N                pot_diffs positions tried (" << d.pot.scope << ")\n"
+         "  --max-fix-pos N          pot_diffs largest fix position; all-zero data takes it (" << d.pot.max_fix_pos << ")\n"
          "  --statistic S            pot_diffs across batches: modal | max | mean | median (modal)\n"
          "  --torch-int-range        hfmg/pytorch: emulate torch <= 1.13's int() histogram range (off)\n"
          "  --histogram-capacity N   streaming histogram bins (" << d.histogram_capacity << ")\n"
-         "  --tail-capacity N        exact extreme values kept per side (" << d.tail_capacity << ")\n";
+         "  --tail-capacity N        percentile / ifmr: exact extreme values kept per side (" << d.tail_capacity << ")\n"
+         "Method options given for another method are an error.\n";
+}
+
+// Method options and the methods they tune: any other method refuses them, so a typo in
+// --method cannot leave a tuning option silently unused.
+const std::map<std::string, std::vector<calib_method>>& method_options() {
+  using m = calib_method;
+  static const std::map<std::string, std::vector<calib_method>> table = {
+      {"--percentile", {m::percentile}},
+      {"--bins", {m::entropy, m::percentile, m::hfmg}},
+      {"--levels", {m::entropy}},
+      {"--max-rounds", {m::entropy, m::mse}},
+      {"--max-percentile", {m::ifmr}},
+      {"--min-percentile", {m::ifmr}},
+      {"--search-range", {m::ifmr}},
+      {"--search-step", {m::ifmr}},
+      {"--search-points", {m::mse}},
+      {"--refine-points", {m::mse}},
+      {"--averaging-constant", {m::moving_average}},
+      {"--scope", {m::pot_diffs}},
+      {"--max-fix-pos", {m::pot_diffs}},
+      {"--statistic", {m::pot_diffs}},
+      {"--torch-int-range", {m::hfmg}},
+      {"--tail-capacity", {m::percentile, m::ifmr}},
+  };
+  return table;
+}
+
+void check_applies(const std::string& opt, calib_method method) {
+  const auto& methods = method_options().at(opt);
+  if (std::find(methods.begin(), methods.end(), method) != methods.end()) return;
+  std::string names;
+  for (calib_method m : methods) names += (names.empty() ? "" : ", ") + std::string(to_string(m));
+  AMCTQ_THROW(errc::invalid_argument, "amctq calib", "option ", opt, " does not apply to --method ", to_string(method),
+              "; it tunes ", names);
 }
 
 double to_number(const std::string& opt, const std::string& v) {
@@ -67,9 +109,15 @@ double to_number(const std::string& opt, const std::string& v) {
 
 int to_int(const std::string& opt, const std::string& v) {
   const double x = to_number(opt, v);
-  AMCTQ_CHECK(x == static_cast<double>(static_cast<int>(x)), errc::invalid_argument, "amctq calib", "option ", opt,
-              " needs an integer, got '", v, "'");
+  AMCTQ_CHECK(std::fabs(x) <= 2147483647.0 && x == std::trunc(x), errc::invalid_argument, "amctq calib", "option ",
+              opt, " needs an integer, got '", v, "'");
   return static_cast<int>(x);
+}
+
+std::uint32_t to_count(const std::string& opt, const std::string& v) {
+  const int x = to_int(opt, v);
+  AMCTQ_CHECK(x >= 0, errc::invalid_argument, "amctq calib", "option ", opt, " needs a count >= 0, got '", v, "'");
+  return static_cast<std::uint32_t>(x);
 }
 
 template <std::size_t R>
@@ -105,7 +153,8 @@ int cmd_calib(int argc, char** argv) {
     observer_options o;
     o.spec.symmetric = false;
     o.name = "calibration data";
-    std::vector<std::string> files;
+    std::vector<std::string> files, tuned;
+    int bins = 0;
     for (int i = 0; i < argc; ++i) {
       const std::string a = argv[i];
       if (a == "calib" && i == 0) continue;
@@ -117,6 +166,7 @@ int cmd_calib(int argc, char** argv) {
         AMCTQ_CHECK(i + 1 < argc, errc::invalid_argument, "amctq calib", "option ", a, " needs a value");
         return argv[++i];
       };
+      if (method_options().count(a)) tuned.push_back(a);
       if (a == "--method") o.method = calib_method_from_string(value());
       else if (a == "--bits") o.spec.bits = to_int(a, value());
       else if (a == "--symmetric") o.spec.symmetric = true;
@@ -130,12 +180,11 @@ int cmd_calib(int argc, char** argv) {
                     "' (amct, onnxruntime, pytorch)");
       } else if (a == "--skip-nonfinite") o.skip_nonfinite = true;
       else if (a == "--percentile") o.percentile.percentile = to_number(a, value());
-      else if (a == "--bins") {
-        const int b = to_int(a, value());
-        o.entropy.bins = b;
-        o.percentile.bins = b;
-        o.hfmg.bins = b;
-      } else if (a == "--levels") o.entropy.levels = to_int(a, value());
+      else if (a == "--bins") bins = to_int(a, value());
+      else if (a == "--levels") o.entropy.levels = to_int(a, value());
+      else if (a == "--max-rounds") o.entropy.max_rounds = o.mse.max_rounds = to_int(a, value());
+      else if (a == "--refine-points") o.mse.refine_points = to_int(a, value());
+      else if (a == "--max-fix-pos") o.pot.max_fix_pos = to_int(a, value());
       else if (a == "--max-percentile") o.ifmr.max_percentile = to_number(a, value());
       else if (a == "--min-percentile") o.ifmr.min_percentile = to_number(a, value());
       else if (a == "--search-range") {
@@ -157,10 +206,16 @@ int cmd_calib(int argc, char** argv) {
         else if (s == "median") o.statistic = batch_statistic::median;
         else AMCTQ_THROW(errc::invalid_argument, "amctq calib", "unknown statistic '", s, "' (modal, max, mean, median)");
       } else if (a == "--torch-int-range") o.hfmg.torch_int_range = true;
-      else if (a == "--histogram-capacity") o.histogram_capacity = static_cast<std::uint32_t>(to_int(a, value()));
-      else if (a == "--tail-capacity") o.tail_capacity = static_cast<std::uint32_t>(to_int(a, value()));
+      else if (a == "--histogram-capacity") o.histogram_capacity = to_count(a, value());
+      else if (a == "--tail-capacity") o.tail_capacity = to_count(a, value());
       else if (!a.empty() && a[0] == '-') AMCTQ_THROW(errc::invalid_argument, "amctq calib", "unknown option '", a, "' (see amctq calib --help)");
       else files.push_back(a);
+    }
+    for (const std::string& t : tuned) check_applies(t, o.method);
+    if (bins != 0) {
+      if (o.method == calib_method::entropy) o.entropy.bins = bins;
+      if (o.method == calib_method::percentile) o.percentile.bins = bins;
+      if (o.method == calib_method::hfmg) o.hfmg.bins = bins;
     }
     AMCTQ_CHECK(!files.empty(), errc::invalid_argument, "amctq calib", "no .npy file given (see amctq calib --help)");
     activation_observer ob(o);

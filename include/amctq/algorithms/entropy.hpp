@@ -36,7 +36,8 @@ inline void validate(const entropy_options& o, const char* where = "entropy_opti
               o.bins);
   AMCTQ_CHECK(o.levels >= 0 && o.levels <= o.bins, errc::invalid_argument, where,
               "levels must be 0 (default) or in [1, bins], got ", o.levels);
-  AMCTQ_CHECK(o.max_rounds >= 1, errc::invalid_argument, where, "max_rounds must be >= 1");
+  AMCTQ_CHECK(o.max_rounds >= 1 && o.max_rounds <= 1000, errc::invalid_argument, where,
+              "max_rounds must be in [1, 1000], got ", o.max_rounds);
 }
 
 namespace detail {

@@ -32,7 +32,8 @@ inline void validate(const mse_options& o, const char* where = "mse_options") {
               "search_points must be in [2, 2^20], got ", o.search_points);
   AMCTQ_CHECK(o.refine_points >= 1 && o.refine_points <= 1 << 20, errc::invalid_argument, where,
               "refine_points must be in [1, 2^20], got ", o.refine_points);
-  AMCTQ_CHECK(o.max_rounds >= 1, errc::invalid_argument, where, "max_rounds must be >= 1, got ", o.max_rounds);
+  AMCTQ_CHECK(o.max_rounds >= 1 && o.max_rounds <= 1000, errc::invalid_argument, where,
+              "max_rounds must be in [1, 1000], got ", o.max_rounds);
 }
 
 inline calib_range mse_range(const binned_histogram& h, const quant_spec& spec, preset how = preset::amct,

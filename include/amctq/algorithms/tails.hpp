@@ -30,7 +30,8 @@ class extreme_values {
   static constexpr std::uint32_t default_capacity = 4096;
 
   explicit extreme_values(std::uint32_t capacity = default_capacity) : capacity_(capacity) {
-    AMCTQ_CHECK(capacity >= 1, errc::invalid_argument, "extreme_values", "capacity must be >= 1");
+    AMCTQ_CHECK(capacity >= 1 && capacity <= (1u << 24), errc::invalid_argument, "extreme_values",
+                "capacity must be in [1, 16777216], got ", capacity);
   }
 
   std::uint32_t capacity() const noexcept { return capacity_; }
