@@ -158,5 +158,18 @@ TEST_CASE("golden: PyTorch MinMaxObserver and HistogramObserver") {
     const auto r = run(v, calib_method::hfmg, preset::pytorch, make_spec(false, false), 99.99, int_range);
     CHECK(std::fabs(r.min - h["min"].get<double>()) <= bin * 1.001);
     CHECK(std::fabs(r.max - h["max"].get<double>()) <= bin * 1.001);
+
+    // torch 2.x histograms the first batch over [min, max]: the pytorch preset as it is, with
+    // no emulation, must reproduce it.
+    if (d.contains("pytorch_2")) {
+      const auto& h2 = d["pytorch_2"]["histogram"];
+      const double bin2 = (h2["data_max"].get<double>() - h2["data_min"].get<double>()) / 2048.0;
+      const auto r2 = run(v, calib_method::hfmg, preset::pytorch, make_spec(false, false), 99.99, false);
+      CHECK(std::fabs(r2.min - h2["min"].get<double>()) <= bin2 * 1.001);
+      CHECK(std::fabs(r2.max - h2["max"].get<double>()) <= bin2 * 1.001);
+      const auto p2 = params_from_range(r2.min, r2.max, make_spec(false, false), preset::pytorch);
+      CHECK(p2.scale[0] == doctest::Approx(h2["scale"].get<double>()).epsilon(1.001 * bin2 / (r2.max - r2.min)));
+    }
   }
+  CHECK(g.contains("torch_2_version"));  // the stored numbers include a torch 2.x run
 }

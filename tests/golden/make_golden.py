@@ -12,7 +12,16 @@ Peers (single batch, so every peer histograms exactly the data):
   * PyTorch: MinMaxObserver (quint8 affine, qint8 symmetric) and HistogramObserver (bins=2048,
     quint8 affine) -> its _non_linear_param_search range and qparams.
 
-Usage: .venv/bin/python tests/golden/make_golden.py > tests/golden/activation_golden.json
+A second PyTorch (--torch2 PYTHON, an interpreter with another torch release) adds its
+HistogramObserver numbers as "pytorch_2". Debian 12's torch 1.13 histograms its first batch over
+[int(min), int(max)]; torch 2.x over [min, max], which is what amctq's pytorch preset does
+unless told to emulate 1.13. The stored file was made with Debian's torch 1.13.0a0 and PyPI's
+torch 2.5.1 (installed only for this, in a scratch venv; CI does not need it):
+
+  python3 -m venv /tmp/t2 && /tmp/t2/bin/pip install torch==2.5.1 numpy
+  .venv/bin/python tests/golden/make_golden.py --torch2 /tmp/t2/bin/python > tests/golden/activation_golden.json
+
+Without --torch2 the "pytorch_2" entries are left out (the C++ test then skips those checks).
 """
 import json
 import math
@@ -107,18 +116,41 @@ def torch_results(x):
     return res
 
 
+DATASETS = ("normal", "laplace_outliers", "relu", "bimodal")
+
+
+def torch_only():
+    """--torch-only: this interpreter's torch version and HistogramObserver results, as JSON."""
+    import torch
+    json.dump({"torch_version": torch.__version__,
+               "datasets": {name: torch_results(dataset(name))["histogram"] for name in DATASETS}}, sys.stdout)
+
+
 def main():
+    import subprocess
+    if sys.argv[1:] == ["--torch-only"]:
+        return torch_only()
+    second = None
+    if len(sys.argv) == 3 and sys.argv[1] == "--torch2":
+        second = json.loads(subprocess.run([sys.argv[2], __file__, "--torch-only"], capture_output=True, text=True,
+                                           check=True).stdout)
+    elif len(sys.argv) != 1:
+        sys.exit("usage: make_golden.py [--torch2 PYTHON] > activation_golden.json")
     real_stdout = sys.stdout
     sys.stdout = sys.stderr  # the peers print progress on stdout
     import onnxruntime
     import torch
     out = {"n": N, "generator": "splitmix64 (see make_golden.py)", "onnxruntime_version": onnxruntime.__version__,
            "torch_version": torch.__version__, "datasets": {}}
-    for name in ("normal", "laplace_outliers", "relu", "bimodal"):
+    if second:
+        out["torch_2_version"] = second["torch_version"]
+    for name in DATASETS:
         x = dataset(name)
         out["datasets"][name] = {
             "min": float(x.min()), "max": float(x.max()), "sum_first_100": float(np.sum(x[:100], dtype=np.float64)),
             "onnxruntime": ort_results(x), "pytorch": torch_results(x)}
+        if second:
+            out["datasets"][name]["pytorch_2"] = {"histogram": second["datasets"][name]}
         print(name, "done", file=sys.stderr)
     json.dump(out, real_stdout, indent=1)
     real_stdout.write("\n")
