@@ -45,7 +45,31 @@ TEST_CASE("pipeline: layers sharing a weight are refused") {
     if (n.name == "/16/Gemm") w16 = n.inputs[1];
   for (auto& n : nodes)
     if (n.name == "/18/Gemm") n.inputs[1] = w16;
-  CHECK_THROWS_WITH_AS(graph::create_quant_config(m), doctest::Contains("share the weight"), amctq::error);
+  const graph::quant_config c = graph::create_quant_config(m);
+  CHECK_THROWS_WITH_AS(graph::quantizer(m, c), doctest::Contains("share the weight"), amctq::error);
+  // Skipping one is not enough (the quantized one would still share its weight with a float
+  // reader); skipping both, as the message advises, is.
+  graph::quant_config skip = c;
+  skip.skip_layers = {"/18/Gemm"};
+  CHECK_THROWS_WITH_AS(graph::quantizer(m, skip), doctest::Contains("is also used by node '/18/Gemm'"), amctq::error);
+  skip.skip_layers = {"/16/Gemm", "/18/Gemm"};
+  const graph::quantizer q(m, skip);
+  CHECK(q.layers().size() == c.layers.size() - 2);
+}
+
+TEST_CASE("pipeline: a Gemm with transA or alpha != 1 stays in float, and skip_layers without a layer list works") {
+  auto m = io::read_onnx(model_path());
+  for (auto& n : m.main.nodes)
+    if (n.name == "/18/Gemm") graph::passes::detail::set_float_attribute(n, "alpha", 0.5f);
+  const graph::quant_config c = graph::create_quant_config(m);
+  for (const auto& l : c.layers) CHECK(l.name != "/18/Gemm");
+  graph::quant_config minimal;  // no layer list, as a hand-written {"skip_layers": [...]} gives
+  minimal.skip_layers = {"/16/Gemm"};
+  const graph::quantizer q(m, minimal);
+  CHECK(q.layers().size() == c.layers.size() - 1);
+  minimal.skip_layers = {"/nope/Gemm"};
+  CHECK_THROWS_WITH_AS(graph::quantizer(m, minimal), doctest::Contains("config.skip_layers: names '/nope/Gemm'"),
+                       amctq::error);
 }
 
 TEST_CASE("pipeline: a config naming a layer the model lacks is refused") {

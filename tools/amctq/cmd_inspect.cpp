@@ -13,6 +13,8 @@
 
 #include "amctq/error.hpp"
 #include "amctq/graph/ir.hpp"
+#include "amctq/graph/passes/fold_batchnorm.hpp"
+#include "amctq/graph/quant_layers.hpp"
 #include "amctq/io/onnx_reader.hpp"
 
 namespace {
@@ -95,47 +97,41 @@ void print_summary(std::ostream& out, const std::string& path, const amctq::grap
   if (external) out << ", " << external << " in external data";
   out << "\n";
 
-  // Constant weights: initializers, Constant outputs, and outputs of any deterministic node
-  // whose inputs are all constant (ConstantOfShape-made weights, folded reshapes). Shapes are
-  // known for the first two and for ConstantOfShape of an initializer; "?" otherwise.
-  std::map<std::string, std::optional<std::vector<std::int64_t>>> constants;
-  for (const auto& i : g.initializers) constants[i.name] = i.value.shape();
-  for (const auto& n : g.nodes) {
-    if (!is_default_domain(n.domain) || n.outputs.empty() || n.op_type.rfind("Random", 0) == 0) continue;
-    if (n.op_type == "Constant") {
-      const attribute* v = n.find("value");
-      constants[n.outputs[0]] = v && v->type == attribute::kind::t ? std::optional(v->t.shape()) : std::nullopt;
+  // The layers `amctq config` / `quantize` will see: found the same way, on the same
+  // BatchNorm-folded graph.
+  amctq::graph::model folded = m;
+  amctq::graph::passes::detail::freeze_initializer_inputs(folded.main);
+  amctq::graph::passes::fold_batchnorm(folded);
+  const auto layers = amctq::graph::find_quant_layers(folded.main);
+  const amctq::graph::graph& f = folded.main;
+  std::set<std::size_t> quantizable;
+  out << "\nquantizable layers: " << layers.size() << "\n";
+  for (const auto& l : layers) {
+    quantizable.insert(l.node_index);
+    const node& n = f.nodes[l.node_index];
+    if (l.weight.empty()) {
+      out << "  " << l.op_type << " " << l.name << "  kernel " << dims_text(n.get_ints("kernel_shape")) << "\n";
       continue;
     }
-    bool all_constant = !n.inputs.empty();
-    for (const auto& in : n.inputs) all_constant = all_constant && (in.empty() || constants.count(in));
-    if (!all_constant) continue;
-    std::optional<std::vector<std::int64_t>> shape;
-    if (n.op_type == "ConstantOfShape")
-      if (const initializer* dims = g.find_initializer(n.inputs[0]); dims && dims->value.type() == dtype::int64)
-        shape = std::vector<std::int64_t>(dims->value.data<std::int64_t>(),
-                                          dims->value.data<std::int64_t>() + dims->value.size());
-    for (const auto& o : n.outputs) constants[o] = shape;
+    out << "  " << l.op_type << " " << l.name << "  weight " << l.weight << " "
+        << dims_text(f.find_initializer(l.weight)->value.shape()) << (l.bias.empty() ? "" : ", bias " + l.bias) << "\n";
   }
-  std::vector<std::string> rows;
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    const node& n = g.nodes[k];
-    if (!is_default_domain(n.domain)) continue;
-    const std::string name = n.name.empty() ? "node#" + std::to_string(k) : n.name;
-    const bool weighted = n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm" ||
-                          n.op_type == "MatMul";
-    if (weighted) {
-      const auto w = n.inputs.size() > 1 ? constants.find(n.inputs[1]) : constants.end();
-      if (w == constants.end()) continue;  // a MatMul of two activations is not a weight layer
-      rows.push_back(n.op_type + " " + name + "  weight " + n.inputs[1] + " " +
-                     (w->second ? dims_text(*w->second) : std::string("[?]")) +
-                     (n.inputs.size() > 2 && !n.inputs[2].empty() ? ", bias " + n.inputs[2] : ""));
-    } else if (n.op_type == "AveragePool") {
-      rows.push_back(n.op_type + " " + name + "  kernel " + dims_text(n.get_ints("kernel_shape")));
-    }
+  // Weighted ops that stay in float, so that a missing layer is explained rather than silent.
+  std::vector<std::string> left;
+  for (std::size_t k = 0; k < f.nodes.size(); ++k) {
+    const node& n = f.nodes[k];
+    if (!is_default_domain(n.domain) || quantizable.count(k) || !amctq::graph::is_quantizable_op(n.op_type) ||
+        n.op_type == "AveragePool" || n.inputs.size() < 2)
+      continue;
+    const bool activation_operand = !f.find_initializer(n.inputs[1]);
+    if (n.op_type == "MatMul" && activation_operand) continue;  // two activations: not a weight layer
+    left.push_back(n.op_type + " " + (n.name.empty() ? n.outputs.at(0) : n.name));
   }
-  out << "\nquantizable layers: " << rows.size() << "\n";
-  for (const auto& r : rows) out << "  " << r << "\n";
+  if (!left.empty()) {
+    out << "left in float (weight or bias computed at run time, or Gemm with transA / alpha != 1): " << left.size()
+        << "\n";
+    for (const auto& r : left) out << "  " << r << "\n";
+  }
 }
 
 }  // namespace

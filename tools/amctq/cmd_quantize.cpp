@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "amctq/error.hpp"
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/config_json.hpp"
@@ -60,6 +62,19 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// The output folder, or the nearest folder above it that exists, must be writable: checked
+// before calibration so that a typo fails in a second, not after the whole run, and without
+// creating anything.
+void check_writable_folder(const std::string& out_dir) {
+  std::filesystem::path p = std::filesystem::absolute(out_dir);
+  std::error_code ec;
+  while (!std::filesystem::exists(p, ec) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
+  AMCTQ_CHECK(std::filesystem::is_directory(p, ec), amctq::errc::io, "amctq quantize", "--out ", out_dir, ": '", p.string(),
+              "' is not a folder");
+  AMCTQ_CHECK(::access(p.c_str(), W_OK | X_OK) == 0, amctq::errc::io, "amctq quantize", "--out ", out_dir, ": cannot write in '",
+              p.string(), "': ", std::strerror(errno));
+}
+
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -82,7 +97,10 @@ int cmd_quantize(int argc, char** argv) {
       if (a == "--model") model_path = value();
       else if (a == "--calib") calib_path = value();
       else if (a == "--config") config_path = value();
-      else if (a == "--out") out_dir = value();
+      else if (a == "--out") {
+        out_dir = value();
+        if (out_dir.empty()) out_dir = ".";
+      }
       else if (a == "--input") input_name = value();
       else if (a == "--quiet") quiet = true;
       else AMCTQ_THROW(errc::invalid_argument, "amctq quantize", "unknown option '", a, "' (see amctq quantize --help)");
@@ -125,8 +143,11 @@ int cmd_quantize(int argc, char** argv) {
       std::cerr << "amctq quantize: note: " << n % cfg.batch_num << " of " << n
                 << " calibration rows are unused (batch_num " << cfg.batch_num << " x " << per << " rows)\n";
 
-    std::filesystem::create_directories(out_dir);
+    check_writable_folder(out_dir);  // before the long part; the folder itself is made only when saving
     graph::quantizer q(m, cfg);
+    if (q.layers().empty())
+      std::cerr << "amctq quantize: warning: no layer is quantized (the model has none amctq can quantize, or the "
+                   "config skips them all; amctq inspect lists them): the outputs compute in float\n";
     if (!quiet) {
       const auto& fg = q.float_globals();
       if (cfg.global.convert_relu6_to_relu)

@@ -62,6 +62,7 @@ inline quant_config create_quant_config(const model& m, const std::vector<std::s
   if (!definition) c.activation.asymmetric = activation_offset;
   c.skip_layers = skip_layers;
   model folded = m;
+  passes::detail::freeze_initializer_inputs(folded.main);
   passes::fold_batchnorm(folded);
   for (const auto& l : find_quant_layers(folded.main)) {
     layer_config lc;
@@ -80,6 +81,11 @@ class quantizer {
  public:
   quantizer(model m, quant_config c) : model_(std::move(m)), config_(std::move(c)) {
     validate(config_);
+    // Checked here, not only when saving, so that an old model fails before calibration.
+    AMCTQ_CHECK(model_.opset() >= 13, errc::unsupported, "quantizer", "the model's opset ", model_.opset(),
+                " is below 13, the first with per-axis QuantizeLinear / DequantizeLinear; convert it first "
+                "(onnx.version_converter.convert_version(model, 13))");
+    passes::detail::freeze_initializer_inputs(model_.main);
     passes::fold_batchnorm(model_);
     // Vitis globals on the float model: convert_relu6_to_relu, then include_cle (passes/vitis_globals.hpp).
     float_globals_ = passes::apply_float_globals(model_, config_.global);
@@ -89,6 +95,12 @@ class quantizer {
       for (const auto& q : layers_) found = found || (q.name == l.name && q.op_type == l.op_type);
       AMCTQ_CHECK(found, errc::invalid_argument, "quantizer",
                   "config.layers.", l.name, ": no ", l.op_type, " layer of that name in the model");
+    }
+    for (const auto& name : config_.skip_layers) {
+      bool found = false;
+      for (const auto& q : layers_) found = found || q.name == name;
+      AMCTQ_CHECK(found, errc::invalid_argument, "quantizer", "config.skip_layers: names '", name,
+                  "', which is not a quantizable layer of the model (amctq inspect lists them)");
     }
     std::vector<quant_layer> enabled;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -102,6 +114,7 @@ class quantizer {
       enabled.push_back(q);
       settings_.push_back(s);
     }
+    check_distinct_weights(model_.main, enabled);
     layers_ = std::move(enabled);
   }
 
@@ -183,14 +196,11 @@ class quantizer {
       r.input_shape = shapes[layers_[i].input];
       r.act = obs.at(layers_[i].input).result(settings_[i].activation);
       if (!layers_[i].bias.empty()) {
-        const tensor& b = model_.main.find_initializer(layers_[i].bias)->value;
-        std::vector<float> bias(b.data<float>(), b.data<float>() + b.size());
-        if (layers_[i].op_type == "Gemm") {
-          const float beta = model_.main.nodes[layers_[i].node_index].get_float("beta", 1.0f);
-          for (auto& v : bias) v *= beta;
-        }
-        AMCTQ_CHECK(b.size() == r.wts.channels() || r.wts.channels() == 1, errc::unsupported, "calibrate", "layer '",
-                    r.name, "': bias of ", b.size(), " values does not match ", r.wts.channels(), " output channels");
+        // One value per output channel, Gemm's beta applied and a one-element bias broadcast.
+        const node& n = model_.main.nodes[layers_[i].node_index];
+        tensor& w = model_.main.find_initializer(layers_[i].weight)->value;
+        const auto channels = static_cast<std::size_t>(layout_of(n, w).out_channels());
+        const std::vector<float> bias = passes::detail::effective_bias(model_.main, n, channels);
         r.bias_q = quantize_bias(bias.data(), bias.size(), r.act.scale[0], r.wts, r.name);
       }
     }

@@ -206,8 +206,11 @@ inline void validate(const quant_config& c) {
     validate(s, "config.layer_type." + type);
   }
   for (const auto& l : c.layers) validate(l.settings, "config.layers." + l.name);
+  // A config that lists its layers (as `amctq config` writes it) must skip one of them; a
+  // config without a list is checked against the model by the quantizer.
   for (const auto& s : c.skip_layers)
-    if (!c.find(s)) config_fail("config.skip_layers", concat("names '", s, "', which is not a quantizable layer of the model"));
+    if (!c.layers.empty() && !c.find(s))
+      config_fail("config.skip_layers", concat("names '", s, "', which is not a quantizable layer of the model"));
 }
 
 }  // namespace amctq::graph

@@ -61,11 +61,11 @@ inline weight_layout layout_of(const node& n, tensor& w) {
   return matmul_weight_layout(tensor_view<float, 2>(p, {ext(0), ext(1)}));
 }
 
-/// Every quantizable layer of g, in node order. Throws for shared weights and for layer forms
-/// amctq cannot quantize exactly (Gemm with transA or alpha != 1).
+/// Every quantizable layer of g, in node order. Layer forms amctq cannot quantize exactly (Gemm
+/// with transA or alpha != 1, a computed bias, a weight that is not a float initializer) are
+/// not layers: they stay in float.
 inline std::vector<quant_layer> find_quant_layers(const graph& g) {
   std::vector<quant_layer> out;
-  std::map<std::string, std::string> weight_owner;
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const node& n = g.nodes[k];
     if (!n.domain.empty() && n.domain != "ai.onnx") continue;
@@ -86,29 +86,36 @@ inline std::vector<quant_layer> find_quant_layers(const graph& g) {
         if (b == nullptr) continue;  // a computed bias cannot be quantized to int32 ahead of time
         l.bias = n.inputs[2];
       }
-      if (n.op_type == "Gemm") {
-        AMCTQ_CHECK(n.get_int("transA", 0) == 0 && n.get_float("alpha", 1.0f) == 1.0f, errc::unsupported,
-                    "layer '" + l.name + "'", "Gemm with transA or alpha != 1 is not supported; skip this layer");
-      }
-      auto [it, fresh] = weight_owner.emplace(l.weight, l.name);
-      AMCTQ_CHECK(fresh, errc::unsupported, "find_quant_layers", "layers '", it->second, "' and '", l.name,
-                  "' share the weight '", l.weight,
-                  "'; amctq quantizes each layer's weights on their own: give each layer its own copy of the "
-                  "initializer, or add one of them to skip_layers");
+      if (n.op_type == "Gemm" && (n.get_int("transA", 0) != 0 || n.get_float("alpha", 1.0f) != 1.0f)) continue;
     }
     out.push_back(std::move(l));
   }
-  // A weight used both by a layer and by another node would be changed under that node's feet.
+  return out;
+}
+
+/// Refuses a weight of `layers` (the ones to be quantized) that another layer or node of g also
+/// reads: amctq quantizes each layer's weights on their own, and changing a weight would change
+/// it under the other reader's feet.
+inline void check_distinct_weights(const graph& g, const std::vector<quant_layer>& layers) {
+  std::map<std::string, std::string> weight_owner;
+  for (const quant_layer& l : layers) {
+    if (l.weight.empty()) continue;
+    auto [it, fresh] = weight_owner.emplace(l.weight, l.name);
+    AMCTQ_CHECK(fresh, errc::unsupported, "quantizer", "layers '", it->second, "' and '", l.name,
+                "' share the weight '", l.weight,
+                "'; amctq quantizes (and may balance) each layer's weights on their own: give each layer its own "
+                "copy of the initializer, or add both to skip_layers");
+  }
   for (const node& n : g.nodes)
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
       auto it = weight_owner.find(n.inputs[i]);
       if (it == weight_owner.end()) continue;
       const std::string user = n.name.empty() ? n.outputs[0] : n.name;
-      AMCTQ_CHECK(user == it->second && i == 1, errc::unsupported, "find_quant_layers", "the weight '", it->first,
+      AMCTQ_CHECK(user == it->second && i == 1, errc::unsupported, "quantizer", "the weight '", it->first,
                   "' of layer '", it->second, "' is also used by node '", user,
-                  "'; layers that share weights cannot be quantized: copy the initializer or skip the layer");
+                  "'; a weight that another node reads cannot be quantized (and may be balanced) in place: copy "
+                  "the initializer, or add the layer to skip_layers");
     }
-  return out;
 }
 
 }  // namespace amctq::graph

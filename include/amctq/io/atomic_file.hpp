@@ -64,11 +64,14 @@ class atomic_file {
   static constexpr bool counting = false;
   void put(const void* data, std::size_t n) { write(data, n); }
 
-  /// Flushes, syncs and renames over the destination.
-  void commit() {
-    AMCTQ_CHECK(fd_ >= 0, errc::io, "atomic_file::commit", "'", path_, "' is already closed");
+  /// Flushes, syncs and closes the temp file: after this, only the rename of commit() is left.
+  /// Callers writing several files prepare() them all first, so that a full disk fails before
+  /// any destination is replaced.
+  void prepare() {
+    if (prepared_) return;
+    AMCTQ_CHECK(fd_ >= 0, errc::io, "atomic_file::prepare", "'", path_, "' is already closed");
     flush();
-    AMCTQ_CHECK(::fsync(fd_) == 0, errc::io, "atomic_file::commit", "fsync of '", tmp_, "' failed: ",
+    AMCTQ_CHECK(::fsync(fd_) == 0, errc::io, "atomic_file::prepare", "fsync of '", tmp_, "' failed: ",
                 std::strerror(errno));
     // mkstemp creates 0600; give the file the usual permissions a plain fopen would.
     const mode_t mask = ::umask(0);
@@ -76,16 +79,17 @@ class atomic_file {
     ::fchmod(fd_, 0666 & ~mask);
     const int rc = ::close(fd_);
     fd_ = -1;
-    if (rc != 0) {
-      const int e = errno;
-      ::unlink(tmp_.c_str());
-      AMCTQ_THROW(errc::io, "atomic_file::commit", "closing '", tmp_, "' failed: ", std::strerror(e));
-    }
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-      const int e = errno;
-      ::unlink(tmp_.c_str());
-      AMCTQ_THROW(errc::io, "atomic_file::commit", "cannot rename '", tmp_, "' to '", path_, "': ", std::strerror(e));
-    }
+    AMCTQ_CHECK(rc == 0, errc::io, "atomic_file::prepare", "closing '", tmp_, "' failed: ", std::strerror(errno));
+    prepared_ = true;
+  }
+
+  /// prepare(), then renames over the destination.
+  void commit() {
+    prepare();
+    AMCTQ_CHECK(::rename(tmp_.c_str(), path_.c_str()) == 0, errc::io, "atomic_file::commit", "cannot rename '", tmp_,
+                "' to '", path_, "': ", std::strerror(errno));
+    prepared_ = false;
+    tmp_.clear();
   }
 
   /// Drops the temp file (what the destructor does when commit() was not reached).
@@ -93,8 +97,10 @@ class atomic_file {
     if (fd_ >= 0) {
       ::close(fd_);
       fd_ = -1;
-      ::unlink(tmp_.c_str());
     }
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    tmp_.clear();
+    prepared_ = false;
   }
 
  private:
@@ -117,8 +123,9 @@ class atomic_file {
   }
 
   std::string path_;
-  std::string tmp_;
+  std::string tmp_;  ///< the temp file while it exists (empty once committed or abandoned)
   int fd_ = -1;
+  bool prepared_ = false;
   std::vector<char> buf_;
 };
 

@@ -247,10 +247,30 @@ inline std::vector<std::byte> serialize_onnx(const graph::model& m) {
   return out;
 }
 
-/// Writes `m` to `path` (and its external data files next to it), each atomically; nothing is
-/// renamed into place until every file is complete. A model that would exceed 2 GB inline gets
-/// its initializers of 1 KiB and more moved to external data automatically.
-inline void write_onnx(const graph::model& m, const std::string& path, const onnx_write_options& opt = {}) {
+/// A model written to temp files (the model and its external data files), renamed into place
+/// by commit(); dropped uncommitted, it leaves nothing behind. Lets a caller write several
+/// files and rename them only once all of them are complete (io/save_model.hpp).
+class staged_onnx {
+ public:
+  void prepare() {
+    for (auto& f : data_files_) f->prepare();
+    model_file_->prepare();
+  }
+  void commit() {
+    for (auto& f : data_files_) f->commit();
+    model_file_->commit();
+  }
+
+ private:
+  friend staged_onnx stage_onnx(const graph::model&, const std::string&, const onnx_write_options&);
+  std::vector<std::unique_ptr<atomic_file>> data_files_;
+  std::unique_ptr<atomic_file> model_file_;
+};
+
+/// Serialises `m` for `path` (and its external data files next to it) into temp files. A
+/// model that would exceed 2 GB inline gets its initializers of 1 KiB and more moved to
+/// external data automatically.
+inline staged_onnx stage_onnx(const graph::model& m, const std::string& path, const onnx_write_options& opt = {}) {
   detail::external_plan plan = detail::plan_external(m, path, opt, opt.external_threshold);
   if (detail::serialized_size(m, plan) > onnx_max_inline_bytes) {
     plan = detail::plan_external(m, path, opt, std::min<std::size_t>(opt.external_threshold, 1024));
@@ -262,8 +282,8 @@ inline void write_onnx(const graph::model& m, const std::string& path, const onn
   std::map<std::string, std::vector<std::pair<std::int64_t, const graph::initializer*>>> files;
   for (const auto& [init, ref] : plan) files[ref.location].emplace_back(ref.offset, init);
 
+  staged_onnx staged;
   const std::string dir = detail::parent_dir(path);
-  std::vector<std::unique_ptr<atomic_file>> data_files;
   for (auto& [location, entries] : files) {
     std::sort(entries.begin(), entries.end());
     auto f = std::make_unique<atomic_file>(dir + "/" + location);
@@ -279,13 +299,18 @@ inline void write_onnx(const graph::model& m, const std::string& path, const onn
       f->write(bytes.data(), bytes.size());
       at = static_cast<std::uint64_t>(offset) + bytes.size();
     }
-    data_files.push_back(std::move(f));
+    staged.data_files_.push_back(std::move(f));
   }
-  atomic_file model_file(path);
-  pb::writer<atomic_file> w(model_file);
+  staged.model_file_ = std::make_unique<atomic_file>(path);
+  pb::writer<atomic_file> w(*staged.model_file_);
   detail::emit_model(w, m, plan);
-  for (auto& f : data_files) f->commit();
-  model_file.commit();
+  return staged;
+}
+
+/// Writes `m` to `path` (and its external data files next to it), each atomically; nothing is
+/// renamed into place until every file is complete.
+inline void write_onnx(const graph::model& m, const std::string& path, const onnx_write_options& opt = {}) {
+  stage_onnx(m, path, opt).commit();
 }
 
 }  // namespace amctq::io

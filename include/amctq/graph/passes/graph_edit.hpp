@@ -29,6 +29,49 @@ inline std::unordered_map<std::string, int> use_counts(const graph& g) {
   return uses;
 }
 
+/// Adds every tensor name the nodes of g read, including outer-scope reads from the bodies of
+/// If / Loop / Scan nodes.
+inline void collect_reads(const graph& g, std::unordered_set<std::string>& reads) {
+  for (const auto& n : g.nodes) {
+    reads.insert(n.inputs.begin(), n.inputs.end());
+    for (const auto& a : n.attributes) {
+      if (a.g) collect_reads(*a.g, reads);
+      for (const auto& sub : a.graphs)
+        if (sub) collect_reads(*sub, reads);
+    }
+  }
+}
+
+/// Drops the initializers that nothing reads any more (no node, no subgraph, no graph output),
+/// and the graph inputs that only supplied such an initializer's default: old-style models
+/// list every initializer as an input too, and ONNX Runtime would then require it as a feed.
+inline void drop_unused_initializers(graph& g) {
+  std::unordered_set<std::string> used;
+  collect_reads(g, used);
+  for (const auto& o : g.outputs) used.insert(o.name);
+  std::unordered_set<std::string> dropped;
+  std::vector<initializer> kept;
+  for (auto& i : g.initializers) {
+    if (used.count(i.name)) kept.push_back(std::move(i));
+    else dropped.insert(i.name);
+  }
+  g.initializers = std::move(kept);
+  std::vector<value_info> inputs;
+  for (auto& i : g.inputs)
+    if (!dropped.count(i.name)) inputs.push_back(std::move(i));
+  g.inputs = std::move(inputs);
+}
+
+/// Removes the graph inputs that name an initializer. Models of IR version < 4 had to list
+/// every initializer as an input, and later ones may, to let a caller override it; a quantized
+/// model bakes its weights, so the quantizer treats them all as constants.
+inline void freeze_initializer_inputs(graph& g) {
+  std::vector<value_info> inputs;
+  for (auto& i : g.inputs)
+    if (!g.find_initializer(i.name)) inputs.push_back(std::move(i));
+  g.inputs = std::move(inputs);
+}
+
 /// Whether `name` is a graph input: a caller may feed it, so an initializer of that name is only
 /// a default and must not be treated as a constant.
 inline bool is_graph_input(const graph& g, const std::string& name) {
@@ -41,7 +84,7 @@ inline bool is_graph_input(const graph& g, const std::string& name) {
 inline initializer* constant_float(graph& g, const std::string& name) {
   if (name.empty() || is_graph_input(g, name)) return nullptr;
   initializer* i = g.find_initializer(name);
-  return i && i->value.type() == dtype::float32 && !i->external ? i : nullptr;
+  return i && i->value.type() == dtype::float32 ? i : nullptr;
 }
 
 /// `base`, or base_1, base_2, ...: the first name no initializer, node output or graph input
@@ -87,7 +130,7 @@ inline std::string layer_where(const node& n) { return "layer '" + layer_name(n)
 /// of a Constant node (how exporters often write Clip bounds and Pad amounts); null otherwise.
 inline const tensor* constant_tensor(const graph& g, const std::string& name) {
   if (name.empty() || is_graph_input(g, name)) return nullptr;
-  if (const initializer* i = g.find_initializer(name)) return i->external ? nullptr : &i->value;
+  if (const initializer* i = g.find_initializer(name)) return &i->value;
   for (const auto& n : g.nodes)
     if (n.op_type == "Constant" && default_domain(n) && n.outputs.size() == 1 && n.outputs[0] == name) {
       const attribute* a = n.find("value");
@@ -125,7 +168,7 @@ inline std::vector<float> effective_bias(const graph& g, const node& n, std::siz
   if (n.inputs.size() < 3 || n.inputs[2].empty()) return {};
   const std::string who = layer_where(n);
   const initializer* b = g.find_initializer(n.inputs[2]);
-  AMCTQ_CHECK(b && !is_graph_input(g, b->name) && b->value.type() == dtype::float32 && !b->external,
+  AMCTQ_CHECK(b && !is_graph_input(g, b->name) && b->value.type() == dtype::float32,
               errc::unsupported, who, "bias '", n.inputs[2], "' is not a float32 initializer");
   const tensor& t = b->value;
   const bool per_channel = t.size() == channels && (t.rank() == 1 || (t.rank() == 2 && t.dim(0) == 1));

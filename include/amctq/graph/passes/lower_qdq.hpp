@@ -13,6 +13,7 @@
 
 #include "amctq/error.hpp"
 #include "amctq/graph/ir.hpp"
+#include "amctq/graph/passes/graph_edit.hpp"
 #include "amctq/graph/quant_layers.hpp"
 #include "amctq/graph/quant_record.hpp"
 
@@ -154,12 +155,7 @@ inline model lower_qdq(const model& float_model, const std::vector<quant_layer>&
     nodes.push_back(std::move(g.nodes[k]));
   }
   g.nodes = std::move(nodes);
-  std::set<std::string> used;
-  for (const auto& n : g.nodes) used.insert(n.inputs.begin(), n.inputs.end());
-  std::vector<initializer> inits;
-  for (auto& i : g.initializers)
-    if (used.count(i.name)) inits.push_back(std::move(i));
-  g.initializers = std::move(inits);
+  passes::detail::drop_unused_initializers(g);
   g.value_infos.clear();  // intermediate shapes/types changed; ONNX Runtime infers them again
   m.producer_name = "amctq";
   return m;

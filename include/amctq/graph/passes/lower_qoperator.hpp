@@ -32,6 +32,7 @@
 
 #include "amctq/error.hpp"
 #include "amctq/graph/ir.hpp"
+#include "amctq/graph/passes/graph_edit.hpp"
 #include "amctq/graph/passes/lower_qdq.hpp"
 #include "amctq/graph/quant_layers.hpp"
 #include "amctq/graph/quant_record.hpp"
@@ -40,14 +41,17 @@ namespace amctq::graph {
 
 namespace detail {
 
-inline bool commutes_with_quantize(const node& n, std::int64_t opset) {
+inline bool commutes_with_quantize(const graph& g, const node& n, std::int64_t opset) {
   static const std::set<std::string> ops = {"Relu", "MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze",
                                             "Unsqueeze", "Identity", "Dropout", "Pad"};
   if (!n.domain.empty() && n.domain != "ai.onnx") return false;
   if (!ops.count(n.op_type) || n.outputs.empty() || n.inputs.empty()) return false;
   for (std::size_t i = 1; i < n.outputs.size(); ++i)
     if (!n.outputs[i].empty()) return false;  // MaxPool indices, Dropout mask
-  if (n.op_type == "Pad") return opset >= 11;
+  // The int8 Pad needs its pad value as a constant to quantize it (a missing one is 0).
+  if (n.op_type == "Pad")
+    return opset >= 11 && (n.inputs.size() < 3 || n.inputs[2].empty() ||
+                           passes::detail::scalar_constant(g, n.inputs[2]).has_value());
   return true;
 }
 
@@ -212,7 +216,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
         ok = true;
         break;
       }
-      if (!detail::commutes_with_quantize(c, opset)) break;
+      if (!detail::commutes_with_quantize(g, c, opset)) break;
       p.chain.push_back(k);
       t = c.outputs[0];
     }
@@ -255,14 +259,13 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
         }
         continue;
       }
+      if (n.op_type == "Dropout") {  // inference Dropout is the identity, and ORT's takes no int8
+        out.push_back(detail::make_node("Identity", n.name, {n.inputs[0]}, {n.outputs[0]}));
+        continue;
+      }
       if (n.op_type == "Pad") {
-        float v = 0.0f;
-        if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-          const initializer* cv = g.find_initializer(n.inputs[2]);
-          AMCTQ_CHECK(cv != nullptr && cv->value.type() == dtype::float32 && cv->value.size() == 1, errc::unsupported,
-                      "save_model", "Pad node '", n.name, "' before a quantized layer needs a constant float pad value");
-          v = cv->value.data<float>()[0];
-        }
+        // commutes_with_quantize admitted this Pad only with a constant pad value.
+        const float v = n.inputs.size() > 2 && !n.inputs[2].empty() ? *passes::detail::scalar_constant(g, n.inputs[2]) : 0.0f;
         if (n.inputs.size() < 3) n.inputs.resize(3);
         n.inputs[2] = n.name + "_quantized_value";
         detail::add_init(g, n.inputs[2], tensor::from<std::int8_t>({}, {detail::quantize_one(v, p)}));
@@ -452,12 +455,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
     (void)channels;
   }
   g.nodes = std::move(out);
-  std::set<std::string> used;
-  for (const auto& nd : g.nodes) used.insert(nd.inputs.begin(), nd.inputs.end());
-  std::vector<initializer> inits;
-  for (auto& in : g.initializers)
-    if (used.count(in.name)) inits.push_back(std::move(in));
-  g.initializers = std::move(inits);
+  passes::detail::drop_unused_initializers(g);
   g.value_infos.clear();
   m.producer_name = "amctq";
   return m;
