@@ -50,6 +50,12 @@ TEST_CASE("Reshape with 0, -1 and allowzero; Flatten; Transpose; Concat") {
   single_node bad("Reshape", {"x", "s"});
   bad.constant("s", it64({2}, {-1, -1}));
   CHECK_THROWS_WITH_AS(bad.run({{"x", x}}), doctest::Contains("more than one -1"), amctq::error);
+  // A hostile target whose element count wraps around 2^64 to the input's 12 elements.
+  single_node wrap("Reshape", {"x", "s"});
+  wrap.constant("s", it64({2}, {(std::int64_t{1} << 62) + 3, 4}));
+  CHECK_THROWS_WITH_AS(wrap.run({{"x", x}}), doctest::Contains("more than 2^59 elements"), amctq::error);
+  CHECK_THROWS_WITH_AS(graph::tensor(graph::dtype::float32, {std::int64_t{1} << 40, std::int64_t{1} << 40}),
+                       doctest::Contains("more than 2^59 elements"), amctq::error);
   single_node az("Reshape", {"x", "s"}, {attr_i("allowzero", 1)});
   az.constant("s", it64({2}, {0, 4}));
   CHECK(az.run({{"x", ft({0, 4}, {})}}).shape() == std::vector<std::int64_t>{0, 4});

@@ -79,24 +79,21 @@ class tensor {
  public:
   tensor() = default;
   tensor(dtype type, std::vector<std::int64_t> shape) : type_(type), shape_(std::move(shape)) {
-    for (auto d : shape_)
-      AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
+    check_shape(shape_);
     bytes_.resize(storage_bytes());
   }
   /// Adopts `bytes` as the storage (no zero-fill, no copy): what readers use to fill a
   /// tensor straight from a file.
   tensor(dtype type, std::vector<std::int64_t> shape, std::vector<std::byte> bytes)
       : type_(type), shape_(std::move(shape)), bytes_(std::move(bytes)) {
-    for (auto d : shape_)
-      AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
+    check_shape(shape_);
     AMCTQ_CHECK(bytes_.size() == storage_bytes(), errc::shape_mismatch, "tensor", "shape of ", size(), " ",
                 to_string(type_), " elements needs ", storage_bytes(), " bytes, got ", bytes_.size());
   }
   /// A string tensor (dtype::string): elements are byte strings, kept in strings().
   tensor(std::vector<std::int64_t> shape, std::vector<std::string> strings)
       : type_(dtype::string), shape_(std::move(shape)), strings_(std::move(strings)) {
-    for (auto d : shape_)
-      AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
+    check_shape(shape_);
     AMCTQ_CHECK(strings_.size() == size(), errc::shape_mismatch, "tensor", "shape holds ", size(),
                 " elements but ", strings_.size(), " strings were given");
   }
@@ -108,6 +105,20 @@ class tensor {
                 " elements but ", values.size(), " values were given");
     if (!values.empty()) std::memcpy(t.bytes_.data(), values.data(), values.size() * sizeof(T));
     return t;
+  }
+
+  /// Refuses negative dimensions and shapes of more than 2^59 elements: a hostile model's
+  /// Reshape to [2^62, 4] must fail here, not wrap the element count to a small buffer.
+  static void check_shape(const std::vector<std::int64_t>& shape) {
+    constexpr std::uint64_t limit = std::uint64_t{1} << 59;
+    std::uint64_t n = 1;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      const std::int64_t d = shape[i];
+      AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
+      AMCTQ_CHECK(d == 0 || n <= limit / static_cast<std::uint64_t>(d), errc::invalid_argument, "tensor",
+                  "a shape of rank ", shape.size(), " holds more than 2^59 elements (dimension ", i, " is ", d, ")");
+      n *= static_cast<std::uint64_t>(d);
+    }
   }
 
   dtype type() const noexcept { return type_; }
@@ -157,6 +168,7 @@ class tensor {
 
   /// Same data, new shape with the same element count.
   void reshape(std::vector<std::int64_t> shape) {
+    check_shape(shape);
     tensor probe;
     probe.shape_ = shape;
     AMCTQ_CHECK(probe.size() == size(), errc::shape_mismatch, "tensor::reshape", "cannot reshape ", size(),

@@ -86,6 +86,8 @@ inline void reshape(context& c) {
       infer = static_cast<std::int64_t>(i);
     } else {
       AMCTQ_CHECK(shape[i] >= 0, errc::invalid_argument, c.where(), "shape[", i, "] = ", shape[i], " is negative");
+      AMCTQ_CHECK(shape[i] == 0 || known <= (std::int64_t{1} << 59) / shape[i], errc::shape_mismatch, c.where(),
+                  "target shape ", shape_string(shape), " holds more than 2^59 elements");
       known *= shape[i];
     }
   }
