@@ -109,7 +109,8 @@ inline scale_zero onnxruntime_formula(float lo, float hi, const quant_spec& spec
     dhi = a;
   }
   const double s = (dhi - dlo) / (static_cast<double>(r.qmax) - r.qmin);
-  if (s < static_cast<double>(FLT_MIN)) return {1.0f, 0};
+  // ORT's zero point is 0 here; clamped, so that a grid without 0 (unsigned narrow) stays valid.
+  if (s < static_cast<double>(FLT_MIN)) return {1.0f, clamp_i32(0.0, r.qmin, r.qmax)};
   const double zp = spec.symmetric ? std::nearbyint((static_cast<double>(r.qmin) + r.qmax) / 2.0)
                                    : std::nearbyint(r.qmin - dlo / s);
   return {static_cast<float>(s), clamp_i32(zp, r.qmin, r.qmax)};
@@ -133,7 +134,10 @@ inline scale_zero pytorch_formula(float lo, float hi, const quant_spec& spec, qr
 // Power-of-two scales round the scale up (so the range stays covered) and re-derive the
 // asymmetric zero point on the new grid.
 inline scale_zero to_power_of_two(scale_zero sz, float lo, const quant_spec& spec, qrange r) {
-  const float p = std::exp2(std::ceil(std::log2(sz.scale)));
+  // frexp, not ceil(log2(s)): log2 of a scale a few ulps above 2^e can round to exactly e.
+  int e = 0;
+  const float m = std::frexp(sz.scale, &e);  // scale = m * 2^e, m in [0.5, 1)
+  const float p = m == 0.5f ? sz.scale : std::ldexp(1.0f, e);
   if (spec.symmetric) return {p, sz.zero_point};
   const double zp = static_cast<double>(round_as(-std::fmin(lo, 0.0f) / p, spec.rounding)) + r.qmin;
   return {p, clamp_i32(zp, r.qmin, r.qmax)};
@@ -153,7 +157,11 @@ inline scale_zero scale_zero_from_range(float lo, float hi, const quant_spec& sp
   }
   AMCTQ_CHECK(std::isfinite(sz.scale) && sz.scale > 0.0f, errc::overflow, where, "range [", lo, ", ", hi,
               "] gives a scale that is not finite");
-  if (spec.scale_kind == scale_type::power_of_two) sz = to_power_of_two(sz, lo, spec, r);
+  if (spec.scale_kind == scale_type::power_of_two) {
+    sz = to_power_of_two(sz, lo, spec, r);
+    AMCTQ_CHECK(std::isfinite(sz.scale), errc::overflow, where, "range [", lo, ", ", hi,
+                "] needs a power-of-two scale above the float range");
+  }
   return sz;
 }
 

@@ -167,6 +167,14 @@ TEST_SUITE("algorithms.weights") {
     bad.alphas = {1.5f};
     CHECK_THROWS_WITH_AS(smooth_quant_search(make_view(x.data(), {M, K}), v, L, bad), doctest::Contains("alpha"),
                          amctq::error);
+    smooth_quant_config bits;
+    bits.activation_bits = 1;
+    CHECK_THROWS_WITH_AS(smooth_quant_search(make_view(x.data(), {M, K}), v, L, bits),
+                         doctest::Contains("smooth_quant_search: activation_bits"), amctq::error);
+    bits.activation_bits = 8;
+    bits.weight_bits = 40;
+    CHECK_THROWS_WITH_AS(smooth_quant_search(make_view(x.data(), {M, K}), v, L, bits),
+                         doctest::Contains("smooth_quant_search: weight_bits"), amctq::error);
     std::vector<float> cw(8 * 4 * 9);
     const auto cv = make_view(cw.data(), {8, 4, 3, 3});
     CHECK_THROWS_AS(smooth_quant_search(make_view(x.data(), {M, 4}), cv, conv_weight_layout(cv)), amctq::error);

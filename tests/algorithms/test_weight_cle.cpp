@@ -184,11 +184,15 @@ TEST_SUITE("algorithms.weights") {
     CHECK_THROWS_WITH_AS(mf.observe(make_view(yf.data(), {N, M}), 1), doctest::Contains("channels"), amctq::error);
     CHECK_THROWS_WITH_AS(corrected_bias(std::vector<float>(3), mf.result(), mq.result()), doctest::Contains("bias"),
                          amctq::error);
+    CHECK_THROWS_WITH_AS(corrected_bias({3e38f}, {3e38}, {0.0}), doctest::Contains("finite float"), amctq::error);
     channel_mean_observer empty(2);
     CHECK_THROWS_WITH_AS(empty.result(), doctest::Contains("no observations"), amctq::error);
     auto bad = yf;
     bad[5] = std::numeric_limits<float>::infinity();
     channel_mean_observer mb(N);
     CHECK_THROWS_WITH_AS(mb.observe(make_view(bad.data(), {M, N}), 1), doctest::Contains("NaN"), amctq::error);
+    // The refused batch left nothing behind: the next one alone gives the means.
+    mb.observe(make_view(yf.data(), {M, N}), 1);
+    for (std::size_t n = 0; n < static_cast<std::size_t>(N); ++n) CHECK(mb.result()[n] == mf.result()[n]);
   }
 }

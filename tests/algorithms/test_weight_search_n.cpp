@@ -99,6 +99,9 @@ TEST_SUITE("algorithms.weights") {
     y[2] = std::numeric_limits<float>::quiet_NaN();
     CHECK_THROWS_WITH_AS(obs.observe_float(make_view(y.data(), {2, 2}), 1, {0.01f}), doctest::Contains("NaN"),
                          amctq::error);
+    // The refused batch left nothing behind.
+    for (std::size_t k = 0; k < 16; ++k) CHECK(obs.errors(0)[k] == ref.errors(0)[k]);
+    for (std::size_t k = 0; k < 16; ++k) CHECK(obs.errors(1)[k] == ref.errors(1)[k]);
     search_n_observer three(3);
     CHECK_THROWS_AS(obs.merge(three), amctq::error);
   }
@@ -133,5 +136,9 @@ TEST_SUITE("algorithms.weights") {
     CHECK_THROWS_WITH_AS(pack_dequant_param({s, 0, 200}), doctest::Contains("offset_w"), amctq::error);
     CHECK_THROWS_AS(unpack_dequant_param(1ull << 50), amctq::error);
     CHECK_THROWS_WITH_AS(pack_dequant_params(1.0f, {1.0f, 1.0f}, {0, 3}), doctest::Contains("all 0"), amctq::error);
+    // Each factor is checked on its own (a product of two negatives is positive) and named.
+    CHECK_THROWS_WITH_AS(pack_dequant_params(-0.5f, {-0.25f}), doctest::Contains("scale_d"), amctq::error);
+    CHECK_THROWS_WITH_AS(pack_dequant_params(0.5f, {0.25f, -0.25f}), doctest::Contains("scale_w[1]"), amctq::error);
+    CHECK_THROWS_WITH_AS(pack_dequant_params(1e-20f, {1e-10f, 1e-30f}), doctest::Contains("channel 1"), amctq::error);
   }
 }

@@ -178,6 +178,9 @@ TEST_SUITE("kernels") {
     dequantize_int4(pk.data(), false, make_view(dq.data(), {3, 37}), pc);
     fake_quantize(make_view(x.data(), {3, 37}), make_view(fq.data(), {3, 37}), pc);
     CHECK(count_bit_mismatches(dq, fq) == 0);
+    // uint4 codes read as int4 would turn 12 into -4: refused, naming the storage.
+    CHECK_THROWS_WITH_AS(dequantize_int4(pk.data(), true, make_view(dq.data(), {3, 37}), pc),
+                         doctest::Contains("does not fit int4"), amctq::error);
   }
 
   TEST_CASE("documented edge semantics: NaN -> qmin, +-inf saturate, ties per round mode") {

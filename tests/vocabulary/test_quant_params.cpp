@@ -84,6 +84,40 @@ TEST_SUITE("vocabulary") {
     const auto p = params_from_range(-3.0f, 3.0f, spec);
     CHECK(p.scale[0] == 0.03125f);  // 3/128 = 0.0234 -> 2^-5
     CHECK(std::log2(p.scale[0]) == std::floor(std::log2(p.scale[0])));
+    // Scales one ulp above a power of two round up to the next one (log2 would round them
+    // down to the power itself); exact powers stay.
+    quant_spec asym{8, true, false};
+    asym.scale_kind = scale_type::power_of_two;
+    int rounded_up = 0;
+    for (int e = -20; e <= 20; ++e) {
+      const float pow2 = std::ldexp(1.0f, e);
+      CHECK(params_from_range(0.0f, pow2 * 255.0f, asym).scale[0] == pow2);
+      for (float hi = pow2 * 255.0f, k = 0; k < 4; ++k) {
+        hi = std::nextafter(hi, INFINITY);
+        const float float_scale = hi / 255.0f;  // amct's asymmetric scale of [0, hi]
+        const float s = params_from_range(0.0f, hi, asym).scale[0];
+        int ex = 0;
+        CHECK(std::frexp(s, &ex) == 0.5f);  // a power of two
+        CHECK(s >= float_scale);            // that covers the range
+        CHECK(s < 2.0f * float_scale);      // and is the smallest that does
+        rounded_up += s > pow2;
+      }
+    }
+    CHECK(rounded_up > 0);
+    // A range whose power-of-two scale passes FLT_MAX is an error, not an infinite scale.
+    CHECK(message_of([] {
+            quant_spec two{2, true, true};
+            two.scale_kind = scale_type::power_of_two;
+            params_from_range(0.0f, 2e38f, two);
+          }).find("power-of-two scale") != std::string::npos);
+  }
+
+  TEST_CASE("onnxruntime preset: an all-zero range on an unsigned narrow grid keeps the zero point on the grid") {
+    quant_spec spec{8, false, false};
+    spec.narrow_range = true;
+    const auto p = params_from_range(0.0f, 0.0f, spec, preset::onnxruntime);
+    CHECK(p.zero_point[0] == 1);
+    validate(p);
   }
 
   TEST_CASE("per-channel params keep one entry per channel and the axis") {

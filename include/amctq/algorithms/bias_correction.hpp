@@ -7,6 +7,7 @@
 #define AMCTQ_ALGORITHMS_BIAS_CORRECTION_HPP
 
 #include <array>
+#include <cfloat>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -39,6 +40,9 @@ class channel_mean_observer {
     std::array<std::ptrdiff_t, R> idx{};
     // Innermost dim as a strided run; the channel is fixed along it unless it is the channel.
     const std::ptrdiff_t n = y.extent(R - 1), s = y.stride(R - 1);
+    // Per-channel sums are small: keep them to restore when the batch is refused.
+    const auto sum_before = sum_;
+    const auto count_before = count_;
     bool finite = true;
     for (;;) {
       std::ptrdiff_t off = 0;
@@ -68,7 +72,11 @@ class channel_mean_observer {
       }
       if (done) break;
     }
-    AMCTQ_CHECK(finite, errc::non_finite, where, "the layer output holds NaN or infinite values");
+    if (!finite) {
+      sum_ = sum_before;
+      count_ = count_before;
+    }
+    AMCTQ_CHECK(finite, errc::non_finite, where, "the layer output holds NaN or infinite values; the batch was not added");
   }
 
   void merge(const channel_mean_observer& o) {
@@ -109,7 +117,7 @@ inline std::vector<float> corrected_bias(const std::vector<float>& bias, const s
   for (std::size_t c = 0; c < out.size(); ++c) {
     const double b = bias.empty() ? 0.0 : bias[c];
     const double v = b + (float_mean[c] - quant_mean[c]);
-    AMCTQ_CHECK(std::isfinite(v), errc::non_finite, where, "corrected bias[", c, "] is not finite (bias ", b,
+    AMCTQ_CHECK(std::fabs(v) <= FLT_MAX, errc::non_finite, where, "corrected bias[", c, "] is not a finite float (bias ", b,
                 ", float mean ", float_mean[c], ", quantized mean ", quant_mean[c], ")");
     out[c] = static_cast<float>(v);
   }

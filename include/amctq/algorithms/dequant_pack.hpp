@@ -71,10 +71,16 @@ inline std::vector<std::uint64_t> pack_dequant_params(float scale_d, const std::
   for (std::size_t c = 0; c < shift_n.size(); ++c)
     AMCTQ_CHECK((shift_n[c] == 0) == (shift_n[0] == 0), errc::invalid_argument, where,
                 "shift_n must be all 0 or all in [1, 16]; shift_n[0] = ", shift_n[0], ", shift_n[", c, "] = ", shift_n[c]);
+  AMCTQ_CHECK(std::isfinite(scale_d) && scale_d > 0.0f, errc::invalid_argument, where,
+              "scale_d must be finite and > 0, got ", scale_d);
   std::vector<std::uint64_t> out(scale_w.size());
   for (std::size_t c = 0; c < scale_w.size(); ++c) {
+    AMCTQ_CHECK(std::isfinite(scale_w[c]) && scale_w[c] > 0.0f, errc::invalid_argument, where, "scale_w[", c,
+                "] must be finite and > 0, got ", scale_w[c]);
     dequant_param p;
     p.deq_scale = scale_d * scale_w[c];
+    AMCTQ_CHECK(std::isfinite(p.deq_scale) && p.deq_scale > 0.0f, errc::invalid_argument, where, "channel ", c,
+                ": scale_d * scale_w[", c, "] = ", scale_d, " * ", scale_w[c], " is not a positive finite float");
     p.shift_n = shift_n.empty() ? 0 : shift_n[c];
     out[c] = pack_dequant_param(p, force_fp16);
   }

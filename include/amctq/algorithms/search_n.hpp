@@ -51,14 +51,20 @@ class search_n_observer {
     for (std::size_t c = 0; c < deq_scale.size(); ++c)
       AMCTQ_CHECK(std::isfinite(deq_scale[c]) && deq_scale[c] > 0.0f, errc::invalid_argument, where, "deq_scale[", c,
                   "] must be finite and > 0, got ", deq_scale[c]);
+    // The state is one row of errors per channel: keep it to restore when the batch is refused.
+    const auto before = err_;
     bool finite = true;
     for_each(y, channel_axis, [&](float v, std::size_t c) {
-      finite &= std::isfinite(v);
+      if (!std::isfinite(v)) {  // converting NaN to an integer is undefined
+        finite = false;
+        return;
+      }
       const double q = round_as<round_mode::half_away>(static_cast<float>(
           static_cast<double>(v) / deq_scale[deq_scale.size() == 1 ? 0 : c]));
       add(static_cast<std::int32_t>(q < -2147483648.0 ? -2147483648.0 : (q > 2147483647.0 ? 2147483647.0 : q)), c);
     });
-    AMCTQ_CHECK(finite, errc::non_finite, where, "the layer output holds NaN or infinite values");
+    if (!finite) err_ = before;
+    AMCTQ_CHECK(finite, errc::non_finite, where, "the layer output holds NaN or infinite values; the batch was not added");
   }
 
   void merge(const search_n_observer& o) {

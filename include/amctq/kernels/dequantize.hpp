@@ -77,6 +77,8 @@ void dequantize_int4(const std::uint8_t* packed, bool is_signed, const tensor_vi
                      const quant_params& p) {
   constexpr const char* where = "dequantize_int4";
   kernels::detail::check_params_for(p, y, where);
+  // The nibbles are read as int4 or uint4; params for the other storage would read 12 as -4.
+  kernels::detail::check_storage_range(p, is_signed ? -8 : 0, is_signed ? 7 : 15, is_signed ? "int4" : "uint4", where);
   AMCTQ_CHECK(packed != nullptr || y.size() == 0, errc::invalid_argument, where, "packed is null");
   const auto f = kernels::detail::to_float_params(p);
   const auto dense = tensor_view<float, R>::row_major_strides(y.extents());
