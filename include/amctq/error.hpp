@@ -33,11 +33,15 @@ class error : public std::runtime_error {
  public:
   error(errc code, const std::string& where, const std::string& message)
       : std::runtime_error("[amctq." + std::string(errc_name(code)) + "] " + where + ": " + message),
-        code_(code) {}
+        code_(code),
+        body_(where + ": " + message) {}
   errc code() const noexcept { return code_; }
+  /// what() without the "[amctq.<code>] " tag: for rethrowing with more context in front.
+  const std::string& body() const noexcept { return body_; }
 
  private:
   errc code_;
+  std::string body_;
 };
 
 namespace detail {

@@ -72,6 +72,18 @@ TEST_CASE("pipeline: a Gemm with transA or alpha != 1 stays in float, and skip_l
                        amctq::error);
 }
 
+TEST_CASE("pipeline: old opsets and 16-bit activations are refused before calibration") {
+  auto m = io::read_onnx(model_path());
+  graph::quant_config c = graph::create_quant_config(m);
+  c.layers[1].settings.activation.num_bits = 16;  // valid for AMCT, not exportable as int8
+  CHECK_THROWS_WITH_AS(graph::quantizer(m, c), doctest::Contains("16-bit activations cannot be exported"),
+                       amctq::error);
+  for (auto& o : m.opset_imports)
+    if (o.domain.empty() || o.domain == "ai.onnx") o.version = 11;
+  CHECK_THROWS_WITH_AS(graph::quantizer(m, graph::create_quant_config(m)), doctest::Contains("opset 11 is below 13"),
+                       amctq::error);
+}
+
 TEST_CASE("pipeline: a config naming a layer the model lacks is refused") {
   const auto m = io::read_onnx(model_path());
   auto c = graph::create_quant_config(m);

@@ -113,6 +113,12 @@ TEST_CASE("config json: errors name the key path") {
   CHECK(error_of(R"({"activation": {"search_range": [1.3, 0.7]}})").find("config.activation.search_range") !=
         std::string::npos);
   CHECK(error_of("{not json").find("[amctq.parse]") != std::string::npos);
+  CHECK(error_of(R"({"activation": {"max_percentile": 1e400}})").find("[amctq.parse] config: not valid JSON") !=
+        std::string::npos);
+  // overall.num_bits sets the weights' width too: the error names the key the user wrote.
+  CHECK(error_of(R"({"overall": {"num_bits": 16}})").find("config.overall.num_bits: sets the weights' width") !=
+        std::string::npos);
+  CHECK(error_of(R"({"overall": {"num_bits": 16}, "weights": {"num_bits": 8}})").empty());
 }
 
 TEST_CASE("config json: save is atomic and validates first") {

@@ -1,7 +1,8 @@
 """`amctq calib` end to end: --help lists every method and option with its default; the JSON
 object has the promised fields (arrays per channel); batches given as separate files give what
 one file of the same values gives; NaN is an error naming the file, or counted when skipped,
-however it is laid out; bad options fail with one line on stderr and exit code 1.
+however it is laid out; failures are one line on stderr, exit status 1 for bad input and 2 for a
+bad command line.
 
 usage: cli_calib.py AMCTQ_TOOL WORKDIR
 """
@@ -46,11 +47,12 @@ def ok(tool, *args):
     return json.loads(out)
 
 
-def fails(tool, needle, *args):
+def fails(tool, needle, *args, status=1):
+    """Exit status 1 for bad input, 2 for a bad command line; one line on stderr."""
     rc, out, err = calib(tool, *args)
     lines = [l for l in err.splitlines() if l.strip()]
-    check(rc == 1 and len(lines) == 1 and needle in lines[0] and not out,
-          f"calib {' '.join(args)}: want exit 1 and one line with '{needle}', got {rc} {err!r}")
+    check(rc == status and len(lines) == 1 and needle in lines[0] and not out,
+          f"calib {' '.join(args)}: want exit {status} and one line with '{needle}', got {rc} {err!r}")
     return lines[0]
 
 
@@ -122,13 +124,14 @@ def main():
     ok(tool, "--method", "percentile", "--preset", "onnxruntime", "--bins", "10", whole)
     ok(tool, "--method", "mse", "--refine-points", "8", "--max-rounds", "2", whole)
     ok(tool, "--method", "pot_diffs", "--max-fix-pos", "10", "--statistic", "median", whole)
-    fails(tool, "does not apply to --method mse", "--method", "mse", "--bins", "64", whole)
-    fails(tool, "does not apply to --method ifmr", "--method", "ifmr", "--percentile", "99", whole)
-    fails(tool, "count", "--method", "ifmr", "--tail-capacity", "-1", whole)
-    fails(tool, "integer", "--bits", "1e12", whole)
-    fails(tool, "unknown option", "--colour", whole)
-    fails(tool, "unknown method", "--method", "kl", whole)
-    fails(tool, "no .npy file", "--method", "mse")
+    fails(tool, "does not apply to --method mse", "--method", "mse", "--bins", "64", whole, status=2)
+    fails(tool, "does not apply to --method ifmr", "--method", "ifmr", "--percentile", "99", whole, status=2)
+    fails(tool, "count", "--method", "ifmr", "--tail-capacity", "-1", whole, status=2)
+    fails(tool, "integer", "--bits", "1e12", whole, status=2)
+    fails(tool, "bits", "--bits", "1", whole, status=2)
+    fails(tool, "unknown option", "--colour", whole, status=2)
+    fails(tool, "unknown method", "--method", "kl", whole, status=2)
+    fails(tool, "no .npy file", "--method", "mse", status=2)
     fails(tool, "missing.npy", os.path.join(work, "missing.npy"))
     print(f"cli_calib: {passed} passed, 0 failed")
 

@@ -14,6 +14,7 @@
 
 #include "amctq/algorithms/observer.hpp"
 #include "amctq/io/npy.hpp"
+#include "cli_report.hpp"
 
 namespace {
 
@@ -62,7 +63,8 @@ void print_help(std::ostream& out) {
          "  --torch-int-range        hfmg/pytorch: emulate torch <= 1.13's int() histogram range (off)\n"
          "  --histogram-capacity N   streaming histogram bins (" << d.histogram_capacity << ")\n"
          "  --tail-capacity N        percentile / ifmr: exact extreme values kept per side (" << d.tail_capacity << ")\n"
-         "Method options given for another method are an error.\n";
+         "Method options given for another method are an error.\n"
+         "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
 }
 
 // Method options and the methods they tune: any other method refuses them, so a typo in
@@ -149,11 +151,12 @@ void observe_file(activation_observer& ob, const std::string& path) {
 void print_calib_help(std::ostream& out) { print_help(out); }
 
 int cmd_calib(int argc, char** argv) {
+  observer_options o;
+  std::vector<std::string> files;
   try {
-    observer_options o;
     o.spec.symmetric = false;
     o.name = "calibration data";
-    std::vector<std::string> files, tuned;
+    std::vector<std::string> tuned;
     int bins = 0;
     for (int i = 0; i < argc; ++i) {
       const std::string a = argv[i];
@@ -218,13 +221,18 @@ int cmd_calib(int argc, char** argv) {
       if (o.method == calib_method::hfmg) o.hfmg.bins = bins;
     }
     AMCTQ_CHECK(!files.empty(), errc::invalid_argument, "amctq calib", "no .npy file given (see amctq calib --help)");
+    (void)activation_observer(o);  // validates the options
+  } catch (const std::exception& e) {
+    return cli::report(e, "amctq calib", cli::bad_usage);
+  }
+  try {
     activation_observer ob(o);
     for (const auto& f : files) {
       try {
         observe_file(ob, f);
       } catch (const std::exception& e) {
-        std::cerr << "amctq calib: batch '" << f << "': " << e.what() << "\n";
-        return 1;
+        std::cerr << "amctq calib: batch '" << f << "': " << cli::one_line(e.what()) << "\n";
+        return cli::bad_input;
       }
     }
     const calib_result r = ob.result();
@@ -251,10 +259,6 @@ int cmd_calib(int argc, char** argv) {
     std::cout << j.dump() << "\n";
     return 0;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    for (char& c : msg)
-      if (c == '\n') c = ' ';
-    std::cerr << "amctq calib: " << msg << "\n";
-    return 1;
+    return cli::report(e, "amctq calib", cli::bad_input);
   }
 }

@@ -10,6 +10,7 @@
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/config_json.hpp"
 #include "amctq/io/onnx_reader.hpp"
+#include "cli_report.hpp"
 
 namespace {
 
@@ -60,8 +61,7 @@ int cmd_config(int argc, char** argv) {
     }
     AMCTQ_CHECK(!model_path.empty(), errc::invalid_argument, "amctq config", "--model is required");
   } catch (const std::exception& e) {
-    std::cerr << e.what() << "\n";
-    return 2;
+    return cli::report(e, "amctq config", cli::bad_usage);
   }
   try {
     const graph::model m = io::read_onnx(model_path);
@@ -70,10 +70,6 @@ int cmd_config(int argc, char** argv) {
     else io::save_config_json(c, out);
     return 0;
   } catch (const std::exception& e) {
-    std::string s = e.what();  // amctq::error: "[amctq.<code>] <where>: <message>"
-    for (char& ch : s)
-      if (ch == '\n') ch = ' ';
-    std::cerr << (dynamic_cast<const amctq::error*>(&e) ? "" : "amctq config: ") << s << "\n";
-    return 1;
+    return cli::report(e, "amctq config", cli::bad_input);
   }
 }

@@ -16,13 +16,15 @@
 #include "amctq/graph/passes/fold_batchnorm.hpp"
 #include "amctq/graph/quant_layers.hpp"
 #include "amctq/io/onnx_reader.hpp"
+#include "cli_report.hpp"
 
 namespace {
 
 const char* const inspect_usage =
     "usage: amctq inspect M.onnx\n"
     "Prints the IR version, opsets, producer, inputs and outputs (type and shape), node counts\n"
-    "by op type, initializer count and bytes, and the layers amctq can quantize.\n";
+    "by op type, initializer count and bytes, and the layers amctq can quantize.\n"
+    "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
 
 std::string shape_text(const amctq::graph::value_info& v) {
   if (!v.shape) return "[?]";  // rank unknown
@@ -153,11 +155,14 @@ int cmd_inspect(int argc, char** argv) {
       else AMCTQ_THROW(amctq::errc::invalid_argument, "amctq inspect", "one model at a time (got '", model_path, "' and '", a, "')");
     }
     AMCTQ_CHECK(!model_path.empty(), amctq::errc::invalid_argument, "amctq inspect", "no model given (see amctq inspect --help)");
+  } catch (const std::exception& e) {
+    return amctq::cli::report(e, "amctq inspect", amctq::cli::bad_usage);
+  }
+  try {
     const amctq::graph::model m = amctq::io::read_onnx(model_path);
     print_summary(std::cout, model_path, m);
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "amctq inspect: " << e.what() << "\n";
-    return 1;
+    return amctq::cli::report(e, "amctq inspect", amctq::cli::bad_input);
   }
 }

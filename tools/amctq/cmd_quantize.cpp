@@ -22,6 +22,7 @@
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
 #include "amctq/io/save_model.hpp"
+#include "cli_report.hpp"
 
 namespace {
 
@@ -53,12 +54,6 @@ amctq::graph::tensor rows_of(const amctq::graph::tensor& t, std::int64_t begin, 
   amctq::graph::tensor s(t.type(), shape);
   std::memcpy(s.bytes().data(), t.bytes().data() + static_cast<std::size_t>(begin) * row_bytes,
               static_cast<std::size_t>(end - begin) * row_bytes);
-  return s;
-}
-
-std::string one_line(std::string s) {
-  for (char& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
   return s;
 }
 
@@ -108,8 +103,7 @@ int cmd_quantize(int argc, char** argv) {
     AMCTQ_CHECK(!model_path.empty(), errc::invalid_argument, "amctq quantize", "--model is required");
     AMCTQ_CHECK(!calib_path.empty(), errc::invalid_argument, "amctq quantize", "--calib is required");
   } catch (const std::exception& e) {
-    std::cerr << one_line(e.what()) << "\n";
-    return 2;
+    return cli::report(e, "amctq quantize", cli::bad_usage);
   }
   try {
     AMCTQ_CHECK(std::filesystem::is_regular_file(model_path), errc::io, "amctq quantize", "--model ", model_path,
@@ -162,9 +156,13 @@ int cmd_quantize(int argc, char** argv) {
     }
     q.quantize_preprocess();
     q.quantize_model();
-    q.calibrate(batches, [&](int done, int total) {
-      if (!quiet) std::cerr << "amctq quantize: calibration batch " << done << "/" << total << "\n";
-    });
+    try {
+      q.calibrate(batches, [&](int done, int total) {
+        if (!quiet) std::cerr << "amctq quantize: calibration batch " << done << "/" << total << "\n";
+      });
+    } catch (const amctq::error& e) {  // name the data file, not only the graph input it feeds
+      AMCTQ_THROW(e.code(), "amctq quantize", "calibrating with --calib ", calib_path, ": ", e.body());
+    }
     if (!quiet && cfg.global.include_bias_corr)
       std::cerr << "amctq quantize: include_bias_corr: " << q.bias_corrections().size() << " biases corrected\n";
     const std::string stem = std::filesystem::path(model_path).stem().string();
@@ -174,11 +172,7 @@ int cmd_quantize(int argc, char** argv) {
       std::cerr << "amctq quantize: " << q.layers().size() << " layers quantized; wrote " << paths.fake_quant << ", "
                 << paths.deploy << ", " << paths.record << "\n";
     return 0;
-  } catch (const amctq::error& e) {
-    std::cerr << one_line(e.what()) << "\n";  // "[amctq.<code>] <where>: <message>"
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "amctq quantize: " << one_line(e.what()) << "\n";
-    return 1;
+    return cli::report(e, "amctq quantize", cli::bad_input);
   }
 }

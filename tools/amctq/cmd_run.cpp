@@ -19,6 +19,7 @@
 #include "amctq/graph/executor.hpp"
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
+#include "cli_report.hpp"
 
 namespace {
 
@@ -27,7 +28,8 @@ const char* const run_usage =
     "                 [--output Y.npy | --output-dir DIR]\n"
     "Runs the float reference executor. Positional --input files bind in order to the graph's\n"
     "non-initializer inputs; NAME=path binds by name. --output writes the first output,\n"
-    "--output-dir writes every output as DIR/<name>.npy.\n";
+    "--output-dir writes every output as DIR/<name>.npy.\n"
+    "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
 
 std::string file_stem_for(const std::string& name) {
   std::string s = name.empty() ? "output" : name;
@@ -64,6 +66,10 @@ int cmd_run(int argc, char** argv) {
     AMCTQ_CHECK(!inputs.empty(), errc::invalid_argument, "amctq run", "at least one --input is required");
     AMCTQ_CHECK(output.empty() || output_dir.empty(), errc::invalid_argument, "amctq run",
                 "--output and --output-dir are exclusive");
+  } catch (const std::exception& e) {
+    return cli::report(e, "amctq run", cli::bad_usage);
+  }
+  try {
 
     const graph::model m = io::read_onnx(model_path);
     std::vector<std::string> free_inputs;
@@ -109,7 +115,6 @@ int cmd_run(int argc, char** argv) {
     }
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "amctq run: " << e.what() << "\n";
-    return 1;
+    return cli::report(e, "amctq run", cli::bad_input);
   }
 }

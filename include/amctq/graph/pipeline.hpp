@@ -111,6 +111,10 @@ class quantizer {
       for (const auto& n : config_.skip_layers) skip = skip || n == q.name;
       if (config_.global.keep_first_last_layer_accuracy && (i == 0 || i + 1 == layers_.size())) skip = true;
       if (skip || !s.quant_enable) continue;
+      // AMCT accepts 16-bit activations; amctq's exported models store them as int8, so refuse
+      // them now rather than after calibration.
+      AMCTQ_CHECK(s.activation.num_bits <= 8, errc::unsupported, "quantizer", "layer '", q.name, "': ",
+                  s.activation.num_bits, "-bit activations cannot be exported (int8 storage); use 4 or 8");
       enabled.push_back(q);
       settings_.push_back(s);
     }

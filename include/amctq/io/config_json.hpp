@@ -236,7 +236,7 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
   ojson j;
   try {
     j = ojson::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax errors, and numbers past double (1e400)
     AMCTQ_THROW(errc::parse, "config", "not valid JSON: ", e.what());
   }
   detail::allow_keys(j, "config", {"version", "batch_num", "activation_offset", "skip_layers", "global", "overall",
@@ -275,6 +275,14 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
     }
   }
   if (j.contains("weights")) detail::apply_weights(j["weights"], c.weights, "config.weights");
+  // overall.num_bits also sets the weights' width; say so where the user wrote it.
+  const bool weights_width_from_overall =
+      j.contains("overall") && j["overall"].contains("num_bits") &&
+      !(j.contains("weights") && j["weights"].is_object() && j["weights"].contains("num_bits"));
+  if (weights_width_from_overall && !(c.weights.num_bits >= 2 && c.weights.num_bits <= 8))
+    graph::detail::config_fail("config.overall.num_bits",
+                               amctq::detail::concat("sets the weights' width too, which must be in [2, 8] (int8 storage), got ",
+                                              c.weights.num_bits, "; give weights.num_bits to keep 8-bit weights"));
   if (j.contains("activation")) detail::apply_activation(j["activation"], c.activation, "config.activation");
   if (j.contains("bias")) {
     detail::allow_keys(j["bias"], "config.bias", {"num_bits"});

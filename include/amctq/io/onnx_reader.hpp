@@ -785,7 +785,11 @@ inline graph::model parse_onnx(const std::byte* data, std::size_t size, const st
 /// Reads an .onnx file, with its external-data tensors.
 inline graph::model read_onnx(const std::string& path) {
   const detail::mapped_file file(path);
-  return parse_onnx(file.data(), file.size(), detail::parent_dir(path));
+  try {
+    return parse_onnx(file.data(), file.size(), detail::parent_dir(path));
+  } catch (const error& e) {  // the parser names the field; the user also needs the file
+    AMCTQ_THROW(e.code(), "read_onnx", "'", path, "': ", e.body());
+  }
 }
 
 /// Parses one serialized TensorProto (name in .name, data in .value).
