@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+from tally import Tally
+
 try:
     import numpy as np
 except ImportError as e:
@@ -26,14 +28,8 @@ OPTIONS = ["--method", "--bits", "--symmetric", "--asymmetric", "--unsigned", "-
 FIELDS = {"method", "preset", "bits", "symmetric", "axis", "min", "max", "scale", "zero_point", "qmin", "qmax",
           "batches", "nonfinite"}
 
-passed = 0
-
-
-def check(cond, what):
-    global passed
-    if not cond:
-        sys.exit(f"cli_calib: FAILED: {what}")
-    passed += 1
+tally = Tally("cli_calib")
+check = tally.check
 
 
 def calib(tool, *args):
@@ -133,7 +129,7 @@ def main():
     fails(tool, "unknown method", "--method", "kl", whole, status=2)
     fails(tool, "no .npy file", "--method", "mse", status=2)
     fails(tool, "missing.npy", os.path.join(work, "missing.npy"))
-    print(f"cli_calib: {passed} passed, 0 failed")
+    tally.done()
 
 
 if __name__ == "__main__":

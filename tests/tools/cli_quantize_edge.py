@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 
+from tally import Tally
+
 try:
     import numpy as np
     import onnx
@@ -22,14 +24,8 @@ except ImportError as e:
 
 rng = np.random.default_rng(7)
 ort.set_default_logger_severity(3)  # the odd source models draw ORT warnings that are the point of the test
-passed = 0
-
-
-def check(cond, what):
-    global passed
-    if not cond:
-        sys.exit(f"cli_quantize_edge: FAILED: {what}")
-    passed += 1
+tally = Tally("cli_quantize_edge")
+check = tally.check
 
 
 def init(name, a):
@@ -174,7 +170,7 @@ def main():
     with open(cfg, "w") as f:
         json.dump({"skip_layers": ["nope"]}, f)
     refused("skip_unknown", gemm_chain(), "config.skip_layers: names 'nope'", "--config", cfg)
-    print(f"cli_quantize_edge: {passed} passed, 0 failed")
+    tally.done()
 
 
 if __name__ == "__main__":
