@@ -303,5 +303,14 @@ TEST_CASE("weight_layout traversals: padded (non-dense) views equal the dense te
         bad += k == 9 ? p != 99.0f : p != dense[static_cast<std::size_t>((o * I + i) * 9 + k)];
       }
   CHECK(bad == 0);
+  // A zero, negative or NaN factor is refused, naming it, before anything is written.
+  const auto L = conv_weight_layout(dv, 1);
+  const std::vector<float> before = dense;
+  for (float f : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN()}) {
+    std::vector<float> fs(static_cast<std::size_t>(L.out_channels()), 1.0f);
+    fs.back() = f;
+    CHECK_THROWS_WITH_AS(scale_channels(dv, L, channel_side::output, fs), doctest::Contains("factor["), amctq::error);
+  }
+  CHECK(dense == before);
 }
 }  // TEST_SUITE

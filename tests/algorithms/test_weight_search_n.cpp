@@ -135,6 +135,8 @@ TEST_SUITE("algorithms.weights") {
     CHECK_THROWS_WITH_AS(pack_dequant_param({-1.0f, 0, 0}), doctest::Contains("deq_scale"), amctq::error);
     CHECK_THROWS_WITH_AS(pack_dequant_param({s, 0, 200}), doctest::Contains("offset_w"), amctq::error);
     CHECK_THROWS_AS(unpack_dequant_param(1ull << 50), amctq::error);
+    CHECK_THROWS_WITH_AS(unpack_dequant_param(std::uint64_t{17} << 32 | 0x3f800000u), doctest::Contains("shift_n 17"),
+                         amctq::error);
     CHECK_THROWS_WITH_AS(pack_dequant_params(1.0f, {1.0f, 1.0f}, {0, 3}), doctest::Contains("all 0"), amctq::error);
     // Each factor is checked on its own (a product of two negatives is positive) and named.
     CHECK_THROWS_WITH_AS(pack_dequant_params(-0.5f, {-0.25f}), doctest::Contains("scale_d"), amctq::error);

@@ -56,6 +56,8 @@ inline dequant_param unpack_dequant_param(std::uint64_t v) {
   std::memcpy(&p.deq_scale, &bits, sizeof bits);
   p.shift_n = static_cast<int>((v >> 32) & 0xFFu);
   p.offset_w = static_cast<int>(static_cast<std::int8_t>(static_cast<std::uint8_t>((v >> 40) & 0xFFu)));
+  AMCTQ_CHECK(p.shift_n <= 16, errc::invalid_argument, "unpack_dequant_param", "shift_n ", p.shift_n,
+              " is above 16 in 0x", std::hex, v);
   return p;
 }
 

@@ -303,7 +303,13 @@ void scale_channels(const tensor_view<float, R>& w, const weight_layout& L, chan
               side == channel_side::output ? " output" : " input", " channels of a ", to_string(L.kind), " weight");
   const bool out_side = side == channel_side::output;
   std::vector<float> f(factor.size());
-  for (std::size_t c = 0; c < f.size(); ++c) f[c] = divide ? 1.0f / factor[c] : factor[c];
+  for (std::size_t c = 0; c < f.size(); ++c) {
+    // Equivalence transforms scale by positive factors; 0, NaN or a negative one would write
+    // inf / NaN or flip the channel silently.
+    AMCTQ_CHECK(std::isfinite(factor[c]) && factor[c] > 0.0f, errc::invalid_argument, where, "factor[", c,
+                "] must be finite and > 0, got ", factor[c]);
+    f[c] = divide ? 1.0f / factor[c] : factor[c];
+  }
   const std::ptrdiff_t per = out_side ? L.out_per_group : L.in_per_group;
   const auto walk = detail::make_channel_walk(L, side);
   if (walk.ok) {
