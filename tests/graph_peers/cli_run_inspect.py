@@ -53,7 +53,23 @@ def main():
         lines = [line for line in r.stderr.splitlines() if line.strip()]
         assert r.returncode != 0 and len(lines) == 1, f"{args}: rc {r.returncode}, stderr {r.stderr!r}"
         print(f"{args[0]} on a bad model: exit {r.returncode}: {lines[0]}")
-    print("cli_run_inspect: 5 passed, 0 failed")
+    # Two outputs whose names map to the same file stem must both be written.
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["a:b"]), helper.make_node("Identity", ["x"], ["a_b"])], "two",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, [3]) for n in ("a:b", "a_b")])
+    two = os.path.join(work, "two.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), two)
+    xv = os.path.join(work, "xv.npy")
+    np.save(xv, np.array([-1.0, 0.5, 2.0], np.float32))
+    outdir = os.path.join(work, "two_out")
+    r = run(tool, "run", "--model", two, "--input", xv, "--output-dir", outdir)
+    assert r.returncode == 0, f"amctq run --output-dir failed: {r.stderr}"
+    got = {f: np.load(os.path.join(outdir, f)).tolist() for f in sorted(os.listdir(outdir))}
+    assert got == {"a_b.npy": [0.0, 0.5, 2.0], "a_b_2.npy": [-1.0, 0.5, 2.0]}, got
+    print("run --output-dir: colliding output names get distinct files")
+    print("cli_run_inspect: 6 passed, 0 failed")
 
 
 if __name__ == "__main__":

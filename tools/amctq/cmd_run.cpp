@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,7 +29,8 @@ const char* const run_usage =
     "                 [--output Y.npy | --output-dir DIR]\n"
     "Runs the float reference executor. Positional --input files bind in order to the graph's\n"
     "non-initializer inputs; NAME=path binds by name. --output writes the first output,\n"
-    "--output-dir writes every output as DIR/<name>.npy.\n"
+    "--output-dir writes every output as DIR/<name>.npy (characters other than letters, digits,\n"
+    "'_', '-' and '.' become '_'; a name that then repeats gets _2, _3, ...).\n"
     "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
 
 std::string file_stem_for(const std::string& name) {
@@ -97,8 +99,12 @@ int cmd_run(int argc, char** argv) {
     AMCTQ_CHECK(!m.main.outputs.empty(), errc::invalid_argument, "amctq run", "the model has no outputs");
     if (!output_dir.empty()) {
       std::filesystem::create_directories(output_dir);
+      std::set<std::string> taken;  // "a:b" and "a_b" both map to a_b: the second becomes a_b_2
       for (const auto& o : m.main.outputs) {
-        const auto path = (std::filesystem::path(output_dir) / (file_stem_for(o.name) + ".npy")).string();
+        std::string stem = file_stem_for(o.name);
+        for (int k = 2; taken.count(stem); ++k) stem = file_stem_for(o.name) + "_" + std::to_string(k);
+        taken.insert(stem);
+        const auto path = (std::filesystem::path(output_dir) / (stem + ".npy")).string();
         io::write_npy(path, out.at(o.name));
         std::cerr << "amctq run: wrote " << o.name << " " << graph::ops::shape_string(out.at(o.name).shape()) << " to "
                   << path << "\n";
