@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -75,6 +76,23 @@ constexpr dtype dtype_of() {
   else static_assert(!sizeof(T), "no ONNX dtype for this C++ type");
 }
 
+/// The most elements a shape may describe: far beyond any memory, and small enough that the
+/// count of elements, and of their bytes, cannot overflow 64 bits.
+inline constexpr std::uint64_t max_elements = std::uint64_t{1} << 59;
+
+/// Element count of a shape; nullopt when a dimension is negative or the count passes
+/// max_elements (checked before each product, so it never wraps).
+inline std::optional<std::uint64_t> element_count(const std::vector<std::int64_t>& shape) noexcept {
+  std::uint64_t n = 1;
+  for (auto d : shape) {
+    if (d < 0) return std::nullopt;
+    const auto u = static_cast<std::uint64_t>(d);
+    if (u != 0 && n > max_elements / u) return std::nullopt;
+    n *= u;
+  }
+  return n;
+}
+
 class tensor {
  public:
   tensor() = default;
@@ -107,18 +125,12 @@ class tensor {
     return t;
   }
 
-  /// Refuses negative dimensions and shapes of more than 2^59 elements: a hostile model's
+  /// Refuses negative dimensions and shapes of more than max_elements: a hostile model's
   /// Reshape to [2^62, 4] must fail here, not wrap the element count to a small buffer.
   static void check_shape(const std::vector<std::int64_t>& shape) {
-    constexpr std::uint64_t limit = std::uint64_t{1} << 59;
-    std::uint64_t n = 1;
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-      const std::int64_t d = shape[i];
-      AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
-      AMCTQ_CHECK(d == 0 || n <= limit / static_cast<std::uint64_t>(d), errc::invalid_argument, "tensor",
-                  "a shape of rank ", shape.size(), " holds more than 2^59 elements (dimension ", i, " is ", d, ")");
-      n *= static_cast<std::uint64_t>(d);
-    }
+    for (auto d : shape) AMCTQ_CHECK(d >= 0, errc::invalid_argument, "tensor", "negative dimension ", d);
+    AMCTQ_CHECK(element_count(shape).has_value(), errc::invalid_argument, "tensor", "a shape of rank ", shape.size(),
+                " holds more than 2^59 elements");
   }
 
   dtype type() const noexcept { return type_; }
@@ -169,10 +181,9 @@ class tensor {
   /// Same data, new shape with the same element count.
   void reshape(std::vector<std::int64_t> shape) {
     check_shape(shape);
-    tensor probe;
-    probe.shape_ = shape;
-    AMCTQ_CHECK(probe.size() == size(), errc::shape_mismatch, "tensor::reshape", "cannot reshape ", size(),
-                " elements to a shape of ", probe.size());
+    const std::uint64_t n = *element_count(shape);
+    AMCTQ_CHECK(n == size(), errc::shape_mismatch, "tensor::reshape", "cannot reshape ", size(),
+                " elements to a shape of ", n);
     shape_ = std::move(shape);
   }
 

@@ -62,16 +62,11 @@ inline std::int64_t normalize_axis(const context& c, std::int64_t axis, std::int
   return axis < 0 ? axis + rank : axis;
 }
 
-/// Element count of a shape; -1 when a dimension is negative or the count passes 2^59 (no
-/// tensor can have that shape, so comparing with a real size fails as it should).
+/// Element count of a shape; -1 when no tensor can have it (see element_count), so comparing
+/// with a real size fails as it should.
 inline std::int64_t numel(const std::vector<std::int64_t>& shape) noexcept {
-  constexpr std::int64_t limit = std::int64_t{1} << 59;
-  std::int64_t n = 1;
-  for (auto d : shape) {
-    if (d < 0 || (d != 0 && n > limit / d)) return -1;
-    n *= d;
-  }
-  return n;
+  const auto n = element_count(shape);
+  return n ? static_cast<std::int64_t>(*n) : -1;
 }
 
 /// The values of a small integer tensor (shapes, axes, pads, indices), any integer type.

@@ -75,7 +75,7 @@ inline void reshape(context& c) {
   }
   const tensor& x = c.input(0);
   const bool allowzero = c.n.get_int("allowzero", 0) != 0;
-  std::int64_t known = 1, infer = -1;
+  std::int64_t infer = -1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 0 && !allowzero) {
       AMCTQ_CHECK(i < x.rank(), errc::shape_mismatch, c.where(), "shape[", i, "] = 0 copies a dim the input lacks");
@@ -86,11 +86,13 @@ inline void reshape(context& c) {
       infer = static_cast<std::int64_t>(i);
     } else {
       AMCTQ_CHECK(shape[i] >= 0, errc::invalid_argument, c.where(), "shape[", i, "] = ", shape[i], " is negative");
-      AMCTQ_CHECK(shape[i] == 0 || known <= (std::int64_t{1} << 59) / shape[i], errc::shape_mismatch, c.where(),
-                  "target shape ", shape_string(shape), " holds more than 2^59 elements");
-      known *= shape[i];
     }
   }
+  std::vector<std::int64_t> given = shape;  // the -1 dim counts as 1
+  if (infer >= 0) given[static_cast<std::size_t>(infer)] = 1;
+  const std::int64_t known = numel(given);
+  AMCTQ_CHECK(known >= 0, errc::shape_mismatch, c.where(), "target shape ", shape_string(shape),
+              " holds more than 2^59 elements");
   if (infer >= 0) {
     AMCTQ_CHECK(known > 0 && static_cast<std::int64_t>(x.size()) % known == 0, errc::shape_mismatch, c.where(),
                 "cannot infer the -1 dim reshaping ", shape_string(x.shape()), " to ", shape_string(shape));
