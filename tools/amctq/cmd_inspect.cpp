@@ -13,8 +13,7 @@
 
 #include "amctq/error.hpp"
 #include "amctq/graph/ir.hpp"
-#include "amctq/graph/passes/fold_batchnorm.hpp"
-#include "amctq/graph/quant_layers.hpp"
+#include "amctq/graph/pipeline.hpp"
 #include "amctq/io/onnx_reader.hpp"
 #include "cli_report.hpp"
 
@@ -99,11 +98,9 @@ void print_summary(std::ostream& out, const std::string& path, const amctq::grap
   if (external) out << ", " << external << " in external data";
   out << "\n";
 
-  // The layers `amctq config` / `quantize` will see: found the same way, on the same
-  // BatchNorm-folded graph.
+  // The layers `amctq config` / `quantize` will see: found the same way, on the same form.
   amctq::graph::model folded = m;
-  amctq::graph::passes::detail::freeze_initializer_inputs(folded.main);
-  amctq::graph::passes::fold_batchnorm(folded);
+  amctq::graph::prepare_float_model(folded);
   const auto layers = amctq::graph::find_quant_layers(folded.main);
   const amctq::graph::graph& f = folded.main;
   std::set<std::size_t> quantizable;

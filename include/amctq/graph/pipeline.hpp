@@ -49,6 +49,14 @@ inline layer_settings settings_for(const quant_config& c, const std::string& op_
 
 }  // namespace detail
 
+/// The float model as the quantizer works on it: initializers frozen as constants (a quantized
+/// model bakes its weights) and BatchNorm after Conv folded. `amctq config`, `amctq inspect` and
+/// the quantizer all find their layers on this form, so they list the same ones.
+inline void prepare_float_model(model& m) {
+  passes::detail::freeze_initializer_inputs(m.main);
+  passes::fold_batchnorm(m);
+}
+
 /// The default config of `m`: every quantizable layer, with skip_layers disabled. When
 /// `definition` is given, its global settings, defaults and layer_type overrides are the base
 /// (AMCT's config_definition); its own layer list is ignored.
@@ -62,8 +70,7 @@ inline quant_config create_quant_config(const model& m, const std::vector<std::s
   if (!definition) c.activation.asymmetric = activation_offset;
   c.skip_layers = skip_layers;
   model folded = m;
-  passes::detail::freeze_initializer_inputs(folded.main);
-  passes::fold_batchnorm(folded);
+  prepare_float_model(folded);
   for (const auto& l : find_quant_layers(folded.main)) {
     layer_config lc;
     lc.name = l.name;
@@ -85,8 +92,7 @@ class quantizer {
     AMCTQ_CHECK(model_.opset() >= 13, errc::unsupported, "quantizer", "the model's opset ", model_.opset(),
                 " is below 13, the first with per-axis QuantizeLinear / DequantizeLinear; convert it first "
                 "(onnx.version_converter.convert_version(model, 13))");
-    passes::detail::freeze_initializer_inputs(model_.main);
-    passes::fold_batchnorm(model_);
+    prepare_float_model(model_);
     // Vitis globals on the float model: convert_relu6_to_relu, then include_cle (passes/vitis_globals.hpp).
     float_globals_ = passes::apply_float_globals(model_, config_.global);
     layers_ = find_quant_layers(model_.main);
