@@ -105,6 +105,16 @@ struct smooth_quant_config {
   int weight_bits = 8;      ///< per output channel symmetric (ARQ)
 };
 
+inline void validate(const smooth_quant_config& cfg, const char* where = "smooth_quant_config") {
+  AMCTQ_CHECK(!cfg.alphas.empty(), errc::invalid_argument, where, "the alpha grid is empty");
+  for (float a : cfg.alphas)
+    AMCTQ_CHECK(a >= 0.0f && a <= 1.0f, errc::invalid_argument, where, "alpha ", a, " is outside [0, 1]");
+  AMCTQ_CHECK(cfg.activation_bits >= 2 && cfg.activation_bits <= 16, errc::invalid_argument, where,
+              "activation_bits must be in [2, 16], got ", cfg.activation_bits);
+  AMCTQ_CHECK(cfg.weight_bits >= 2 && cfg.weight_bits <= 16, errc::invalid_argument, where,
+              "weight_bits must be in [2, 16], got ", cfg.weight_bits);
+}
+
 struct smooth_quant_result {
   float alpha = 0.5f;
   std::vector<float> factors;
@@ -127,13 +137,7 @@ smooth_quant_result smooth_quant_search(const tensor_view<TX, 2>& x, const tenso
   AMCTQ_CHECK(x.extent(1) == L.in_channels(), errc::shape_mismatch, where, "activation has ", x.extent(1),
               " channels but the weight has ", L.in_channels(), " input channels");
   AMCTQ_CHECK(x.extent(0) > 0, errc::invalid_argument, where, "no calibration rows");
-  AMCTQ_CHECK(!cfg.alphas.empty(), errc::invalid_argument, where, "the alpha grid is empty");
-  for (float a : cfg.alphas)
-    AMCTQ_CHECK(a >= 0.0f && a <= 1.0f, errc::invalid_argument, where, "alpha ", a, " is outside [0, 1]");
-  AMCTQ_CHECK(cfg.activation_bits >= 2 && cfg.activation_bits <= 16, errc::invalid_argument, where,
-              "activation_bits must be in [2, 16], got ", cfg.activation_bits);
-  AMCTQ_CHECK(cfg.weight_bits >= 2 && cfg.weight_bits <= 16, errc::invalid_argument, where,
-              "weight_bits must be in [2, 16], got ", cfg.weight_bits);
+  validate(cfg, where);
   const std::ptrdiff_t M = x.extent(0), K = L.in_channels(), N = L.out_channels();
   // Dense copies: x as [M, K] and W as [K, N], so the matmul streams along N.
   std::vector<float> xd(static_cast<std::size_t>(M * K)), wd(static_cast<std::size_t>(K * N));
