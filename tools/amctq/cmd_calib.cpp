@@ -4,8 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <map>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -153,6 +154,7 @@ void print_calib_help(std::ostream& out) { print_help(out); }
 int cmd_calib(int argc, char** argv) {
   observer_options o;
   std::vector<std::string> files;
+  std::optional<activation_observer> ob;  // made once the options are complete (it validates them)
   try {
     o.spec.symmetric = false;
     o.name = "calibration data";
@@ -221,21 +223,19 @@ int cmd_calib(int argc, char** argv) {
       if (o.method == calib_method::hfmg) o.hfmg.bins = bins;
     }
     AMCTQ_CHECK(!files.empty(), errc::invalid_argument, "amctq calib", "no .npy file given (see amctq calib --help)");
-    (void)activation_observer(o);  // validates the options
+    ob.emplace(o);
   } catch (const std::exception& e) {
     return cli::report(e, "amctq calib", cli::bad_usage);
   }
   try {
-    activation_observer ob(o);
     for (const auto& f : files) {
       try {
-        observe_file(ob, f);
-      } catch (const std::exception& e) {
-        std::cerr << "amctq calib: batch '" << f << "': " << cli::one_line(e.what()) << "\n";
-        return cli::bad_input;
+        observe_file(*ob, f);
+      } catch (const amctq::error& e) {  // name the batch file
+        AMCTQ_THROW(e.code(), "amctq calib", "batch '", f, "': ", e.body());
       }
     }
-    const calib_result r = ob.result();
+    const calib_result r = ob->result();
     nlohmann::json j;
     j["method"] = to_string(o.method);
     j["preset"] = to_string(o.how);
@@ -255,7 +255,7 @@ int cmd_calib(int argc, char** argv) {
     j["qmin"] = r.params.qmin;
     j["qmax"] = r.params.qmax;
     j["batches"] = files.size();
-    j["nonfinite"] = ob.nonfinite();
+    j["nonfinite"] = ob->nonfinite();
     std::cout << j.dump() << "\n";
     return 0;
   } catch (const std::exception& e) {
