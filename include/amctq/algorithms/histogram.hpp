@@ -84,16 +84,19 @@ class pow2_histogram {
 
   /// Counts n contiguous values into a uint32 scratch table (fast path for large rows: half the
   /// cache footprint of the 64-bit counters);
-  /// the grid must already cover them (cover()), and flush() must follow.
+  /// the grid must already cover them (cover()), and flush() must follow. next / next_n name
+  /// the caller's next block, which is prefetched meanwhile (kernels::histogram_row).
   template <class Arch = kernels::default_arch>
-  void accumulate(const float* x, std::size_t n) {
+  void accumulate(const float* x, std::size_t n, const float* next = nullptr, std::size_t next_n = 0) {
     if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
     // uint32 scratch counters stay exact below 2^32 pending elements.
     constexpr std::size_t chunk = std::size_t{1} << 30;
     for (std::size_t off = 0; off < n; off += chunk) {
       const std::size_t len = std::min(chunk, n - off);
       if (pending_ + len > (std::size_t{1} << 31)) flush();
-      kernels::histogram_row(Arch{}, x + off, len, inv_width(), static_cast<float>(base_), scratch_.data(), capacity_);
+      const bool last = off + len == n;
+      kernels::histogram_row(Arch{}, x + off, len, inv_width(), static_cast<float>(base_), scratch_.data(), capacity_,
+                             last ? next : x + off + len, last ? next_n : std::min(chunk, n - off - len));
       pending_ += len;
     }
   }

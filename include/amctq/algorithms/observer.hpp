@@ -371,32 +371,31 @@ class activation_observer {
   static constexpr std::ptrdiff_t fuse_threshold = std::ptrdiff_t{1} << 18;
 
   // Tails, min/max and histogram of a large contiguous per-tensor batch in one trip through
-  // memory: each cache-sized block is read from DRAM once and then scanned three times from
-  // cache. The histogram grid grows block by block; its state depends only on the values seen
-  // (histogram.hpp), so the result equals the two-pass one. A batch holding NaN/inf that the
-  // options reject leaves the observer as it was.
+  // memory: each block is scanned once by the tails, whose running extremes are the min/max (a
+  // new extreme always passes their cut) and give the histogram its grid, then counted from
+  // cache while the next block is prefetched. The grid grows block by block; its state depends
+  // only on the values seen (histogram.hpp), so the result equals the two-pass one. A batch
+  // holding NaN/inf that the options reject leaves the observer as it was.
   value_range observe_fused(const float* p, std::size_t n) {
-    constexpr std::size_t block = 8192;
+    constexpr std::size_t block = 4096;
     channel& ch = ch_[0];
     const extreme_values tails_before = ch.tails;
     const pow2_histogram hist_before = ch.hist;
-    value_range batch;
+    std::size_t bad = 0;
     for (std::size_t off = 0; off < n; off += block) {
-      const std::size_t len = std::min(block, n - off);
-      value_range r;
-      kernels::minmax_row(kernels::default_arch{}, p + off, len, r);
-      ch.tails.add(p + off, len);
-      if (!r.empty()) {
-        if (!(r.min >= ch.hist.min() && r.max <= ch.hist.max())) {
-          ch.hist.flush();
-          ch.hist.cover(r.min, r.max);
-        }
-        ch.hist.accumulate(p + off, len);
+      const std::size_t len = std::min(block, n - off), after = off + len;
+      bad += ch.tails.add(p + off, len);
+      const float lo = ch.tails.smallest(), hi = ch.tails.largest();
+      if (!(lo <= hi)) continue;  // nothing finite yet
+      if (!(lo >= ch.hist.min() && hi <= ch.hist.max())) {
+        ch.hist.flush();
+        ch.hist.cover(lo, hi);
       }
-      batch.merge(r);
+      ch.hist.accumulate(p + off, len, p + after, std::min(block, n - after));
     }
     ch.hist.flush();
-    if (batch.nonfinite != 0 && !o_.skip_nonfinite) {
+    const value_range batch{ch.tails.smallest(), ch.tails.largest(), bad};
+    if (bad != 0 && !o_.skip_nonfinite) {
       ch.tails = tails_before;
       ch.hist = hist_before;
     }

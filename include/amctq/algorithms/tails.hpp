@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <vector>
 
@@ -47,19 +48,22 @@ class extreme_values {
       // Most values lie strictly between the current thresholds once the buffers are full;
       // test a whole batch at once and only look closer when one of them does not.
       B hi(hi_threshold()), lo(lo_threshold());
+      constexpr std::uint32_t lane_mask = W >= 32 ? ~0u : (1u << W) - 1u;
       for (; i + W <= n; i += W) {
         const B v = B::load_unaligned(x + i);
         // Written as "not all inside" because NaN fails every ordered comparison, so it is
         // flagged here, as is inf; offer() counts both. (xsimd's v != v is an ordered
         // not-equal on AVX, false for NaN, so it cannot be the NaN test.)
-        if (!xsimd::all((v <= hi) & (v >= lo))) {
-          // Only lanes past a threshold go through offer(); thresholds only tighten, so a
-          // stale pair here lets through a superset that offer() checks again.
-          const float h = hi_threshold(), l = lo_threshold();
-          for (std::size_t j = i; j < i + W; ++j) {
-            const float u = x[j];
-            if (u > h || u < l || u != u) bad += !offer(u);
-          }
+        std::uint32_t outside = ~kernels::detail::to_bits((v <= hi) & (v >= lo)) & lane_mask;
+        if (outside != 0) {
+          // Only the lanes past a threshold go through offer(), by their bits (early in a
+          // stream, while the cuts are loose, many batches hold one or two such lanes).
+          // Thresholds only tighten, so the stale pair lets through a superset that offer()
+          // checks again.
+          do {
+            bad += !offer(x[i + kernels::detail::lowest_bit(outside)]);
+            outside &= outside - 1;
+          } while (outside != 0);
           hi = B(hi_threshold());
           lo = B(lo_threshold());
         }
@@ -73,6 +77,10 @@ class extreme_values {
   /// Offers one value; returns false (and ignores it) when it is NaN or infinite.
   bool offer(float v) {
     if (!kernels::detail::is_finite(v)) return false;
+    // A new extreme is always past the current cut (or the cuts are still open), so every one
+    // comes through here.
+    largest_ = v > largest_ ? v : largest_;
+    smallest_ = v < smallest_ ? v : smallest_;
     // Trimming at twice the capacity (not more) tightens the cut often enough that few values
     // of a long stream get past a stale one; each trim is a linear nth_element.
     if (v > hi_threshold()) {
@@ -87,32 +95,23 @@ class extreme_values {
   }
 
   /// The largest / smallest finite value offered so far (-inf / +inf when none).
-  float largest() const {
-    return hi_.empty() ? -std::numeric_limits<float>::infinity() : *std::max_element(hi_.begin(), hi_.end());
-  }
-  float smallest() const {
-    return lo_.empty() ? std::numeric_limits<float>::infinity() : *std::min_element(lo_.begin(), lo_.end());
-  }
+  float largest() const noexcept { return largest_; }
+  float smallest() const noexcept { return smallest_; }
 
   void merge(const extreme_values& other) {
     AMCTQ_CHECK(other.capacity_ == capacity_, errc::invalid_argument, "extreme_values::merge",
                 "capacities differ: ", capacity_, " vs ", other.capacity_);
     hi_.insert(hi_.end(), other.hi_.begin(), other.hi_.end());
     lo_.insert(lo_.end(), other.lo_.begin(), other.lo_.end());
-    compact();
+    largest_ = std::fmax(largest_, other.largest_);
+    smallest_ = std::fmin(smallest_, other.smallest_);
+    trim_both();
   }
 
   /// The k-th largest value seen (k = 1 is the max), exact while k <= capacity and k <= count.
-  float kth_largest(std::size_t k) {
-    compact();
-    AMCTQ_ASSERT(k >= 1 && k <= hi_.size());
-    return hi_[k - 1];
-  }
-  float kth_smallest(std::size_t k) {
-    compact();
-    AMCTQ_ASSERT(k >= 1 && k <= lo_.size());
-    return lo_[k - 1];
-  }
+  /// (A selection, not a sort: this is on every percentile and IFMR result.)
+  float kth_largest(std::size_t k) { return kth(hi_, k, std::greater<float>()); }
+  float kth_smallest(std::size_t k) { return kth(lo_, k, std::less<float>()); }
   /// The k-th largest |x|: non-negative values come from the top tail, negative ones from the
   /// bottom tail, so nothing is counted twice even when the tails overlap.
   float kth_largest_abs(std::size_t k) {
@@ -129,7 +128,7 @@ class extreme_values {
     return v;
   }
   std::size_t held() {
-    compact();
+    trim_both();
     return hi_.size();
   }
 
@@ -144,6 +143,11 @@ class extreme_values {
     t.hi_ = s.largest;
     t.lo_ = s.smallest;
     t.compact();
+    for (const std::vector<float>* side : {&t.hi_, &t.lo_})
+      for (float v : *side) {
+        t.largest_ = std::fmax(t.largest_, v);
+        t.smallest_ = std::fmin(t.smallest_, v);
+      }
     return t;
   }
 
@@ -167,18 +171,32 @@ class extreme_values {
     if (full) cut = *std::max_element(v.begin(), v.end(), before);  // the least extreme kept
   }
 
-  // Trims both sides and sorts them, most extreme first, for rank queries and the state.
-  void compact() {
+  void trim_both() {
     trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
     trim(lo_, std::less<float>(), lo_full_, lo_cut_);
+  }
+
+  // Trims both sides and sorts them, most extreme first, for the state and |x| ranks.
+  void compact() {
+    trim_both();
     std::sort(hi_.begin(), hi_.end(), std::greater<float>());
     std::sort(lo_.begin(), lo_.end());
+  }
+
+  template <class Before>
+  float kth(std::vector<float>& side, std::size_t k, Before before) {
+    trim_both();
+    AMCTQ_ASSERT(k >= 1 && k <= side.size());
+    std::nth_element(side.begin(), side.begin() + static_cast<std::ptrdiff_t>(k - 1), side.end(), before);
+    return side[k - 1];
   }
 
   std::uint32_t capacity_;
   std::vector<float> hi_, lo_;
   bool hi_full_ = false, lo_full_ = false;
   float hi_cut_ = 0.0f, lo_cut_ = 0.0f;
+  float largest_ = -std::numeric_limits<float>::infinity();
+  float smallest_ = std::numeric_limits<float>::infinity();
 };
 
 }  // namespace amctq

@@ -119,6 +119,29 @@ inline void store_stream(const xsimd::batch<float, A>& b, float* p) noexcept {
 }
 #endif
 
+/// Index of the lowest set bit of a non-zero mask.
+inline unsigned lowest_bit(std::uint32_t mask) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return static_cast<unsigned>(__builtin_ctz(mask));
+#else
+  unsigned k = 0;
+  while (!(mask & 1u)) {
+    mask >>= 1;
+    ++k;
+  }
+  return k;
+#endif
+}
+
+/// Asks for the cache line holding p ahead of a read (a hint: it never faults).
+inline void prefetch(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 3);
+#else
+  (void)p;
+#endif
+}
+
 #if AMCTQ_HAS_XSIMD
 /// B::size integer codes from p as a float batch (exact: every code type converts exactly or,
 /// for int32, rounds as static_cast<float> does). xsimd 8.1 converts a narrow-integer load one
