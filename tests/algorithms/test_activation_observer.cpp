@@ -419,5 +419,17 @@ TEST_CASE("IFMR / percentile: one large batch (single fused pass) equals many sm
     skip.observe(make_view(bad.data(), {static_cast<std::ptrdiff_t>(bad.size())}));
     CHECK(skip.nonfinite() == 1);
     CHECK(skip.to_state().channels[0].histogram.counts != a.channels[0].histogram.counts);
+
+    // Whole blocks with nothing finite at the start of a fused pass (the grid does not exist
+    // yet) are skipped; the result is that of the finite values alone.
+    auto lead = v;
+    const std::size_t nan_run = 10000;
+    std::fill(lead.begin(), lead.begin() + nan_run, std::numeric_limits<float>::quiet_NaN());
+    activation_observer led(so), finite_only(o);
+    led.observe(make_view(lead.data(), {static_cast<std::ptrdiff_t>(lead.size())}));
+    finite_only.observe(make_view(lead.data() + nan_run, {static_cast<std::ptrdiff_t>(lead.size() - nan_run)}));
+    CHECK(led.nonfinite() == nan_run);
+    CHECK(led.to_state().channels[0].histogram.counts == finite_only.to_state().channels[0].histogram.counts);
+    CHECK(same(led.result(), finite_only.result()));
   }
 }
