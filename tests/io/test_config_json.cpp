@@ -119,6 +119,18 @@ TEST_CASE("config json: errors name the key path") {
   CHECK(error_of(R"({"overall": {"num_bits": 16}})").find("config.overall.num_bits: sets the weights' width") !=
         std::string::npos);
   CHECK(error_of(R"({"overall": {"num_bits": 16}, "weights": {"num_bits": 8}})").empty());
+  // A key twice in one object (JSON readers keep one of the two silently) is refused, with its
+  // path, at any depth; the same key in different objects is fine.
+  CHECK(error_of(R"({"layers": {"a": {"op_type": "Conv"}, "a": {"op_type": "Gemm"}}})")
+            .find("config.layers.a: appears twice in one object") != std::string::npos);
+  CHECK(error_of(R"({"batch_num": 2, "batch_num": 3})").find("config.batch_num: appears twice") != std::string::npos);
+  CHECK(error_of(R"({"layers": {"a": {"op_type": "Conv", "activation": {"num_bits": 8, "num_bits": 4}}}})")
+            .find("config.layers.a.activation.num_bits: appears twice") != std::string::npos);
+  CHECK(error_of(R"({"weights": {"num_bits": 8}, "activation": {"num_bits": 8},
+                     "layers": {"a": {"op_type": "Conv", "weights": {"num_bits": 8}}, "b": {"op_type": "Conv"}}})")
+            .empty());
+  CHECK(error_of(R"({"skip_layers": ["a", "b"], "layers": {"a": {"op_type": "Conv"}, "b": {"op_type": "Conv"}}})")
+            .empty());
 }
 
 TEST_CASE("config json: save is atomic and validates first") {

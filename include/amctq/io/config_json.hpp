@@ -10,12 +10,14 @@
 #ifndef AMCTQ_IO_CONFIG_JSON_HPP
 #define AMCTQ_IO_CONFIG_JSON_HPP
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -40,6 +42,48 @@ inline void allow_keys(const ojson& j, const std::string& path, std::initializer
     for (const char* k : keys) ok = ok || it.key() == k;
     if (!ok) key_error(path + "." + it.key(), "unknown key");
   }
+}
+
+// JSON lets a key appear twice in one object and nlohmann keeps the last; in a config that is
+// almost always an editing slip (two entries for one layer), so it is refused, naming the key
+// path, before anything is read.
+inline ojson parse_unique_keys(const std::string& text) {
+  struct level {
+    std::string path;
+    std::vector<std::string> keys;
+  };
+  std::vector<level> open{};
+  std::string last_key;
+  auto check = [&](int, ojson::parse_event_t event, ojson& parsed) {
+    switch (event) {
+      case ojson::parse_event_t::object_start:
+      case ojson::parse_event_t::array_start: {
+        // An object inside an array shares its parent's path; one under a key extends it.
+        std::string path = open.empty() ? "config" : open.back().path;
+        if (!open.empty() && !last_key.empty()) path += "." + last_key;
+        open.push_back({std::move(path), {}});
+        last_key.clear();
+        break;
+      }
+      case ojson::parse_event_t::object_end:
+      case ojson::parse_event_t::array_end:
+        open.pop_back();
+        last_key.clear();
+        break;
+      case ojson::parse_event_t::key: {
+        std::string key = parsed.get<std::string>();
+        std::vector<std::string>& seen = open.back().keys;
+        if (std::find(seen.begin(), seen.end(), key) != seen.end())
+          key_error(open.back().path + "." + key, "appears twice in one object; JSON readers keep only one of them");
+        seen.push_back(key);
+        last_key = std::move(key);
+        break;
+      }
+      case ojson::parse_event_t::value: last_key.clear(); break;
+    }
+    return true;
+  };
+  return ojson::parse(text, check);
 }
 
 inline bool get_bool(const ojson& j, const std::string& path) {
@@ -235,7 +279,7 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
   using detail::ojson;
   ojson j;
   try {
-    j = ojson::parse(text);
+    j = detail::parse_unique_keys(text);
   } catch (const nlohmann::json::exception& e) {  // syntax errors, and numbers past double (1e400)
     AMCTQ_THROW(errc::parse, "config", "not valid JSON: ", e.what());
   }
