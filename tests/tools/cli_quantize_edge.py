@@ -131,7 +131,12 @@ def main():
     quantizes_close(tool, work, "init_output", gemm_chain(extra_outputs=("k",)), x)
     # 4. Dropout and 5. a Pad whose value is a Constant node, between two int8 convolutions.
     quantizes_close(tool, work, "conv_dropout_conv", conv_chain("dropout"), xc)
-    quantizes_close(tool, work, "conv_pad_constant_conv", conv_chain("pad"), xc)
+    d, _ = quantizes_close(tool, work, "conv_pad_constant_conv", conv_chain("pad"), xc)
+    for kind in ("fake_quant", "deploy"):
+        g = onnx.load(os.path.join(d, "out", f"m_{kind}_model.onnx")).graph
+        reads = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n.name for n in g.node if n.op_type == "Constant" and not set(n.output) & reads]
+        check(not dead, f"pad: the {kind} model keeps no unread Constant node (found {dead})")
     # 6. A one-element Gemm bias (broadcast).
     quantizes_close(tool, work, "scalar_bias", gemm_chain(bias=[0.3]), x)
     # 7. Gemm with alpha != 1 stays in float; 8. a minimal config that only skips a layer.

@@ -6,6 +6,7 @@
 #ifndef AMCTQ_GRAPH_PASSES_GRAPH_EDIT_HPP
 #define AMCTQ_GRAPH_PASSES_GRAPH_EDIT_HPP
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -42,13 +43,22 @@ inline void collect_reads(const graph& g, std::unordered_set<std::string>& reads
   }
 }
 
-/// Drops the initializers that nothing reads any more (no node, no subgraph, no graph output),
-/// and the graph inputs that only supplied such an initializer's default: old-style models
-/// list every initializer as an input too, and ONNX Runtime would then require it as a feed.
-inline void drop_unused_initializers(graph& g) {
+/// Drops the constants that nothing reads any more (no node, no subgraph, no graph output):
+/// Constant nodes (a lowering that folds a Pad value into its integer form leaves the float
+/// one behind, and ONNX Runtime warns about it), initializers, and the graph inputs that only
+/// supplied such an initializer's default: old-style models list every initializer as an input
+/// too, and ONNX Runtime would then require it as a feed.
+inline void drop_unused_constants(graph& g) {
   std::unordered_set<std::string> used;
   collect_reads(g, used);
   for (const auto& o : g.outputs) used.insert(o.name);
+  auto dead_constant = [&](const node& n) {
+    if (n.op_type != "Constant" || !(n.domain.empty() || n.domain == "ai.onnx")) return false;
+    for (const auto& o : n.outputs)
+      if (used.count(o)) return false;
+    return true;
+  };
+  g.nodes.erase(std::remove_if(g.nodes.begin(), g.nodes.end(), dead_constant), g.nodes.end());
   std::unordered_set<std::string> dropped;
   std::vector<initializer> kept;
   for (auto& i : g.initializers) {

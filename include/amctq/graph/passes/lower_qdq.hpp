@@ -155,7 +155,7 @@ inline model lower_qdq(const model& float_model, const std::vector<quant_layer>&
     nodes.push_back(std::move(g.nodes[k]));
   }
   g.nodes = std::move(nodes);
-  passes::detail::drop_unused_initializers(g);
+  passes::detail::drop_unused_constants(g);
   g.value_infos.clear();  // intermediate shapes/types changed; ONNX Runtime infers them again
   m.producer_name = "amctq";
   return m;

@@ -455,7 +455,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
     (void)channels;
   }
   g.nodes = std::move(out);
-  passes::detail::drop_unused_initializers(g);
+  passes::detail::drop_unused_constants(g);
   g.value_infos.clear();
   m.producer_name = "amctq";
   return m;
