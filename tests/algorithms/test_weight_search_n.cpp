@@ -133,6 +133,14 @@ TEST_SUITE("algorithms.weights") {
     CHECK(unpack_dequant_param(all[1]).shift_n == 4);
     CHECK_THROWS_WITH_AS(pack_dequant_param({s, 17, 0}), doctest::Contains("shift_n"), amctq::error);
     CHECK_THROWS_WITH_AS(pack_dequant_param({-1.0f, 0, 0}), doctest::Contains("deq_scale"), amctq::error);
+    // A subnormal with no bit in the top 19 would be a zero scale on the device under s19; the
+    // plain float keeps it.
+    const float tiny = std::ldexp(1.0f, -140);
+    CHECK_THROWS_WITH_AS(pack_dequant_param({tiny, 0, 0}, true), doctest::Contains("truncates to 0 in s19"),
+                         amctq::error);
+    CHECK(unpack_dequant_param(pack_dequant_param({tiny, 0, 0})).deq_scale == tiny);
+    CHECK(unpack_dequant_param(pack_dequant_param({std::ldexp(1.0f, -136), 0, 0}, true)).deq_scale ==
+          std::ldexp(1.0f, -136));
     CHECK_THROWS_WITH_AS(pack_dequant_param({s, 0, 200}), doctest::Contains("offset_w"), amctq::error);
     CHECK_THROWS_AS(unpack_dequant_param(1ull << 50), amctq::error);
     CHECK_THROWS_WITH_AS(unpack_dequant_param(std::uint64_t{17} << 32 | 0x3f800000u), doctest::Contains("shift_n 17"),

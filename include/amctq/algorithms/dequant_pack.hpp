@@ -30,8 +30,8 @@ inline float truncate_s19(float v) noexcept {
   return v;
 }
 
-/// @throws amctq::error for a non-finite or non-positive deq_scale, N outside {0} ∪ [1, 16],
-/// or offset_w outside int8.
+/// @throws amctq::error for a non-finite or non-positive deq_scale (or one that s19 truncates
+/// to 0), N outside {0} ∪ [1, 16], or offset_w outside int8.
 inline std::uint64_t pack_dequant_param(const dequant_param& p, bool force_fp16 = false) {
   constexpr const char* where = "pack_dequant_param";
   AMCTQ_CHECK(std::isfinite(p.deq_scale) && p.deq_scale > 0.0f, errc::invalid_argument, where,
@@ -41,6 +41,9 @@ inline std::uint64_t pack_dequant_param(const dequant_param& p, bool force_fp16 
   AMCTQ_CHECK(p.offset_w >= -128 && p.offset_w <= 127, errc::invalid_argument, where,
               "offset_w must fit int8, got ", p.offset_w);
   const float s = force_fp16 ? truncate_s19(p.deq_scale) : p.deq_scale;
+  // A subnormal below 2^-136 keeps no set bit in the top 19: the device would scale by 0.
+  AMCTQ_CHECK(s > 0.0f, errc::invalid_argument, where, "deq_scale ", p.deq_scale,
+              " truncates to 0 in s19 (force_fp16); the scales are too small to represent");
   std::uint32_t bits;
   std::memcpy(&bits, &s, sizeof bits);
   return std::uint64_t{bits} | (std::uint64_t{static_cast<std::uint8_t>(p.shift_n)} << 32) |
