@@ -131,6 +131,11 @@ TEST_CASE("config json: errors name the key path") {
             .empty());
   CHECK(error_of(R"({"skip_layers": ["a", "b"], "layers": {"a": {"op_type": "Conv"}, "b": {"op_type": "Conv"}}})")
             .empty());
+  // Inside arrays the path carries the element's index.
+  CHECK(error_of(R"({"skip_layers": ["a", {"q": 1, "q": 2}]})").find("config.skip_layers[1].q: appears twice") !=
+        std::string::npos);
+  CHECK(error_of(R"({"x": [[{"z": 1}], {"y": {"k": [1, 2]}, "z": 1, "z": 2}]})").find("config.x[1].z: appears twice") !=
+        std::string::npos);
 }
 
 TEST_CASE("config json: save is atomic and validates first") {

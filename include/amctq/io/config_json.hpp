@@ -17,6 +17,7 @@
 #include <initializer_list>
 #include <sstream>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -50,36 +51,40 @@ inline void allow_keys(const ojson& j, const std::string& path, std::initializer
 inline ojson parse_unique_keys(const std::string& text) {
   struct level {
     std::string path;
-    std::vector<std::string> keys;
+    bool array = false;
+    std::size_t index = 0;                 // arrays: the element being read
+    std::unordered_set<std::string> keys;  // objects: the keys read so far
   };
-  std::vector<level> open{};
+  std::vector<level> open;
   std::string last_key;
+  // The path of the value about to start: under the last key of an object, or [i] in an array.
+  auto child_path = [&]() {
+    if (open.empty()) return std::string("config");
+    const level& up = open.back();
+    return up.array ? up.path + "[" + std::to_string(up.index) + "]" : up.path + "." + last_key;
+  };
+  auto element_done = [&]() {
+    if (!open.empty() && open.back().array) ++open.back().index;
+  };
   auto check = [&](int, ojson::parse_event_t event, ojson& parsed) {
     switch (event) {
       case ojson::parse_event_t::object_start:
       case ojson::parse_event_t::array_start: {
-        // An object inside an array shares its parent's path; one under a key extends it.
-        std::string path = open.empty() ? "config" : open.back().path;
-        if (!open.empty() && !last_key.empty()) path += "." + last_key;
-        open.push_back({std::move(path), {}});
-        last_key.clear();
+        level next{child_path(), event == ojson::parse_event_t::array_start, 0, {}};
+        open.push_back(std::move(next));
         break;
       }
       case ojson::parse_event_t::object_end:
       case ojson::parse_event_t::array_end:
         open.pop_back();
-        last_key.clear();
+        element_done();
         break;
-      case ojson::parse_event_t::key: {
-        std::string key = parsed.get<std::string>();
-        std::vector<std::string>& seen = open.back().keys;
-        if (std::find(seen.begin(), seen.end(), key) != seen.end())
-          key_error(open.back().path + "." + key, "appears twice in one object; JSON readers keep only one of them");
-        seen.push_back(key);
-        last_key = std::move(key);
+      case ojson::parse_event_t::key:
+        last_key = parsed.get<std::string>();
+        if (!open.back().keys.insert(last_key).second)
+          key_error(open.back().path + "." + last_key, "appears twice in one object; JSON readers keep only one of them");
         break;
-      }
-      case ojson::parse_event_t::value: last_key.clear(); break;
+      case ojson::parse_event_t::value: element_done(); break;
     }
     return true;
   };

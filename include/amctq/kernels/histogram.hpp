@@ -40,7 +40,8 @@ void count_bins(const std::int32_t* idx, std::size_t n, Count* counts) noexcept 
 /// following them. A hint only; nothing is read through it.
 template <class Arch, class Count>
 void histogram_row(Arch, const float* x, std::size_t n, float inv_width, float base, Count* counts,
-                   std::uint32_t bins, const float* next = nullptr, std::size_t next_n = 0) noexcept {
+                   std::uint32_t bins, [[maybe_unused]] const float* next = nullptr,
+                   [[maybe_unused]] std::size_t next_n = 0) noexcept {
   std::size_t i = 0;
 #if AMCTQ_HAS_XSIMD
   if constexpr (detail::is_simd_arch<Arch>) {
