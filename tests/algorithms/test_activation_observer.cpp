@@ -383,13 +383,15 @@ TEST_CASE("bad arguments are errors that name them") {
   CHECK(calib_method_from_string("hfmg") == calib_method::hfmg);
 }
 
-TEST_CASE("IFMR / percentile: one large batch (single fused pass) equals many small ones, state and all") {
+TEST_CASE("histogram methods: one large batch (single fused pass) equals many small ones, state and all") {
   // 1M values is above the observer's fuse threshold; 1000-row batches of 8 stay below it.
+  // Percentile and IFMR take their min/max from the tails, the others from a min/max pass.
   const std::size_t cols = 8;
   auto v = mixed_data(cols * 131072, 5);
   v[v.size() / 2] = -40.0f;  // the range grows late in the batch: the grid must re-bin mid-pass
   v[v.size() - 3] = 90.0f;
-  for (calib_method m : {calib_method::ifmr, calib_method::percentile}) {
+  for (calib_method m : {calib_method::ifmr, calib_method::percentile, calib_method::entropy, calib_method::mse,
+                         calib_method::hfmg, calib_method::aciq_laplace, calib_method::aciq_gaussian}) {
     const std::string method = to_string(m);
     CAPTURE(method);
     const auto o = opts(m);
@@ -403,6 +405,12 @@ TEST_CASE("IFMR / percentile: one large batch (single fused pass) equals many sm
     CHECK(a.channels[0].histogram.exponent == b.channels[0].histogram.exponent);
     CHECK(a.channels[0].tails.largest == b.channels[0].tails.largest);
     CHECK(a.channels[0].tails.smallest == b.channels[0].tails.smallest);
+    CHECK(a.channels[0].min == b.channels[0].min);
+    CHECK(a.channels[0].max == b.channels[0].max);
+    CHECK(a.channels[0].min == -40.0f);
+    CHECK(a.channels[0].max == 90.0f);
+    CHECK(a.channels[0].histogram.min == b.channels[0].histogram.min);
+    CHECK(a.channels[0].histogram.max == b.channels[0].histogram.max);
     CHECK(same(whole.result(), pieces.result()));
 
     // A rejected large batch (NaN near its end) leaves the observer exactly as it was.

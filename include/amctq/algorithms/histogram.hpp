@@ -85,7 +85,8 @@ class pow2_histogram {
   /// Counts n contiguous values into a uint32 scratch table (fast path for large rows: half the
   /// cache footprint of the 64-bit counters);
   /// the grid must already cover them (cover()), and flush() must follow. next / next_n name
-  /// the caller's next block, which is prefetched meanwhile (kernels::histogram_row).
+  /// what the caller reads after these values (the rest of its batch), for the kernel's
+  /// prefetch (kernels::histogram_row).
   template <class Arch = kernels::default_arch>
   void accumulate(const float* x, std::size_t n, const float* next = nullptr, std::size_t next_n = 0) {
     if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);

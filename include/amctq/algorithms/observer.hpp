@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -154,8 +155,9 @@ class activation_observer {
     std::size_t bad = 0;
     // Per-tensor methods that keep the extreme values get the min/max (and the NaN/inf count)
     // from that pass instead of a separate min/max pass; the tails are restored on error.
+    // A large contiguous batch for a histogram method takes one fused trip through memory.
     const bool tails_first = axis == per_tensor && needs_tails();
-    const bool fused = tails_first && needs_histogram() && x.size() >= fuse_threshold && x.is_contiguous();
+    const bool fused = axis == per_tensor && needs_histogram() && x.size() >= fuse_threshold && x.is_contiguous();
     if (fused) {
       batch[0] = observe_fused(x.data_handle(), static_cast<std::size_t>(x.size()));
       bad = batch[0].nonfinite;
@@ -370,33 +372,41 @@ class activation_observer {
   // histogram copy the fused pass needs to undo a rejected batch.
   static constexpr std::ptrdiff_t fuse_threshold = std::ptrdiff_t{1} << 18;
 
-  // Tails, min/max and histogram of a large contiguous per-tensor batch in one trip through
-  // memory: each block is scanned once by the tails, whose running extremes are the min/max (a
-  // new extreme always passes their cut) and give the histogram its grid, then counted from
-  // cache while the next block is prefetched. The grid grows block by block; its state depends
-  // only on the values seen (histogram.hpp), so the result equals the two-pass one. A batch
-  // holding NaN/inf that the options reject leaves the observer as it was.
+  // Histogram (and, for percentile / IFMR, tails) of a large contiguous per-tensor batch in one
+  // trip through memory. Each block is scanned once for its extremes, by the tails when the
+  // method keeps them (their running extremes are the min/max: a new extreme always passes
+  // their cut) and by a min/max pass otherwise; they give the histogram its grid. The block is
+  // then counted from cache while the kernel prefetches ahead. The grid grows block by block;
+  // its state depends only on the values seen (histogram.hpp), so the result equals the
+  // two-pass one. A batch holding NaN/inf that the options reject leaves the observer as it was.
   value_range observe_fused(const float* p, std::size_t n) {
     constexpr std::size_t block = 4096;
     channel& ch = ch_[0];
-    const extreme_values tails_before = ch.tails;
+    const bool tails = needs_tails();
+    const std::optional<extreme_values> tails_before = tails ? std::optional<extreme_values>(ch.tails) : std::nullopt;
     const pow2_histogram hist_before = ch.hist;
-    std::size_t bad = 0;
+    value_range batch;
     for (std::size_t off = 0; off < n; off += block) {
       const std::size_t len = std::min(block, n - off), after = off + len;
-      bad += ch.tails.add(p + off, len);
-      const float lo = ch.tails.smallest(), hi = ch.tails.largest();
-      if (!(lo <= hi)) continue;  // nothing finite yet
-      if (!(lo >= ch.hist.min() && hi <= ch.hist.max())) {
-        ch.hist.flush();
-        ch.hist.cover(lo, hi);
+      if (tails) {
+        batch.nonfinite += ch.tails.add(p + off, len);
+        batch.min = ch.tails.smallest();
+        batch.max = ch.tails.largest();
+      } else {
+        value_range r;
+        kernels::minmax_row(kernels::default_arch{}, p + off, len, r);
+        batch.merge(r);
       }
-      ch.hist.accumulate(p + off, len, p + after, std::min(block, n - after));
+      if (batch.empty()) continue;  // nothing finite yet
+      if (!(batch.min >= ch.hist.min() && batch.max <= ch.hist.max())) {
+        ch.hist.flush();
+        ch.hist.cover(batch.min, batch.max);
+      }
+      ch.hist.accumulate(p + off, len, p + after, n - after);
     }
     ch.hist.flush();
-    const value_range batch{ch.tails.smallest(), ch.tails.largest(), bad};
-    if (bad != 0 && !o_.skip_nonfinite) {
-      ch.tails = tails_before;
+    if (batch.nonfinite != 0 && !o_.skip_nonfinite) {
+      if (tails) ch.tails = *tails_before;
       ch.hist = hist_before;
     }
     return batch;

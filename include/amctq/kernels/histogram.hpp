@@ -34,10 +34,10 @@ void count_bins(const std::int32_t* idx, std::size_t n, Count* counts) noexcept 
 /// integer-valued float; it and every in-range bin index are exact in float (the caller keeps
 /// |index| < 2^24).
 ///
-/// `next` / `next_n`, when given, are the values the caller will read next (its following
-/// block): the row asks the cache for them, one batch's worth per batch counted, so that the
-/// memory read of the next block overlaps the scattered increments of this one instead of
-/// following them. A hint only; nothing is read through it.
+/// While it counts, the row asks the cache for the values 4096 ahead of the batch it bins, so
+/// that the memory read overlaps the scattered increments instead of following them. Past the
+/// row's end it prefetches from `next` / `next_n`, the values the caller will read next (its
+/// following block), when given. A hint only; nothing is read through it.
 template <class Arch, class Count>
 void histogram_row(Arch, const float* x, std::size_t n, float inv_width, float base, Count* counts,
                    std::uint32_t bins, [[maybe_unused]] const float* next = nullptr,
@@ -55,13 +55,15 @@ void histogram_row(Arch, const float* x, std::size_t n, float inv_width, float b
     // followed by a counting pass (the earlier design) paid for both in full. One table, not
     // several interleaved ones: the counters then stay in L1 (measured on mixed normal /
     // post-ReLU and on uniform values).
-    constexpr std::size_t lag = 2, slots = 4;
+    constexpr std::size_t lag = 2, slots = 4, prefetch_distance = 4096;
     alignas(64) std::int32_t ring[slots * W];
     const B vinv(inv_width), vbase(base), zero(0.0f), minus_one(-1.0f), vbins(static_cast<float>(bins));
     const std::size_t batches = n / W;
     for (std::size_t b = 0; b < batches + lag; ++b) {
       if (b < batches) {
-        if (b * W < next_n) detail::prefetch(next + b * W);
+        const std::size_t ahead = b * W + prefetch_distance;
+        if (ahead < n) detail::prefetch(x + ahead);
+        else if (ahead - n < next_n) detail::prefetch(next + (ahead - n));
         const B v = B::load_unaligned(x + b * W);
         const B t = v * vinv;
         B f = xsimd::floor(t);
