@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -383,7 +382,7 @@ class activation_observer {
     constexpr std::size_t block = 4096;
     channel& ch = ch_[0];
     const bool tails = needs_tails();
-    const std::optional<extreme_values> tails_before = tails ? std::optional<extreme_values>(ch.tails) : std::nullopt;
+    const extreme_values tails_before = ch.tails;  // empty, so free, for the other methods
     const pow2_histogram hist_before = ch.hist;
     value_range batch;
     for (std::size_t off = 0; off < n; off += block) {
@@ -406,7 +405,7 @@ class activation_observer {
     }
     ch.hist.flush();
     if (batch.nonfinite != 0 && !o_.skip_nonfinite) {
-      if (tails) ch.tails = *tails_before;
+      ch.tails = tails_before;
       ch.hist = hist_before;
     }
     return batch;
