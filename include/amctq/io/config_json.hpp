@@ -10,7 +10,6 @@
 #ifndef AMCTQ_IO_CONFIG_JSON_HPP
 #define AMCTQ_IO_CONFIG_JSON_HPP
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>

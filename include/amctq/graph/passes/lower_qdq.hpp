@@ -7,7 +7,6 @@
 #define AMCTQ_GRAPH_PASSES_LOWER_QDQ_HPP
 
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
