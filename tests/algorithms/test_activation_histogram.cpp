@@ -179,22 +179,96 @@ TEST_CASE("histogram_moments: L2 loss equals a direct integral") {
   CHECK(m.total() == doctest::Approx(7));
 }
 
-TEST_CASE("histogram kernel: the pipelined SIMD path agrees with scalar at every short length") {
-  // The SIMD path counts each batch two batches after binning it; lengths around 0..4 batches
-  // exercise the pipeline's start, drain and scalar tail. A prefetch hint changes nothing.
-  const std::vector<float> v = normal_data(300, 9, 2.0f);
-  const float inv = 16.0f, base = -128.0f;
+TEST_CASE("histogram kernel: the pipelined SIMD path agrees with scalar at every short length and alignment") {
+  // The SIMD path counts each batch four batches after binning it; lengths around 0..6 batches
+  // exercise the pipeline's start, drain and scalar tail, and start offsets the scalar head
+  // that reaches an aligned address. A prefetch hint changes nothing. The watched values (those
+  // outside [lo, hi], NaN and inf included) come out in row order on both paths.
+  std::vector<float> v = normal_data(420, 9, 2.0f);
+  v[40] = std::numeric_limits<float>::quiet_NaN();
+  v[77] = -std::numeric_limits<float>::infinity();
+  const float inv = 16.0f, base = -128.0f, lo = -2.5f, hi = 3.0f;
   const std::uint32_t bins = 256;
-  for (std::size_t n : {0u, 1u, 7u, 8u, 15u, 16u, 17u, 31u, 32u, 33u, 47u, 48u, 64u, 65u, 100u, 300u}) {
-    std::vector<std::uint32_t> simd(bins + 1, 0), hinted(bins + 1, 0), scalar(bins + 1, 0);
-    kernels::histogram_row(kernels::default_arch{}, v.data(), n, inv, base, simd.data(), bins);
-    kernels::histogram_row(kernels::default_arch{}, v.data(), n, inv, base, hinted.data(), bins, v.data(), v.size());
-    kernels::histogram_row(kernels::scalar_arch{}, v.data(), n, inv, base, scalar.data(), bins);
-    CAPTURE(n);
-    CHECK(simd == scalar);
-    CHECK(hinted == scalar);
-    CHECK(std::accumulate(simd.begin(), simd.end(), std::uint64_t{0}) == n);
+  for (std::size_t start : {0u, 1u, 3u, 15u}) {
+    for (std::size_t n : {0u, 1u, 7u, 8u, 15u, 16u, 17u, 31u, 32u, 33u, 47u, 48u, 64u, 65u, 100u, 113u, 300u, 400u}) {
+      const float* x = v.data() + start;
+      std::vector<std::uint32_t> simd(bins + 1, 0), hinted(bins + 1, 0), scalar(bins + 1, 0), watched(bins + 1, 0),
+          watched_scalar(bins + 1, 0);
+      kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, simd.data(), bins);
+      kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, hinted.data(), bins, v.data(), v.size());
+      kernels::histogram_row(kernels::scalar_arch{}, x, n, inv, base, scalar.data(), bins);
+      std::vector<float> out(n + 1, 0.0f), out_scalar(n + 1, 0.0f);
+      kernels::outside_values w{lo, hi, out.data()}, ws{lo, hi, out_scalar.data()};
+      kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, watched.data(), bins, nullptr, 0, &w);
+      kernels::histogram_row(kernels::scalar_arch{}, x, n, inv, base, watched_scalar.data(), bins, nullptr, 0, &ws);
+      CAPTURE(start);
+      CAPTURE(n);
+      CHECK(simd == scalar);
+      CHECK(hinted == scalar);
+      CHECK(watched == scalar);
+      CHECK(watched_scalar == scalar);
+      CHECK(std::accumulate(simd.begin(), simd.end(), std::uint64_t{0}) == n);
+      std::vector<float> want;
+      for (std::size_t i = 0; i < n; ++i)
+        if (!(x[i] >= lo && x[i] <= hi)) want.push_back(x[i]);
+      auto same_values = [&](const std::vector<float>& got, std::size_t count) {
+        if (count != want.size()) return false;
+        for (std::size_t i = 0; i < count; ++i)
+          if (!(got[i] == want[i] || (std::isnan(got[i]) && std::isnan(want[i])))) return false;
+        return true;
+      };
+      CHECK(same_values(out, w.count));
+      CHECK(same_values(out_scalar, ws.count));
+    }
   }
+}
+
+TEST_CASE("pow2_histogram: a watched pass that leaves the grid equals a min/max pass then a count") {
+  // accumulate_watched starts from a grid far too narrow; values past it come back through the
+  // watch, the grid grows (a coarser exponent and a lower base, re-binned in place) and they
+  // are counted on the new grid. The state equals add() of the same values.
+  std::vector<float> v = normal_data(50000, 21, 1.0f);
+  v[30000] = -300.0f;  // a late new minimum (the base moves down) and maximum (the grid coarsens)
+  v[40000] = 900.0f;
+  v[45000] = std::numeric_limits<float>::quiet_NaN();
+  for (std::size_t block : {1000u, 4096u, 50000u}) {
+    pow2_histogram watched(1024), plain(1024);
+    watched.cover(-0.5f, 0.5f);
+    plain.cover(-0.5f, 0.5f);
+    std::vector<float> out(block);
+    std::size_t nonfinite = 0, returned = 0;
+    for (std::size_t off = 0; off < v.size(); off += block) {
+      const std::size_t len = std::min(block, v.size() - off);
+      // What comes back is outside [-2, 2] or outside the range seen before this block.
+      const float inner_lo = std::fmax(-2.0f, watched.min()), inner_hi = std::fmin(2.0f, watched.max());
+      const std::size_t m = watched.accumulate_watched(v.data() + off, len, -2.0f, 2.0f, out.data());
+      returned += m;
+      std::size_t inside = 0;
+      for (std::size_t k = 0; k < m; ++k) {
+        nonfinite += !std::isfinite(out[k]);
+        inside += out[k] >= inner_lo && out[k] <= inner_hi;
+      }
+      CHECK(inside == 0);
+      watched.flush();
+    }
+    plain.add(v.data(), v.size());
+    CAPTURE(block);
+    const histogram_state a = watched.to_state(), b = plain.to_state();
+    CHECK(a.counts == b.counts);
+    CHECK(a.exponent == b.exponent);
+    CHECK(a.base == b.base);
+    CHECK(a.min == -300.0f);
+    CHECK(a.max == 900.0f);
+    CHECK(watched.total() == v.size() - 1);
+    CHECK(nonfinite == 1);
+    CHECK(returned >= std::count_if(v.begin(), v.end(), [](float x) { return std::fabs(x) > 2.0f; }));
+  }
+  // A first block with no grid yet and no finite value: all of it comes back, nothing counted.
+  pow2_histogram fresh(1024);
+  std::vector<float> nans(64, std::numeric_limits<float>::quiet_NaN()), out(64);
+  CHECK(fresh.accumulate_watched(nans.data(), nans.size(), 0.0f, 0.0f, out.data()) == 64);
+  fresh.flush();
+  CHECK(fresh.empty());
 }
 
 TEST_CASE("extreme_values: exact k-th largest/smallest and exact merge") {

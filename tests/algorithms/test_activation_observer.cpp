@@ -441,3 +441,46 @@ TEST_CASE("histogram methods: one large batch (single fused pass) equals many sm
     CHECK(same(led.result(), finite_only.result()));
   }
 }
+
+TEST_CASE("fused pass: a wrong tail guess, tied tails and constant data still give the exact tails") {
+  // The fused pass offers the tails only the values past cuts guessed from a strided sample,
+  // then checks the guess. Data built so that the sample sees only huge values makes the guess
+  // wrong (the batch holds too few values past it); post-ReLU zeros tie the lower tail and
+  // constant data ties both, which must give no cut on that side. All equal small batches.
+  const std::size_t n = std::size_t{1} << 20;
+  auto adversarial = mixed_data(n, 8);
+  const std::size_t stride = n / 2048;
+  for (std::size_t r = 0; r < 2048; ++r)
+    for (std::size_t j = 0; j < 8; ++j) adversarial[r * stride + j] = 1000.0f + static_cast<float>(r * 8 + j);
+  auto relu = mixed_data(n, 9);
+  for (float& x : relu) x = std::fmax(x, 0.0f);
+  const std::vector<float> constant(n, 3.0f);
+
+  {  // The adversarial guess is indeed wrong, so the test reaches the fallback.
+    const tail_cuts g = guess_tail_cuts(adversarial.data(), n, 256);
+    extreme_values exact(256);
+    exact.add(adversarial.data(), n);
+    CHECK(g.hi >= 1000.0f);
+    CHECK(!exact.beyond(g.lo, g.hi));
+    const tail_cuts tied = guess_tail_cuts(relu.data(), n, 256);
+    CHECK(tied.lo == std::numeric_limits<float>::infinity());  // no lower cut at the zeros
+    CHECK(tied.hi > 0.0f);
+  }
+  const std::vector<float>* sets[] = {&adversarial, &relu, &constant};
+  for (const std::vector<float>* data : sets) {
+    for (calib_method m : {calib_method::ifmr, calib_method::percentile}) {
+      const std::string method = to_string(m);
+      CAPTURE(method);
+      const auto o = opts(m);
+      activation_observer whole(o), pieces(o);
+      whole.observe(make_view(data->data(), {static_cast<std::ptrdiff_t>(n)}));
+      for (std::size_t off = 0; off < n; off += 8000)
+        pieces.observe(make_view(data->data() + off, {static_cast<std::ptrdiff_t>(std::min<std::size_t>(8000, n - off))}));
+      const observer_state a = whole.to_state(), b = pieces.to_state();
+      CHECK(a.channels[0].tails.largest == b.channels[0].tails.largest);
+      CHECK(a.channels[0].tails.smallest == b.channels[0].tails.smallest);
+      CHECK(a.channels[0].histogram.counts == b.channels[0].histogram.counts);
+      CHECK(same(whole.result(), pieces.result()));
+    }
+  }
+}

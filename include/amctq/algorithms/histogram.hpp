@@ -102,6 +102,47 @@ class pow2_histogram {
     }
   }
 
+  /// Counts n contiguous values that may lie outside the grid, and writes to `outside` (room
+  /// for n) the values outside [lo, hi] or outside [min(), max()], NaN and inf included;
+  /// returns how many. The grid then grows to the finite ones, and those it did not cover are
+  /// counted, so no separate min/max pass is needed: the values a pass must look at again (new
+  /// extremes, tail candidates) come out of the counting pass itself. flush() must follow.
+  template <class Arch = kernels::default_arch>
+  std::size_t accumulate_watched(const float* x, std::size_t n, float lo, float hi, float* outside,
+                                 const float* next = nullptr, std::size_t next_n = 0) {
+    if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
+    if (pending_ + n > (std::size_t{1} << 31)) flush();
+    if (!(min_ <= max_)) {  // no grid yet: it comes from this block
+      value_range r;
+      kernels::minmax_row(Arch{}, x, n, r);
+      if (r.empty()) {
+        std::copy(x, x + n, outside);
+        return n;
+      }
+      flush();
+      cover(r.min, r.max);
+    }
+    kernels::outside_values w{std::fmax(lo, min_), std::fmin(hi, max_), outside, 0};
+    const float old_inv = inv_width(), old_base = static_cast<float>(base_);
+    kernels::histogram_row(Arch{}, x, n, old_inv, old_base, scratch_.data(), capacity_, next, next_n, &w);
+    pending_ += n;
+    float new_min = min_, new_max = max_;
+    for (std::size_t k = 0; k < w.count; ++k) {
+      if (!kernels::detail::is_finite(outside[k])) continue;
+      new_min = std::fmin(new_min, outside[k]);
+      new_max = std::fmax(new_max, outside[k]);
+    }
+    if (new_min == min_ && new_max == max_) return w.count;
+    flush();
+    cover(new_min, new_max);
+    for (std::size_t k = 0; k < w.count; ++k) {
+      const float v = outside[k];
+      if (kernels::detail::is_finite(v) && kernels::detail::bin_or_spill(v, old_inv, old_base, capacity_) == capacity_)
+        accumulate_direct<kernels::scalar_arch>(&v, 1);
+    }
+    return w.count;
+  }
+
   /// Counts n values at the given stride straight into the 64-bit counters (no flush needed);
   /// for the many short rows of per-channel statistics. The grid must already cover them.
   template <class Arch = kernels::default_arch>
@@ -246,16 +287,27 @@ class pow2_histogram {
     return static_cast<std::size_t>(kernels::pow2_bin_of(max_, inv) - kernels::pow2_bin_of(min_, inv)) + 1;
   }
 
+  // In place: a fresh table per rebin cost a 128 KB allocation and its page faults each time
+  // a new minimum arrived. Bin k moves to j(k) = floor((base + k) / 2^shift) - new_base, and
+  // j(k) - k never increases with k (shift >= 0: the grid only coarsens, and j grows by at
+  // most one per bin). So the bins whose target is at or below them move first, in ascending
+  // order, then the rest in descending order; neither phase writes over a bin still unread.
   void rebin(int e, std::int64_t new_base) {
     const int shift = e - exponent_;
     if (shift == 0 && new_base == base_) return;
-    std::vector<std::uint64_t> next(capacity_ + 1, 0);
-    for (std::size_t k = 0; k < capacity_; ++k) {
-      if (counts_[k] == 0) continue;
-      const std::int64_t j = floor_shift(base_ + static_cast<std::int64_t>(k), shift);
-      next[static_cast<std::size_t>(j - new_base)] += counts_[k];
-    }
-    counts_.swap(next);
+    auto target = [&](std::size_t k) {
+      return static_cast<std::size_t>(floor_shift(base_ + static_cast<std::int64_t>(k), shift) - new_base);
+    };
+    auto move = [&](std::size_t k) {
+      const std::uint64_t c = counts_[k];
+      if (c == 0) return;
+      counts_[k] = 0;
+      counts_[target(k)] += c;
+    };
+    std::size_t split = 0;
+    while (split < capacity_ && target(split) > split) ++split;
+    for (std::size_t k = split; k < capacity_; ++k) move(k);
+    for (std::size_t k = split; k-- > 0;) move(k);
   }
 
   std::uint32_t capacity_;

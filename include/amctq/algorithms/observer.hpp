@@ -372,43 +372,45 @@ class activation_observer {
   static constexpr std::ptrdiff_t fuse_threshold = std::ptrdiff_t{1} << 18;
 
   // Histogram (and, for percentile / IFMR, tails) of a large contiguous per-tensor batch in one
-  // trip through memory. Each block is scanned once for its extremes, by the tails when the
-  // method keeps them (their running extremes are the min/max: a new extreme always passes
-  // their cut) and by a min/max pass otherwise; they give the histogram its grid. The block is
-  // then counted from cache while the kernel prefetches ahead. The grid grows block by block;
-  // its state depends only on the values seen (histogram.hpp), so the result equals the
+  // trip through memory. The counting pass hands back each block's values outside the
+  // histogram's range or past the tails' cuts: they are the only ones that can grow the grid
+  // or enter the tails, and early in a stream they are few per block. The grid grows block by
+  // block; its state depends only on the values seen (histogram.hpp), so the result equals the
   // two-pass one. A batch holding NaN/inf that the options reject leaves the observer as it was.
   value_range observe_fused(const float* p, std::size_t n) {
-    constexpr std::size_t block = 4096;
+    constexpr std::size_t block = 65536;
     channel& ch = ch_[0];
     const bool tails = needs_tails();
     const extreme_values tails_before = ch.tails;  // empty, so free, for the other methods
     const pow2_histogram hist_before = ch.hist;
-    value_range batch;
+    std::vector<float> outside(std::min(block, n));
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    std::size_t bad = 0;
+    // Early in a stream the tails' own cuts are loose, and the values they let through (a few
+    // hundred thousand of 16M, with as many partial sorts) cost more than a guess at the final
+    // cuts that is checked afterwards.
+    const tail_cuts guess = tails ? guess_tail_cuts(p, n, ch.tails.capacity()) : tail_cuts{};
     for (std::size_t off = 0; off < n; off += block) {
       const std::size_t len = std::min(block, n - off), after = off + len;
+      const float lo = tails ? std::min(ch.tails.lower_cut(), guess.lo) : -inf,
+                  hi = tails ? std::max(ch.tails.upper_cut(), guess.hi) : inf;
+      const std::size_t m = ch.hist.accumulate_watched(p + off, len, lo, hi, outside.data(), p + after, n - after);
       if (tails) {
-        batch.nonfinite += ch.tails.add(p + off, len);
-        batch.min = ch.tails.smallest();
-        batch.max = ch.tails.largest();
+        bad += ch.tails.add(outside.data(), m);
       } else {
-        value_range r;
-        kernels::minmax_row(kernels::default_arch{}, p + off, len, r);
-        batch.merge(r);
+        for (std::size_t k = 0; k < m; ++k) bad += !kernels::detail::is_finite(outside[k]);
       }
-      if (batch.empty()) continue;  // nothing finite yet
-      if (!(batch.min >= ch.hist.min() && batch.max <= ch.hist.max())) {
-        ch.hist.flush();
-        ch.hist.cover(batch.min, batch.max);
-      }
-      ch.hist.accumulate(p + off, len, p + after, n - after);
     }
     ch.hist.flush();
-    if (batch.nonfinite != 0 && !o_.skip_nonfinite) {
+    if (tails && !ch.tails.beyond(guess.lo, guess.hi)) {  // a wrong guess: offer the batch again
+      ch.tails = tails_before;
+      ch.tails.add(p, n);
+    }
+    if (bad != 0 && !o_.skip_nonfinite) {
       ch.tails = tails_before;
       ch.hist = hist_before;
     }
-    return batch;
+    return value_range{ch.hist.min(), ch.hist.max(), bad};
   }
 
   // Calls f(channel, pointer, count, stride) for runs of elements of one channel.

@@ -28,61 +28,126 @@ void count_bins(const std::int32_t* idx, std::size_t n, Count* counts) noexcept 
   for (std::size_t j = 0; j < n; ++j) ++counts[static_cast<std::uint32_t>(idx[j])];
 }
 
+namespace detail {
+// The counter a value goes to: its bin, or `bins` (the spill counter) when the bin is outside
+// [0, bins) after subtracting base, or the value is NaN or inf.
+inline std::uint32_t bin_or_spill(float x, float inv_width, float base, std::uint32_t bins) noexcept {
+  const float d = pow2_bin_of(x, inv_width) - base;
+  return (d >= 0.0f && d < static_cast<float>(bins)) ? static_cast<std::uint32_t>(d) : bins;
+}
+}  // namespace detail
+
+/// The values of a row outside [lo, hi] (NaN and inf included, as neither is inside), in row
+/// order. A histogram pass collects them for the caller at almost no cost: they are the new
+/// extremes and the candidates for the top / bottom tails, which would otherwise need a pass
+/// of their own. `out` must have room for every value of the row.
+struct outside_values {
+  float lo = 0.0f;
+  float hi = 0.0f;
+  float* out = nullptr;
+  std::size_t count = 0;
+
+  void check(float v) noexcept {
+    if (!(v >= lo && v <= hi)) out[count++] = v;
+  }
+};
+
+namespace detail {
+
+template <bool Watch, class Arch, class Count>
+void histogram_row(const float* x, std::size_t n, float inv_width, float base, Count* counts, std::uint32_t bins,
+                   [[maybe_unused]] const float* next, [[maybe_unused]] std::size_t next_n,
+                   [[maybe_unused]] outside_values* watch) noexcept {
+  auto scalar = [&](float v) {
+    ++counts[bin_or_spill(v, inv_width, base, bins)];
+    if constexpr (Watch) watch->check(v);
+  };
+  std::size_t i = 0;
+#if AMCTQ_HAS_XSIMD
+  if constexpr (is_simd_arch<Arch>) {
+    using B = xsimd::batch<float, Arch>;
+    using I = xsimd::batch<std::int32_t, Arch>;
+    constexpr std::size_t W = B::size;
+    // Scalar values up to the first full-width boundary: a large std::vector's data is only
+    // 16-byte aligned, and with AVX-512 every load would then straddle two cache lines (that
+    // cost 18% of the row on Zen 4).
+    const auto misalign = reinterpret_cast<std::uintptr_t>(x) % (W * sizeof(float));
+    if (misalign % sizeof(float) == 0 && misalign != 0) i = std::min(n, (W * sizeof(float) - misalign) / sizeof(float));
+    for (std::size_t j = 0; j < i; ++j) scalar(x[j]);
+    // A software pipeline: the indices of batch b go to a ring and are counted while batch
+    // b + lag is binned. A scalar load of an index the vector unit has only recently stored
+    // stalls until the store has left the store queue; four batches later it has (two was 11%
+    // slower). Interleaving the two also lets the vector binning run in the shadow of the
+    // increments, where a binning pass followed by a counting pass (an earlier design) paid for
+    // both in full. One table, not several interleaved ones: the counters then stay in L1
+    // (measured on mixed normal / post-ReLU and on uniform values).
+    constexpr std::size_t lag = 4, slots = 8, prefetch_distance = 2048;
+    constexpr std::uint32_t lane_mask = W >= 32 ? ~0u : (1u << W) - 1u;
+    alignas(64) std::int32_t ring[slots * W];
+    const B vinv(inv_width), vbase(base), zero(0.0f), minus_one(-1.0f), vbins(static_cast<float>(bins));
+    [[maybe_unused]] const B vlo(Watch ? watch->lo : 0.0f), vhi(Watch ? watch->hi : 0.0f);
+    const float* const row = x + i;
+    const std::size_t batches = (n - i) / W, row_n = n - i;
+    auto bin = [&](std::size_t b) {
+      const B v = B::load_aligned(row + b * W);
+      const B t = v * vinv;
+      B f = xsimd::floor(t);
+      f = xsimd::select((t == zero) & (v < zero), minus_one, f);
+      const B d = f - vbase;
+      // Out of range, NaN and inf (whose comparisons are false) go to the spill counter.
+      const I k = xsimd::to_int(xsimd::select((d >= zero) & (d < vbins), d, vbins));
+      k.store_aligned(ring + (b % slots) * W);
+      if constexpr (Watch) {
+        std::uint32_t outside = ~to_bits((v >= vlo) & (v <= vhi)) & lane_mask;
+        for (; outside != 0; outside &= outside - 1) watch->out[watch->count++] = row[b * W + lowest_bit(outside)];
+      }
+    };
+    // Unrolled: one increment per loop trip would be held to the one taken branch per cycle.
+    auto count = [&](std::size_t b) {
+      const std::int32_t* r = ring + (b % slots) * W;
+#if defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
+      for (std::size_t j = 0; j < W; ++j) ++counts[static_cast<std::uint32_t>(r[j])];
+    };
+    const std::size_t warm = std::min(lag, batches);
+    for (std::size_t b = 0; b < warm; ++b) bin(b);
+    for (std::size_t b = warm; b < batches; ++b) {
+      // Written out, not in a helper lambda: GCC 12 finds such a lambda free of side effects
+      // (a prefetch has none) and deletes the call before inlining it.
+      const std::size_t ahead = b * W + prefetch_distance;
+      if (ahead < row_n) prefetch(row + ahead);
+      else if (ahead - row_n < next_n) prefetch(next + (ahead - row_n));
+      bin(b);
+      count(b - lag);
+    }
+    for (std::size_t b = batches - warm; b < batches; ++b) count(b);
+    i += batches * W;
+  }
+#endif
+  for (; i < n; ++i) scalar(x[i]);
+}
+
+}  // namespace detail
+
 /// Adds each element of a contiguous row to counts[bin], bins + 1 counters. The extra last
 /// counter receives the values outside [0, bins) after subtracting base, NaN and inf, which
 /// keeps the inner loop free of branches; callers read it as the number skipped. base is an
 /// integer-valued float; it and every in-range bin index are exact in float (the caller keeps
 /// |index| < 2^24).
 ///
-/// While it counts, the row asks the cache for the values 4096 ahead of the batch it bins, so
-/// that the memory read overlaps the scattered increments instead of following them. Past the
-/// row's end it prefetches from `next` / `next_n`, the values the caller will read next (its
+/// While it counts, the row asks the cache for the values ahead of the batch it bins, so that
+/// the memory read overlaps the scattered increments instead of following them. Past the row's
+/// end it prefetches from `next` / `next_n`, the values the caller will read next (its
 /// following block), when given. A hint only; nothing is read through it.
+///
+/// With `watch`, the row also appends its values outside [watch->lo, watch->hi] to watch->out.
 template <class Arch, class Count>
 void histogram_row(Arch, const float* x, std::size_t n, float inv_width, float base, Count* counts,
-                   std::uint32_t bins, [[maybe_unused]] const float* next = nullptr,
-                   [[maybe_unused]] std::size_t next_n = 0) noexcept {
-  std::size_t i = 0;
-#if AMCTQ_HAS_XSIMD
-  if constexpr (detail::is_simd_arch<Arch>) {
-    using B = xsimd::batch<float, Arch>;
-    using I = xsimd::batch<std::int32_t, Arch>;
-    constexpr std::size_t W = B::size;
-    // A software pipeline: the indices of batch b go to a four-slot ring and are counted while
-    // batch b + 2 is binned. A scalar load of an index the vector unit has only just stored
-    // stalls on store forwarding; two batches later the store has retired. Interleaving the two
-    // also lets the vector binning run in the shadow of the increments, where a binning pass
-    // followed by a counting pass (the earlier design) paid for both in full. One table, not
-    // several interleaved ones: the counters then stay in L1 (measured on mixed normal /
-    // post-ReLU and on uniform values).
-    constexpr std::size_t lag = 2, slots = 4, prefetch_distance = 4096;
-    alignas(64) std::int32_t ring[slots * W];
-    const B vinv(inv_width), vbase(base), zero(0.0f), minus_one(-1.0f), vbins(static_cast<float>(bins));
-    const std::size_t batches = n / W;
-    for (std::size_t b = 0; b < batches + lag; ++b) {
-      if (b < batches) {
-        const std::size_t ahead = b * W + prefetch_distance;
-        if (ahead < n) detail::prefetch(x + ahead);
-        else if (ahead - n < next_n) detail::prefetch(next + (ahead - n));
-        const B v = B::load_unaligned(x + b * W);
-        const B t = v * vinv;
-        B f = xsimd::floor(t);
-        f = xsimd::select((t == zero) & (v < zero), minus_one, f);
-        const B d = f - vbase;
-        // Out of range, NaN and inf (whose comparisons are false) go to the spill counter.
-        const I k = xsimd::to_int(xsimd::select((d >= zero) & (d < vbins), d, vbins));
-        k.store_aligned(ring + (b % slots) * W);
-      }
-      if (b >= lag) count_bins(ring + ((b - lag) % slots) * W, W, counts);
-    }
-    i = batches * W;
-  }
-#endif
-  for (; i < n; ++i) {
-    const float d = pow2_bin_of(x[i], inv_width) - base;
-    const std::uint32_t k = (d >= 0.0f && d < static_cast<float>(bins)) ? static_cast<std::uint32_t>(d) : bins;
-    ++counts[k];
-  }
+                   std::uint32_t bins, const float* next = nullptr, std::size_t next_n = 0,
+                   outside_values* watch = nullptr) noexcept {
+  if (watch != nullptr) detail::histogram_row<true, Arch>(x, n, inv_width, base, counts, bins, next, next_n, watch);
+  else detail::histogram_row<false, Arch>(x, n, inv_width, base, counts, bins, next, next_n, watch);
 }
 
 }  // namespace amctq::kernels
