@@ -82,6 +82,10 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
     // both in full. One table, not several interleaved ones: the counters then stay in L1
     // (measured on mixed normal / post-ReLU and on uniform values).
     constexpr std::size_t lag = 4, slots = 8, prefetch_distance = 2048;
+    // Once per 4 KiB page, a value 64 KiB ahead is read for real, so the page's translation is
+    // in the TLB long before the stream gets there (16M floats on Zen 4: 8.2-9.8 ms without,
+    // 6.6-7.1 ms with; the same distance as an L2 prefetch gained nothing).
+    constexpr std::size_t page_floats = 4096 / sizeof(float), touch_distance = 16384;
     constexpr std::uint32_t lane_mask = W >= 32 ? ~0u : (1u << W) - 1u;
     alignas(64) std::int32_t ring[slots * W];
     const B vinv(inv_width), vbase(base), zero(0.0f), minus_one(-1.0f), vbins(static_cast<float>(bins));
@@ -118,6 +122,11 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
       const std::size_t ahead = b * W + prefetch_distance;
       if (ahead < row_n) prefetch(row + ahead);
       else if (ahead - row_n < next_n) prefetch(next + (ahead - row_n));
+      if (b % (page_floats / W) == 0) {
+        const std::size_t far = b * W + touch_distance;
+        if (far < row_n) touch(row + far);
+        else if (far - row_n < next_n) touch(next + (far - row_n));
+      }
       bin(b);
       count(b - lag);
     }

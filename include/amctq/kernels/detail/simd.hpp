@@ -144,6 +144,10 @@ inline void prefetch(const void* p) noexcept {
 #endif
 }
 
+/// Reads *p and discards it, for its side effect on the caches and the TLB: unlike a prefetch,
+/// a real read always completes its page-table walk. p must point into readable memory.
+inline void touch(const float* p) noexcept { static_cast<void>(*static_cast<const volatile float*>(p)); }
+
 #if AMCTQ_HAS_XSIMD
 /// B::size integer codes from p as a float batch (exact: every code type converts exactly or,
 /// for int32, rounds as static_cast<float> does). xsimd 8.1 converts a narrow-integer load one
