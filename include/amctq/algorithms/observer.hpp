@@ -396,13 +396,13 @@ class activation_observer {
                   hi = tails ? std::max(ch.tails.upper_cut(), guess.hi) : inf;
       const std::size_t m = ch.hist.accumulate_watched(p + off, len, lo, hi, outside.data(), p + after, n - after);
       if (tails) {
-        bad += ch.tails.add(outside.data(), m);
+        bad += ch.tails.add(outside.data(), m, guess);
       } else {
         for (std::size_t k = 0; k < m; ++k) bad += !kernels::detail::is_finite(outside[k]);
       }
     }
     ch.hist.flush();
-    if (tails && !ch.tails.beyond(guess.lo, guess.hi)) {  // a wrong guess: offer the batch again
+    if (tails && !ch.tails.beyond(guess)) {  // a wrong guess: offer the batch again
       ch.tails = tails_before;
       ch.tails.add(p, n);
     }

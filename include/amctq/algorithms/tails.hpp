@@ -26,6 +26,13 @@ struct tails_state {
   std::vector<float> smallest;  ///< ascending
 };
 
+/// Bounds past which values are offered to each tail: below lo to the bottom one, above hi to
+/// the top one. The defaults offer everything.
+struct tail_cuts {
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+};
+
 class extreme_values {
  public:
   static constexpr std::uint32_t default_capacity = 4096;
@@ -38,8 +45,9 @@ class extreme_values {
   std::uint32_t capacity() const noexcept { return capacity_; }
 
   /// Offers n contiguous values; non-finite ones are ignored and counted (the return value).
+  /// With `only`, a value goes only to the tail whose bound it passes (see beyond()).
   template <class Arch = kernels::default_arch>
-  std::size_t add(const float* x, std::size_t n) {
+  std::size_t add(const float* x, std::size_t n, const tail_cuts& only = {}) {
     std::size_t i = 0, bad = 0;
 #if AMCTQ_HAS_XSIMD
     if constexpr (kernels::detail::is_simd_arch<Arch>) {
@@ -47,7 +55,7 @@ class extreme_values {
       constexpr std::size_t W = B::size;
       // Most values lie strictly between the current thresholds once the buffers are full;
       // test a whole batch at once and only look closer when one of them does not.
-      B hi(hi_threshold()), lo(lo_threshold());
+      B hi(std::max(hi_threshold(), only.hi)), lo(std::min(lo_threshold(), only.lo));
       constexpr std::uint32_t lane_mask = W >= 32 ? ~0u : (1u << W) - 1u;
       for (; i + W <= n; i += W) {
         const B v = B::load_unaligned(x + i);
@@ -61,21 +69,21 @@ class extreme_values {
           // Thresholds only tighten, so the stale pair lets through a superset that offer()
           // checks again.
           do {
-            bad += !offer(x[i + kernels::detail::lowest_bit(outside)]);
+            bad += !offer(x[i + kernels::detail::lowest_bit(outside)], only);
             outside &= outside - 1;
           } while (outside != 0);
-          hi = B(hi_threshold());
-          lo = B(lo_threshold());
+          hi = B(std::max(hi_threshold(), only.hi));
+          lo = B(std::min(lo_threshold(), only.lo));
         }
       }
     }
 #endif
-    for (; i < n; ++i) bad += !offer(x[i]);
+    for (; i < n; ++i) bad += !offer(x[i], only);
     return bad;
   }
 
   /// Offers one value; returns false (and ignores it) when it is NaN or infinite.
-  bool offer(float v) {
+  bool offer(float v, const tail_cuts& only = {}) {
     if (!kernels::detail::is_finite(v)) return false;
     // A new extreme is always past the current cut (or the cuts are still open), so every one
     // comes through here.
@@ -83,11 +91,11 @@ class extreme_values {
     smallest_ = v < smallest_ ? v : smallest_;
     // Trimming at twice the capacity (not more) tightens the cut often enough that few values
     // of a long stream get past a stale one; each trim is a linear nth_element.
-    if (v > hi_threshold()) {
+    if (v > hi_threshold() && v > only.hi) {
       hi_.push_back(v);
       if (hi_.size() >= 2 * static_cast<std::size_t>(capacity_)) trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
     }
-    if (v < lo_threshold()) {
+    if (v < lo_threshold() && v < only.lo) {
       lo_.push_back(v);
       if (lo_.size() >= 2 * static_cast<std::size_t>(capacity_)) trim(lo_, std::less<float>(), lo_full_, lo_cut_);
     }
@@ -99,13 +107,13 @@ class extreme_values {
   float upper_cut() const noexcept { return hi_threshold(); }
   float lower_cut() const noexcept { return lo_threshold(); }
 
-  /// True when the capacity most extreme values on each side all lie strictly beyond lo / hi
-  /// (pass -inf / +inf for a side not to check): values in [lo, hi] cannot then be among them,
-  /// so offering only the others left the tails exactly as offering everything would.
-  bool beyond(float lo, float hi) {
+  /// True when the capacity most extreme values on each side all lie strictly beyond the cuts
+  /// (a side without a cut passes): values between them cannot then be among them, so offering
+  /// only the values past the cuts left the tails exactly as offering everything would.
+  bool beyond(const tail_cuts& cuts) {
     trim_both();
-    const bool top = hi == -std::numeric_limits<float>::infinity() || (hi_full_ && hi_cut_ > hi);
-    const bool bottom = lo == std::numeric_limits<float>::infinity() || (lo_full_ && lo_cut_ < lo);
+    const bool top = cuts.hi == -std::numeric_limits<float>::infinity() || (hi_full_ && hi_cut_ > cuts.hi);
+    const bool bottom = cuts.lo == std::numeric_limits<float>::infinity() || (lo_full_ && lo_cut_ < cuts.lo);
     return top && bottom;
   }
 
@@ -214,22 +222,17 @@ class extreme_values {
   float smallest_ = std::numeric_limits<float>::infinity();
 };
 
-/// Cuts for the tails of one large batch, guessed from a strided sample: about four times
-/// `capacity` of its values should lie below lo and as many above hi, so the others need not be
-/// offered. A guess, not a promise: after the batch, extreme_values::beyond(lo, hi) tells
-/// whether it held. A side whose guess would be tied with the sample's extreme (post-ReLU
-/// zeros, constant data) or would skip little gets no cut (-inf / +inf).
-struct tail_cuts {
-  float lo = std::numeric_limits<float>::infinity();
-  float hi = -std::numeric_limits<float>::infinity();
-};
-
+/// Cuts for the tails of one large batch, guessed from a sample: about four times `capacity`
+/// of its values should lie below lo and as many above hi, so the others need not be offered.
+/// A guess, not a promise: after the batch, extreme_values::beyond(cuts) tells whether it held.
+/// A side whose guess would be tied with the sample's extreme (post-ReLU zeros, constant data)
+/// or would skip little gets no cut.
 inline tail_cuts guess_tail_cuts(const float* x, std::size_t n, std::uint32_t capacity) {
-  // The sample is 2048 runs of 8 neighbours: one read per value would cost a TLB miss per
-  // value on a cold batch (0.35 ms for 16M floats, a tenth of a minmax pass). The margin of 4
-  // makes a wrong guess rare (about 1e-5 for i.i.d. values), and a wrong one costs one more
-  // tails pass, never a wrong result.
-  constexpr std::size_t runs = 2048, run = 8, margin = 4;
+  // The sample is 1024 runs of 16 neighbours (one cache line each): one read per value would
+  // cost a TLB miss per value on a cold batch (0.35 ms for 16M floats, a tenth of a minmax
+  // pass). The margin of 4 makes a wrong guess rare (about 1e-5 for i.i.d. values), and a
+  // wrong one costs one more tails pass, never a wrong result.
+  constexpr std::size_t runs = 1024, run = 16, margin = 4;
   tail_cuts cuts;
   if (n < 16 * runs * run) return cuts;
   const std::size_t stride = n / runs;
