@@ -179,6 +179,33 @@ TEST_CASE("histogram_moments: L2 loss equals a direct integral") {
   CHECK(m.total() == doctest::Approx(7));
 }
 
+TEST_CASE("histogram kernel: underflow to -0, huge values and wide bins on the SIMD path") {
+  // With bins wider than 1 (inv < 1) a tiny negative value times inv underflows to -0; it
+  // still belongs to bin -1. Values whose index overflows int32 and +-inf spill, as does NaN.
+  const float inv = 1.0f / 16.0f, base = -8.0f;
+  const std::uint32_t bins = 16;
+  std::vector<float> v(200);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 17) * 7.0f - 60.0f;
+  for (std::size_t i : {3u, 20u, 37u, 100u, 150u}) v[i] = -1e-45f;
+  v[41] = 1e30f;
+  v[42] = -1e30f;
+  v[43] = 3e9f;   // floor(t) near 2^27: in int range, far out of the grid
+  v[44] = -std::numeric_limits<float>::infinity();
+  v[45] = std::numeric_limits<float>::quiet_NaN();
+  v[46] = -0.0f;
+  std::vector<std::uint32_t> simd(bins + 1, 0), scalar(bins + 1, 0);
+  kernels::histogram_row(kernels::default_arch{}, v.data(), v.size(), inv, base, simd.data(), bins);
+  kernels::histogram_row(kernels::scalar_arch{}, v.data(), v.size(), inv, base, scalar.data(), bins);
+  CHECK(simd == scalar);
+  std::vector<std::uint32_t> one(bins + 1, 0);
+  const float tiny = -1e-45f;
+  kernels::histogram_row(kernels::scalar_arch{}, &tiny, 1, inv, base, one.data(), bins);
+  CHECK(one[7] == 1);  // bin -1, base -8
+  const auto want = oracle_counts(v, 4, -8, bins);
+  for (std::uint32_t k = 0; k < bins; ++k) CHECK(simd[k] == want[k]);
+  CHECK(simd[bins] >= 5);  // 1e30, -1e30, 3e9, -inf, NaN
+}
+
 TEST_CASE("histogram kernel: the pipelined SIMD path agrees with scalar at every short length and alignment") {
   // The SIMD path counts each batch four batches after binning it; lengths around 0..6 batches
   // exercise the pipeline's start, drain and scalar tail, and start offsets the scalar head

@@ -449,9 +449,9 @@ TEST_CASE("fused pass: a wrong tail guess, tied tails and constant data still gi
   // constant data ties both, which must give no cut on that side. All equal small batches.
   const std::size_t n = std::size_t{1} << 20;
   auto adversarial = mixed_data(n, 8);
-  const std::size_t stride = n / 1024;  // guess_tail_cuts reads 1024 runs of 16
-  for (std::size_t r = 0; r < 1024; ++r)
-    for (std::size_t j = 0; j < 16; ++j) adversarial[r * stride + j] = 1000.0f + static_cast<float>(r * 16 + j);
+  const std::size_t stride = n / 512;  // guess_tail_cuts reads 512 runs of 32
+  for (std::size_t r = 0; r < 512; ++r)
+    for (std::size_t j = 0; j < 32; ++j) adversarial[r * stride + j] = 1000.0f + static_cast<float>(r * 32 + j);
   auto relu = mixed_data(n, 9);
   for (float& x : relu) x = std::fmax(x, 0.0f);
   const std::vector<float> constant(n, 3.0f);

@@ -134,6 +134,12 @@ class pow2_histogram {
       new_max = v > new_max ? v : new_max;
     }
     if (new_min == min_ && new_max == max_) return w.count;
+    if (needed_exponent(new_min, new_max, capacity_) == exponent_ &&
+        static_cast<std::int64_t>(kernels::pow2_bin_of(new_min, old_inv)) == base_) {
+      min_ = new_min;  // the grid stands, so every finite value was counted: no flush, no re-bin
+      max_ = new_max;
+      return w.count;
+    }
     flush();
     cover(new_min, new_max);
     for (std::size_t k = 0; k < w.count; ++k) {

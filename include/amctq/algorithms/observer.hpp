@@ -378,7 +378,7 @@ class activation_observer {
   // block; its state depends only on the values seen (histogram.hpp), so the result equals the
   // two-pass one. A batch holding NaN/inf that the options reject leaves the observer as it was.
   value_range observe_fused(const float* p, std::size_t n) {
-    constexpr std::size_t block = 65536;
+    constexpr std::size_t block = 16384;
     channel& ch = ch_[0];
     const bool tails = needs_tails();
     const extreme_values tails_before = ch.tails;  // empty, so free, for the other methods
