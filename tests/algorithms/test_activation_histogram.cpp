@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "amctq/algorithms/detail/select.hpp"
 #include "amctq/algorithms/histogram.hpp"
 #include "amctq/algorithms/histogram_moments.hpp"
 #include "amctq/algorithms/tails.hpp"
@@ -296,6 +297,45 @@ TEST_CASE("pow2_histogram: a watched pass that leaves the grid equals a min/max 
   CHECK(fresh.accumulate_watched(nans.data(), nans.size(), 0.0f, 0.0f, out.data()) == 64);
   fresh.flush();
   CHECK(fresh.empty());
+}
+
+TEST_CASE("select_nth: std::nth_element's contract on random, tied, sorted and hostile orders") {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<std::vector<float>> inputs;
+  for (std::size_t n : {1u, 2u, 31u, 33u, 100u, 1000u, 8192u}) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng);
+    inputs.push_back(v);                                  // random
+    std::vector<float> t(n);
+    for (auto& x : t) x = std::round(nd(rng));              // a few distinct values, many ties
+    inputs.push_back(t);
+    inputs.push_back(std::vector<float>(n, 2.5f));          // constant
+    std::sort(v.begin(), v.end());
+    inputs.push_back(v);                                  // sorted
+    std::reverse(v.begin(), v.end());
+    inputs.push_back(v);                                  // reversed
+    std::vector<float> pipe(n);                           // organ pipe
+    for (std::size_t i = 0; i < n; ++i) pipe[i] = static_cast<float>(std::min(i, n - 1 - i));
+    inputs.push_back(pipe);
+  }
+  std::vector<float> scratch;
+  for (const auto& in : inputs) {
+    for (std::size_t k : {std::size_t{0}, in.size() / 3, in.size() / 2, in.size() - 1}) {
+      std::vector<float> got = in, want = in;
+      detail::select_nth(got, k, std::greater<float>(), scratch);
+      std::sort(want.begin(), want.end(), std::greater<float>());
+      CAPTURE(in.size());
+      CAPTURE(k);
+      CHECK(got[k] == want[k]);
+      bool ordered = true;
+      for (std::size_t i = 0; i < k; ++i) ordered = ordered && !(got[i] < got[k]);
+      for (std::size_t i = k + 1; i < got.size(); ++i) ordered = ordered && !(got[i] > got[k]);
+      CHECK(ordered);
+      std::sort(got.begin(), got.end(), std::greater<float>());
+      CHECK(got == want);  // a permutation of the input
+    }
+  }
 }
 
 TEST_CASE("extreme_values: exact k-th largest/smallest and exact merge") {

@@ -14,6 +14,7 @@
 #include <limits>
 #include <vector>
 
+#include "amctq/algorithms/detail/select.hpp"
 #include "amctq/error.hpp"
 #include "amctq/kernels/detail/simd.hpp"
 #include "amctq/kernels/reduce.hpp"
@@ -90,7 +91,7 @@ class extreme_values {
     largest_ = v > largest_ ? v : largest_;
     smallest_ = v < smallest_ ? v : smallest_;
     // Trimming at twice the capacity (not more) tightens the cut often enough that few values
-    // of a long stream get past a stale one; each trim is a linear nth_element.
+    // of a long stream get past a stale one; each trim is a linear selection.
     if (v > hi_threshold() && v > only.hi) {
       hi_.push_back(v);
       if (hi_.size() >= 2 * static_cast<std::size_t>(capacity_)) trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
@@ -187,7 +188,8 @@ class extreme_values {
   template <class Before>
   void trim(std::vector<float>& v, Before before, bool& full, float& cut) {
     if (v.size() > capacity_) {
-      std::nth_element(v.begin(), v.begin() + (capacity_ - 1), v.end(), before);
+      std::vector<float> scratch;
+      detail::select_nth(v, capacity_ - 1, before, scratch);
       v.resize(capacity_);
     }
     full = v.size() == capacity_;
@@ -210,7 +212,8 @@ class extreme_values {
   float kth(std::vector<float>& side, std::size_t k, Before before) {
     trim_both();
     AMCTQ_ASSERT(k >= 1 && k <= side.size());
-    std::nth_element(side.begin(), side.begin() + static_cast<std::ptrdiff_t>(k - 1), side.end(), before);
+    std::vector<float> scratch;
+    detail::select_nth(side, k - 1, before, scratch);
     return side[k - 1];
   }
 
