@@ -41,6 +41,10 @@ def amctq_times(binary):
         if b.get("aggregate_name") == "median":
             unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
             res[b["run_name"]] = b["cpu_time"] * unit
+            if "ratio" in b:  # BM_ifmr_over_minmax: IFMR / minmax timed back to back
+                res[b["run_name"] + ":ratio"] = b["ratio"]
+                res[b["run_name"] + ":minmax_ms"] = b["minmax_ms"]
+                res[b["run_name"] + ":ifmr_ms"] = b["ifmr_ms"]
     return res
 
 
@@ -92,11 +96,17 @@ def main():
         ("MSE search <= 1 ms", a[name("BM_mse_search")] * 1e3, 1.0, "ms", False),
         ("HFMG or MSE search <= 1 ms (the faster)", min(a[name("BM_hfmg_search")], a[name("BM_mse_search")]) * 1e3, 1.0,
          "ms", False),
-        ("IFMR of 16M floats <= 3x one minmax pass", ifmr / minmax, 3.0, "x minmax", False),
+        ("IFMR of 16M floats <= 3x one minmax pass", a[name("BM_ifmr_over_minmax") + ":ratio"], 3.0, "x minmax",
+         False),
     ]
     for label, value, target, unit, higher in checks:
         ok = value >= target if higher else value <= target
         print(f"  {label:44s} {value:8.3f} {unit:9s} {'met' if ok else 'MISSED'}")
+    inter = name("BM_ifmr_over_minmax")
+    print(f"\nIFMR / minmax: {a[inter + ':ratio']:.2f}x timed back to back in one loop (IFMR {a[inter + ':ifmr_ms']:.2f} ms,"
+          f" minmax {a[inter + ':minmax_ms']:.2f} ms; the target line above); {ifmr / minmax:.2f}x from the separate"
+          f" benchmarks' medians (IFMR {ifmr * 1e3:.2f} ms, minmax {minmax * 1e3:.2f} ms), which this VM's drifting"
+          f" memory bandwidth moves by +-10%")
     count = a[name("BM_histogram_count_only")]
     print(f"\nfloor: counting precomputed bin indices alone (one increment per value) takes {count * 1e3:.2f} ms,"
           f" {count / minmax:.2f}x one minmax pass ({minmax * 1e3:.2f} ms); IFMR takes {ifmr * 1e3:.2f} ms,"

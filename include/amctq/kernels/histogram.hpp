@@ -24,10 +24,23 @@ inline float pow2_bin_of(float x, float inv_width) noexcept {
   return (t == 0.0f && x < 0.0f) ? -1.0f : f;
 }
 
-/// Adds one to counts[idx[j]] for each of n indices.
+/// Adds one to counts[idx[j]] for each of n indices. Two indices per 64-bit load (either half
+/// first: both are counted), which leaves two memory operations per index instead of three:
+/// 9% faster in the histogram kernel. Unrolled, because one increment per loop trip would be
+/// held to the one taken branch per cycle.
 template <class Count>
 void count_bins(const std::int32_t* idx, std::size_t n, Count* counts) noexcept {
-  for (std::size_t j = 0; j < n; ++j) ++counts[static_cast<std::uint32_t>(idx[j])];
+  std::size_t j = 0;
+#if defined(__GNUC__)
+#pragma GCC unroll 8
+#endif
+  for (; j + 2 <= n; j += 2) {
+    std::uint64_t pair;
+    std::memcpy(&pair, idx + j, sizeof pair);
+    ++counts[static_cast<std::uint32_t>(pair)];
+    ++counts[static_cast<std::uint32_t>(pair >> 32)];
+  }
+  if (j < n) ++counts[static_cast<std::uint32_t>(idx[j])];
 }
 
 namespace detail {
@@ -135,21 +148,7 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
         for (; outside != 0; outside &= outside - 1) watch->out[watch->count++] = row[b * W + lowest_bit(outside)];
       }
     };
-    // Unrolled: one increment per loop trip would be held to the one taken branch per cycle.
-    auto count = [&](std::size_t b) {
-      // Two indices per 64-bit load (either half first: both are counted), which leaves two
-      // memory operations per value instead of three: 9% faster on the kernel.
-      const std::int32_t* r = ring + (b % slots) * W;
-#if defined(__GNUC__)
-#pragma GCC unroll 8
-#endif
-      for (std::size_t j = 0; j < W; j += 2) {
-        std::uint64_t pair;
-        std::memcpy(&pair, r + j, sizeof pair);
-        ++counts[static_cast<std::uint32_t>(pair)];
-        ++counts[static_cast<std::uint32_t>(pair >> 32)];
-      }
-    };
+    auto count = [&](std::size_t b) { count_bins(ring + (b % slots) * W, W, counts); };
     const std::size_t warm = std::min(lag, batches);
     for (std::size_t b = 0; b < warm; ++b) bin(b);
     for (std::size_t b = warm; b < batches; ++b) {
