@@ -338,6 +338,28 @@ TEST_CASE("select_nth: std::nth_element's contract on random, tied, sorted and h
   }
 }
 
+TEST_CASE("extreme_values: offering only past given cuts is the same on the SIMD and scalar paths") {
+  // Values inside `only` go to neither tail on either path (nor into the running extremes);
+  // values past it go only to the tail whose cut they pass.
+  std::vector<float> v(37, 5.0f);
+  v[3] = -20.0f;
+  v[30] = 40.0f;
+  v[35] = std::numeric_limits<float>::quiet_NaN();
+  const tail_cuts only{0.0f, 10.0f};
+  extreme_values simd(8), scalar(8);
+  CHECK(simd.add<kernels::default_arch>(v.data(), v.size(), only) == 1);
+  CHECK(scalar.add<kernels::scalar_arch>(v.data(), v.size(), only) == 1);
+  CHECK(simd.largest() == scalar.largest());
+  CHECK(simd.smallest() == scalar.smallest());
+  CHECK(simd.smallest() == -20.0f);
+  CHECK(simd.largest() == 40.0f);
+  const tails_state a = simd.to_state(), b = scalar.to_state();
+  CHECK(a.largest == std::vector<float>{40.0f});
+  CHECK(a.smallest == std::vector<float>{-20.0f});
+  CHECK(b.largest == a.largest);
+  CHECK(b.smallest == a.smallest);
+}
+
 TEST_CASE("extreme_values: exact k-th largest/smallest and exact merge") {
   auto v = normal_data(20000, 5);
   extreme_values all(64), a(64), b(64);

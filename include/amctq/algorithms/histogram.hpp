@@ -86,7 +86,7 @@ class pow2_histogram {
   /// cache footprint of the 64-bit counters);
   /// the grid must already cover them (cover()), and flush() must follow. next / next_n name
   /// what the caller reads after these values (the rest of its batch), for the kernel's
-  /// prefetch (kernels::histogram_row).
+  /// read-ahead; it must be readable memory (kernels::histogram_row).
   template <class Arch = kernels::default_arch>
   void accumulate(const float* x, std::size_t n, const float* next = nullptr, std::size_t next_n = 0) {
     if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
@@ -111,7 +111,6 @@ class pow2_histogram {
   std::size_t accumulate_watched(const float* x, std::size_t n, float lo, float hi, float* outside,
                                  const float* next = nullptr, std::size_t next_n = 0) {
     if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
-    if (pending_ + n > (std::size_t{1} << 31)) flush();
     if (!(min_ <= max_)) {  // no grid yet: it comes from this block
       value_range r;
       kernels::minmax_row(Arch{}, x, n, r);
@@ -124,8 +123,15 @@ class pow2_histogram {
     }
     kernels::outside_values w{std::fmax(lo, min_), std::fmin(hi, max_), outside, 0};
     const float old_inv = inv_width(), old_base = static_cast<float>(base_);
-    kernels::histogram_row(Arch{}, x, n, old_inv, old_base, scratch_.data(), capacity_, next, next_n, &w);
-    pending_ += n;
+    constexpr std::size_t chunk = std::size_t{1} << 30;  // uint32 scratch counters: as in accumulate()
+    for (std::size_t off = 0; off < n; off += chunk) {
+      const std::size_t len = std::min(chunk, n - off);
+      if (pending_ + len > (std::size_t{1} << 31)) flush();
+      const bool last = off + len == n;
+      kernels::histogram_row(Arch{}, x + off, len, old_inv, old_base, scratch_.data(), capacity_,
+                             last ? next : x + off + len, last ? next_n : n - off - len, &w);
+      pending_ += len;
+    }
     float new_min = min_, new_max = max_;
     for (std::size_t k = 0; k < w.count; ++k) {
       const float v = outside[k];

@@ -21,19 +21,20 @@ class histogram_moments {
       : lo_(h.lo), w_(h.width), inv_w_(1.0 / h.width), bins_(h.bins()),
         // Moments are taken about the middle of the data to keep x^2 and x^3 small.
         center_(h.bins() ? 0.5 * (h.lo + h.hi()) : 0.0) {
-    // One table of running moments (bins + 1 rows): the earlier four separate arrays, a
-    // quarter of them a per-bin density recomputable from the counts, cost 512 KB of fresh
-    // pages per search on a 16384-bin histogram.
-    prefix_.resize(bins_ + 1);
-    prefix_[0] = cum{0.0, 0.0, 0.0};
+    // One table (bins + 1 rows: the running moments below each bin and the bin's density);
+    // four separate arrays cost more fresh pages per search on a 16384-bin histogram.
+    table_.resize(bins_ + 1);
+    table_[0] = row{cum{0.0, 0.0, 0.0}, 0.0};
     for (std::size_t k = 0; k < bins_; ++k) {
       const double c = h.counts[k];
       const double a = h.edge(k) - center_, b = a + w_;
-      prefix_[k + 1] = cum{prefix_[k].c0 + c, prefix_[k].c1 + c * 0.5 * (a + b), prefix_[k].c2 + c * (a * a + a * b + b * b) / 3.0};
+      const cum& p = table_[k].below;
+      table_[k].density = c * inv_w_;
+      table_[k + 1] = row{cum{p.c0 + c, p.c1 + c * 0.5 * (a + b), p.c2 + c * (a * a + a * b + b * b) / 3.0}, 0.0};
     }
   }
 
-  double total() const noexcept { return prefix_.back().c0; }
+  double total() const noexcept { return table_.back().below.c0; }
   double lo() const noexcept { return lo_; }
   double hi() const noexcept { return lo_ + w_ * static_cast<double>(bins_); }
 
@@ -52,7 +53,7 @@ class histogram_moments {
     double err = 0.0;
     for (std::int64_t d = first; d <= last; ++d) {
       const double g = h0 + static_cast<double>(d) * step;
-      const cum right = d == last ? prefix_.back() : at_local(g + 0.5 * step);
+      const cum right = d == last ? table_.back().below : at_local(g + 0.5 * step);
       const double c0 = right.c0 - left.c0, c1 = right.c1 - left.c1, c2 = right.c2 - left.c2;
       err += c2 - 2.0 * g * c1 + g * g * c0;
       left = right;
@@ -64,16 +65,20 @@ class histogram_moments {
   struct cum {
     double c0, c1, c2;
   };
+  struct row {
+    cum below;       // moments of the mass below the bin
+    double density;  // the bin's count / width (fractional counts too: not a difference of sums)
+  };
 
   // Moments of the mass below local coordinate u.
   cum at_local(double u) const noexcept {
     const double f = (u + center_ - lo_) * inv_w_;
     if (!(f > 0.0)) return {0.0, 0.0, 0.0};
-    if (f >= static_cast<double>(bins_)) return prefix_.back();
+    if (f >= static_cast<double>(bins_)) return table_.back().below;
     const auto k = static_cast<std::size_t>(f);
     const double a = lo_ + w_ * static_cast<double>(k) - center_;
-    const cum& p = prefix_[k];
-    const double r = (prefix_[k + 1].c0 - p.c0) * inv_w_;  // the bin's density
+    const cum& p = table_[k].below;
+    const double r = table_[k].density;
     const double u2 = u * u, a2 = a * a;
     return {p.c0 + r * (u - a), p.c1 + r * 0.5 * (u2 - a2), p.c2 + r * (u2 * u - a2 * a) / 3.0};
   }
@@ -81,7 +86,7 @@ class histogram_moments {
   double lo_, w_, inv_w_;
   std::size_t bins_;
   double center_;
-  std::vector<cum> prefix_;
+  std::vector<row> table_;
 };
 
 }  // namespace amctq

@@ -79,7 +79,8 @@ class extreme_values {
       }
     }
 #endif
-    for (; i < n; ++i) bad += !offer(x[i], only);
+    for (; i < n; ++i)
+      if (!(x[i] >= only.lo && x[i] <= only.hi)) bad += !offer(x[i], only);  // as the SIMD filter does
     return bad;
   }
 
@@ -87,7 +88,7 @@ class extreme_values {
   bool offer(float v, const tail_cuts& only = {}) {
     if (!kernels::detail::is_finite(v)) return false;
     // A new extreme is always past the current cut (or the cuts are still open), so every one
-    // comes through here.
+    // comes through here, unless `only` kept it out: then the caller confirms with beyond().
     largest_ = v > largest_ ? v : largest_;
     smallest_ = v < smallest_ ? v : smallest_;
     // Trimming at twice the capacity (not more) tightens the cut often enough that few values

@@ -79,7 +79,9 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
   };
   std::size_t i = 0;
 #if AMCTQ_HAS_XSIMD
-  if constexpr (is_simd_arch<Arch>) {
+  if (reinterpret_cast<std::uintptr_t>(x) % alignof(float) != 0) {
+    // (A pointer no float can sit at: only the scalar path, which reads it as the caller asks.)
+  } else if constexpr (is_simd_arch<Arch>) {
     using B = xsimd::batch<float, Arch>;
     using I = xsimd::batch<std::int32_t, Arch>;
     constexpr std::size_t W = B::size;
@@ -87,7 +89,7 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
     // 16-byte aligned, and with AVX-512 every load would then straddle two cache lines (that
     // cost 18% of the row on Zen 4).
     const auto misalign = reinterpret_cast<std::uintptr_t>(x) % (W * sizeof(float));
-    if (misalign % sizeof(float) == 0 && misalign != 0) i = std::min(n, (W * sizeof(float) - misalign) / sizeof(float));
+    if (misalign != 0) i = std::min(n, (W * sizeof(float) - misalign) / sizeof(float));
     for (std::size_t j = 0; j < i; ++j) scalar(x[j]);
     // A software pipeline: the indices of batch b go to a ring and are counted while batch
     // b + lag is binned. A scalar load of an index the vector unit has only recently stored
@@ -176,9 +178,10 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
 /// |index| < 2^24).
 ///
 /// While it counts, the row asks the cache for the values ahead of the batch it bins, so that
-/// the memory read overlaps the scattered increments instead of following them. Past the row's
-/// end it prefetches from `next` / `next_n`, the values the caller will read next (its
-/// following block), when given. A hint only; nothing is read through it.
+/// the memory read overlaps the scattered increments instead of following them, and reads one
+/// value per page 64 KiB ahead. Past the row's end it does both in `next` / `next_n`, the values
+/// the caller will read next (its following block), when given; `next[0, next_n)` must be
+/// readable memory. A row not aligned to a float is counted by the scalar path.
 ///
 /// With `watch`, the row also appends its values outside [watch->lo, watch->hi] to watch->out.
 template <class Arch, class Count>

@@ -10,12 +10,13 @@
 
 namespace amctq::detail {
 
-/// Permutes v so that v[k] is the element a full sort by `before` would put there, with no
+/// Reorders v so that v[k] is the element a full sort by `before` would put there, with no
 /// element after it ordered before it and none before it ordered after it (std::nth_element's
 /// contract). Quickselect with a three-way partition into `scratch`: an element's side decides
-/// which write pointer moves, not which branch runs. Equal elements are kept together, so
-/// constant data ends in one step. A range that fails to shrink for too long (a hostile
-/// order) goes to std::nth_element.
+/// which write pointer moves, not which branch runs. Elements equivalent to the pivot are
+/// written back as the pivot, so for floats the result is a permutation up to the sign of
+/// zero (+0 and -0 are equivalent); v must hold no NaN. Constant data ends in one step. A
+/// range that fails to shrink for too long (a hostile order) goes to std::nth_element.
 template <class Before>
 void select_nth(std::vector<float>& v, std::size_t k, Before before, std::vector<float>& scratch) {
   std::size_t lo = 0, hi = v.size();
