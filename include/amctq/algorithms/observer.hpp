@@ -396,9 +396,8 @@ class activation_observer {
     const std::size_t skew = reinterpret_cast<std::uintptr_t>(p) % 64 / sizeof(float);
     for (std::size_t off = 0; off < n;) {
       const std::size_t len = std::min(off == 0 ? block - skew : block, n - off), after = off + len;
-      const float lo = tails ? std::min(ch.tails.lower_cut(), guess.lo) : -inf,
-                  hi = tails ? std::max(ch.tails.upper_cut(), guess.hi) : inf;
-      const std::size_t m = ch.hist.accumulate_watched(p + off, len, lo, hi, outside.data(), p + after, n - after);
+      const tail_cuts c = tails ? ch.tails.cuts(guess) : tail_cuts{-inf, inf};  // (others: the range only)
+      const std::size_t m = ch.hist.accumulate_watched(p + off, len, c.lo, c.hi, outside.data(), p + after, n - after);
       if (tails) {
         bad += ch.tails.add(outside.data(), m, guess);
       } else {

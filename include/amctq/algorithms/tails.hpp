@@ -32,6 +32,9 @@ struct tails_state {
 struct tail_cuts {
   float lo = std::numeric_limits<float>::infinity();
   float hi = -std::numeric_limits<float>::infinity();
+
+  /// Past a cut on either side, or NaN (which fails every ordered comparison).
+  bool passes(float v) const noexcept { return !(v >= lo && v <= hi); }
 };
 
 class extreme_values {
@@ -56,7 +59,8 @@ class extreme_values {
       constexpr std::size_t W = B::size;
       // Most values lie strictly between the current thresholds once the buffers are full;
       // test a whole batch at once and only look closer when one of them does not.
-      B hi(std::max(hi_threshold(), only.hi)), lo(std::min(lo_threshold(), only.lo));
+      tail_cuts c = cuts(only);
+      B hi(c.hi), lo(c.lo);
       constexpr std::uint32_t lane_mask = W >= 32 ? ~0u : (1u << W) - 1u;
       for (; i + W <= n; i += W) {
         const B v = B::load_unaligned(x + i);
@@ -73,14 +77,15 @@ class extreme_values {
             bad += !offer(x[i + kernels::detail::lowest_bit(outside)], only);
             outside &= outside - 1;
           } while (outside != 0);
-          hi = B(std::max(hi_threshold(), only.hi));
-          lo = B(std::min(lo_threshold(), only.lo));
+          c = cuts(only);
+          hi = B(c.hi);
+          lo = B(c.lo);
         }
       }
     }
 #endif
     for (; i < n; ++i)
-      if (!(x[i] >= only.lo && x[i] <= only.hi)) bad += !offer(x[i], only);  // as the SIMD filter does
+      if (cuts(only).passes(x[i])) bad += !offer(x[i], only);
     return bad;
   }
 
@@ -93,21 +98,23 @@ class extreme_values {
     smallest_ = v < smallest_ ? v : smallest_;
     // Trimming at twice the capacity (not more) tightens the cut often enough that few values
     // of a long stream get past a stale one; each trim is a linear selection.
-    if (v > hi_threshold() && v > only.hi) {
+    const tail_cuts c = cuts(only);
+    if (v > c.hi) {
       hi_.push_back(v);
       if (hi_.size() >= 2 * static_cast<std::size_t>(capacity_)) trim(hi_, std::greater<float>(), hi_full_, hi_cut_);
     }
-    if (v < lo_threshold() && v < only.lo) {
+    if (v < c.lo) {
       lo_.push_back(v);
       if (lo_.size() >= 2 * static_cast<std::size_t>(capacity_)) trim(lo_, std::less<float>(), lo_full_, lo_cut_);
     }
     return true;
   }
 
-  /// Only a value above upper_cut() or below lower_cut() can still enter the tails (-inf and
-  /// +inf while they are not full), so a caller may filter before offering.
-  float upper_cut() const noexcept { return hi_threshold(); }
-  float lower_cut() const noexcept { return lo_threshold(); }
+  /// The cuts a value must pass to enter the tails: their own (open, -inf / +inf, while a side
+  /// is not full), tightened by `only`. A caller may filter with them before offering.
+  tail_cuts cuts(const tail_cuts& only = {}) const noexcept {
+    return {std::min(lo_threshold(), only.lo), std::max(hi_threshold(), only.hi)};
+  }
 
   /// True when the capacity most extreme values on each side all lie strictly beyond the cuts
   /// (a side without a cut passes): values between them cannot then be among them, so offering
@@ -189,8 +196,7 @@ class extreme_values {
   template <class Before>
   void trim(std::vector<float>& v, Before before, bool& full, float& cut) {
     if (v.size() > capacity_) {
-      std::vector<float> scratch;
-      detail::select_nth(v, capacity_ - 1, before, scratch);
+      detail::select_nth(v, capacity_ - 1, before);
       v.resize(capacity_);
     }
     full = v.size() == capacity_;
@@ -213,8 +219,7 @@ class extreme_values {
   float kth(std::vector<float>& side, std::size_t k, Before before) {
     trim_both();
     AMCTQ_ASSERT(k >= 1 && k <= side.size());
-    std::vector<float> scratch;
-    detail::select_nth(side, k - 1, before, scratch);
+    detail::select_nth(side, k - 1, before);
     return side[k - 1];
   }
 

@@ -12,16 +12,16 @@ namespace amctq::detail {
 
 /// Reorders v so that v[k] is the element a full sort by `before` would put there, with no
 /// element after it ordered before it and none before it ordered after it (std::nth_element's
-/// contract). Quickselect with a three-way partition into `scratch`: an element's side decides
+/// contract). Quickselect with a three-way partition into a scratch copy: an element's side decides
 /// which write pointer moves, not which branch runs. Elements equivalent to the pivot are
 /// written back as the pivot, so for floats the result is a permutation up to the sign of
 /// zero (+0 and -0 are equivalent); v must hold no NaN. Constant data ends in one step. A
 /// range that fails to shrink for too long (a hostile order) goes to std::nth_element.
 template <class Before>
-void select_nth(std::vector<float>& v, std::size_t k, Before before, std::vector<float>& scratch) {
+void select_nth(std::vector<float>& v, std::size_t k, Before before) {
   std::size_t lo = 0, hi = v.size();
   if (k >= hi) return;
-  scratch.resize(v.size());
+  std::vector<float> scratch(v.size());
   int budget = 64;
   while (hi - lo > 32 && budget-- > 0) {
     const std::size_t n = hi - lo;
