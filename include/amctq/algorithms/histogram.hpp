@@ -89,17 +89,7 @@ class pow2_histogram {
   /// read-ahead; it must be readable memory (kernels::histogram_row).
   template <class Arch = kernels::default_arch>
   void accumulate(const float* x, std::size_t n, const float* next = nullptr, std::size_t next_n = 0) {
-    if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
-    // uint32 scratch counters stay exact below 2^32 pending elements.
-    constexpr std::size_t chunk = std::size_t{1} << 30;
-    for (std::size_t off = 0; off < n; off += chunk) {
-      const std::size_t len = std::min(chunk, n - off);
-      if (pending_ + len > (std::size_t{1} << 31)) flush();
-      const bool last = off + len == n;
-      kernels::histogram_row(Arch{}, x + off, len, inv_width(), static_cast<float>(base_), scratch_.data(), capacity_,
-                             last ? next : x + off + len, last ? next_n : std::min(chunk, n - off - len));
-      pending_ += len;
-    }
+    count_into_scratch<Arch>(x, n, next, next_n, nullptr);
   }
 
   /// Counts n contiguous values that may lie outside the grid, and writes to `outside` (room
@@ -110,7 +100,6 @@ class pow2_histogram {
   template <class Arch = kernels::default_arch>
   std::size_t accumulate_watched(const float* x, std::size_t n, float lo, float hi, float* outside,
                                  const float* next = nullptr, std::size_t next_n = 0) {
-    if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
     if (!(min_ <= max_)) {  // no grid yet: it comes from this block
       value_range r;
       kernels::minmax_row(Arch{}, x, n, r);
@@ -123,15 +112,7 @@ class pow2_histogram {
     }
     kernels::outside_values w{std::fmax(lo, min_), std::fmin(hi, max_), outside, 0};
     const float old_inv = inv_width(), old_base = static_cast<float>(base_);
-    constexpr std::size_t chunk = std::size_t{1} << 30;  // uint32 scratch counters: as in accumulate()
-    for (std::size_t off = 0; off < n; off += chunk) {
-      const std::size_t len = std::min(chunk, n - off);
-      if (pending_ + len > (std::size_t{1} << 31)) flush();
-      const bool last = off + len == n;
-      kernels::histogram_row(Arch{}, x + off, len, old_inv, old_base, scratch_.data(), capacity_,
-                             last ? next : x + off + len, last ? next_n : n - off - len, &w);
-      pending_ += len;
-    }
+    count_into_scratch<Arch>(x, n, next, next_n, &w);
     float new_min = min_, new_max = max_;
     for (std::size_t k = 0; k < w.count; ++k) {
       const float v = outside[k];
@@ -287,6 +268,23 @@ class pow2_histogram {
   }
 
  private:
+  // The counting both accumulate paths share: into the uint32 scratch table, in chunks that
+  // keep its counters exact (below 2^32 pending values), on the current grid.
+  template <class Arch>
+  void count_into_scratch(const float* x, std::size_t n, const float* next, std::size_t next_n,
+                          kernels::outside_values* watch) {
+    if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
+    constexpr std::size_t chunk = std::size_t{1} << 30;
+    for (std::size_t off = 0; off < n; off += chunk) {
+      const std::size_t len = std::min(chunk, n - off);
+      if (pending_ + len > (std::size_t{1} << 31)) flush();
+      const bool last = off + len == n;
+      kernels::histogram_row(Arch{}, x + off, len, inv_width(), static_cast<float>(base_), scratch_.data(), capacity_,
+                             last ? next : x + off + len, last ? next_n : n - off - len, watch);
+      pending_ += len;
+    }
+  }
+
 
   float inv_width() const noexcept { return std::ldexp(1.0f, -exponent_); }
 

@@ -113,14 +113,16 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
 #endif
     const float* const row = x + i;
     const std::size_t batches = (n - i) / W, row_n = n - i;
+    // The value `at` positions into the row, or past its end into `next`; null beyond both.
+    auto ahead = [&](std::size_t at) -> const float* {
+      if (at < row_n) return row + at;
+      return at - row_n < next_n ? next + (at - row_n) : nullptr;
+    };
     auto bin = [&](std::size_t b) {
       // The batch that starts a page touches the page 64 KiB ahead. By address, not by batch
       // count: a count restarts with every call, and blocked callers then skipped pages.
-      if (reinterpret_cast<std::uintptr_t>(row + b * W) % page_bytes == 0) {
-        const std::size_t far = b * W + touch_distance;
-        if (far < row_n) touch(row + far);
-        else if (far - row_n < next_n) touch(next + (far - row_n));
-      }
+      if (reinterpret_cast<std::uintptr_t>(row + b * W) % page_bytes == 0)
+        if (const float* far = ahead(b * W + touch_distance)) touch(far);
       const B v = B::load_aligned(row + b * W);
       const B t = v * vinv;
       std::int32_t* slot = ring + (b % slots) * W;
@@ -154,11 +156,9 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
     const std::size_t warm = std::min(lag, batches);
     for (std::size_t b = 0; b < warm; ++b) bin(b);
     for (std::size_t b = warm; b < batches; ++b) {
-      // Written out, not in a helper lambda: GCC 12 finds such a lambda free of side effects
-      // (a prefetch has none) and deletes the call before inlining it.
-      const std::size_t ahead = b * W + prefetch_distance;
-      if (ahead < row_n) prefetch(row + ahead);
-      else if (ahead - row_n < next_n) prefetch(next + (ahead - row_n));
+      // The prefetch itself is written here, not in a helper lambda: GCC 12 finds such a
+      // lambda free of side effects (a prefetch has none) and deletes the call before inlining.
+      if (const float* soon = ahead(b * W + prefetch_distance)) prefetch(soon);
       bin(b);
       count(b - lag);
     }
