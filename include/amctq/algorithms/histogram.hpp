@@ -107,7 +107,6 @@ class pow2_histogram {
         std::copy(x, x + n, outside);
         return n;
       }
-      flush();
       cover(r.min, r.max);
     }
     kernels::outside_values w{std::fmax(lo, min_), std::fmin(hi, max_), outside, 0};
@@ -121,14 +120,9 @@ class pow2_histogram {
       new_max = v > new_max ? v : new_max;
     }
     if (new_min == min_ && new_max == max_) return w.count;
-    if (needed_exponent(new_min, new_max, capacity_) == exponent_ &&
-        static_cast<std::int64_t>(kernels::pow2_bin_of(new_min, old_inv)) == base_) {
-      min_ = new_min;  // the grid stands, so every finite value was counted: no flush, no re-bin
-      max_ = new_max;
-      return w.count;
-    }
-    flush();
     cover(new_min, new_max);
+    // Count again, on the grid as it is now, what the old one could not hold (nothing, when it
+    // stood: it held every finite value).
     for (std::size_t k = 0; k < w.count; ++k) {
       const float v = outside[k];
       if (kernels::detail::is_finite(v) && kernels::detail::bin_or_spill(v, old_inv, old_base, capacity_) == capacity_)
@@ -173,16 +167,20 @@ class pow2_histogram {
     accumulate_direct<kernels::scalar_arch>(&v, 1);
   }
 
-  /// Makes the grid cover [lo, hi] (finite) without adding anything.
+  /// Makes the grid cover [lo, hi] (finite) without adding anything. Values counted into the
+  /// scratch table and not yet flushed stay valid while the grid stands; when it moves, they
+  /// are flushed onto the old grid first and re-binned with the rest.
   void cover(float lo, float hi) {
-    AMCTQ_ASSERT(pending_ == 0);
     const float new_min = std::fmin(min_, lo), new_max = std::fmax(max_, hi);
     if (total_ != 0 && new_min == min_ && new_max == max_) return;
     const int e = needed_exponent(new_min, new_max, capacity_);
     const float inv = std::ldexp(1.0f, -e);
     const auto new_base = static_cast<std::int64_t>(kernels::pow2_bin_of(new_min, inv));
     if (counts_.empty()) counts_.assign(capacity_ + 1, 0);
-    if (total_ != 0) rebin(e, new_base);
+    if (e != exponent_ || new_base != base_) {
+      flush();
+      if (total_ != 0) rebin(e, new_base);
+    }
     exponent_ = e;
     base_ = new_base;
     min_ = new_min;

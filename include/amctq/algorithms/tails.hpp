@@ -119,10 +119,10 @@ class extreme_values {
   /// True when the capacity most extreme values on each side all lie strictly beyond the cuts
   /// (a side without a cut passes): values between them cannot then be among them, so offering
   /// only the values past the cuts left the tails exactly as offering everything would.
-  bool beyond(const tail_cuts& cuts) {
+  bool beyond(const tail_cuts& guess) {
     trim_both();
-    const bool top = cuts.hi == -std::numeric_limits<float>::infinity() || (hi_full_ && hi_cut_ > cuts.hi);
-    const bool bottom = cuts.lo == std::numeric_limits<float>::infinity() || (lo_full_ && lo_cut_ < cuts.lo);
+    const bool top = guess.hi == -std::numeric_limits<float>::infinity() || (hi_full_ && hi_cut_ > guess.hi);
+    const bool bottom = guess.lo == std::numeric_limits<float>::infinity() || (lo_full_ && lo_cut_ < guess.lo);
     return top && bottom;
   }
 
