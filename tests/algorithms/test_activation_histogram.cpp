@@ -223,12 +223,12 @@ TEST_CASE("histogram kernel: the pipelined SIMD path agrees with scalar at every
       std::vector<std::uint32_t> simd(bins + 1, 0), hinted(bins + 1, 0), scalar(bins + 1, 0), watched(bins + 1, 0),
           watched_scalar(bins + 1, 0);
       kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, simd.data(), bins);
-      kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, hinted.data(), bins, v.data(), v.size());
+      kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, hinted.data(), bins, v.size() - start - n);
       kernels::histogram_row(kernels::scalar_arch{}, x, n, inv, base, scalar.data(), bins);
       std::vector<float> out(n + 1, 0.0f), out_scalar(n + 1, 0.0f);
       kernels::outside_values w{lo, hi, out.data()}, ws{lo, hi, out_scalar.data()};
-      kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, watched.data(), bins, nullptr, 0, &w);
-      kernels::histogram_row(kernels::scalar_arch{}, x, n, inv, base, watched_scalar.data(), bins, nullptr, 0, &ws);
+      kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, watched.data(), bins, 0, &w);
+      kernels::histogram_row(kernels::scalar_arch{}, x, n, inv, base, watched_scalar.data(), bins, 0, &ws);
       CAPTURE(start);
       CAPTURE(n);
       CHECK(simd == scalar);
@@ -247,6 +247,40 @@ TEST_CASE("histogram kernel: the pipelined SIMD path agrees with scalar at every
       };
       CHECK(same_values(out, w.count));
       CHECK(same_values(out_scalar, ws.count));
+    }
+  }
+}
+
+TEST_CASE("histogram kernel: long rows read ahead only into what the caller says is readable") {
+  // Rows long enough for the unchecked eight-batch loop, the checked remainder and the drain.
+  // Each row sits at the end of its own allocation, followed by exactly readable_after values,
+  // so a read ahead past them is a heap overflow that the sanitizer build reports.
+  const std::vector<float> src = normal_data(90000, 31, 2.0f);
+  const float inv = 64.0f, base = -512.0f, lo = -5.0f, hi = 5.5f;
+  const std::uint32_t bins = 1024;
+  for (std::size_t n : {16384u, 20000u, 40000u, 65536u + 7u}) {
+    for (std::size_t readable_after : {0u, 100u, 2048u, 16384u, 20000u}) {
+      for (std::size_t start : {0u, 5u, 16u}) {
+        std::vector<float> mem(start + n + readable_after);
+        std::copy(src.begin(), src.begin() + static_cast<std::ptrdiff_t>(mem.size()), mem.begin());
+        const float* x = mem.data() + start;
+        std::vector<std::uint32_t> fast(bins + 1, 0), slow(bins + 1, 0), watched(bins + 1, 0);
+        std::vector<float> out(n);
+        kernels::outside_values w{lo, hi, out.data()};
+        kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, fast.data(), bins, readable_after);
+        kernels::histogram_row(kernels::default_arch{}, x, n, inv, base, watched.data(), bins, readable_after, &w);
+        kernels::histogram_row(kernels::scalar_arch{}, x, n, inv, base, slow.data(), bins);
+        std::vector<float> want;
+        for (std::size_t i = 0; i < n; ++i)
+          if (!(x[i] >= lo && x[i] <= hi)) want.push_back(x[i]);
+        CAPTURE(n);
+        CAPTURE(readable_after);
+        CAPTURE(start);
+        CHECK(fast == slow);
+        CHECK(watched == slow);
+        REQUIRE(w.count == want.size());
+        CHECK(std::equal(want.begin(), want.end(), out.begin()));
+      }
     }
   }
 }

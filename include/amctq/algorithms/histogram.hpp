@@ -84,12 +84,12 @@ class pow2_histogram {
 
   /// Counts n contiguous values into a uint32 scratch table (fast path for large rows: half the
   /// cache footprint of the 64-bit counters);
-  /// the grid must already cover them (cover()), and flush() must follow. next / next_n name
-  /// what the caller reads after these values (the rest of its batch), for the kernel's
-  /// read-ahead; it must be readable memory (kernels::histogram_row).
+  /// the grid must already cover them (cover()), and flush() must follow. x[n, n + readable_after)
+  /// is what the caller reads next (the rest of its batch), for the kernel's read-ahead; it
+  /// must be readable memory (kernels::histogram_row).
   template <class Arch = kernels::default_arch>
-  void accumulate(const float* x, std::size_t n, const float* next = nullptr, std::size_t next_n = 0) {
-    count_into_scratch<Arch>(x, n, next, next_n, nullptr);
+  void accumulate(const float* x, std::size_t n, std::size_t readable_after = 0) {
+    count_into_scratch<Arch>(x, n, readable_after, nullptr);
   }
 
   /// Counts n contiguous values that may lie outside the grid, and writes to `outside` (room
@@ -99,7 +99,7 @@ class pow2_histogram {
   /// extremes, tail candidates) come out of the counting pass itself. flush() must follow.
   template <class Arch = kernels::default_arch>
   std::size_t accumulate_watched(const float* x, std::size_t n, float lo, float hi, float* outside,
-                                 const float* next = nullptr, std::size_t next_n = 0) {
+                                 std::size_t readable_after = 0) {
     if (!(min_ <= max_)) {  // no grid yet: it comes from this block
       value_range r;
       kernels::minmax_row(Arch{}, x, n, r);
@@ -111,7 +111,7 @@ class pow2_histogram {
     }
     kernels::outside_values w{std::fmax(lo, min_), std::fmin(hi, max_), outside, 0};
     const float old_inv = inv_width(), old_base = static_cast<float>(base_);
-    count_into_scratch<Arch>(x, n, next, next_n, &w);
+    count_into_scratch<Arch>(x, n, readable_after, &w);
     float new_min = min_, new_max = max_;
     for (std::size_t k = 0; k < w.count; ++k) {
       const float v = outside[k];
@@ -151,12 +151,17 @@ class pow2_histogram {
   /// Moves the scratch table into the 64-bit counters.
   void flush() {
     if (pending_ == 0) return;
+    // The sum in a local: total_ is a uint64 member that the compiler must assume counts_ may
+    // alias, and storing it each bin made the loop a store-forwarding chain (7 cycles a bin).
+    std::uint64_t* const counts = counts_.data();
+    std::uint32_t* const scratch = scratch_.data();
+    std::uint64_t added = 0;
     for (std::uint32_t k = 0; k < capacity_; ++k) {
-      counts_[k] += scratch_[k];
-      total_ += scratch_[k];
-      scratch_[k] = 0;
+      counts[k] += scratch[k];
+      added += scratch[k];
     }
-    scratch_[capacity_] = 0;  // skipped values
+    std::fill(scratch, scratch + capacity_ + 1, 0u);  // the last is the skipped values' counter
+    total_ += added;
     pending_ = 0;
   }
 
@@ -269,16 +274,15 @@ class pow2_histogram {
   // The counting both accumulate paths share: into the uint32 scratch table, in chunks that
   // keep its counters exact (below 2^32 pending values), on the current grid.
   template <class Arch>
-  void count_into_scratch(const float* x, std::size_t n, const float* next, std::size_t next_n,
+  void count_into_scratch(const float* x, std::size_t n, std::size_t readable_after,
                           kernels::outside_values* watch) {
     if (scratch_.empty()) scratch_.assign(capacity_ + 1, 0u);
     constexpr std::size_t chunk = std::size_t{1} << 30;
     for (std::size_t off = 0; off < n; off += chunk) {
       const std::size_t len = std::min(chunk, n - off);
       if (pending_ + len > (std::size_t{1} << 31)) flush();
-      const bool last = off + len == n;
       kernels::histogram_row(Arch{}, x + off, len, inv_width(), static_cast<float>(base_), scratch_.data(), capacity_,
-                             last ? next : x + off + len, last ? next_n : n - off - len, watch);
+                             n - off - len + readable_after, watch);
       pending_ += len;
     }
   }

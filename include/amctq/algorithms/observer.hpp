@@ -397,7 +397,7 @@ class activation_observer {
     for (std::size_t off = 0; off < n;) {
       const std::size_t len = std::min(off == 0 ? block - skew : block, n - off), after = off + len;
       const tail_cuts c = tails ? ch.tails.cuts(guess) : tail_cuts{-inf, inf};  // (others: the range only)
-      const std::size_t m = ch.hist.accumulate_watched(p + off, len, c.lo, c.hi, outside.data(), p + after, n - after);
+      const std::size_t m = ch.hist.accumulate_watched(p + off, len, c.lo, c.hi, outside.data(), n - after);
       if (tails) {
         bad += ch.tails.add(outside.data(), m, guess);
       } else {
