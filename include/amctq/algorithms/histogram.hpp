@@ -311,14 +311,20 @@ class pow2_histogram {
     auto target = [&](std::size_t k) {
       return static_cast<std::size_t>(floor_shift(base_ + static_cast<std::int64_t>(k), shift) - new_base);
     };
+    std::uint64_t* const counts = counts_.data();
     auto move = [&](std::size_t k) {
-      const std::uint64_t c = counts_[k];
+      const std::uint64_t c = counts[k];
       if (c == 0) return;
-      counts_[k] = 0;
-      counts_[target(k)] += c;
+      counts[k] = 0;
+      counts[target(k)] += c;
     };
-    std::size_t split = 0;
-    while (split < capacity_ && target(split) > split) ++split;
+    // The first bin at or above its target, by bisection: target(k) > k holds on a prefix.
+    std::size_t split = 0, past = capacity_;
+    while (split < past) {
+      const std::size_t mid = split + (past - split) / 2;
+      if (target(mid) > mid) split = mid + 1;
+      else past = mid;
+    }
     for (std::size_t k = split; k < capacity_; ++k) move(k);
     for (std::size_t k = split; k-- > 0;) move(k);
   }

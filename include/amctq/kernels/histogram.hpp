@@ -29,7 +29,7 @@ inline float pow2_bin_of(float x, float inv_width) noexcept {
 /// 9% faster in the histogram kernel. Unrolled, because one increment per loop trip would be
 /// held to the one taken branch per cycle.
 template <class Count>
-void count_bins(const std::int32_t* idx, std::size_t n, Count* counts) noexcept {
+AMCTQ_ALWAYS_INLINE void count_bins(const std::int32_t* idx, std::size_t n, Count* counts) noexcept {
   std::size_t j = 0;
 #if defined(__GNUC__)
 #pragma GCC unroll 8
