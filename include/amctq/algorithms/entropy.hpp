@@ -9,7 +9,9 @@
 //    bin of a histogram over [-absmax, absmax], integer-truncated expanded q, remainder bins
 //    left at 0, eps = 1e-4 smoothing, scipy's normalisation) — O(bins^2) as in ORT.
 // The native searches cost O(levels) per window thanks to prefix sums of c, c*log(c) and of the
-// non-empty bin count: a level's contribution is mass * (log mass - log nonzero).
+// non-empty bin count: a level's contribution is mass * (log mass - log nonzero). Windows with
+// the same start and level width share all levels but the last, so a scan over the window's end
+// (the whole symmetric search) costs O(1) per window.
 #ifndef AMCTQ_ALGORITHMS_ENTROPY_HPP
 #define AMCTQ_ALGORITHMS_ENTROPY_HPP
 
@@ -102,29 +104,49 @@ class kl_windows {
     } else {
       plogp += xlogx(c_[a] + out_l) - xlogx(c_[a]) + xlogx(c_[b - 1] + out_r) - xlogx(c_[b - 1]);
     }
-    // Sum P log Q over bins: mass_j * log(mass_j / nonzero_j) per level, plus the outliers
-    // times log q of their end bins.
-    double nz_log = 0.0;
-    for (std::size_t j = 0; j < levels_; ++j) {
-      const std::size_t s = a + j * per, e = j + 1 == levels_ ? b : s + per;
-      mass_[j] = cum_[e] - cum_[s];
-      nz_log += mass_[j] > 0.0 ? mass_[j] * log_n_[nz_[e] - nz_[s]] : 0.0;
+    // Sum P log Q over bins: mass * log(mass / nonzero) per level, plus the outliers times log q
+    // of their end bins. All levels but the last depend only on the start and the level width,
+    // which a scan over the end meets again and again: they are kept from the previous window.
+    if (a != leading_start_ || per != leading_width_) {
+      leading_ = leading_levels(a, per);
+      leading_start_ = a;
+      leading_width_ = per;
     }
-    double plogq = sum_xlogx(mass_.data(), levels_) - nz_log;
-    auto log_q = [&](std::size_t j) {
-      const std::size_t s = a + j * per, e = j + 1 == levels_ ? b : s + per;
-      return std::log(mass_[j]) - log_n_[nz_[e] - nz_[s]];
-    };
-    if (out_l > 0.0) plogq += out_l * log_q(0);
-    if (out_r > 0.0) plogq += out_r * log_q(levels_ - 1);
+    const std::size_t last = a + (levels_ - 1) * per;
+    double plogq = leading_ + level_term(last, b);
+    if (out_l > 0.0) plogq += out_l * log_q(a, levels_ == 1 ? b : a + per);
+    if (out_r > 0.0) plogq += out_r * log_q(last, b);
     return (plogp - plogq) / n + std::log(inside / n);
   }
 
  private:
+  // log of the value q gives each non-empty bin of the level [s, e).
+  double log_q(std::size_t s, std::size_t e) const { return std::log(cum_[e] - cum_[s]) - log_n_[nz_[e] - nz_[s]]; }
+
+  double level_term(std::size_t s, std::size_t e) const {
+    const double m = cum_[e] - cum_[s];
+    return m > 0.0 ? m * log_q(s, e) : 0.0;
+  }
+
+  // Sum of level_term over the levels [a + j*per, a + (j+1)*per), j < levels - 1, with the
+  // logs of the masses vectorised.
+  double leading_levels(std::size_t a, std::size_t per) {
+    const std::size_t count = levels_ - 1;
+    double nz_log = 0.0;
+    for (std::size_t j = 0; j < count; ++j) {
+      const std::size_t s = a + j * per, e = s + per;
+      mass_[j] = cum_[e] - cum_[s];
+      nz_log += mass_[j] > 0.0 ? mass_[j] * log_n_[nz_[e] - nz_[s]] : 0.0;
+    }
+    return sum_xlogx(mass_.data(), count) - nz_log;
+  }
+
   const std::vector<double>& c_;
   std::size_t levels_;
   std::vector<double> cum_, xlx_, log_n_, mass_;
   std::vector<std::size_t> nz_;
+  std::size_t leading_start_ = std::numeric_limits<std::size_t>::max(), leading_width_ = 0;
+  double leading_ = 0.0;
 };
 
 // ORT's get_entropy_threshold on a histogram over [-amax, amax]; returns the window's edges.
