@@ -14,6 +14,8 @@
 
 #include "amctq/algorithms/observer.hpp"
 
+namespace test_activation_golden {
+
 using namespace amctq;
 
 namespace {
@@ -173,3 +175,5 @@ TEST_CASE("golden: PyTorch MinMaxObserver and HistogramObserver") {
   }
   CHECK(g.contains("torch_2_version"));  // the stored numbers include a torch 2.x run
 }
+
+}  // namespace test_activation_golden

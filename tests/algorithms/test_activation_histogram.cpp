@@ -15,6 +15,8 @@
 #include "amctq/algorithms/tails.hpp"
 #include "amctq/kernels/histogram.hpp"
 
+namespace test_activation_histogram {
+
 using namespace amctq;
 
 namespace {
@@ -442,3 +444,5 @@ TEST_CASE("extreme_values: exact k-th largest/smallest and exact merge") {
   CHECK(few.kth_largest_abs(2) == 2.0f);
   CHECK(few.kth_largest_abs(3) == 1.0f);
 }
+
+}  // namespace test_activation_histogram

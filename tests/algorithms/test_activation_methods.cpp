@@ -10,6 +10,8 @@
 
 #include "amctq/algorithms/observer.hpp"
 
+namespace test_activation_methods {
+
 using namespace amctq;
 
 namespace {
@@ -303,3 +305,5 @@ TEST_CASE("pot_diffs equals Vitis diffs on raw data; batch statistics aggregate 
   CHECK(aggregate({9, 3, 4, 8}, batch_statistic::median) == 4);
   CHECK_THROWS_AS(aggregate({}, batch_statistic::mean), amctq::error);
 }
+
+}  // namespace test_activation_methods

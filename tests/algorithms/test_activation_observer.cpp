@@ -11,6 +11,8 @@
 
 #include "amctq/algorithms/observer.hpp"
 
+namespace test_activation_observer {
+
 using namespace amctq;
 
 namespace {
@@ -484,3 +486,5 @@ TEST_CASE("fused pass: a wrong tail guess, tied tails and constant data still gi
     }
   }
 }
+
+}  // namespace test_activation_observer

@@ -13,6 +13,8 @@
 #include "algorithms/weight_test_util.hpp"
 #include "amctq/algorithms/arq.hpp"
 
+namespace test_weight_arq {
+
 using namespace amctq;
 using amctq_test::shape_t;
 
@@ -314,3 +316,5 @@ TEST_CASE("weight_layout traversals: padded (non-dense) views equal the dense te
   CHECK(dense == before);
 }
 }  // TEST_SUITE
+
+}  // namespace test_weight_arq

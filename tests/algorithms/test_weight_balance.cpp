@@ -12,6 +12,8 @@
 #include "algorithms/weight_test_util.hpp"
 #include "amctq/algorithms/balance.hpp"
 
+namespace test_weight_balance {
+
 using namespace amctq;
 using amctq_test::shape_t;
 
@@ -180,3 +182,5 @@ TEST_SUITE("algorithms.weights") {
     CHECK_THROWS_AS(smooth_quant_search(make_view(x.data(), {M, 4}), cv, conv_weight_layout(cv)), amctq::error);
   }
 }
+
+}  // namespace test_weight_balance

@@ -14,6 +14,8 @@
 #include "amctq/algorithms/bias_correction.hpp"
 #include "amctq/algorithms/cle.hpp"
 
+namespace test_weight_cle {
+
 using namespace amctq;
 using amctq_test::shape_t;
 
@@ -196,3 +198,5 @@ TEST_SUITE("algorithms.weights") {
     for (std::size_t n = 0; n < static_cast<std::size_t>(N); ++n) CHECK(mb.result()[n] == mf.result()[n]);
   }
 }
+
+}  // namespace test_weight_cle

@@ -15,6 +15,8 @@
 #include "amctq/algorithms/arq.hpp"
 #include "amctq/algorithms/nuq.hpp"
 
+namespace test_weight_nuq {
+
 using namespace amctq;
 
 namespace {
@@ -169,3 +171,5 @@ TEST_SUITE("algorithms.weights") {
     CHECK_THROWS_AS(int8_level_histogram(nullptr, 3), amctq::error);
   }
 }
+
+}  // namespace test_weight_nuq

@@ -13,6 +13,8 @@
 #include "amctq/algorithms/dequant_pack.hpp"
 #include "amctq/algorithms/search_n.hpp"
 
+namespace test_weight_search_n {
+
 using namespace amctq;
 
 namespace {
@@ -152,3 +154,5 @@ TEST_SUITE("algorithms.weights") {
     CHECK_THROWS_WITH_AS(pack_dequant_params(1e-20f, {1e-10f, 1e-30f}), doctest::Contains("channel 1"), amctq::error);
   }
 }
+
+}  // namespace test_weight_search_n

@@ -5,6 +5,8 @@
 
 #include "graph/builder.hpp"
 
+namespace test_activation {
+
 using namespace amctq;
 using amctq::test::attr_f;
 using amctq::test::attr_i;
@@ -61,3 +63,5 @@ TEST_CASE("Softmax: opset 13 normalises one axis; older opsets coerce to 2-D") {
   check_close(single_node("Softmax", {"x"}).run({{"x", ft({3}, {1000, 1000, -1000})}}), {3}, {0.5f, 0.5f, 0});
   CHECK_THROWS_AS(single_node("Softmax", {"x"}, {attr_i("axis", 3)}).run({{"x", x}}), amctq::error);
 }
+
+}  // namespace test_activation

@@ -6,6 +6,8 @@
 
 #include "graph/builder.hpp"
 
+namespace test_conv {
+
 using namespace amctq;
 using amctq::test::attr_i;
 using amctq::test::attr_ints;
@@ -148,3 +150,5 @@ TEST_CASE("Conv errors name the node") {
   CHECK_THROWS_WITH_AS(wrong.run({{"x", ft({1, 1, 2, 2}, std::vector<float>(4, 0))}}),
                        doctest::Contains("expects 2 to 3 inputs"), amctq::error);
 }
+
+}  // namespace test_conv

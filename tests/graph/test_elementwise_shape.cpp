@@ -3,6 +3,8 @@
 
 #include "graph/builder.hpp"
 
+namespace test_elementwise_shape {
+
 using namespace amctq;
 using amctq::test::attr_f;
 using amctq::test::attr_i;
@@ -125,3 +127,5 @@ TEST_CASE("Shape, Gather, Constant, ConstantOfShape, Cast") {
   const auto cast = single_node("Cast", {"x"}, {attr_i("to", 7)}).run({{"x", ft({3}, {1.9f, -1.9f, 0})}});
   CHECK(cast == it64({3}, {1, -1, 0}));
 }
+
+}  // namespace test_elementwise_shape

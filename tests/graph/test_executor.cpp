@@ -3,6 +3,8 @@
 
 #include "graph/builder.hpp"
 
+namespace test_executor {
+
 using namespace amctq;
 using amctq::test::check_close;
 using amctq::test::ft;
@@ -115,3 +117,5 @@ TEST_CASE("graph errors: cycle, dangling input, duplicate output, unknown op, mi
   CHECK_THROWS_WITH_AS(ex.run({{"x", ft({4}, {1, 2, 3, 4})}, {"z", ft({1}, {0})}}),
                        doctest::Contains("'z' is not an input"), amctq::error);
 }
+
+}  // namespace test_executor

@@ -3,6 +3,8 @@
 
 #include "graph/builder.hpp"
 
+namespace test_gemm {
+
 using namespace amctq;
 using amctq::test::attr_f;
 using amctq::test::attr_i;
@@ -45,3 +47,5 @@ TEST_CASE("MatMul: batched with broadcasting and 1-D operands") {
   CHECK_THROWS_AS(bad.run({{"a", ft({2, 2, 3}, std::vector<float>(12))}, {"b", ft({3, 3, 1}, std::vector<float>(9))}}),
                   amctq::error);
 }
+
+}  // namespace test_gemm

@@ -13,6 +13,8 @@
 #include "amctq/graph/pipeline.hpp"
 #include "graph/builder.hpp"
 
+namespace test_lower_qoperator {
+
 using namespace amctq;
 
 namespace {
@@ -66,6 +68,8 @@ TEST_CASE("deploy: a per-channel Conv that ends the graph gets ConvInteger with 
   }
   CHECK(seen);
 }
+
+namespace {
 
 // A ConvTranspose layer [C -> G * Mg channels, K x K kernel, stride S, pads P, output_padding OP]
 // on a random [2, C, H, W] input, quantized and lowered. The deploy ConvTranspose runs in float
@@ -134,6 +138,8 @@ struct conv_transpose_case {
   }
 };
 
+}  // namespace
+
 TEST_CASE("deploy: ConvTranspose (groups, stride, pads, output_padding) gives the exact integer accumulator") {
   const conv_transpose_case c(8, 3, 2, 4, 5, 3, 2, 1, 1, 3);
   REQUIRE(c.q.record().layers.at(0).wts.scale.size() == 1);  // groups: one weight scale
@@ -197,3 +203,5 @@ TEST_CASE("deploy: ConvTranspose layers past 2^24 sum their codes in two exact p
     CHECK(notes[0].find("2^24") != std::string::npos);
   }
 }
+
+}  // namespace test_lower_qoperator

@@ -8,6 +8,8 @@
 #include "amctq/graph/passes/fold_constants.hpp"
 #include "graph/builder.hpp"
 
+namespace test_passes {
+
 using namespace amctq;
 using amctq::test::attr_i;
 using amctq::test::attr_ints;
@@ -153,3 +155,5 @@ TEST_CASE("fold_constants leaves Shape of a dynamic input alone") {
   CHECK(graph::passes::fold_constants(m) == 0);
   CHECK(m.main.nodes.size() == 2);
 }
+
+}  // namespace test_passes

@@ -13,6 +13,8 @@
 #include "amctq/graph/pipeline.hpp"
 #include "graph/builder.hpp"
 
+namespace test_pipeline_balance {
+
 using namespace amctq;
 using amctq::test::attr_i;
 using amctq::test::attr_ints;
@@ -234,3 +236,5 @@ TEST_CASE("insert_balance: wrong factor counts and non-positive factors name the
                        doctest::Contains("layer 'conv7': balance factor [1] must be finite and > 0"), amctq::error);
   CHECK(n.m.main.nodes.size() == 1);
 }
+
+}  // namespace test_pipeline_balance

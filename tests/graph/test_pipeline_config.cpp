@@ -5,6 +5,8 @@
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/onnx_reader.hpp"
 
+namespace test_pipeline_config {
+
 using namespace amctq;
 
 namespace {
@@ -91,3 +93,5 @@ TEST_CASE("pipeline: a config naming a layer the model lacks is refused") {
   CHECK_THROWS_WITH_AS(graph::quantizer(m, c), doctest::Contains("config.layers./nope/Conv"), amctq::error);
 }
 #endif
+
+}  // namespace test_pipeline_config

@@ -19,6 +19,8 @@
 #include "amctq/io/onnx_reader.hpp"
 #include "amctq/io/record_json.hpp"
 
+namespace test_pipeline_nuq {
+
 using namespace amctq;
 
 #ifdef AMCTQ_SOURCE_DIR
@@ -124,3 +126,5 @@ TEST_CASE("pipeline: NUQ with weights narrower than 8 bits is refused naming the
                        amctq::error);
 }
 #endif
+
+}  // namespace test_pipeline_nuq

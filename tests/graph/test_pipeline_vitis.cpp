@@ -13,6 +13,8 @@
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
 
+namespace test_pipeline_vitis {
+
 using namespace amctq;
 
 #ifdef AMCTQ_SOURCE_DIR
@@ -101,3 +103,5 @@ TEST_CASE("pipeline include_bias_corr: every Conv and Gemm bias corrected before
   CHECK(q.float_model().main.find_initializer(q.layers()[0].bias)->value == bias0);
 }
 #endif
+
+}  // namespace test_pipeline_vitis

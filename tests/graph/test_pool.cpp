@@ -3,6 +3,8 @@
 
 #include "graph/builder.hpp"
 
+namespace test_pool {
+
 using namespace amctq;
 using amctq::test::attr_i;
 using amctq::test::attr_ints;
@@ -54,3 +56,5 @@ TEST_CASE("Global pools keep rank") {
   single_node bad("GlobalMaxPool", {"x"});
   CHECK_THROWS_AS(bad.run({{"x", ft({2, 2}, {1, 2, 3, 4})}}), amctq::error);
 }
+
+}  // namespace test_pool

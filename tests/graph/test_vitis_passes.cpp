@@ -13,6 +13,8 @@
 #include "amctq/graph/passes/relu6_to_relu.hpp"
 #include "graph/builder.hpp"
 
+namespace test_vitis_passes {
+
 using namespace amctq;
 using amctq::test::attr_f;
 using amctq::test::attr_i;
@@ -437,3 +439,5 @@ TEST_CASE("correct_bias removes most of the mean output error of quantized weigh
   CHECK_THROWS_WITH_AS(graph::passes::correct_bias(f, q, calib, {"nope"}), doctest::Contains("no layer 'nope'"),
                        amctq::error);
 }
+
+}  // namespace test_vitis_passes

@@ -4,6 +4,8 @@
 
 #include "amctq/io/config_json.hpp"
 
+namespace test_config_json {
+
 using namespace amctq;
 
 namespace {
@@ -152,3 +154,5 @@ TEST_CASE("config json: save is atomic and validates first") {
   CHECK(io::read_config_json(path).batch_num == 2);
   std::remove(path.c_str());
 }
+
+}  // namespace test_config_json

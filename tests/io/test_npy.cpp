@@ -11,6 +11,8 @@
 
 #include "amctq/io/npy.hpp"
 
+namespace test_npy {
+
 using namespace amctq;
 using amctq::graph::dtype;
 
@@ -131,3 +133,5 @@ TEST_CASE("npy: malformed and hostile files are parse errors naming the problem"
   CHECK(parse_error(hdr("{'descr': '<f4', 'fortran_order': False, 'shape': (2,")).find("ends early") != std::string::npos);
   CHECK(parse_error(hdr("{'descr: '<f4'")).find("header") != std::string::npos);
 }
+
+}  // namespace test_npy

@@ -7,6 +7,8 @@
 
 #include "amctq/io/observer_json.hpp"
 
+namespace test_observer_json {
+
 using namespace amctq;
 
 TEST_CASE("observer state JSON round trip merges exactly, per-tensor and per-channel") {
@@ -72,3 +74,5 @@ TEST_CASE("malformed observer state JSON names the key") {
   j["channels"][0]["histogram"]["base"] = 12345;  // inconsistent with min/max
   CHECK_THROWS_AS(activation_observer::from_state(o, io::observer_state_from_json(j)), amctq::error);
 }
+
+}  // namespace test_observer_json

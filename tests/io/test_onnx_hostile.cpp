@@ -9,6 +9,8 @@
 #include "amctq/io/onnx.hpp"
 #include "io/onnx_test_util.hpp"
 
+namespace test_onnx_hostile {
+
 namespace fs = std::filesystem;
 using namespace amctq;
 using amctq_test::pb_builder;
@@ -261,3 +263,5 @@ TEST_CASE("onnx hostile: random corruption of real models never escapes as anyth
   CHECK(parsed + rejected >= 1500);
   CHECK(rejected > 0);
 }
+
+}  // namespace test_onnx_hostile

@@ -11,6 +11,8 @@
 #include "amctq/io/onnx.hpp"
 #include "io/onnx_test_util.hpp"
 
+namespace test_onnx_roundtrip {
+
 namespace fs = std::filesystem;
 using namespace amctq;
 using amctq_test::pb_builder;
@@ -404,3 +406,5 @@ TEST_CASE("onnx: inputs the fuzzer once broke still parse or fail cleanly, and r
   }
   CHECK(replayed >= 1);
 }
+
+}  // namespace test_onnx_roundtrip

@@ -7,6 +7,8 @@
 
 #include "amctq/io/protobuf_wire.hpp"
 
+namespace test_onnx_wire {
+
 using namespace amctq::io::pb;
 
 namespace {
@@ -100,3 +102,5 @@ TEST_CASE("pb wire: bounds checks raise parse errors") {
   std::vector<std::byte> deep(70, std::byte{0x0b});  // 70 nested start-groups
   fails(deep, [](reader& r) { r.skip(r.read_tag()); }, "groups nested deeper than 64");
 }
+
+}  // namespace test_onnx_wire

@@ -10,6 +10,8 @@
 #include "amctq/amctq.hpp"
 #include "support/test_data.hpp"
 
+namespace test_simd_vs_scalar {
+
 using namespace amctq;
 using amctq_test::awkward_values;
 using amctq_test::count_bit_mismatches;
@@ -142,3 +144,5 @@ TEST_SUITE("kernels") {
 #endif
   }
 }
+
+}  // namespace test_simd_vs_scalar

@@ -11,6 +11,8 @@
 #include "amctq/amctq.hpp"
 #include "support/test_data.hpp"
 
+namespace test_tensor_ops {
+
 using namespace amctq;
 using amctq_test::count_bit_mismatches;
 
@@ -268,3 +270,5 @@ TEST_SUITE("kernels") {
               .find("zero_point[0]") != std::string::npos);
   }
 }
+
+}  // namespace test_tensor_ops

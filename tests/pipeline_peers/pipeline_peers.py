@@ -1,8 +1,10 @@
 """Runs amctq's exported models in ONNX Runtime and compares them with amctq's own simulation.
 
-usage: pipeline_peers.py DRIVER MODEL.onnx CALIB.npy WORKDIR
-Inputs: the calibration images plus the first 1000 Fashion-MNIST test images
-(/usr/share/datasets/fashion-mnist, Debian dataset-fashion-mnist), normalised like training.
+usage: pipeline_peers.py DRIVER MODEL.onnx CALIB.npy WORKDIR [TEST_IMAGES]
+Inputs: the calibration images plus the first TEST_IMAGES (default 1000) Fashion-MNIST test images
+(/usr/share/datasets/fashion-mnist, Debian dataset-fashion-mnist), normalised like training. The
+sanitizer build passes 64: the same code paths, a fifth of the simulation (which under ASan took
+most of CI's sanitizer stage with 1000).
 Checks, for the default config and for variants that exercise every lowering path (symmetric
 activations -> int8 Max for Relu, 4-bit activations -> int8 Clip after QLinearConv, a skipped layer
 -> ConvInteger + float rescale, per-tensor weights, minmax over 4 batches, DMQ balance -> a float
@@ -86,11 +88,12 @@ def check_weight_grid(label, work, lowest, failures):
 
 def main():
     driver, model, calib, work = sys.argv[1:5]
+    test_images = int(sys.argv[5]) if len(sys.argv) > 5 else 1000
     if not os.path.exists(DATA):
         print(f"FAIL: {DATA} is missing (Debian package dataset-fashion-mnist)", file=sys.stderr)
         sys.exit(1)
     with gzip.open(DATA) as f:
-        test = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:1000]
+        test = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:test_images]
     test = ((test.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32)
     x = np.concatenate([np.load(calib), test]).astype(np.float32)
     name = session(model, True).get_inputs()[0].name

@@ -10,6 +10,8 @@
 #include "amctq/quant_params.hpp"
 #include "amctq/tensor_view.hpp"
 
+namespace test_quant_params {
+
 using namespace amctq;
 
 namespace {
@@ -170,3 +172,5 @@ TEST_SUITE("vocabulary") {
     CHECK(e.empty());
   }
 }
+
+}  // namespace test_quant_params

@@ -4,6 +4,8 @@
 
 #include "amctq/rounding.hpp"
 
+namespace test_rounding {
+
 using namespace amctq;
 
 TEST_SUITE("vocabulary") {
@@ -24,3 +26,5 @@ TEST_SUITE("vocabulary") {
     }
   }
 }
+
+}  // namespace test_rounding

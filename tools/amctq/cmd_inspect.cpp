@@ -60,7 +60,7 @@ bool is_default_domain(const std::string& d) { return d.empty() || d == "ai.onnx
 
 void print_summary(std::ostream& out, const std::string& path, const amctq::graph::model& m) {
   using namespace amctq::graph;
-  const graph& g = m.main;
+  const amctq::graph::graph& g = m.main;
   out << "model:      " << path << "\n";
   out << "ir_version: " << m.ir_version << "\n";
   out << "opset:      ";
