@@ -77,15 +77,7 @@ class extreme_values {
           float up[W], down[W];
           std::size_t n_up = 0, n_down = 0;
           do {
-            const float v = x[i + kernels::detail::lowest_bit(outside)];
-            const bool finite = kernels::detail::is_finite(v);
-            bad += !finite;
-            largest_ = finite && v > largest_ ? v : largest_;
-            smallest_ = finite && v < smallest_ ? v : smallest_;
-            up[n_up] = v;
-            n_up += finite && v > c.hi;
-            down[n_down] = v;
-            n_down += finite && v < c.lo;
+            bad += !sort_to_sides(x[i + kernels::detail::lowest_bit(outside)], c, up, n_up, down, n_down);
             outside &= outside - 1;
           } while (outside != 0);
           append(hi_, up, n_up, std::greater<float>(), hi_full_, hi_cut_);
@@ -104,15 +96,12 @@ class extreme_values {
 
   /// Offers one value; returns false (and ignores it) when it is NaN or infinite.
   bool offer(float v, const tail_cuts& only = {}) {
-    if (!kernels::detail::is_finite(v)) return false;
-    // A new extreme is always past the current cut (or the cuts are still open), so every one
-    // comes through here, unless `only` kept it out: then the caller confirms with beyond().
-    largest_ = v > largest_ ? v : largest_;
-    smallest_ = v < smallest_ ? v : smallest_;
-    const tail_cuts c = cuts(only);
-    if (v > c.hi) append(hi_, &v, 1, std::greater<float>(), hi_full_, hi_cut_);
-    if (v < c.lo) append(lo_, &v, 1, std::less<float>(), lo_full_, lo_cut_);
-    return true;
+    float up, down;
+    std::size_t n_up = 0, n_down = 0;
+    const bool finite = sort_to_sides(v, cuts(only), &up, n_up, &down, n_down);
+    append(hi_, &up, n_up, std::greater<float>(), hi_full_, hi_cut_);
+    append(lo_, &down, n_down, std::less<float>(), lo_full_, lo_cut_);
+    return finite;
   }
 
   /// The cuts a value must pass to enter the tails: their own (open, -inf / +inf, while a side
@@ -194,6 +183,21 @@ class extreme_values {
   }
   float lo_threshold() const noexcept {
     return lo_full_ ? lo_cut_ : std::numeric_limits<float>::infinity();
+  }
+
+  // Appends v to up / down when it passes that side's cut and updates the extremes, without
+  // branches; false (and nothing else) for NaN and inf. A new extreme is always past the current
+  // cut (or the cuts are still open), so every one comes through here, unless `only` kept it
+  // out: then the caller confirms with beyond().
+  bool sort_to_sides(float v, const tail_cuts& c, float* up, std::size_t& n_up, float* down, std::size_t& n_down) {
+    const bool finite = kernels::detail::is_finite(v);
+    largest_ = finite && v > largest_ ? v : largest_;
+    smallest_ = finite && v < smallest_ ? v : smallest_;
+    up[n_up] = v;
+    n_up += finite && v > c.hi;
+    down[n_down] = v;
+    n_down += finite && v < c.lo;
+    return finite;
   }
 
   // Adds values past a side's cut. Trimming at twice the capacity (not more) tightens the cut
