@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   try {
     amctq::graph::model model = amctq::io::read_onnx(argv[1]);
     amctq::graph::quant_config config = amctq::graph::create_quant_config(model, /*skip_layers=*/{}, /*batch_num=*/1);
-    config.activation.algo = amctq::graph::act_algo::mse;  // defaults of every layer; overrides: config.layers
+    config.activation.algo = amctq::calib_method::mse;  // defaults of every layer; overrides: config.layers
     amctq::graph::quantizer q(model, config);
     q.quantize_model();
     const std::string input = model.main.inputs.at(0).name;

@@ -104,8 +104,9 @@ graph::quantizer balance_and_check(const graph::model& m, const std::vector<std:
   auto cfg = graph::create_quant_config(m);
   for (auto& l : cfg.layers) l.settings.dmq_balancer_param = 0.5f;
   graph::quantizer q(m, cfg);
-  q.quantize_preprocess();
-  q.calibrate({{{"x", spread_input(shape, axis)}}});
+  const std::vector<graph::batch> batches = {{{"x", spread_input(shape, axis)}}};
+  q.quantize_preprocess(batches);
+  q.calibrate(batches);
   const graph::model& f = q.float_model();
   check_same_outputs(m, f, spread_input(shape, axis));
   REQUIRE(q.layers().size() == cfg.layers.size());

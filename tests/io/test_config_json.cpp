@@ -38,8 +38,8 @@ TEST_CASE("config json: write then read gives the same resolved config") {
   c.batch_num = 4;
   c.skip_layers = {"/fc/Gemm"};
   c.global.include_cle = true;
-  c.layer_type["Gemm"].activation.algo = graph::act_algo::hfmg;
-  c.layers[1].settings.activation.algo = graph::act_algo::hfmg;
+  c.layer_type["Gemm"].activation.algo = calib_method::hfmg;
+  c.layers[1].settings.activation.algo = calib_method::hfmg;
   c.layers[0].settings.activation.search_step = 0.02f;
   c.layers[0].settings.dmq_balancer_param = 0.3f;
   c.layers[1].settings.weights.how = preset::pytorch;
@@ -53,7 +53,7 @@ TEST_CASE("config json: write then read gives the same resolved config") {
   CHECK(r.layers[0].name == "/conv1/Conv");
   CHECK(r.layers[0].settings.activation.search_step == doctest::Approx(0.02f));
   CHECK(r.layers[0].settings.dmq_balancer_param.value() == doctest::Approx(0.3f));
-  CHECK(r.layers[1].settings.activation.algo == graph::act_algo::hfmg);
+  CHECK(r.layers[1].settings.activation.algo == calib_method::hfmg);
   CHECK(!r.layers[1].settings.dmq_balancer_param);
   CHECK(r.layers[1].settings.weights.how == preset::pytorch);
   CHECK(r.layers[0].settings.weights.how == preset::amct);
@@ -72,11 +72,11 @@ TEST_CASE("config json: hierarchy overall -> activation -> layer_type -> layer n
   REQUIRE(c.layers.size() == 3);
   CHECK(c.layers[0].settings.weights.num_bits == 4);  // from overall
   CHECK(c.layers[0].settings.activation.num_bits == 8);
-  CHECK(c.layers[0].settings.activation.algo == graph::act_algo::entropy);
+  CHECK(c.layers[0].settings.activation.algo == calib_method::entropy);
   CHECK(c.layers[0].settings.weights.channel_wise);
-  CHECK(c.layers[1].settings.activation.algo == graph::act_algo::minmax);
+  CHECK(c.layers[1].settings.activation.algo == calib_method::minmax);
   CHECK(!c.layers[1].settings.weights.channel_wise);
-  CHECK(c.layers[2].settings.activation.algo == graph::act_algo::percentile);
+  CHECK(c.layers[2].settings.activation.algo == calib_method::percentile);
   CHECK(c.layers[2].settings.activation.percentile == doctest::Approx(99.9f));
   CHECK(!c.layers[2].settings.weights.channel_wise);  // layer_type still applies
 }

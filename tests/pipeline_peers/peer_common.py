@@ -43,45 +43,54 @@ def rows(y):
     return y.reshape(y.shape[0], -1)
 
 
-def compare_fake_quant(label, work, x, failures, min_exact=0.9):
-    """The fake-quant model in ORT without graph optimisations (the QDQ ops run as written, in
-    float: the semantics amctq simulates) against the driver's fake_quant_sim.npy. Float
-    convolutions sum in a different order in ORT (MLAS) and amctq (Eigen); a value that lands
-    within rounding of a QuantizeLinear tie moves one level and that step propagates to the
-    sample's outputs. So: at least `min_exact` of the samples equal within 1e-4 of the output
-    magnitude, none further off than 5% of it. Returns ORT's output."""
-    fq_path = os.path.join(work, "model_fake_quant_model.onnx")
+def compare_within_rounding(label, what, path, sim, x, failures, min_exact=0.9):
+    """Model `path` in ORT without graph optimisations (the QDQ ops run as written, in float: the
+    semantics amctq simulates) against amctq's simulation `sim`. Float convolutions sum in a
+    different order in ORT (MLAS) and amctq (Eigen); a value that lands within rounding of a
+    QuantizeLinear tie moves one level and that step propagates to the sample's outputs. So: at
+    least `min_exact` of the samples equal within 1e-4 of the output magnitude, none further off
+    than 5% of it. Returns ORT's output, or None when ORT cannot run the model."""
     try:
-        name = session(fq_path, False).get_inputs()[0].name
-        fq = session(fq_path, False).run(None, {name: x})[0]
+        name = session(path, False).get_inputs()[0].name
+        y = session(path, False).run(None, {name: x})[0]
     except Exception as e:
-        failures.append(f"[{label}] ORT cannot run the fake-quant model: {str(e).strip().splitlines()[-1]}")
+        failures.append(f"[{label}] ORT cannot run the {what} model: {str(e).strip().splitlines()[-1]}")
         return None
-    sim = np.load(os.path.join(work, "fake_quant_sim.npy"))
-    if fq.shape != sim.shape:
-        failures.append(f"[{label}] fake-quant output {fq.shape} but amctq's simulation {sim.shape}")
-        return fq
-    tol = 1e-4 * max(1.0, float(np.abs(fq).max()))
-    row_err = np.abs(rows(fq) - rows(sim)).max(axis=1)
+    if y.shape != sim.shape:
+        failures.append(f"[{label}] {what} output {y.shape} but amctq's simulation {sim.shape}")
+        return y
+    tol = 1e-4 * max(1.0, float(np.abs(y).max()))
+    row_err = np.abs(rows(y) - rows(sim)).max(axis=1)
     exact = np.mean(row_err <= tol)
-    print(f"[{label}] fake-quant: {exact:.4f} of samples equal amctq's simulation within {tol:.3g}; "
+    print(f"[{label}] {what}: {exact:.4f} of samples equal amctq's simulation within {tol:.3g}; "
           f"max diff {row_err.max():.3g}")
-    if not (exact >= min_exact and row_err.max() <= 0.05 * np.abs(fq).max()):
-        failures.append(f"[{label}] fake-quant model differs from amctq's simulation beyond float rounding")
-    session(fq_path, True).run(None, {name: x})  # ORT fuses QDQ into integer kernels; it must still run
-    return fq
+    if not (exact >= min_exact and row_err.max() <= 0.05 * np.abs(y).max()):
+        failures.append(f"[{label}] {what} model differs from amctq's simulation beyond float rounding")
+    session(path, True).run(None, {name: x})  # ORT fuses QDQ into integer kernels; it must still run
+    return y
 
 
-def compare_deploy(label, work, x, failures):
+def compare_fake_quant(label, work, x, failures, min_exact=0.9):
+    """The fake-quant model against the driver's fake_quant_sim.npy (compare_within_rounding)."""
+    sim = np.load(os.path.join(work, "fake_quant_sim.npy"))
+    return compare_within_rounding(label, "fake-quant", os.path.join(work, "model_fake_quant_model.onnx"), sim, x,
+                                   failures, min_exact)
+
+
+def compare_deploy(label, work, x, failures, exact=True):
     """The deploy model in ORT, with graph optimisations disabled and with all enabled, against
-    the driver's deploy_sim.npy: every value must be bit-identical. Returns ORT's output (the
-    optimised run) or None when no deploy model was written."""
+    the driver's deploy_sim.npy: every value must be bit-identical. With exact=False (layers with
+    per-channel activations, which keep a float op in the deploy model) within float rounding as
+    the fake-quant model. Returns ORT's output (the optimised run) or None when no deploy model
+    was written."""
     dp_path = os.path.join(work, "model_deploy_model.onnx")
     dsim_path = os.path.join(work, "deploy_sim.npy")
     if not (os.path.exists(dp_path) and os.path.exists(dsim_path)):
         failures.append(f"[{label}] no deploy model or no deploy simulation was written")
         return None
     dsim = np.load(dsim_path)
+    if not exact:
+        return compare_within_rounding(label, "deploy", dp_path, dsim, x, failures)
     dp = None
     for optimize in (False, True):
         try:

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     std::vector<graph::batch> batches;
     const std::int64_t n = calib.dim(0), per = n / cfg.batch_num;
     for (int b = 0; b < cfg.batch_num; ++b) batches.push_back({{input, slice_rows(calib, b * per, (b + 1) * per)}});
-    q.quantize_preprocess();
+    q.quantize_preprocess(batches, [](int d, int t) { std::fprintf(stderr, "balance batch %d/%d\n", d, t); });
     q.quantize_model();
     q.calibrate(batches, [](int d, int t) { std::fprintf(stderr, "calibration batch %d/%d\n", d, t); });
     const auto paths = io::save_model(q, argv[4], "model");

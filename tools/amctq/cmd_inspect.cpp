@@ -101,12 +101,11 @@ void print_summary(std::ostream& out, const std::string& path, const amctq::grap
   // The layers `amctq config` / `quantize` will see: found the same way, on the same form.
   amctq::graph::model folded = m;
   amctq::graph::prepare_float_model(folded);
-  const auto layers = amctq::graph::find_quant_layers(folded.main);
+  std::vector<amctq::graph::float_layer> left;
+  const auto layers = amctq::graph::find_quant_layers(folded.main, &left);
   const amctq::graph::graph& f = folded.main;
-  std::set<std::size_t> quantizable;
   out << "\nquantizable layers: " << layers.size() << "\n";
   for (const auto& l : layers) {
-    quantizable.insert(l.node_index);
     const node& n = f.nodes[l.node_index];
     if (l.weight.empty()) {
       out << "  " << l.op_type << " " << l.name << "  kernel " << dims_text(n.get_ints("kernel_shape")) << "\n";
@@ -115,21 +114,10 @@ void print_summary(std::ostream& out, const std::string& path, const amctq::grap
     out << "  " << l.op_type << " " << l.name << "  weight " << l.weight << " "
         << dims_text(f.find_initializer(l.weight)->value.shape()) << (l.bias.empty() ? "" : ", bias " + l.bias) << "\n";
   }
-  // Weighted ops that stay in float, so that a missing layer is explained rather than silent.
-  std::vector<std::string> left;
-  for (std::size_t k = 0; k < f.nodes.size(); ++k) {
-    const node& n = f.nodes[k];
-    if (!is_default_domain(n.domain) || quantizable.count(k) || !amctq::graph::is_quantizable_op(n.op_type) ||
-        n.op_type == "AveragePool" || n.inputs.size() < 2)
-      continue;
-    const bool activation_operand = !f.find_initializer(n.inputs[1]);
-    if (n.op_type == "MatMul" && activation_operand) continue;  // two activations: not a weight layer
-    left.push_back(n.op_type + " " + (n.name.empty() ? n.outputs.at(0) : n.name));
-  }
+  // Nodes of a quantizable kind that stay in float, so that a missing layer is explained rather than silent.
   if (!left.empty()) {
-    out << "left in float (weight or bias computed at run time, or Gemm with transA / alpha != 1): " << left.size()
-        << "\n";
-    for (const auto& r : left) out << "  " << r << "\n";
+    out << "left in float: " << left.size() << "\n";
+    for (const auto& l : left) out << "  " << l.op_type << " " << l.name << ": " << l.reason << "\n";
   }
 }
 

@@ -154,9 +154,11 @@ int cmd_quantize(int argc, char** argv) {
         std::cerr << "\n";
       }
     }
-    q.quantize_preprocess();
-    q.quantize_model();
     try {
+      q.quantize_preprocess(batches, [&](int done, int total) {
+        if (!quiet) std::cerr << "amctq quantize: balance batch " << done << "/" << total << "\n";
+      });
+      q.quantize_model();
       q.calibrate(batches, [&](int done, int total) {
         if (!quiet) std::cerr << "amctq quantize: calibration batch " << done << "/" << total << "\n";
       });

@@ -20,6 +20,7 @@
 
 #include "amctq/error.hpp"
 #include "amctq/graph/ir.hpp"
+#include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/activation.hpp"
 #include "amctq/graph/ops/common.hpp"
 #include "amctq/graph/ops/conv.hpp"
@@ -32,11 +33,10 @@
 
 namespace amctq::graph {
 
-using op_function = void (*)(ops::context&);
-
-/// The ONNX ops (default domain) the executor implements, by op_type.
-inline const std::unordered_map<std::string, op_function>& builtin_ops() {
-  static const std::unordered_map<std::string, op_function> table = {
+/// The ONNX ops (default domain) the reference executor implements. Adding an op: write its
+/// function in ops/<family>.hpp and add one entry here.
+inline const op_table& builtin_ops() {
+  static const op_table table = {
       {"Conv", ops::conv}, {"ConvTranspose", ops::conv_transpose}, {"Gemm", ops::gemm}, {"MatMul", ops::matmul},
       {"MaxPool", ops::max_pool}, {"AveragePool", ops::average_pool},
       {"GlobalAveragePool", ops::global_average_pool}, {"GlobalMaxPool", ops::global_max_pool},
@@ -53,12 +53,9 @@ inline const std::unordered_map<std::string, op_function>& builtin_ops() {
   return table;
 }
 
-inline bool is_default_domain(const std::string& d) noexcept { return d.empty() || d == "ai.onnx"; }
-
-/// Whether the executor can run this node's op_type (it may still reject particular attributes).
-inline bool is_supported(const node& n) {
-  return is_default_domain(n.domain) && builtin_ops().count(n.op_type) > 0;
-}
+/// Whether `ops` (by default the builtin ones) can run this node's op (it may still reject
+/// particular attributes).
+inline bool is_supported(const node& n, const op_table& ops = builtin_ops()) { return ops.contains(n); }
 
 inline std::string describe(const node& n) { return "node '" + n.name + "' (" + n.op_type + ")"; }
 
@@ -163,17 +160,20 @@ class tensor_hooks {
 
 class executor {
  public:
-  /// Checks the graph once: topological order, every op supported. `m` must outlive the executor.
-  explicit executor(const model& m) : model_(m), opset_(m.opset()), order_(topological_order(m.main)) {
+  /// Checks the graph once: topological order, every op in `ops`. `m` must outlive the executor;
+  /// the table is copied from.
+  explicit executor(const model& m, const op_table& ops = builtin_ops())
+      : model_(m), opset_(m.opset()), order_(topological_order(m.main)) {
     Eigen::setNbThreads(1);  // the reference executor is single-threaded by design
     for (std::size_t k : order_) {
       const node& n = m.main.nodes[k];
-      AMCTQ_CHECK(is_default_domain(n.domain), errc::unsupported, describe(n), "domain '", n.domain,
-                  "' is not supported");
-      auto it = builtin_ops().find(n.op_type);
-      AMCTQ_CHECK(it != builtin_ops().end(), errc::unsupported, describe(n), "op_type '", n.op_type,
-                  "' is not supported by the reference executor");
-      fns_.push_back(it->second);
+      const op_function* f = ops.find(n);
+      AMCTQ_CHECK(f != nullptr, errc::unsupported, describe(n),
+                  is_default_domain(n.domain) ? amctq::detail::concat("op_type '", n.op_type, "'")
+                                              : amctq::detail::concat("op '", n.op_type, "' of domain '", n.domain, "'"),
+                  " is not supported by the executor's op table; add it (graph::op_table::add), or leave the "
+                  "model part that uses it out");
+      fns_.push_back(*f);
     }
     for (const auto& i : m.main.initializers) constants_[i.name] = &i.value;
   }

@@ -265,51 +265,27 @@ inline void max_op(ops::context& c) {
   ops::detail::binary_op(c, [](auto a, auto b) { return a < b ? b : a; });
 }
 
-/// The extra ops, by op_type, that amctq's simulation adds to the reference executor's.
-inline const std::unordered_map<std::string, op_function>& extra_ops() {
-  static const std::unordered_map<std::string, op_function> table = {
-      {"QuantizeLinear", quantize_linear}, {"DequantizeLinear", dequantize_linear}, {"QLinearConv", qlinear_conv},
-      {"ConvInteger", conv_integer},       {"MatMulInteger", matmul_integer},       {"MaxPool", max_pool_any},
-      {"Max", max_op}};
+}  // namespace sim
+
+/// The reference executor's ops plus what the exported models add: QuantizeLinear /
+/// DequantizeLinear (the fake-quant model) and the deploy model's integer ops, each computed as
+/// ONNX Runtime's CPU kernel computes it.
+inline const op_table& simulation_ops() {
+  static const op_table table = op_table(builtin_ops()).add(op_table{
+      {"QuantizeLinear", sim::quantize_linear}, {"DequantizeLinear", sim::dequantize_linear},
+      {"QLinearConv", sim::qlinear_conv},       {"ConvInteger", sim::conv_integer},
+      {"MatMulInteger", sim::matmul_integer},   {"MaxPool", sim::max_pool_any},
+      {"Max", sim::max_op}});
   return table;
 }
 
-}  // namespace sim
-
 /// Runs a model that may contain QuantizeLinear / DequantizeLinear (and the deploy model's
-/// integer ops) with amctq's implementations; returns the graph outputs.
-inline std::map<std::string, tensor> simulate(const model& m, const std::map<std::string, tensor>& inputs) {
-  const graph& g = m.main;
-  const auto order = topological_order(g);
-  std::unordered_map<std::string, tensor> values;
-  for (const auto& i : g.initializers) values[i.name] = i.value;
-  for (const auto& [k, v] : inputs) values[k] = v;
-  std::vector<float> scratch;
-  for (std::size_t k : order) {
-    const node& n = g.nodes[k];
-    op_function fn = nullptr;
-    if (auto e = sim::extra_ops().find(n.op_type); e != sim::extra_ops().end()) fn = e->second;
-    else if (auto b = builtin_ops().find(n.op_type); b != builtin_ops().end() && is_default_domain(n.domain)) fn = b->second;
-    AMCTQ_CHECK(fn != nullptr, errc::unsupported, "simulate", "node '", n.name, "' (", n.op_type, ") is not supported");
-    ops::context ctx{n, m.opset(), {}, {}, scratch};
-    std::size_t count = n.inputs.size();
-    while (count > 0 && n.inputs[count - 1].empty()) --count;
-    ctx.in.resize(count, nullptr);
-    for (std::size_t i = 0; i < count; ++i) {
-      if (n.inputs[i].empty()) continue;
-      auto it = values.find(n.inputs[i]);
-      AMCTQ_CHECK(it != values.end(), errc::invalid_argument, "simulate", "node '", n.name, "': input '", n.inputs[i],
-                  "' has no value");
-      ctx.in[i] = &it->second;
-    }
-    ctx.out.resize(n.outputs.size());
-    fn(ctx);
-    for (std::size_t i = 0; i < n.outputs.size(); ++i)
-      if (!n.outputs[i].empty()) values[n.outputs[i]] = std::move(ctx.out[i]);
-  }
-  std::map<std::string, tensor> out;
-  for (const auto& o : g.outputs) out[o.name] = values.at(o.name);
-  return out;
+/// integer ops) with amctq's implementations (`ops`, simulation_ops() unless an engine passes
+/// its own); returns the graph outputs.
+inline std::map<std::string, tensor> simulate(const model& m, const std::map<std::string, tensor>& inputs,
+                                              const op_table& ops = simulation_ops()) {
+  executor ex(m, ops);
+  return ex.run(inputs);
 }
 
 }  // namespace amctq::graph

@@ -1,8 +1,8 @@
 // The AMCT flow over an ONNX graph: create_quant_config -> quantizer (BatchNorm folded; Vitis
-// ReLU6 -> ReLU and CLE if configured) -> quantize_preprocess (DMQ balance, optional) ->
-// quantize_model (ARQ weights, NUQ on top where configured) -> calibrate(batches; Vitis bias
-// correction if configured) -> save_model (fake-quant QDQ model, deploy QOperator model,
-// record.json).
+// ReLU6 -> ReLU and CLE if configured) -> quantize_preprocess(batches) (DMQ balance, where
+// configured) -> quantize_model (ARQ weights, NUQ on top where configured) -> calibrate(batches:
+// Vitis bias correction if configured, then one activation_observer per watched tensor) ->
+// save_model (fake-quant QDQ model, deploy QOperator model, record.json).
 #ifndef AMCTQ_GRAPH_PIPELINE_HPP
 #define AMCTQ_GRAPH_PIPELINE_HPP
 
@@ -18,12 +18,12 @@
 #include "amctq/algorithms/balance.hpp"
 #include "amctq/algorithms/nuq.hpp"
 #include "amctq/error.hpp"
+#include "amctq/graph/activation_observers.hpp"
 #include "amctq/graph/executor.hpp"
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/passes/fold_batchnorm.hpp"
 #include "amctq/graph/passes/graph_edit.hpp"
 #include "amctq/graph/passes/insert_balance.hpp"
-#include "amctq/graph/passes/insert_observers.hpp"
 #include "amctq/graph/passes/vitis_globals.hpp"
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/quant_layers.hpp"
@@ -142,28 +142,24 @@ class quantizer {
   /// One entry per bias include_bias_corr corrected (in the first calibrate()).
   const std::vector<passes::bias_correction_entry>& bias_corrections() const noexcept { return bias_corrections_; }
 
-  /// Requests DMQ balancing for every layer with a dmq_balancer_param: the first calibrate()
-  /// runs the batches once to compute the factors s, folds W · s into the weights and inserts
-  /// Mul(x, 1/s) before the layer in the float model (and so in both exported models).
-  void quantize_preprocess() { preprocess_ = true; }
+  /// AMCT's quantize_preprocess: DMQ balancing for every layer with a dmq_balancer_param. Runs
+  /// the first batch_num batches once, computes the factors s, folds W · s into the weights and
+  /// inserts Mul(x, 1/s) before the layer in the float model (and so in both exported models).
+  /// Once per quantizer, before quantize_model(); nothing to do when no layer asks for it.
+  void quantize_preprocess(const std::vector<batch>& batches, const progress_fn& progress = {}) {
+    AMCTQ_CHECK(!model_quantized_, errc::invalid_argument, "quantize_preprocess",
+                "must run before quantize_model(): balancing changes the weights quantize_model() quantized");
+    if (balanced_ || !needs_balance()) return;
+    check_batch_count(batches, "quantize_preprocess");
+    balance(batches, config_.batch_num, progress);
+  }
 
-  /// Fixes the weight quantization (ARQ, then NUQ where wts_algo is nuq) of every enabled layer.
-  void quantize_model() { model_quantized_ = true; }
-
-  /// Runs the calibration batches (at least config.batch_num of them; the first batch_num are
-  /// used) and computes every layer's parameters.
-  void calibrate(const std::vector<batch>& batches, const progress_fn& progress = {}) {
-    const int need = config_.batch_num;
-    AMCTQ_CHECK(static_cast<int>(batches.size()) >= need, errc::invalid_argument, "calibrate",
-                "calibration needs ", need, " batches (config batch_num = ", need, "), got ", batches.size());
-    if (!model_quantized_) quantize_model();
-    // Balancing changes the float model, so it happens once; a second calibrate() reuses it.
-    const bool balance_now = preprocess_ && !balanced_ && needs_balance();
-    const int total = need * (balance_now ? 2 : 1);
-    int done = 0;
-    if (balance_now) balance(batches, need, progress, done, total);
-    record_ = quant_record{};
-    model calib = model_;
+  /// Quantizes the weights of every enabled layer (ARQ, then NUQ where wts_algo is nuq).
+  /// calibrate() calls it when it has not run.
+  void quantize_model() {
+    if (model_quantized_) return;
+    weights_.clear();
+    calib_model_ = model_;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       layer_record r;
       r.name = layers_[i].name;
@@ -171,9 +167,20 @@ class quantizer {
       r.act_bits = settings_[i].activation.num_bits;
       auto f = balance_.find(r.name);
       if (f != balance_.end()) r.tensor_balance_factor = f->second;
-      if (!layers_[i].weight.empty()) quantize_weights(layers_[i], settings_[i].weights, r, calib);
-      record_.layers.push_back(std::move(r));
+      if (!layers_[i].weight.empty()) quantize_weights(layers_[i], settings_[i].weights, r, calib_model_);
+      weights_.push_back(std::move(r));
     }
+    model_quantized_ = true;
+  }
+
+  /// Runs the calibration batches (at least config.batch_num of them; the first batch_num are
+  /// used) and computes every layer's parameters.
+  void calibrate(const std::vector<batch>& batches, const progress_fn& progress = {}) {
+    check_batch_count(batches, "calibrate");
+    const int need = config_.batch_num;
+    quantize_model();
+    record_ = quant_record{};
+    record_.layers = weights_;
     // Vitis include_bias_corr: each bias absorbs its layer's mean output shift under the
     // quantized weights (passes/vitis_globals.hpp), in both the float model (whose biases are
     // quantized below) and the calibration model, before the activations are observed, so the
@@ -184,28 +191,32 @@ class quantizer {
       std::vector<batch> first;
       if (batches.size() > static_cast<std::size_t>(need)) first.assign(batches.begin(), batches.begin() + need);
       const std::vector<batch>& used = first.empty() ? batches : first;
-      bias_corrections_ = passes::correct_layer_biases(model_, calib, used, layers_);
+      bias_corrections_ = passes::correct_layer_biases(model_, calib_model_, used, layers_);
       bias_corrected_ = true;
     }
-    executor ex(calib);
-    std::vector<std::string> watched;
-    for (const auto& l : layers_) watched.push_back(l.input);
-    observer_set obs(ex, watched);
+    executor ex(calib_model_);
+    activation_observers obs(ex);
+    std::vector<std::size_t> observer_of;
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      observer_of.push_back(obs.watch(layers_[i].input, settings_[i].activation,
+                                      find_layer_kind(layers_[i].op_type)->activation_channel_axis));
     // The deploy lowering needs the layer input shapes (channel count, rank) the graph does not state.
     std::map<std::string, std::vector<std::int64_t>> shapes;
     std::vector<tensor_hooks::handle> shape_hooks;
-    for (const auto& t : watched)
-      shape_hooks.push_back(ex.hooks().on_tensor(t, [&shapes](const std::string& n, const tensor& v) { shapes[n] = v.shape(); }));
+    for (const auto& l : layers_)
+      shape_hooks.push_back(ex.hooks().on_tensor(l.input, [&shapes](const std::string& n, const tensor& v) { shapes[n] = v.shape(); }));
     for (int b = 0; b < need; ++b) {
       ex.run(batches[static_cast<std::size_t>(b)]);
-      if (progress) progress(++done, total);
+      if (progress) progress(b + 1, need);
     }
     for (auto h : shape_hooks) ex.hooks().remove(h);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       layer_record& r = record_.layers[i];
       r.input_shape = shapes[layers_[i].input];
-      r.act = obs.at(layers_[i].input).result(settings_[i].activation);
-      if (!layers_[i].bias.empty()) {
+      r.act = obs.result(observer_of[i]);
+      // An int32 bias code needs one accumulator scale s_d * s_w[c]; with per-channel activations
+      // there is none, so the bias stays float.
+      if (!layers_[i].bias.empty() && !r.act.is_per_channel()) {
         // One value per output channel, Gemm's beta applied and a one-element bias broadcast.
         const node& n = model_.main.nodes[layers_[i].node_index];
         tensor& w = model_.main.find_initializer(layers_[i].weight)->value;
@@ -227,7 +238,13 @@ class quantizer {
   // DMQ (reference §7): per input channel, s from max|x| over all the batches (not AMCT's
   // last-batch-wins, so the result does not depend on batch order) and max|W|; then W · s and
   // a Mul(x, 1/s) the layer reads instead of x.
-  void balance(const std::vector<batch>& batches, int need, const progress_fn& progress, int& done, int total) {
+  void check_batch_count(const std::vector<batch>& batches, const char* where) const {
+    const int need = config_.batch_num;
+    AMCTQ_CHECK(static_cast<int>(batches.size()) >= need, errc::invalid_argument, where, "calibration needs ", need,
+                " batches (config batch_num = ", need, "), got ", batches.size());
+  }
+
+  void balance(const std::vector<batch>& batches, int need, const progress_fn& progress) {
     executor ex(model_);
     std::map<std::size_t, std::vector<float>> absmax;  // layer index -> max |x| per input channel
     std::vector<tensor_hooks::handle> hs;
@@ -245,7 +262,7 @@ class quantizer {
     }
     for (int b = 0; b < need; ++b) {
       ex.run(batches[static_cast<std::size_t>(b)]);
-      if (progress) progress(++done, total);
+      if (progress) progress(b + 1, need);
     }
     for (auto h : hs) ex.hooks().remove(h);
     for (const auto& [i, act] : absmax) {
@@ -306,8 +323,9 @@ class quantizer {
   std::vector<quant_layer> layers_;
   std::vector<layer_settings> settings_;
   std::map<std::string, std::vector<float>> balance_;
+  std::vector<layer_record> weights_;  ///< quantize_model(): each layer's weight part of the record
+  model calib_model_;                  ///< the float model with fake-quantized weights
   quant_record record_;
-  bool preprocess_ = false;
   bool balanced_ = false;
   bool model_quantized_ = false;
   bool calibrated_ = false;

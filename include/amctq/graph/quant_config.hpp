@@ -14,44 +14,42 @@
 #include <string>
 #include <vector>
 
+#include "amctq/algorithms/observer.hpp"
 #include "amctq/error.hpp"
+#include "amctq/graph/layers/table.hpp"
 #include "amctq/quant_spec.hpp"
 
 namespace amctq::graph {
 
-enum class act_algo { ifmr, hfmg, entropy, mse, percentile, minmax };
 enum class wts_algo { arq, nuq };
 
-inline const char* to_string(act_algo a) noexcept {
-  switch (a) {
-    case act_algo::ifmr: return "ifmr";
-    case act_algo::hfmg: return "hfmg";
-    case act_algo::entropy: return "entropy";
-    case act_algo::mse: return "mse";
-    case act_algo::percentile: return "percentile";
-    case act_algo::minmax: return "minmax";
-  }
-  return "?";
-}
 inline const char* to_string(wts_algo a) noexcept { return a == wts_algo::arq ? "arq" : "nuq"; }
 
-/// Activation (layer input) quantization of one layer. Only the parameters of `algo` are used;
-/// the others keep their defaults so switching algorithm in an edited config just works.
+/// Activation (layer input) quantization of one layer: which activation_observer method runs
+/// and its parameters. Only the parameters of `algo` are used; the others keep their defaults so
+/// switching method in an edited config just works.
 struct activation_quant {
   int num_bits = 8;             ///< 4, 8 or 16 (AMCT ACT_SUPPORT_NUM_BITS)
   bool asymmetric = true;       ///< with an offset (zero point); global activation_offset by default
-  act_algo algo = act_algo::ifmr;
-  // IFMR (reference §2)
+  bool channel_wise = false;    ///< one scale per channel of the layer input (the layer kind's channel axis)
+  calib_method algo = calib_method::ifmr;  ///< any observer method (config key act_algo)
+  bool skip_nonfinite = false;  ///< ignore NaN / inf in the calibration activations instead of failing
+  // IFMR
   float max_percentile = 0.999999f;  ///< (0.5, 1]
   float min_percentile = 0.999999f;  ///< (0.5, 1]
   float search_range_start = 0.7f;   ///< 0 < start < end
   float search_range_end = 1.3f;
   float search_step = 0.01f;         ///< (0, 0.6] and <= end - start
-  // HFMG (reference §3)
+  // HFMG
   int num_of_bins = 4096;            ///< {1024, 2048, 4096, 8192}
-  // entropy / percentile / mse histograms (ONNX Runtime defaults)
+  // entropy / percentile histograms (ONNX Runtime defaults)
   int hist_bins = 2048;              ///< [128, 65536]
   float percentile = 99.999f;        ///< (50, 100], percent as ONNX Runtime's PercentileCalibrater
+  // moving_average
+  float averaging_constant = 0.01f;  ///< (0, 1], PyTorch MovingAverageMinMaxObserver's default
+  // pot_diffs (Vitis AI diffs)
+  int diffs_scope = 5;               ///< power-of-two positions tried, [1, 64]
+  batch_statistic calib_statistic_method = batch_statistic::modal;  ///< across batches
 };
 
 /// Weight quantization of one layer.
@@ -78,7 +76,7 @@ struct layer_settings {
 /// One quantizable layer as found in the graph, with its resolved settings.
 struct layer_config {
   std::string name;     ///< ONNX node name (the record.json key)
-  std::string op_type;  ///< Conv, ConvTranspose, Gemm, MatMul, AveragePool
+  std::string op_type;  ///< a layer kind of layers/table.hpp
   layer_settings settings;
 };
 
@@ -161,6 +159,9 @@ inline void validate(const activation_quant& a, const std::string& path) {
   if (!(a.hist_bins >= 128 && a.hist_bins <= 65536))
     config_fail(path + ".hist_bins", concat("must be in [128, 65536], got ", a.hist_bins));
   in_half_open(a.percentile, 50.0f, 100.0f, "percentile");
+  in_half_open(a.averaging_constant, 0.0f, 1.0f, "averaging_constant");
+  if (!(a.diffs_scope >= 1 && a.diffs_scope <= 64))
+    config_fail(path + ".diffs_scope", concat("must be in [1, 64], got ", a.diffs_scope));
 }
 
 inline void validate(const weight_quant& w, const std::string& path) {
@@ -183,10 +184,6 @@ inline void validate(const layer_settings& s, const std::string& path) {
                         amctq::detail::concat("must be in [0.2, 0.8], got ", detail::num(*s.dmq_balancer_param)));
 }
 
-inline bool is_quantizable_op(const std::string& op) {
-  return op == "Conv" || op == "ConvTranspose" || op == "Gemm" || op == "MatMul" || op == "AveragePool";
-}
-
 inline void validate(const quant_config& c) {
   using detail::config_fail;
   using amctq::detail::concat;
@@ -201,8 +198,7 @@ inline void validate(const quant_config& c) {
   validate(c.weights, "config.weights");
   for (const auto& [type, s] : c.layer_type) {
     if (!is_quantizable_op(type))
-      config_fail("config.layer_type." + type,
-                  "is not a quantizable op type (Conv, ConvTranspose, Gemm, MatMul, AveragePool)");
+      config_fail("config.layer_type." + type, "is not a quantizable op type (" + layer_kind_names() + ")");
     validate(s, "config.layer_type." + type);
   }
   for (const auto& l : c.layers) validate(l.settings, "config.layers." + l.name);

@@ -1,6 +1,5 @@
-// Which nodes of a graph are quantizable layers (Conv 1-3d incl. grouped / depthwise,
-// ConvTranspose, Gemm, MatMul with a constant right operand, AveragePool), where their weight,
-// bias, input and output live, and the weight_layout of each weight. Layers that share a weight
+// Which nodes of a graph are quantizable layers (the kinds of layers/table.hpp), where their
+// weight, bias, input and output live, and the weight_layout of each weight. Layers that share a weight
 // initializer are refused: amctq quantizes (and balances, and folds BatchNorm into) each
 // layer's weights separately, which would silently change the other layer.
 #ifndef AMCTQ_GRAPH_QUANT_LAYERS_HPP
@@ -13,80 +12,62 @@
 #include "amctq/algorithms/weight_layout.hpp"
 #include "amctq/error.hpp"
 #include "amctq/graph/ir.hpp"
-#include "amctq/graph/quant_config.hpp"
+#include "amctq/graph/layers/table.hpp"
 
 namespace amctq::graph {
 
-struct quant_layer {
-  std::size_t node_index = 0;
-  std::string name;
-  std::string op_type;
-  std::string input;   ///< activation input (the tensor the activation observer watches)
-  std::string output;
-  std::string weight;  ///< initializer name; empty for AveragePool
-  std::string bias;    ///< initializer name or empty
-};
-
-/// The weight_layout of `w` for the layer's op.
+/// The weight_layout of `w` for the layer's op (a quantizable kind with a weight).
 inline weight_layout layout_of(const node& n, tensor& w) {
-  const auto groups = static_cast<std::ptrdiff_t>(n.get_int("group", 1));
-  auto* p = w.data<float>();
-  auto ext = [&](std::size_t i) { return static_cast<std::ptrdiff_t>(w.dim(i)); };
-  if (n.op_type == "Conv" || n.op_type == "ConvTranspose") {
-    const bool t = n.op_type == "ConvTranspose";
-    switch (w.rank()) {
-      case 3: {
-        tensor_view<float, 3> v(p, {ext(0), ext(1), ext(2)});
-        return t ? conv_transpose_weight_layout(v, groups) : conv_weight_layout(v, groups);
-      }
-      case 4: {
-        tensor_view<float, 4> v(p, {ext(0), ext(1), ext(2), ext(3)});
-        return t ? conv_transpose_weight_layout(v, groups) : conv_weight_layout(v, groups);
-      }
-      case 5: {
-        tensor_view<float, 5> v(p, {ext(0), ext(1), ext(2), ext(3), ext(4)});
-        return t ? conv_transpose_weight_layout(v, groups) : conv_weight_layout(v, groups);
-      }
-      default:
-        AMCTQ_THROW(errc::unsupported, "layer '" + n.name + "'", n.op_type, " weight of rank ", w.rank(),
-                    " is not supported (1d, 2d or 3d only)");
-    }
-  }
-  if (n.op_type == "Gemm") {
-    AMCTQ_CHECK(w.rank() == 2, errc::shape_mismatch, "layer '" + n.name + "'", "Gemm B must have rank 2");
-    return gemm_weight_layout(tensor_view<float, 2>(p, {ext(0), ext(1)}), n.get_int("transB", 0) != 0);
-  }
-  AMCTQ_CHECK(w.rank() == 2, errc::unsupported, "layer '" + n.name + "'",
-              "MatMul with a constant right operand of rank ", w.rank(), " is not supported (rank 2 only)");
-  return matmul_weight_layout(tensor_view<float, 2>(p, {ext(0), ext(1)}));
+  const layer_kind* k = find_layer_kind(n.op_type);
+  AMCTQ_CHECK(k != nullptr && k->layout != nullptr, errc::unsupported, "layer '" + n.name + "'", n.op_type,
+              " is not a quantizable kind with a weight");
+  return k->layout(n, w);
 }
 
-/// Every quantizable layer of g, in node order. Layer forms amctq cannot quantize exactly (Gemm
-/// with transA or alpha != 1, a computed bias, a weight that is not a float initializer) are
-/// not layers: they stay in float.
-inline std::vector<quant_layer> find_quant_layers(const graph& g) {
+/// A node of a quantizable kind that stays float, and why.
+struct float_layer {
+  std::string name;
+  std::string op_type;
+  std::string reason;
+};
+
+/// Every quantizable layer of g, in node order. Nodes of a quantizable kind that amctq cannot
+/// quantize exactly (a weight that is not a float initializer, a computed bias, a form the
+/// kind refuses) are not layers: they stay in float, and are listed in `left` when given.
+inline std::vector<quant_layer> find_quant_layers(const graph& g, std::vector<float_layer>* left = nullptr) {
   std::vector<quant_layer> out;
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const node& n = g.nodes[k];
     if (!n.domain.empty() && n.domain != "ai.onnx") continue;
-    if (!is_quantizable_op(n.op_type) || n.inputs.empty() || n.outputs.empty()) continue;
+    const layer_kind* kind = find_layer_kind(n.op_type);
+    if (kind == nullptr || n.inputs.empty() || n.outputs.empty()) continue;
     quant_layer l;
     l.node_index = k;
     l.name = n.name.empty() ? n.outputs[0] : n.name;
     l.op_type = n.op_type;
     l.input = n.inputs[0];
     l.output = n.outputs[0];
-    if (n.op_type != "AveragePool") {
-      if (n.inputs.size() < 2) continue;
-      const initializer* w = g.find_initializer(n.inputs[1]);
-      if (w == nullptr || w->value.type() != dtype::float32) continue;  // activation x activation: not a weight layer
-      l.weight = n.inputs[1];
-      if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-        const initializer* b = g.find_initializer(n.inputs[2]);
-        if (b == nullptr) continue;  // a computed bias cannot be quantized to int32 ahead of time
-        l.bias = n.inputs[2];
+    const char* why = nullptr;
+    if (kind->weight_input >= 0) {
+      const auto wi = static_cast<std::size_t>(kind->weight_input);
+      const initializer* w = n.inputs.size() > wi ? g.find_initializer(n.inputs[wi]) : nullptr;
+      if (w == nullptr || w->value.type() != dtype::float32) {
+        why = "its weight operand is not a float constant (an activation, or computed at run time)";
+      } else {
+        l.weight = n.inputs[wi];
+        const auto bi = static_cast<std::size_t>(kind->bias_input);
+        if (kind->bias_input >= 0 && n.inputs.size() > bi && !n.inputs[bi].empty()) {
+          if (g.find_initializer(n.inputs[bi]) == nullptr)
+            why = "its bias is computed at run time, so it cannot be quantized to int32 ahead of time";
+          else
+            l.bias = n.inputs[bi];
+        }
       }
-      if (n.op_type == "Gemm" && (n.get_int("transA", 0) != 0 || n.get_float("alpha", 1.0f) != 1.0f)) continue;
+    }
+    if (why == nullptr && kind->refuse != nullptr) why = kind->refuse(g, n);
+    if (why != nullptr) {
+      if (left != nullptr) left->push_back({l.name, l.op_type, why});
+      continue;
     }
     out.push_back(std::move(l));
   }

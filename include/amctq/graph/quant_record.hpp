@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/tensor.hpp"
 #include "amctq/quant_params.hpp"
 

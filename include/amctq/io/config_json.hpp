@@ -108,12 +108,20 @@ inline std::string get_string(const ojson& j, const std::string& path) {
   return j.get<std::string>();
 }
 
-inline graph::act_algo parse_act_algo(const ojson& j, const std::string& path) {
+inline calib_method parse_act_algo(const ojson& j, const std::string& path) {
   const std::string s = get_string(j, path);
-  for (auto a : {graph::act_algo::ifmr, graph::act_algo::hfmg, graph::act_algo::entropy, graph::act_algo::mse,
-                 graph::act_algo::percentile, graph::act_algo::minmax})
-    if (s == graph::to_string(a)) return a;
-  key_error(path, "must be one of ifmr, hfmg, entropy, mse, percentile, minmax, got \"" + s + "\"");
+  std::string names;
+  for (calib_method m : all_calib_methods) {
+    if (s == to_string(m)) return m;
+    names += (names.empty() ? "" : ", ") + std::string(to_string(m));
+  }
+  key_error(path, "must be one of " + names + ", got \"" + s + "\"");
+}
+inline batch_statistic parse_batch_statistic(const ojson& j, const std::string& path) {
+  const std::string s = get_string(j, path);
+  for (batch_statistic b : {batch_statistic::modal, batch_statistic::max, batch_statistic::mean, batch_statistic::median})
+    if (s == to_string(b)) return b;
+  key_error(path, "must be one of modal, max, mean, median, got \"" + s + "\"");
 }
 inline graph::wts_algo parse_wts_algo(const ojson& j, const std::string& path) {
   const std::string s = get_string(j, path);
@@ -124,13 +132,16 @@ inline graph::wts_algo parse_wts_algo(const ojson& j, const std::string& path) {
 
 // Applies the keys present in j onto a (partial objects override only what they name).
 inline void apply_activation(const ojson& j, graph::activation_quant& a, const std::string& path) {
-  allow_keys(j, path, {"num_bits", "asymmetric", "act_algo", "max_percentile", "min_percentile", "search_range",
-                       "search_step", "num_of_bins", "hist_bins", "percentile"});
+  allow_keys(j, path, {"num_bits", "asymmetric", "channel_wise", "act_algo", "skip_nonfinite", "max_percentile",
+                       "min_percentile", "search_range", "search_step", "num_of_bins", "hist_bins", "percentile",
+                       "averaging_constant", "diffs_scope", "calib_statistic_method"});
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string k = it.key(), p = path + "." + k;
     if (k == "num_bits") a.num_bits = get_int(*it, p);
     else if (k == "asymmetric") a.asymmetric = get_bool(*it, p);
+    else if (k == "channel_wise") a.channel_wise = get_bool(*it, p);
     else if (k == "act_algo") a.algo = parse_act_algo(*it, p);
+    else if (k == "skip_nonfinite") a.skip_nonfinite = get_bool(*it, p);
     else if (k == "max_percentile") a.max_percentile = get_float(*it, p);
     else if (k == "min_percentile") a.min_percentile = get_float(*it, p);
     else if (k == "search_range") {
@@ -141,6 +152,9 @@ inline void apply_activation(const ojson& j, graph::activation_quant& a, const s
     else if (k == "num_of_bins") a.num_of_bins = get_int(*it, p);
     else if (k == "hist_bins") a.hist_bins = get_int(*it, p);
     else if (k == "percentile") a.percentile = get_float(*it, p);
+    else if (k == "averaging_constant") a.averaging_constant = get_float(*it, p);
+    else if (k == "diffs_scope") a.diffs_scope = get_int(*it, p);
+    else if (k == "calib_statistic_method") a.calib_statistic_method = parse_batch_statistic(*it, p);
   }
 }
 
@@ -191,14 +205,19 @@ inline double short_float(float v) {
 inline ojson activation_json(const graph::activation_quant& a) {
   return ojson{{"num_bits", a.num_bits},
                {"asymmetric", a.asymmetric},
-               {"act_algo", graph::to_string(a.algo)},
+               {"channel_wise", a.channel_wise},
+               {"act_algo", to_string(a.algo)},
+               {"skip_nonfinite", a.skip_nonfinite},
                {"max_percentile", short_float(a.max_percentile)},
                {"min_percentile", short_float(a.min_percentile)},
                {"search_range", {short_float(a.search_range_start), short_float(a.search_range_end)}},
                {"search_step", short_float(a.search_step)},
                {"num_of_bins", a.num_of_bins},
                {"hist_bins", a.hist_bins},
-               {"percentile", short_float(a.percentile)}};
+               {"percentile", short_float(a.percentile)},
+               {"averaging_constant", short_float(a.averaging_constant)},
+               {"diffs_scope", a.diffs_scope},
+               {"calib_statistic_method", to_string(a.calib_statistic_method)}};
 }
 inline ojson weights_json(const graph::weight_quant& w) {
   return ojson{{"num_bits", w.num_bits},
@@ -356,8 +375,7 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
       l.name = it.key();
       l.op_type = detail::get_string((*it)["op_type"], p + ".op_type");
       if (!graph::is_quantizable_op(l.op_type))
-        detail::key_error(p + ".op_type", "must be Conv, ConvTranspose, Gemm, MatMul or AveragePool, got \"" +
-                                              l.op_type + "\"");
+        detail::key_error(p + ".op_type", "must be one of " + graph::layer_kind_names() + ", got \"" + l.op_type + "\"");
       const auto ty = c.layer_type.find(l.op_type);
       l.settings = ty == c.layer_type.end() ? base : ty->second;
       detail::apply_layer(*it, l.settings, p, true);

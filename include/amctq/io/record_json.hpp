@@ -1,5 +1,6 @@
-// record.json: AMCT's per-layer record (reference §9.1) as JSON, keyed by layer name:
-// scale_d, offset_d, scale_w, offset_w, shift_bit, tensor_balance_factor, clusters.
+// record.json: AMCT's per-layer record as JSON, keyed by layer name: scale_d, offset_d (numbers;
+// lists, one per channel, with per-channel activations, plus act_axis), scale_w, offset_w,
+// shift_bit, tensor_balance_factor, clusters (docs/pipeline.md describes each field).
 #ifndef AMCTQ_IO_RECORD_JSON_HPP
 #define AMCTQ_IO_RECORD_JSON_HPP
 
@@ -17,8 +18,14 @@ inline std::string write_record_json(const graph::quant_record& rec) {
   for (const auto& l : rec.layers) {
     nlohmann::ordered_json e;
     e["op_type"] = l.op_type;
-    e["scale_d"] = l.act.scale.empty() ? 0.0f : l.act.scale[0];
-    e["offset_d"] = l.act.zero_point.empty() ? 0 : l.act.zero_point[0];
+    if (l.act.is_per_channel()) {
+      e["scale_d"] = l.act.scale;
+      e["offset_d"] = l.act.zero_point;
+      e["act_axis"] = l.act.axis;
+    } else {
+      e["scale_d"] = l.act.scale.empty() ? 0.0f : l.act.scale[0];
+      e["offset_d"] = l.act.zero_point.empty() ? 0 : l.act.zero_point[0];
+    }
     e["act_bits"] = l.act_bits;
     e["scale_w"] = l.wts.scale;
     e["offset_w"] = l.wts.zero_point;

@@ -27,6 +27,7 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/executor.hpp"
 #include "amctq/graph/ir.hpp"
+#include "amctq/graph/layers/table.hpp"
 #include "amctq/graph/passes/graph_edit.hpp"
 
 namespace amctq::graph::passes {
@@ -50,9 +51,9 @@ inline std::size_t bias_layer_index(const graph& g, const std::string& name, con
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const node& n = g.nodes[k];
     if (layer_name(n) != name) continue;
-    AMCTQ_CHECK(default_domain(n) && (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm"),
-                errc::unsupported, "correct_bias", "layer '", name, "' (", n.op_type,
-                ") has no bias input to correct; only Conv, ConvTranspose and Gemm do");
+    const layer_kind* kind = default_domain(n) ? find_layer_kind(n.op_type) : nullptr;
+    AMCTQ_CHECK(kind != nullptr && kind->correct_bias, errc::unsupported, "correct_bias", "layer '", name, "' (",
+                n.op_type, ") has no bias input to correct; only layer kinds with correct_bias set do");
     return k;
   }
   AMCTQ_THROW(errc::invalid_argument, "correct_bias", "no layer '", name, "' in the ", which, " model");

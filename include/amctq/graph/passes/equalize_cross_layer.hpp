@@ -77,8 +77,9 @@ struct cle_chain {
 // A layer CLE may rescale: its weight and bias are float constants only it reads.
 inline bool cle_candidate(graph& g, const node& n, const std::unordered_map<std::string, int>& uses) {
   if (!default_domain(n) || n.outputs.size() != 1 || n.inputs.size() < 2) return false;
-  const bool conv = is_conv_like(n), gemm = n.op_type == "Gemm";
-  if (!conv && !gemm) return false;
+  const layer_kind* kind = find_layer_kind(n.op_type);
+  if (kind == nullptr || !kind->equalize) return false;
+  const bool conv = is_conv_like(n);
   auto exclusive = [&](const std::string& t) {
     auto it = uses.find(t);
     return constant_float(g, t) != nullptr && it != uses.end() && it->second == 1;

@@ -11,6 +11,7 @@
 
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/ops/normalization.hpp"
+#include "amctq/graph/layers/table.hpp"
 #include "amctq/graph/passes/graph_edit.hpp"
 
 namespace amctq::graph::passes {
@@ -56,8 +57,9 @@ inline std::size_t fold_batchnorm(model& m) {
     if (pit == producer.end() || erase[pit->second] || uses[bn.inputs[0]] != 1) continue;
     node& layer = g.nodes[pit->second];
     if (!(layer.domain.empty() || layer.domain == "ai.onnx") || layer.outputs.size() != 1) continue;
+    const layer_kind* kind = find_layer_kind(layer.op_type);
+    if (kind == nullptr || !kind->fold_batchnorm) continue;
     const bool conv = layer.op_type == "Conv", convt = layer.op_type == "ConvTranspose", gemm = layer.op_type == "Gemm";
-    if (!conv && !convt && !gemm) continue;
     if (layer.inputs.size() < 2 || !detail::constant_float(g, layer.inputs[1])) continue;
     const bool has_bias = layer.inputs.size() > 2 && !layer.inputs[2].empty();
     if (has_bias && !detail::constant_float(g, layer.inputs[2])) continue;

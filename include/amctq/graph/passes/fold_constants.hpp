@@ -88,7 +88,7 @@ inline std::size_t fold_constants(model& m, const fold_constants_options& opt = 
     if (!all_constant) continue;
     ctx.out.resize(n.outputs.size());
     try {
-      builtin_ops().at(n.op_type)(ctx);
+      (*builtin_ops().find(n))(ctx);
     } catch (const amctq::error&) {
       continue;  // the executor will report it with the real inputs; folding is best effort
     }

@@ -22,23 +22,18 @@
 
 namespace amctq::graph::passes {
 
-/// The axis of layer n's activation input (of rank `rank`) that carries its input channels:
-/// 1 for Conv / ConvTranspose (N, C, ...), 1 for Gemm's A (0 with transA), the last for MatMul.
+/// The axis of layer n's activation input (of rank `rank`) that carries its input channels: its
+/// layer kind's activation channel axis (1 for Conv / ConvTranspose / Gemm, the last for MatMul).
 inline std::size_t balance_channel_axis(const node& n, std::size_t rank) {
   const std::string where = detail::layer_where(n);
-  if (n.op_type == "Conv" || n.op_type == "ConvTranspose") {
-    AMCTQ_CHECK(rank >= 3, errc::shape_mismatch, where, n.op_type, " input must have rank >= 3, got ", rank);
-    return 1;
-  }
-  if (n.op_type == "Gemm") {
-    AMCTQ_CHECK(rank == 2, errc::shape_mismatch, where, "Gemm input A must have rank 2, got ", rank);
-    return n.get_int("transA", 0) != 0 ? 0 : 1;
-  }
-  if (n.op_type == "MatMul") {
-    AMCTQ_CHECK(rank >= 1, errc::shape_mismatch, where, "MatMul input must have rank >= 1");
-    return rank - 1;
-  }
-  AMCTQ_THROW(errc::unsupported, where, n.op_type, " has no weight to balance its input against");
+  const layer_kind* kind = find_layer_kind(n.op_type);
+  AMCTQ_CHECK(kind != nullptr && kind->balance, errc::unsupported, where, n.op_type,
+              " has no weight to balance its input against");
+  const int axis = kind->activation_channel_axis;
+  const std::size_t min_rank = axis == 1 ? 3 : 1;  // channels on axis 1: N, C and at least one spatial axis
+  AMCTQ_CHECK(rank >= min_rank && (axis < 0 || static_cast<std::size_t>(axis) < rank), errc::shape_mismatch, where,
+              n.op_type, " input of rank ", rank, " has no channel axis ", axis);
+  return axis < 0 ? rank - static_cast<std::size_t>(-axis) : static_cast<std::size_t>(axis);
 }
 
 /// max |x| per input channel of layer n in one batch x of its activation input (float32).
@@ -88,9 +83,9 @@ inline inserted_balance insert_balance(graph& g, std::size_t layer, const std::v
     reciprocal[c] = 1.0f / factors[c];
   }
   // The constant broadcasts along the channel axis: [C, 1, ..., 1] with one 1 per axis after it.
-  // Conv input rank = weight rank; MatMul's channels are the last axis whatever A's rank.
-  const bool conv = n.op_type == "Conv" || n.op_type == "ConvTranspose";
-  const std::size_t rank = conv ? w->value.rank() : (n.op_type == "Gemm" ? 2 : 1);
+  // Conv-like layers' input rank is their weight's; channels-last layers need only [C].
+  const bool channels_last = find_layer_kind(n.op_type)->activation_channel_axis < 0;
+  const std::size_t rank = channels_last ? 1 : w->value.rank();
   std::vector<std::int64_t> shape(rank - balance_channel_axis(n, rank), 1);
   shape[0] = static_cast<std::int64_t>(factors.size());
 

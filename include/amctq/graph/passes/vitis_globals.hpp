@@ -43,7 +43,7 @@ inline std::vector<bias_correction_entry> correct_layer_biases(model& float_mode
                                                                std::vector<quant_layer>& layers) {
   std::vector<std::string> names;
   for (const auto& l : layers)
-    if (!l.weight.empty() && (l.op_type == "Conv" || l.op_type == "ConvTranspose" || l.op_type == "Gemm"))
+    if (!l.weight.empty() && find_layer_kind(l.op_type)->correct_bias)
       names.push_back(l.name);
   auto entries = correct_bias(float_model, calib_model, batches, names);
   for (const auto& e : entries)
