@@ -44,6 +44,7 @@ inline const op_table& builtin_ops() {
       {"HardSigmoid", ops::hard_sigmoid}, {"HardSwish", ops::hard_swish}, {"Tanh", ops::tanh_op},
       {"Softmax", ops::softmax}, {"LogSoftmax", ops::log_softmax},
       {"Add", ops::add}, {"Sub", ops::sub}, {"Mul", ops::mul}, {"Div", ops::div}, {"Sum", ops::sum},
+      {"Max", ops::max}, {"Min", ops::min}, {"Mean", ops::mean},
       {"BatchNormalization", ops::batch_normalization}, {"LRN", ops::lrn},
       {"Flatten", ops::flatten}, {"Reshape", ops::reshape}, {"Transpose", ops::transpose}, {"Concat", ops::concat},
       {"Squeeze", ops::squeeze}, {"Unsqueeze", ops::unsqueeze}, {"Identity", ops::identity},

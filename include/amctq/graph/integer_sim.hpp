@@ -10,7 +10,7 @@
 //  - ConvInteger / MatMulInteger: the exact int32 accumulator (no saturation: ORT's kernels on
 //    AVX512-VNNI / AMX / AVX2-VNNI accumulate in int32; the plain AVX2 u8s8 path saturates pairs
 //    in int16 (vpmaddubsw) and would differ for large |w| - see docs/pipeline.md);
-//  - MaxPool / Max on int8.
+//  - MaxPool on int8 (Max on int8 is the executor's own).
 #ifndef AMCTQ_GRAPH_INTEGER_SIM_HPP
 #define AMCTQ_GRAPH_INTEGER_SIM_HPP
 
@@ -261,10 +261,6 @@ inline void max_pool_any(ops::context& c) {
   }
 }
 
-inline void max_op(ops::context& c) {
-  ops::detail::binary_op(c, [](auto a, auto b) { return a < b ? b : a; });
-}
-
 }  // namespace sim
 
 /// The reference executor's ops plus what the exported models add: QuantizeLinear /
@@ -274,8 +270,7 @@ inline const op_table& simulation_ops() {
   static const op_table table = op_table(builtin_ops()).add(op_table{
       {"QuantizeLinear", sim::quantize_linear}, {"DequantizeLinear", sim::dequantize_linear},
       {"QLinearConv", sim::qlinear_conv},       {"ConvInteger", sim::conv_integer},
-      {"MatMulInteger", sim::matmul_integer},   {"MaxPool", sim::max_pool_any},
-      {"Max", sim::max_op}});
+      {"MatMulInteger", sim::matmul_integer},   {"MaxPool", sim::max_pool_any}});
   return table;
 }
 

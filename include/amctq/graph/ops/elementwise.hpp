@@ -1,4 +1,4 @@
-// Add, Sub, Mul, Div (and the variadic Sum) with numpy multidirectional broadcasting.
+// Add, Sub, Mul, Div (and the variadic Sum, Max, Min, Mean) with numpy multidirectional broadcasting.
 #ifndef AMCTQ_GRAPH_OPS_ELEMENTWISE_HPP
 #define AMCTQ_GRAPH_OPS_ELEMENTWISE_HPP
 
@@ -71,8 +71,11 @@ inline void sub(context& c) { detail::binary_op(c, [](auto x, auto y) { return s
 inline void mul(context& c) { detail::binary_op(c, [](auto x, auto y) { return static_cast<decltype(x)>(x * y); }); }
 inline void div(context& c) { detail::binary_op(c, detail::div_op{&c}); }
 
-/// Sum: a left fold of Add over any number of inputs (old ResNets in the ONNX zoo use it).
-inline void sum(context& c) {
+namespace detail {
+
+// A left fold of a broadcasting binary op over one or more inputs (Sum, Max, Min, Mean).
+template <class Op>
+tensor variadic_fold(context& c, Op op) {
   AMCTQ_CHECK(c.num_inputs() >= 1, errc::invalid_argument, c.where(), "expects at least one input");
   tensor acc = c.input(0);
   for (std::size_t i = 1; i < c.num_inputs(); ++i) {
@@ -81,10 +84,41 @@ inline void sum(context& c) {
     tensor out(acc.type(), broadcast_shapes(c, acc.shape(), b.shape()));
     visit_numeric(c, acc.type(), [&](auto tag) {
       using T = decltype(tag);
-      detail::broadcast_binary<T>(acc, b, out, [](T x, T y) { return static_cast<T>(x + y); });
+      broadcast_binary<T>(acc, b, out, [&](T x, T y) { return op(x, y); });
     });
     acc = std::move(out);
   }
+  return acc;
+}
+
+// The larger (take_larger) or smaller of two values; NaN wins, as in ONNX Runtime's Max / Min.
+template <bool take_larger>
+struct extreme_op {
+  template <class T>
+  T operator()(T x, T y) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (x != x) return x;
+      if (y != y) return y;
+    }
+    return (take_larger ? x < y : y < x) ? y : x;
+  }
+};
+
+}  // namespace detail
+
+/// Sum: a left fold of Add over any number of inputs (old ResNets in the ONNX zoo use it).
+inline void sum(context& c) {
+  c.out[0] = detail::variadic_fold(c, [](auto x, auto y) { return static_cast<decltype(x)>(x + y); });
+}
+inline void max(context& c) { c.out[0] = detail::variadic_fold(c, detail::extreme_op<true>{}); }
+inline void min(context& c) { c.out[0] = detail::variadic_fold(c, detail::extreme_op<false>{}); }
+
+/// Mean: the sum of the inputs divided by their count (float types only, as ONNX defines it).
+inline void mean(context& c) {
+  tensor acc = detail::variadic_fold(c, [](auto x, auto y) { return static_cast<decltype(x)>(x + y); });
+  c.require_type(acc, dtype::float32, "input");
+  const float n = static_cast<float>(c.num_inputs());
+  for (float* p = acc.data<float>(), *e = p + acc.size(); p != e; ++p) *p /= n;
   c.out[0] = std::move(acc);
 }
 
