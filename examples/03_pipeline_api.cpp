@@ -16,12 +16,13 @@ int main(int argc, char** argv) {
   try {
     amctq::graph::model model = amctq::io::read_onnx(argv[1]);
     amctq::graph::quant_config config = amctq::graph::create_quant_config(model, /*skip_layers=*/{}, /*batch_num=*/1);
-    config.activation.algo = amctq::calib_method::mse;  // defaults of every layer; overrides: config.layers
+    for (auto& layer : config.layers) layer.settings.activation.algo = amctq::calib_method::mse;  // each layer resolved
     amctq::graph::quantizer q(model, config);
-    q.quantize_model();
     const std::string input = model.main.inputs.at(0).name;
-    q.calibrate({{{input, amctq::io::read_npy(argv[2])}}},
-                [](int done, int total) { std::fprintf(stderr, "calibration batch %d/%d\n", done, total); });
+    const std::vector<amctq::graph::batch> batches = {{{input, amctq::io::read_npy(argv[2])}}};
+    q.quantize_preprocess(batches);  // DMQ balance where a layer asks for it; nothing here
+    q.quantize_model();
+    q.calibrate(batches, [](int done, int total) { std::fprintf(stderr, "calibration batch %d/%d\n", done, total); });
     const auto files = amctq::io::save_model(q, argv[3], "model");
     std::printf("%s\n%s\n%s\n", files.fake_quant.c_str(), files.deploy.c_str(), files.record.c_str());
     for (const auto& note : files.notes) std::fprintf(stderr, "note: %s\n", note.c_str());  // exactness caveats

@@ -81,7 +81,7 @@ def main():
         if r.returncode != 0:
             failures.append(f"quantize with dmq_balancer_param and nuq failed: {r.stderr.strip()}")
         else:
-            if "calibration batch 2/2" not in r.stderr:
+            if "balance batch 1/1" not in r.stderr or "calibration batch 1/1" not in r.stderr:
                 failures.append("a balanced quantize must run the batch twice (balance, then calibration)")
             for f in (f"{stem}_fake_quant_model.onnx", f"{stem}_deploy_model.onnx"):
                 s = ort.InferenceSession(os.path.join(out4, f), providers=["CPUExecutionProvider"])

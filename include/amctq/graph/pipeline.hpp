@@ -22,6 +22,7 @@
 #include "amctq/graph/executor.hpp"
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/passes/fold_batchnorm.hpp"
+#include "amctq/graph/passes/fold_constants.hpp"
 #include "amctq/graph/passes/graph_edit.hpp"
 #include "amctq/graph/passes/insert_balance.hpp"
 #include "amctq/graph/passes/vitis_globals.hpp"
@@ -50,10 +51,13 @@ inline layer_settings settings_for(const quant_config& c, const std::string& op_
 }  // namespace detail
 
 /// The float model as the quantizer works on it: initializers frozen as constants (a quantized
-/// model bakes its weights) and BatchNorm after Conv folded. `amctq config`, `amctq inspect` and
-/// the quantizer all find their layers on this form, so they list the same ones.
+/// model bakes its weights), constant subgraphs folded (a weight reaching its layer through
+/// Identity / Transpose / Cast / Reshape of a constant becomes that layer's own initializer, and
+/// so does a Constant node's value) and BatchNorm after Conv folded. `amctq config`, `amctq
+/// inspect` and the quantizer all find their layers on this form, so they list the same ones.
 inline void prepare_float_model(model& m) {
   passes::detail::freeze_initializer_inputs(m.main);
+  passes::fold_constants(m);
   passes::fold_batchnorm(m);
 }
 
@@ -196,15 +200,20 @@ class quantizer {
     }
     executor ex(calib_model_);
     activation_observers obs(ex);
+    constexpr std::size_t no_observer = static_cast<std::size_t>(-1);
     std::vector<std::size_t> observer_of;
-    for (std::size_t i = 0; i < layers_.size(); ++i)
-      observer_of.push_back(obs.watch(layers_[i].input, settings_[i].activation,
-                                      find_layer_kind(layers_[i].op_type)->activation_channel_axis));
     // The deploy lowering needs the layer input shapes (channel count, rank) the graph does not state.
     std::map<std::string, std::vector<std::int64_t>> shapes;
     std::vector<tensor_hooks::handle> shape_hooks;
-    for (const auto& l : layers_)
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const quant_layer& l = layers_[i];
+      if (l.input.empty()) {  // a weight-only kind
+        observer_of.push_back(no_observer);
+        continue;
+      }
+      observer_of.push_back(obs.watch(l.input, settings_[i].activation, find_layer_kind(l.op_type)->activation_channel_axis));
       shape_hooks.push_back(ex.hooks().on_tensor(l.input, [&shapes](const std::string& n, const tensor& v) { shapes[n] = v.shape(); }));
+    }
     for (int b = 0; b < need; ++b) {
       ex.run(batches[static_cast<std::size_t>(b)]);
       if (progress) progress(b + 1, need);
@@ -212,6 +221,7 @@ class quantizer {
     for (auto h : shape_hooks) ex.hooks().remove(h);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       layer_record& r = record_.layers[i];
+      if (observer_of[i] == no_observer) continue;
       r.input_shape = shapes[layers_[i].input];
       r.act = obs.result(observer_of[i]);
       // An int32 bias code needs one accumulator scale s_d * s_w[c]; with per-channel activations
@@ -235,7 +245,7 @@ class quantizer {
     return false;
   }
 
-  // DMQ (reference §7): per input channel, s from max|x| over all the batches (not AMCT's
+  // DMQ (docs/pipeline.md, "DMQ balance"): per input channel, s from max|x| over all the batches (not AMCT's
   // last-batch-wins, so the result does not depend on batch order) and max|W|; then W · s and
   // a Mul(x, 1/s) the layer reads instead of x.
   void check_batch_count(const std::vector<batch>& batches, const char* where) const {
@@ -304,7 +314,7 @@ class quantizer {
       arq_fake_quantize(calib_w, L, r.wts);
       return;
     }
-    // NUQ (reference §5): keep num_steps of the layer's 256 int8 levels. nuq_optimal is the exact
+    // NUQ (docs/pipeline.md, "NUQ weights"): keep num_steps of the layer's 256 int8 levels. nuq_optimal is the exact
     // minimum of the count-weighted squared code error, so num_of_iteration (AMCT's refinement
     // passes of its k-means) has nothing left to refine.
     AMCTQ_CHECK(wq.num_bits == 8, errc::unsupported, "quantize_model", "layer '", l.name,

@@ -45,13 +45,15 @@ inline std::vector<quant_layer> find_quant_layers(const graph& g, std::vector<fl
     l.node_index = k;
     l.name = n.name.empty() ? n.outputs[0] : n.name;
     l.op_type = n.op_type;
-    l.input = n.inputs[0];
+    if (kind->quantizes_input) l.input = n.inputs[0];
     l.output = n.outputs[0];
     const char* why = nullptr;
     if (kind->weight_input >= 0) {
       const auto wi = static_cast<std::size_t>(kind->weight_input);
       const initializer* w = n.inputs.size() > wi ? g.find_initializer(n.inputs[wi]) : nullptr;
       if (w == nullptr || w->value.type() != dtype::float32) {
+        // A weight-only kind without a float table (a Gather of shape values) is no layer at all.
+        if (!kind->quantizes_input) continue;
         why = "its weight operand is not a float constant (an activation, or computed at run time)";
       } else {
         l.weight = n.inputs[wi];
@@ -92,7 +94,9 @@ inline void check_distinct_weights(const graph& g, const std::vector<quant_layer
       auto it = weight_owner.find(n.inputs[i]);
       if (it == weight_owner.end()) continue;
       const std::string user = n.name.empty() ? n.outputs[0] : n.name;
-      AMCTQ_CHECK(user == it->second && i == 1, errc::unsupported, "quantizer", "the weight '", it->first,
+      const layer_kind* kind = find_layer_kind(n.op_type);
+      const bool own = user == it->second && kind != nullptr && i == static_cast<std::size_t>(kind->weight_input);
+      AMCTQ_CHECK(own, errc::unsupported, "quantizer", "the weight '", it->first,
                   "' of layer '", it->second, "' is also used by node '", user,
                   "'; a weight that another node reads cannot be quantized (and may be balanced) in place: copy "
                   "the initializer, or add the layer to skip_layers");

@@ -1,4 +1,4 @@
-// What calibration decided for each layer (AMCT's record, reference §9.1): activation scale and
+// What calibration decided for each layer (AMCT's record.json fields, docs/pipeline.md): activation scale and
 // offset, weight scales (offset_w is always 0: weights are symmetric), shift_bit (SearchN,
 // unused by the ONNX Runtime target), DMQ balance factors, NUQ clusters; plus the quantized
 // weights and bias the exporters store.

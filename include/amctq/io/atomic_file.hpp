@@ -1,6 +1,6 @@
 // Atomic file writes: bytes go to a temp file in the destination's folder and are renamed
 // over the destination only once complete, so a failed or interrupted save never leaves a
-// half-written file behind (DESIGN.md §1, IO). POSIX only.
+// half-written file behind (docs/pipeline.md). POSIX only.
 #ifndef AMCTQ_IO_ATOMIC_FILE_HPP
 #define AMCTQ_IO_ATOMIC_FILE_HPP
 

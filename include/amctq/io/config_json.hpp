@@ -1,4 +1,4 @@
-// The quantization config as JSON (DESIGN §4): Vitis-style "global" switches, "overall" /
+// The quantization config as JSON (docs/pipeline.md, "Config keys"): Vitis-style "global" switches, "overall" /
 // "weights" / "activation" / "bias" defaults, "layer_type" and "layers" (by node name)
 // overrides, plus AMCT's skip_layers, batch_num, activation_offset, act_algo / wts_algo and
 // their parameters, dmq_balancer_param. A layer entry inherits, in order, from the defaults,

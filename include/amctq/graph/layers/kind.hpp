@@ -22,7 +22,7 @@ struct quant_layer {
   std::size_t node_index = 0;
   std::string name;
   std::string op_type;
-  std::string input;   ///< activation input (the tensor the activation observer watches)
+  std::string input;   ///< activation input (the tensor the activation observer watches); empty for weight-only kinds
   std::string output;
   std::string weight;  ///< initializer name; empty for kinds without a weight
   std::string bias;    ///< initializer name or empty
@@ -58,6 +58,9 @@ struct layer_kind {
   std::string op_type;
   int weight_input = -1;  ///< input index of the float weight initializer; -1: the kind has none
   int bias_input = -1;    ///< input index of an optional float bias initializer; -1: none
+  /// Its input 0 is an activation that is calibrated and quantized; false for weight-only kinds
+  /// (an embedding table read by Gather), whose quant_layer::input is then empty.
+  bool quantizes_input = true;
   /// The axis of the layer input that per-channel activations are cut along (negative: from the end).
   int activation_channel_axis = 1;
   /// The weight's layout (output / input channel axes, groups); set iff weight_input >= 0.
@@ -71,6 +74,7 @@ struct layer_kind {
   /// Its deploy lowering can requantize its output into the next layer's input grid (QLinearConv).
   bool requantizes = false;
   void (*lower_qdq)(qdq_lowering&) = nullptr;  ///< weights and bias; nullptr: the input only
+  /// nullptr: the deploy model keeps the fake-quant form (weight-only kinds).
   void (*lower_qoperator)(qoperator_lowering&) = nullptr;
   /// Where this layer's deploy form may differ from amctq's integer simulation (one sentence),
   /// or empty; nullptr: never.

@@ -127,29 +127,34 @@ inline std::string emit_fake_quantize(graph& g, std::vector<node>& out, const st
   return tag + "_dequantized";
 }
 
-/// The fake-quant weight and bias of a layer with a weight: int8 codes through DequantizeLinear
-/// on the weight's output-channel axis, and the bias (when it was quantized: a per-tensor input
-/// grid) as int32 codes through DequantizeLinear with scale s_d * s_w. Returns whether the bias
-/// was replaced.
-inline bool lower_weight_and_bias_qdq(qdq_lowering& c, std::ptrdiff_t out_axis) {
-  graph& g = c.g;
+/// The fake-quant weight of a layer: its int8 codes through DequantizeLinear on the weight's
+/// output-channel axis `out_axis`, read by the layer's input `weight_input` instead of the float weight.
+inline void lower_weight_qdq(qdq_lowering& c, std::ptrdiff_t out_axis, std::size_t weight_input) {
   const layer_record& r = c.r;
   const bool vec = r.wts.is_per_channel();
   const std::string wt = c.l.name + "_weight";
-  add_init(g, wt + "_quantized", r.weight_q);
-  add_init(g, wt + "_scale", scale_tensor(r.wts.scale, vec));
-  add_init(g, wt + "_zero_point", int8_zero_points(r.wts.zero_point, vec));
+  add_init(c.g, wt + "_quantized", r.weight_q);
+  add_init(c.g, wt + "_scale", scale_tensor(r.wts.scale, vec));
+  add_init(c.g, wt + "_zero_point", int8_zero_points(r.wts.zero_point, vec));
   std::vector<attribute> axis;
   if (vec) axis.push_back(int_attr("axis", out_axis));
   c.before.push_back(make_node("DequantizeLinear", wt + "_dequantize",
                                {wt + "_quantized", wt + "_scale", wt + "_zero_point"}, {wt + "_dequantized"}, axis));
-  c.n.inputs[1] = wt + "_dequantized";
+  c.n.inputs[weight_input] = wt + "_dequantized";
+}
+
+/// lower_weight_qdq of input 1, and the bias (input 2; when it was quantized: a per-tensor input
+/// grid) as int32 codes through DequantizeLinear with scale s_d * s_w. Returns whether the bias
+/// was replaced.
+inline bool lower_weight_and_bias_qdq(qdq_lowering& c, std::ptrdiff_t out_axis) {
+  lower_weight_qdq(c, out_axis, 1);
+  const layer_record& r = c.r;
   if (c.l.bias.empty() || r.bias_q.empty()) return false;
   const std::string bt = c.l.name + "_bias";
   const auto nb = r.bias_q.size();
-  add_init(g, bt + "_quantized", tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, r.bias_q));
-  add_init(g, bt + "_scale", tensor::from<float>({static_cast<std::int64_t>(nb)}, bias_scales(r, nb)));
-  add_init(g, bt + "_zero_point",
+  add_init(c.g, bt + "_quantized", tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, r.bias_q));
+  add_init(c.g, bt + "_scale", tensor::from<float>({static_cast<std::int64_t>(nb)}, bias_scales(r, nb)));
+  add_init(c.g, bt + "_zero_point",
            tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, std::vector<std::int32_t>(nb, 0)));
   c.before.push_back(make_node("DequantizeLinear", bt + "_dequantize",
                                {bt + "_quantized", bt + "_scale", bt + "_zero_point"}, {bt + "_dequantized"},

@@ -8,6 +8,7 @@
 #include "amctq/graph/layers/average_pool.hpp"
 #include "amctq/graph/layers/conv.hpp"
 #include "amctq/graph/layers/conv_transpose.hpp"
+#include "amctq/graph/layers/gather.hpp"
 #include "amctq/graph/layers/gemm.hpp"
 #include "amctq/graph/layers/kind.hpp"
 
@@ -15,7 +16,7 @@ namespace amctq::graph {
 
 inline const std::vector<layer_kind>& layer_kinds() {
   static const std::vector<layer_kind> kinds = {layers::conv(), layers::conv_transpose(), layers::gemm(),
-                                                layers::matmul(), layers::average_pool()};
+                                                layers::matmul(), layers::average_pool(), layers::gather()};
   return kinds;
 }
 

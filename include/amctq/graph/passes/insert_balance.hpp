@@ -1,4 +1,4 @@
-// The activation half of a balance (DMQ / SmoothQuant, reference §7) for one graph layer:
+// The activation half of a balance (DMQ / SmoothQuant, docs/algorithms/weights.md) for one graph layer:
 // X' = X · (1/s) per input channel, as an ONNX Mul by a constant in front of the layer. That is
 // AMCT's ApplyDMQBalancer form, and ONNX Runtime runs it in float before the layer's
 // QuantizeLinear, so the exported models need no special op. The weight half (W · s) is
@@ -29,6 +29,10 @@ inline std::size_t balance_channel_axis(const node& n, std::size_t rank) {
   const layer_kind* kind = find_layer_kind(n.op_type);
   AMCTQ_CHECK(kind != nullptr && kind->balance, errc::unsupported, where, n.op_type,
               " has no weight to balance its input against");
+  if (n.get_int("transA", 0) != 0) {  // Gemm's A transposed: [K, M], channels on axis 0
+    AMCTQ_CHECK(rank == 2, errc::shape_mismatch, where, "Gemm input A must have rank 2, got ", rank);
+    return 0;
+  }
   const int axis = kind->activation_channel_axis;
   const std::size_t min_rank = axis == 1 ? 3 : 1;  // channels on axis 1: N, C and at least one spatial axis
   AMCTQ_CHECK(rank >= min_rank && (axis < 0 || static_cast<std::size_t>(axis) < rank), errc::shape_mismatch, where,
@@ -85,7 +89,7 @@ inline inserted_balance insert_balance(graph& g, std::size_t layer, const std::v
   // The constant broadcasts along the channel axis: [C, 1, ..., 1] with one 1 per axis after it.
   // Conv-like layers' input rank is their weight's; channels-last layers need only [C].
   const bool channels_last = find_layer_kind(n.op_type)->activation_channel_axis < 0;
-  const std::size_t rank = channels_last ? 1 : w->value.rank();
+  const std::size_t rank = channels_last ? (n.get_int("transA", 0) != 0 ? 2 : 1) : w->value.rank();
   std::vector<std::int64_t> shape(rank - balance_channel_axis(n, rank), 1);
   shape[0] = static_cast<std::int64_t>(factors.size());
 

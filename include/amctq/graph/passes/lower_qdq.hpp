@@ -35,14 +35,16 @@ inline std::string key_of(const std::string& t, const quant_params& p) {
 /// is rewired in place). `dq_of` shares input QDQ pairs between layers reading the same grid.
 inline void lower_layer_qdq(graph& g, std::vector<node>& before, node& n, const quant_layer& l, const layer_record& r,
                             std::map<std::string, std::string>& dq_of) {
-  const std::string key = key_of(l.input, r.act);
-  auto it = dq_of.find(key);
-  if (it == dq_of.end())
-    it = dq_of.emplace(key, emit_fake_quantize(g, before, l.input, l.name + "_input", r.act, r.input_shape.size())).first;
-  n.inputs[0] = it->second;
   const layer_kind* kind = find_layer_kind(l.op_type);
   AMCTQ_CHECK(kind != nullptr, errc::invalid_argument, "save_model", "layer '", l.name, "': ", l.op_type,
               " is not a quantizable kind");
+  if (kind->quantizes_input) {
+    const std::string key = key_of(l.input, r.act);
+    auto it = dq_of.find(key);
+    if (it == dq_of.end())
+      it = dq_of.emplace(key, emit_fake_quantize(g, before, l.input, l.name + "_input", r.act, r.input_shape.size())).first;
+    n.inputs[0] = it->second;
+  }
   if (kind->lower_qdq == nullptr) return;
   qdq_lowering c{g, before, n, l, r};
   kind->lower_qdq(c);

@@ -71,9 +71,8 @@ inline std::vector<std::string> deploy_exactness_notes(const model& float_model,
 }
 
 /// The deploy model of `float_model` (BatchNorm folded, balanced) under `rec`. Each layer is
-/// written by its kind's lower_qoperator; a layer with per-channel activations keeps its
-/// fake-quant form (QuantizeLinear / DequantizeLinear around the float op), since the integer
-/// ops take one input scale.
+/// written by its kind's lower_qoperator; a weight-only kind, and a layer with per-channel
+/// activations (the integer ops take one input scale), keep their fake-quant form.
 inline model lower_qoperator(const model& float_model, const std::vector<quant_layer>& layers, const quant_record& rec) {
   AMCTQ_CHECK(float_model.opset() >= 13, errc::unsupported, "save_model", "the model's opset ", float_model.opset(),
               " is below 13, the first with per-axis DequantizeLinear");
@@ -115,7 +114,8 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
       auto li = layer_at.find(k);
       if (li != layer_at.end()) {
         p.target = li->second;
-        ok = !recs[li->second]->act.is_per_channel();  // QLinearConv writes one grid
+        // QLinearConv writes one grid, onto the target's quantized input.
+        ok = find_layer_kind(layers[li->second].op_type)->quantizes_input && !recs[li->second]->act.is_per_channel();
         break;
       }
       if (!detail::commutes_with_quantize(g, c, opset)) break;
@@ -178,7 +178,8 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
     const std::size_t i = li->second;
     const quant_layer& l = layers[i];
     const layer_record& r = *recs[i];
-    if (r.act.is_per_channel()) {
+    const layer_kind* kind = find_layer_kind(l.op_type);
+    if (kind->lower_qoperator == nullptr || r.act.is_per_channel()) {
       detail::lower_layer_qdq(g, out, n, l, r, dq_of);
       out.push_back(std::move(n));
       continue;
@@ -193,7 +194,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
       c.target = &layers[rq->second.target];
       c.target_record = recs[rq->second.target];
     }
-    find_layer_kind(l.op_type)->lower_qoperator(c);
+    kind->lower_qoperator(c);
     // The target reads its input from the chain's end, already on its grid.
     if (c.target != nullptr) int8_of[detail::key_of(c.target->input, c.target_record->act)] = c.target->input;
   }
