@@ -29,11 +29,11 @@
 #include "amctq/algorithms/hfmg.hpp"
 #include "amctq/algorithms/histogram.hpp"
 #include "amctq/algorithms/ifmr.hpp"
-#include "amctq/algorithms/minmax_observer.hpp"
+#include "amctq/algorithms/moving_average.hpp"
 #include "amctq/algorithms/mse.hpp"
 #include "amctq/algorithms/percentile.hpp"
 #include "amctq/algorithms/pot_diffs.hpp"
-#include "amctq/algorithms/tails.hpp"
+#include "amctq/algorithms/extreme_values.hpp"
 #include "amctq/kernels/detail/rows.hpp"
 #include "amctq/kernels/reduce.hpp"
 #include "amctq/quant_params.hpp"
@@ -100,7 +100,7 @@ struct channel_state {
   float average_min = 0.0f;
   float average_max = 0.0f;
   histogram_state histogram;
-  tails_state tails;
+  extreme_values_state tails;
   std::vector<double> batch_values;  ///< pot_diffs: fix position of each batch
 };
 

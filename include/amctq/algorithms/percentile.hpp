@@ -14,7 +14,7 @@
 
 #include "amctq/algorithms/calib_range.hpp"
 #include "amctq/algorithms/histogram.hpp"
-#include "amctq/algorithms/tails.hpp"
+#include "amctq/algorithms/extreme_values.hpp"
 
 namespace amctq {
 

@@ -17,7 +17,7 @@
 #include "amctq/algorithms/ifmr.hpp"
 #include "amctq/algorithms/mse.hpp"
 #include "amctq/algorithms/percentile.hpp"
-#include "amctq/algorithms/tails.hpp"
+#include "amctq/algorithms/extreme_values.hpp"
 #include "amctq/error.hpp"
 #include "amctq/graph/executor.hpp"
 #include "amctq/graph/quant_config.hpp"

@@ -2,8 +2,8 @@
 // the top-T of the parts' top-Ts, so merging is exact and the state depends only on the
 // multiset of values. This gives AMCT's k-th largest / k-th smallest percentiles exactly for
 // any k <= capacity (percentile.hpp), whatever the batching.
-#ifndef AMCTQ_ALGORITHMS_TAILS_HPP
-#define AMCTQ_ALGORITHMS_TAILS_HPP
+#ifndef AMCTQ_ALGORITHMS_EXTREME_VALUES_HPP
+#define AMCTQ_ALGORITHMS_EXTREME_VALUES_HPP
 
 #include <algorithm>
 #include <cstddef>
@@ -21,7 +21,7 @@
 
 namespace amctq {
 
-struct tails_state {
+struct extreme_values_state {
   std::uint32_t capacity = 0;
   std::vector<float> largest;   ///< descending
   std::vector<float> smallest;  ///< ascending
@@ -158,11 +158,11 @@ class extreme_values {
     return hi_.size();
   }
 
-  tails_state to_state() {
+  extreme_values_state to_state() {
     compact();
-    return tails_state{capacity_, hi_, lo_};
+    return extreme_values_state{capacity_, hi_, lo_};
   }
-  static extreme_values from_state(const tails_state& s) {
+  static extreme_values from_state(const extreme_values_state& s) {
     extreme_values t(s.capacity);
     AMCTQ_CHECK(s.largest.size() <= s.capacity && s.smallest.size() <= s.capacity, errc::parse,
                 "extreme_values::from_state", "more values than the capacity ", s.capacity);
@@ -284,4 +284,4 @@ inline tail_cuts guess_tail_cuts(const float* x, std::size_t n, std::uint32_t ca
 
 }  // namespace amctq
 
-#endif  // AMCTQ_ALGORITHMS_TAILS_HPP
+#endif  // AMCTQ_ALGORITHMS_EXTREME_VALUES_HPP
