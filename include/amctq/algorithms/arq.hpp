@@ -1,6 +1,6 @@
-// ARQ (AMCT arq_quantize, reference §4): min/max weight quantization per output channel or
-// per tensor, any width 2..16, symmetric by default (AMCT's 127/128 rule) or asymmetric; and
-// the int32 bias quantization round(b / (s_w * s_d)) that goes with it.
+// ARQ (AMCT arq_quantize; docs/algorithms/weights.md, "ARQ"): min/max weight quantization per
+// output channel or per tensor, any width 2..16, symmetric by default (AMCT's 127/128 rule) or
+// asymmetric; and the int32 bias quantization round(b / (s_w * s_d)) that goes with it.
 #ifndef AMCTQ_ALGORITHMS_ARQ_HPP
 #define AMCTQ_ALGORITHMS_ARQ_HPP
 

@@ -70,8 +70,8 @@ class extreme_values {
         std::uint32_t outside = ~kernels::detail::to_bits((v <= hi) & (v >= lo)) & lane_mask;
         if (outside != 0) {
           // The lanes past a cut, by their bits, sorted to their sides without branches: a
-          // value goes up or down at random, and offer()'s per-value branches mispredicted
-          // about once a value (a third of the tails' time on an IFMR pass). The cuts stay
+          // value goes up or down at random, so per-value branches (as in offer()) would
+          // mispredict about once a value. The cuts stay
           // as they were for the batch; a stale cut lets through a superset, which the next
           // trim removes.
           float up[W], down[W];
@@ -256,11 +256,10 @@ class extreme_values {
 /// or would skip little gets no cut.
 inline tail_cuts guess_tail_cuts(const float* x, std::size_t n, std::uint32_t capacity) {
   // The sample is 512 runs of 32 neighbours. On a cold batch each run costs a TLB and a cache
-  // miss; one read per value (16384 pages) took 0.35 ms for 16M floats, a tenth of a minmax
-  // pass, and touching every run first lets those misses overlap (0.15 -> 0.06 ms). The
-  // selection is a partial sort, k being small (nth_element took 0.2 ms). The margin of 4
-  // makes a wrong guess rare (about 1e-5 for i.i.d. values), and a wrong one costs one more
-  // tails pass, never a wrong result.
+  // miss (one read per sampled value would cost one per value), and touching every run first
+  // lets those misses overlap. The selection is a partial sort, cheaper than nth_element for
+  // so small a k. The margin of 4 makes a wrong guess rare (about 1e-5 for i.i.d. values), and
+  // a wrong one costs one more tails pass, never a wrong result.
   constexpr std::size_t runs = 512, run = 32, margin = 4;
   tail_cuts cuts;
   if (n < 16 * runs * run) return cuts;
