@@ -69,11 +69,10 @@ class extreme_values {
         // not-equal on AVX, false for NaN, so it cannot be the NaN test.)
         std::uint32_t outside = ~kernels::detail::to_bits((v <= hi) & (v >= lo)) & lane_mask;
         if (outside != 0) {
-          // The lanes past a cut, by their bits, sorted to their sides without branches: a
-          // value goes up or down at random, so per-value branches (as in offer()) would
-          // mispredict about once a value. The cuts stay
-          // as they were for the batch; a stale cut lets through a superset, which the next
-          // trim removes.
+          // The lanes past a cut, by their bits, sorted to their sides without branches: a value
+          // goes up or down at random, so per-value branches (as in offer()) would mispredict about
+          // once a value. The cuts stay as they were for the batch; a stale cut lets through a
+          // superset, which the next trim removes.
           float up[W], down[W];
           std::size_t n_up = 0, n_down = 0;
           do {
