@@ -1,4 +1,4 @@
-// Activation calibration against the issue-3 targets: histogram accumulation (>= 1 G
+// Activation calibration against its targets: histogram accumulation (>= 1 G
 // elements/s), entropy search 2048 bins -> 128 levels (<= 1 ms), MSE / HFMG search (<= 1 ms),
 // full IFMR of 16M floats (<= 3x one minmax pass). A plain copy and one minmax pass of the same
 // bytes run in the same binary, so every figure is also a ratio.
@@ -138,8 +138,8 @@ void BM_ifmr_full_16M(benchmark::State& s) {
   s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations() * kN));
 }
 
-// The IFMR target is a ratio, and this VM's memory bandwidth drifts between benchmarks run
-// seconds apart (one minmax pass: 2.3 to 3.3 ms across runs). Here each iteration times one
+// The IFMR target is a ratio, and a shared VM's memory bandwidth drifts between benchmarks run
+// seconds apart. Here each iteration times one
 // minmax pass and one full IFMR back to back on the same data, so both see the same machine;
 // the counter is the ratio of their totals.
 void BM_ifmr_over_minmax(benchmark::State& s) {

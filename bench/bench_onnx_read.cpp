@@ -1,4 +1,4 @@
-// Issue-5 target: read a ~100 MB ONNX model at >= 1 GB/s. Writes the model once with amctq's
+// Target: read a ~100 MB ONNX model at >= 1 GB/s. Writes the model once with amctq's
 // writer (a few big Gemm weights), then times read_onnx (best of N, page cache warm) next to a
 // plain memcpy of the same bytes into fresh memory, the floor any reader that returns owning
 // tensors pays.

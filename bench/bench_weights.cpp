@@ -4,7 +4,7 @@
 // * CLE over the 8 Conv→ReLU→Conv pairs of ResNet-18's basic blocks;
 // * DMQ balance (weight absmax per input channel, factors, folding) over all 21 weight layers
 //   of ResNet-18 (11.7M weights).
-// Targets (issue 4): NUQ <= 1 ms with error <= Lloyd's; balance or CLE <= 10 ms.
+// Targets: NUQ <= 1 ms with error <= Lloyd's; balance or CLE <= 10 ms.
 #include <benchmark/benchmark.h>
 
 #include <cstddef>

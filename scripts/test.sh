@@ -12,9 +12,9 @@ echo "== tests"
 ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
 
 echo "== build (ASan + UBSan, -Og)"
-# -Og, not -O2: with the sanitizers' instrumentation GCC takes about 4x longer per test file at
-# -O2 (measured: 168 s vs 43 s for test_pipeline_vitis.cpp); the whole sanitizer build went from
-# 28 to 7 minutes, most of CI's time, while its tests take 3.9 instead of about 3.5 minutes.
+# -Og, not -O2: with the sanitizers' instrumentation GCC takes several times longer per test
+# file at -O2, and that build would be most of CI's time, while -Og slows the tests only a little
+# (figures: docs/benchmarks.md, "Build times").
 bash "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-Og -g1 -DNDEBUG" -DAMCTQ_SANITIZE=ON -DAMCTQ_BUILD_EXAMPLES=OFF
 echo "== tests under sanitizers"

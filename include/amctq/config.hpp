@@ -24,8 +24,8 @@
 #endif
 
 // For the few small helpers whose inlining a hot loop depends on, where the compiler's size
-// heuristic can decide against it (GCC 12 left count_bins out of line once the histogram
-// kernel had two loop bodies: 3-5% of an IFMR pass).
+// heuristic can decide against it (GCC 12 leaves count_bins out of line in the histogram
+// kernel, whose row loop has two bodies).
 #if defined(__GNUC__) || defined(__clang__)
 #  define AMCTQ_ALWAYS_INLINE inline __attribute__((always_inline))
 #elif defined(_MSC_VER)

@@ -79,9 +79,9 @@ inline std::int32_t clamp_i32(double v, std::int32_t lo, std::int32_t hi) {
   return v < lo ? lo : (v > hi ? hi : static_cast<std::int32_t>(v));
 }
 
-// AMCT (reference §1.2-1.3, C++ ARQ): symmetric divides by the dominant side's end of the
-// grid (127 when max dominates, 128 when min dominates or ties); asymmetric spans
-// [min(min,0), max(max,0)] over 2^b-1 steps; scales below FLT_EPSILON become 1.
+// AMCT (its C++ ARQ and ProcessScale; docs/quantization.md, presets): symmetric divides by the
+// dominant side's end of the grid (127 when max dominates, 128 when min dominates or ties);
+// asymmetric spans [min(min,0), max(max,0)] over 2^b-1 steps; scales below FLT_EPSILON become 1.
 inline scale_zero amct_formula(float lo, float hi, const quant_spec& spec, qrange r) {
   if (spec.symmetric) {
     const std::int32_t mid = symmetric_middle(spec, r);

@@ -12,7 +12,7 @@
 #include "amctq/algorithms/detail/select.hpp"
 #include "amctq/algorithms/histogram.hpp"
 #include "amctq/algorithms/histogram_moments.hpp"
-#include "amctq/algorithms/tails.hpp"
+#include "amctq/algorithms/extreme_values.hpp"
 #include "amctq/kernels/histogram.hpp"
 
 namespace test_activation_histogram {
@@ -388,7 +388,7 @@ TEST_CASE("extreme_values: offering only past given cuts is the same on the SIMD
   CHECK(simd.smallest() == scalar.smallest());
   CHECK(simd.smallest() == -20.0f);
   CHECK(simd.largest() == 40.0f);
-  const tails_state a = simd.to_state(), b = scalar.to_state();
+  const extreme_values_state a = simd.to_state(), b = scalar.to_state();
   CHECK(a.largest == std::vector<float>{40.0f});
   CHECK(a.smallest == std::vector<float>{-20.0f});
   CHECK(b.largest == a.largest);
@@ -418,7 +418,7 @@ TEST_CASE("extreme_values: exact k-th largest/smallest and exact merge") {
   for (std::size_t k : {64u, 1u, 17u, 2u, 64u}) {
     CHECK(a.kth_largest(k) == s[s.size() - k]);
     CHECK(a.kth_smallest(k) == s[k - 1]);
-    const tails_state st = a.to_state();
+    const extreme_values_state st = a.to_state();
     CHECK(std::is_sorted(st.largest.begin(), st.largest.end(), std::greater<float>()));
     CHECK(std::is_sorted(st.smallest.begin(), st.smallest.end()));
   }
@@ -433,7 +433,7 @@ TEST_CASE("extreme_values: exact k-th largest/smallest and exact merge") {
   CHECK(extreme_values(64).largest() == -std::numeric_limits<float>::infinity());
   CHECK(extreme_values(64).smallest() == std::numeric_limits<float>::infinity());
   // A hand-made state with one side empty still reports both extremes.
-  const extreme_values one_sided = extreme_values::from_state(tails_state{64, {}, {-2.0f, 5.0f}});
+  const extreme_values one_sided = extreme_values::from_state(extreme_values_state{64, {}, {-2.0f, 5.0f}});
   CHECK(one_sided.largest() == 5.0f);
   CHECK(one_sided.smallest() == -2.0f);
   // Few values: both tails hold everything, |x| ranks must not count a value twice.

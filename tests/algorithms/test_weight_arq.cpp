@@ -147,7 +147,7 @@ TEST_SUITE("algorithms.weights") {
         for (bool sym : {true, false}) {
           CAPTURE(bits);
           CAPTURE(sym);
-          arq_config cfg;
+          arq_options cfg;
           cfg.bits = bits;
           cfg.symmetric = sym;
           const auto p = arq_params(flat(w), L, cfg);
@@ -193,7 +193,7 @@ TEST_SUITE("algorithms.weights") {
     CHECK(p.zero_point[0] == 0);
     CHECK(p.scale[0] == 1.27f / 127.0f);
     CHECK(p.scale[1] == -1.28f / -128.0f);
-    arq_config pt;
+    arq_options pt;
     pt.per_channel = false;
     const auto q = arq_params(v, L, pt);
     CHECK(q.channels() == 1);
@@ -219,7 +219,7 @@ TEST_SUITE("algorithms.weights") {
     const auto L = conv_weight_layout(v);
     w[100] = std::numeric_limits<float>::quiet_NaN();
     CHECK_THROWS_WITH_AS(arq_params(v, L), doctest::Contains("NaN or infinite"), amctq::error);
-    arq_config pt;
+    arq_options pt;
     pt.per_channel = false;
     w[100] = std::numeric_limits<float>::infinity();
     try {
@@ -229,7 +229,7 @@ TEST_SUITE("algorithms.weights") {
       CHECK(e.code() == errc::non_finite);
     }
     w[100] = 0.1f;
-    arq_config bad;
+    arq_options bad;
     bad.bits = 1;
     CHECK_THROWS_WITH_AS(arq_params(v, L, bad), doctest::Contains("bits"), amctq::error);
     std::vector<float> other(10);

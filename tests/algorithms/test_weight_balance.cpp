@@ -11,6 +11,7 @@
 
 #include "algorithms/weight_test_util.hpp"
 #include "amctq/algorithms/balance.hpp"
+#include "amctq/algorithms/smoothquant.hpp"
 
 namespace test_weight_balance {
 
@@ -165,11 +166,11 @@ TEST_SUITE("algorithms.weights") {
     std::vector<float> x2(M * (K + 1));
     CHECK_THROWS_WITH_AS(smooth_quant_search(make_view(x2.data(), {M, K + 1}), v, L), doctest::Contains("input channels"),
                          amctq::error);
-    smooth_quant_config bad;
+    smooth_quant_options bad;
     bad.alphas = {1.5f};
     CHECK_THROWS_WITH_AS(smooth_quant_search(make_view(x.data(), {M, K}), v, L, bad), doctest::Contains("alpha"),
                          amctq::error);
-    smooth_quant_config bits;
+    smooth_quant_options bits;
     bits.activation_bits = 1;
     CHECK_THROWS_WITH_AS(smooth_quant_search(make_view(x.data(), {M, K}), v, L, bits),
                          doctest::Contains("smooth_quant_search: activation_bits"), amctq::error);

@@ -142,7 +142,7 @@ TEST_SUITE("algorithms.weights") {
     auto wq = w;
     const auto wv = make_view(wq.data(), {N, K});
     const auto L = gemm_weight_layout(wv, true);
-    arq_config c4;
+    arq_options c4;
     c4.bits = 4;
     arq_fake_quantize(wv, L, arq_params(wv, L, c4));
     auto to_f = [](const std::vector<double>& d) { return std::vector<float>(d.begin(), d.end()); };

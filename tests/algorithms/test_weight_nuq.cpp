@@ -70,7 +70,7 @@ std::vector<std::int8_t> gaussian_codes(std::size_t n, unsigned seed) {
   auto w = amctq_test::random_weights(static_cast<std::ptrdiff_t>(n), seed, 0.02f);
   const auto v = make_view(w.data(), {static_cast<std::ptrdiff_t>(n / 256), std::ptrdiff_t{256}});
   const auto L = gemm_weight_layout(v, true);
-  arq_config cfg;
+  arq_options cfg;
   cfg.per_channel = false;
   const auto p = arq_params(v, L, cfg);
   std::vector<std::int8_t> q(n);

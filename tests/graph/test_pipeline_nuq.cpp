@@ -1,6 +1,7 @@
-// NUQ weights in the pipeline (AMCT §5): after ARQ int8 quantization each layer keeps at most
-// num_steps levels, the deploy model stores only those levels, the fake-quant model their
-// dequantization, and the record lists them. The output error against plain ARQ is reported.
+// NUQ weights in the pipeline (AMCT nuq_quantize; docs/pipeline.md, "NUQ weights"): after ARQ int8
+// quantization each layer keeps at most num_steps levels, the deploy model stores only those
+// levels, the fake-quant model their dequantization, and the record lists them. The output error
+// against plain ARQ is reported.
 #include <doctest/doctest.h>
 
 #include <algorithm>

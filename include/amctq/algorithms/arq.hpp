@@ -1,6 +1,6 @@
-// ARQ (AMCT arq_quantize, reference §4): min/max weight quantization per output channel or
-// per tensor, any width 2..16, symmetric by default (AMCT's 127/128 rule) or asymmetric; and
-// the int32 bias quantization round(b / (s_w * s_d)) that goes with it.
+// ARQ (AMCT arq_quantize; docs/algorithms/weights.md, "ARQ"): min/max weight quantization per
+// output channel or per tensor, any width 2..16, symmetric by default (AMCT's 127/128 rule) or
+// asymmetric; and the int32 bias quantization round(b / (s_w * s_d)) that goes with it.
 #ifndef AMCTQ_ALGORITHMS_ARQ_HPP
 #define AMCTQ_ALGORITHMS_ARQ_HPP
 
@@ -22,32 +22,32 @@
 
 namespace amctq {
 
-struct arq_config {
+struct arq_options {
   int bits = 8;             ///< 2..16 (AMCT ships 4, 6, 7, 8)
   bool per_channel = true;  ///< one scale per output channel (AMCT: Conv, ConvTranspose)
   bool symmetric = true;    ///< AMCT weights are always symmetric (offset_w = 0)
   preset how = preset::amct;
 };
 
-/// Scales (and zero points) of weight w under cfg. Per channel there is one entry per output
+/// Scales (and zero points) of weight w under opt. Per channel there is one entry per output
 /// channel of L in output-channel order, with params.axis = L.out_axis; for a grouped
 /// ConvTranspose that order spans group and axis 1, so apply them with arq_fake_quantize /
 /// arq_quantize, which follow the layout.
 /// @throws amctq::error for non-finite weights, a bad width, or a layout that is not w's.
 template <class T, std::size_t R>
-quant_params arq_params(const tensor_view<T, R>& w, const weight_layout& L, const arq_config& cfg = {}) {
+quant_params arq_params(const tensor_view<T, R>& w, const weight_layout& L, const arq_options& opt = {}) {
   constexpr const char* where = "arq_params";
   check_layout_for(w, L, where);
   quant_spec spec;
-  spec.bits = cfg.bits;
-  spec.symmetric = cfg.symmetric;
-  spec.axis = cfg.per_channel ? L.out_axis : per_tensor;
+  spec.bits = opt.bits;
+  spec.symmetric = opt.symmetric;
+  spec.axis = opt.per_channel ? L.out_axis : per_tensor;
   validate(spec, where);
-  if (!cfg.per_channel) {
+  if (!opt.per_channel) {
     const value_range r = minmax(tensor_view<const float, R>(w));
     AMCTQ_CHECK(r.nonfinite == 0, errc::non_finite, where, "weights (", to_string(L.kind), ") hold ", r.nonfinite,
                 " NaN or infinite values");
-    return params_from_range(r.min, r.max, spec, cfg.how);
+    return params_from_range(r.min, r.max, spec, opt.how);
   }
   std::vector<float> mins(static_cast<std::size_t>(L.out_channels())), maxs(mins.size());
   for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
@@ -59,7 +59,7 @@ quant_params arq_params(const tensor_view<T, R>& w, const weight_layout& L, cons
       maxs[static_cast<std::size_t>(g * L.out_per_group + o)] = r.max[static_cast<std::size_t>(o)];
     }
   }
-  return params_from_range(mins, maxs, spec, cfg.how);
+  return params_from_range(mins, maxs, spec, opt.how);
 }
 
 namespace detail {

@@ -1,7 +1,7 @@
-// AscendDequant's uint64 deq_scale (reference §10.1, §12 row 9): bits 31:0 the float32 bit
-// pattern of s_d · s_w, bits 39:32 the shift N, bits 47:40 offset_w as int8, the rest 0. In
-// FORCE_FP16_QUANT mode the float is first truncated to "s19" (its top 19 bits: sign, exponent,
-// 10 mantissa bits).
+// AscendDequant's uint64 deq_scale (docs/algorithms/weights.md, "AscendDequant packing"): bits 31:0
+// the float32 bit pattern of s_d · s_w, bits 39:32 the shift N, bits 47:40 offset_w as int8, the
+// rest 0. In FORCE_FP16_QUANT mode the float is first truncated to "s19" (its top 19 bits: sign,
+// exponent, 10 mantissa bits).
 #ifndef AMCTQ_ALGORITHMS_DEQUANT_PACK_HPP
 #define AMCTQ_ALGORITHMS_DEQUANT_PACK_HPP
 

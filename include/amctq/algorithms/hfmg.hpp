@@ -1,9 +1,11 @@
-// HFMG (AMCT, reference §3) and PyTorch HistogramObserver's search: both score a window
-// [left, right] of a histogram over [min, max] by the L2 error of re-quantizing it to 2^b
-// equal cells (values outside clamp to the end cells); they differ in which windows they try.
+// HFMG (AMCT; docs/algorithms/activation.md, section 2) and PyTorch HistogramObserver's search:
+// both score a window [left, right] of a histogram over [min, max] by the L2 error of re-quantizing
+// it to 2^b equal cells (values outside clamp to the end cells); they differ in which windows they
+// try.
 //  - amct: greedy trimming, step = ceil(total / 1e5) counts from the sparser side until the
 //    window is a quarter of the bins; every window is scored, first argmin wins. The loss uses
-//    signed bin offsets (the C++ original's unsigned wrap is the bug §3 describes).
+//    signed bin offsets (AMCT's C++ original computes them unsigned, so bins left of the
+//    window wrap around; its Python port is signed, the evident intent).
 //  - pytorch: Caffe2's NormMinimization walk with quantile step 1e-5, stopping at the first
 //    window whose error increases (a local minimum, as PyTorch does).
 // Scoring is O(levels) per window via histogram_moments, not PyTorch's O(bins).

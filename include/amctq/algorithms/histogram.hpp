@@ -116,7 +116,7 @@ class pow2_histogram {
     for (std::size_t k = 0; k < w.count; ++k) {
       const float v = outside[k];
       if (!kernels::detail::is_finite(v)) continue;
-      new_min = v < new_min ? v : new_min;  // (std::fmin is a libm call here: 3% of an IFMR pass)
+      new_min = v < new_min ? v : new_min;  // (std::fmin is a libm call here)
       new_max = v > new_max ? v : new_max;
     }
     if (new_min == min_ && new_max == max_) return w.count;
@@ -152,7 +152,7 @@ class pow2_histogram {
   void flush() {
     if (pending_ == 0) return;
     // The sum in a local: total_ is a uint64 member that the compiler must assume counts_ may
-    // alias, and storing it each bin made the loop a store-forwarding chain (7 cycles a bin).
+    // alias, and storing it each bin would make the loop a store-forwarding chain.
     std::uint64_t* const counts = counts_.data();
     std::uint32_t* const scratch = scratch_.data();
     std::uint64_t added = 0;
@@ -300,8 +300,8 @@ class pow2_histogram {
     return static_cast<std::size_t>(kernels::pow2_bin_of(max_, inv) - kernels::pow2_bin_of(min_, inv)) + 1;
   }
 
-  // In place: a fresh table per rebin cost a 128 KB allocation and its page faults each time
-  // a new minimum arrived. Bin k moves to j(k) = floor((base + k) / 2^shift) - new_base, and
+  // In place: a fresh table per rebin would cost a 128 KB allocation and its page faults each
+  // time a new minimum arrived. Bin k moves to j(k) = floor((base + k) / 2^shift) - new_base, and
   // j(k) - k never increases with k (shift >= 0: the grid only coarsens, and j grows by at
   // most one per bin). So the bins whose target is at or below them move first, in ascending
   // order, then the rest in descending order; neither phase writes over a bin still unread.

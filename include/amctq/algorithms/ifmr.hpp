@@ -1,10 +1,10 @@
-// IFMR (AMCT's default activation calibration, reference §2): percentile initial range, then a
-// scan of clipping ratios r = start + i * step scoring the L2 error of the quantizer
-// clip-then-round, without integer clamp, first argmin wins.
+// IFMR (AMCT's default activation calibration; docs/algorithms/activation.md, section 2):
+// percentile initial range, then a scan of clipping ratios r = start + i * step scoring the L2
+// error of the quantizer clip-then-round, without integer clamp, first argmin wins.
 //
-// Candidate count (reference §12 row 1): the shipped C++ computes (unsigned)((end - start) /
-// step + 1) in float, which gives 60 candidates (0.70 .. 1.29) for the defaults; the Python port
-// gives 61. amctq follows the shipped binaries (ifmr_candidate_count).
+// Candidate count, where AMCT's C++ and Python disagree: the shipped C++ computes (unsigned)((end -
+// start) / step + 1) in float, which gives 60 candidates (0.70 .. 1.29) for the defaults; the
+// Python port gives 61. amctq follows the shipped binaries (ifmr_candidate_count).
 //
 // Differences from AMCT, on purpose: AMCT keeps every calibration value in memory and scores
 // candidates on the data; amctq streams (histogram + exact tails) and scores on the

@@ -1,6 +1,7 @@
-// NUQ (AMCT nuq_quantize, reference §5): keep only k of the 256 int8 levels of a uniformly
-// quantized weight (k = num_steps, 16 or 32 in AMCT), chosen to minimise the count-weighted
-// squared error Σ count(v) · (v − centre(v))², then remap every code to its nearest centre.
+// NUQ (AMCT nuq_quantize; docs/algorithms/weights.md, "NUQ"): keep only k of the 256 int8 levels of
+// a uniformly quantized weight (k = num_steps, 16 or 32 in AMCT), chosen to minimise the
+// count-weighted squared error Σ count(v) · (v − centre(v))², then remap every code to its nearest
+// centre.
 //
 // Two solvers over the level histogram (at most 256 weighted points):
 // * nuq_optimal — the exact optimum with integer centres. In 1-D, nearest-centre clusters are

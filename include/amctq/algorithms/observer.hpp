@@ -29,11 +29,11 @@
 #include "amctq/algorithms/hfmg.hpp"
 #include "amctq/algorithms/histogram.hpp"
 #include "amctq/algorithms/ifmr.hpp"
-#include "amctq/algorithms/minmax_observer.hpp"
+#include "amctq/algorithms/moving_average.hpp"
 #include "amctq/algorithms/mse.hpp"
 #include "amctq/algorithms/percentile.hpp"
 #include "amctq/algorithms/pot_diffs.hpp"
-#include "amctq/algorithms/tails.hpp"
+#include "amctq/algorithms/extreme_values.hpp"
 #include "amctq/kernels/detail/rows.hpp"
 #include "amctq/kernels/reduce.hpp"
 #include "amctq/quant_params.hpp"
@@ -100,7 +100,7 @@ struct channel_state {
   float average_min = 0.0f;
   float average_max = 0.0f;
   histogram_state histogram;
-  tails_state tails;
+  extreme_values_state tails;
   std::vector<double> batch_values;  ///< pot_diffs: fix position of each batch
 };
 
@@ -386,13 +386,12 @@ class activation_observer {
     std::vector<float> outside(std::min(block, n));
     constexpr float inf = std::numeric_limits<float>::infinity();
     std::size_t bad = 0;
-    // Early in a stream the tails' own cuts are loose, and the values they let through (a few
-    // hundred thousand of 16M, with as many partial sorts) cost more than a guess at the final
-    // cuts that is checked afterwards.
+    // Early in a stream the tails' own cuts are loose, and the many values they let through
+    // (each adding to a partial sort) cost more than a guess at the final cuts that is checked
+    // afterwards.
     const tail_cuts guess = tails ? guess_tail_cuts(p, n, ch.tails.capacity()) : tail_cuts{};
     // Blocks after the first start on a 64-byte boundary: a block that starts mid-line has
-    // a scalar head, and with 4096-value blocks on a 16-byte aligned batch those heads cost
-    // a third of the pass.
+    // a scalar head, and on a 16-byte aligned batch (a large std::vector's) every block would.
     const std::size_t skew = reinterpret_cast<std::uintptr_t>(p) % 64 / sizeof(float);
     for (std::size_t off = 0; off < n;) {
       const std::size_t len = std::min(off == 0 ? block - skew : block, n - off), after = off + len;

@@ -1,10 +1,10 @@
-// Percentile calibration. The amct rule (reference §2 step 1): the clipping max is the k-th
-// largest value with k = N - floor(p * N) (k = 1 when p is 1 within DBL_EPSILON), the min the
-// k-th smallest; both are exact while k fits the extreme_values buffer and otherwise read
-// from the histogram with linear interpolation inside the bin. The onnxruntime preset repeats
-// ORT's PercentileCalibrater on a histogram of `bins` bins: |x| over [0, absmax] for
-// symmetric specs, x over [-absmax, absmax] otherwise, threshold = lower edge of the bin where the CDF first reaches the percentile,
-// clipped to the data's [min, max].
+// Percentile calibration. The amct rule (the first step of AMCT's IFMR): the clipping max is the
+// k-th largest value with k = N - floor(p * N) (k = 1 when p is 1 within DBL_EPSILON), the min the
+// k-th smallest; both are exact while k fits the extreme_values buffer and otherwise read from the
+// histogram with linear interpolation inside the bin. The onnxruntime preset repeats ORT's
+// PercentileCalibrater on a histogram of `bins` bins: |x| over [0, absmax] for symmetric specs, x
+// over [-absmax, absmax] otherwise, threshold = lower edge of the bin where the CDF first reaches
+// the percentile, clipped to the data's [min, max].
 #ifndef AMCTQ_ALGORITHMS_PERCENTILE_HPP
 #define AMCTQ_ALGORITHMS_PERCENTILE_HPP
 
@@ -14,7 +14,7 @@
 
 #include "amctq/algorithms/calib_range.hpp"
 #include "amctq/algorithms/histogram.hpp"
-#include "amctq/algorithms/tails.hpp"
+#include "amctq/algorithms/extreme_values.hpp"
 
 namespace amctq {
 

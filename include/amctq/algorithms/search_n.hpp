@@ -1,8 +1,9 @@
-// searchN (AMCT shift_bit, reference §6): per output channel, the right shift N in 1..16 that
-// best keeps an int32 accumulator inside an int16 stage,
+// searchN (AMCT shift_bit; docs/algorithms/weights.md, "searchN"): per output channel, the right
+// shift N in 1..16 that best keeps an int32 accumulator inside an int16 stage,
 //   e_c(N) = Σ_j ( sat16(floor(acc_j / 2^N)) · 2^N − acc_j )²,  N_c = argmin_N e_c(N).
-// Decisions (reference §12 rows 6, 7): the shift is a floor (arithmetic shift, what hardware
-// does; AMCT's v1 int path truncated toward 0), and ties keep the smallest N (the shipped C++).
+// Decisions where AMCT's implementations differ: the shift is a floor (arithmetic shift, what
+// hardware does; AMCT's v1 int path truncated toward 0), and ties keep the smallest N (the
+// shipped C++; its Python test reference takes the largest).
 // A streaming observer: errors add up batch by batch, so the result does not depend on how
 // the calibration data is split, and two observers merge exactly.
 #ifndef AMCTQ_ALGORITHMS_SEARCH_N_HPP

@@ -297,7 +297,7 @@ class quantizer {
     tensor& w = model_.main.find_initializer(l.weight)->value;
     const node& n = model_.main.nodes[l.node_index];
     const weight_layout L = layout_of(n, w);
-    arq_config cfg;
+    arq_options cfg;
     cfg.bits = wq.num_bits;
     cfg.symmetric = true;
     // ONNX per-axis params name one tensor axis; grouped ConvTranspose has no such axis.

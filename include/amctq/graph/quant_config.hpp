@@ -59,7 +59,7 @@ struct weight_quant {
   wts_algo algo = wts_algo::arq;
   int num_steps = 32;        ///< NUQ levels kept, {16, 32}
   int num_of_iteration = 1;  ///< NUQ refinement passes, 0..5
-  /// The range -> scale rule (arq_config::how). amct: AMCT's 127/128 rule, 2^(b-1) - 1 steps
+  /// The range -> scale rule (arq_options::how). amct: AMCT's 127/128 rule, 2^(b-1) - 1 steps
   /// on the dominant side; pytorch / onnxruntime: max|w| / (2^(b-1) - 0.5) on the full
   /// [-2^(b-1), 2^(b-1) - 1] grid, a finer step that pays at 4 bits.
   preset how = preset::amct;

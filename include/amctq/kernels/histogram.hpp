@@ -25,9 +25,9 @@ inline float pow2_bin_of(float x, float inv_width) noexcept {
 }
 
 /// Adds one to counts[idx[j]] for each of n indices. Two indices per 64-bit load (either half
-/// first: both are counted), which leaves two memory operations per index instead of three:
-/// 9% faster in the histogram kernel. Unrolled, because one increment per loop trip would be
-/// held to the one taken branch per cycle.
+/// first: both are counted), which leaves two memory operations per index instead of three.
+/// Unrolled, because one increment per loop trip would be held to the one taken branch per
+/// cycle.
 template <class Count>
 AMCTQ_ALWAYS_INLINE void count_bins(const std::int32_t* idx, std::size_t n, Count* counts) noexcept {
   std::size_t j = 0;
@@ -85,22 +85,20 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
     using I = xsimd::batch<std::int32_t, Arch>;
     constexpr std::size_t W = B::size;
     // Scalar values up to the first full-width boundary: a large std::vector's data is only
-    // 16-byte aligned, and with AVX-512 every load would then straddle two cache lines (that
-    // cost 18% of the row on Zen 4).
+    // 16-byte aligned, and with AVX-512 every load would then straddle two cache lines.
     const auto misalign = reinterpret_cast<std::uintptr_t>(x) % (W * sizeof(float));
     if (misalign != 0) i = std::min(n, (W * sizeof(float) - misalign) / sizeof(float));
     for (std::size_t j = 0; j < i; ++j) scalar(x[j]);
     // A software pipeline: the indices of batch b go to a ring and are counted while batch
     // b + lag is binned. A scalar load of an index the vector unit has only recently stored
-    // stalls until the store has left the store queue; four batches later it has (two was 11%
-    // slower). Interleaving the two also lets the vector binning run in the shadow of the
-    // increments, where a binning pass followed by a counting pass (an earlier design) paid for
-    // both in full. One table, not several interleaved ones: the counters then stay in L1
-    // (measured on mixed normal / post-ReLU and on uniform values).
+    // stalls until the store has left the store queue; four batches later it has. Interleaving
+    // the two also lets the vector binning run in the shadow of the increments, where a binning
+    // pass followed by a counting pass would pay for both in full. One table, not several
+    // interleaved ones: the counters then stay in L1.
     constexpr std::size_t lag = 4, slots = 8, prefetch_distance = 2048;
     // Once per 4 KiB page, a value 64 KiB ahead is read for real, so the page's translation is
-    // in the TLB long before the stream gets there (16M floats on Zen 4: 8.2-9.8 ms without,
-    // 6.6-7.1 ms with; the same distance as an L2 prefetch gained nothing).
+    // in the TLB long before the stream gets there (a prefetch may drop a page walk; a read
+    // completes it).
     constexpr std::size_t page_bytes = 4096, touch_distance = 16384;
     alignas(64) std::int32_t ring[slots * W];
     const B vinv(inv_width), vbase(base), zero(0.0f), minus_one(-1.0f), vbins(static_cast<float>(bins));
@@ -117,7 +115,7 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
       const B t = v * vinv;
 #if defined(__AVX512F__)
       if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
-        // In the integer domain, 7% faster: one rounding conversion gives floor(t), and an
+        // In the integer domain, fewer instructions: one rounding conversion gives floor(t), and an
         // unsigned min sends everything outside [0, bins) to the spill counter, NaN, inf and
         // |t| >= 2^31 included (they convert to INT_MIN, which no |base| < 2^24 brings back
         // into range).
@@ -157,7 +155,7 @@ void histogram_row(const float* x, std::size_t n, float inv_width, float base, C
       bin(b, ring + b * W);
     }
     // Most of a row reads ahead inside what is readable, and that part runs without the bounds
-    // checks (5% on 16M floats: the loop issues near the core's limit).
+    // checks: the loop issues near the core's limit, so every instruction in it costs time.
     const std::size_t unchecked_end = reach > touch_distance ? std::min(batches, (reach - touch_distance) / W) : 0;
     std::size_t b = warm;
     for (; b < unchecked_end; ++b) {

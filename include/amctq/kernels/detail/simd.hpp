@@ -134,8 +134,7 @@ inline unsigned lowest_bit(std::uint32_t mask) noexcept {
 }
 
 /// Asks for the cache line holding p ahead of a read (a hint: it never faults). Into L2, not
-/// L1: the callers stream data past a table that should keep L1 to itself (measured on the
-/// IFMR benchmark, A/B in one session: 0 to 0.5 ms faster than into L1).
+/// L1: the callers stream data past a table that should keep L1 to itself.
 inline void prefetch(const void* p) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
   __builtin_prefetch(p, 0, 1);
@@ -192,8 +191,8 @@ inline B load_codes(const Q* p) noexcept {
 #endif
 
 /// Outputs at least this large are written with non-temporal stores: they cannot stay in cache
-/// anyway, and bypassing it saves the read-for-ownership of every output line (measured on a
-/// Xeon with AVX-512: 16M floats 1.5x faster; at 4M floats, still cache-resident, 4% slower).
+/// anyway, and bypassing it saves the read-for-ownership of every output line. Smaller outputs
+/// may still be cache-resident, where non-temporal stores would evict what the next read wants.
 inline constexpr std::size_t stream_store_bytes = std::size_t{32} << 20;
 
 /// Orders earlier non-temporal stores before any later store, so the output is visible to

@@ -1,9 +1,9 @@
-// Min-max calibration: the exact range of the finite values (order-independent), and the
-// moving-average variant (ORT CalibMovingAverage, PyTorch MovingAverageMinMaxObserver):
-// range <- range + c * (batch range - range) after the first batch. The moving average depends
-// on batch order by definition; it is the one method whose observers refuse to merge.
-#ifndef AMCTQ_ALGORITHMS_MINMAX_OBSERVER_HPP
-#define AMCTQ_ALGORITHMS_MINMAX_OBSERVER_HPP
+// Moving-average min-max (ORT CalibMovingAverage, PyTorch MovingAverageMinMaxObserver): after
+// the first batch, range <- range + c * (batch range - range). It depends on batch order by
+// definition, so it is the one method whose observers refuse to merge. (Plain min-max, the
+// exact range of the finite values, needs no header of its own: kernels/reduce.hpp's minmax.)
+#ifndef AMCTQ_ALGORITHMS_MOVING_AVERAGE_HPP
+#define AMCTQ_ALGORITHMS_MOVING_AVERAGE_HPP
 
 #include <cstdint>
 
@@ -31,4 +31,4 @@ inline calib_range moving_average_update(calib_range state, std::uint64_t batche
 
 }  // namespace amctq
 
-#endif  // AMCTQ_ALGORITHMS_MINMAX_OBSERVER_HPP
+#endif  // AMCTQ_ALGORITHMS_MOVING_AVERAGE_HPP

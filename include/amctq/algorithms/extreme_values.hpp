@@ -2,8 +2,8 @@
 // the top-T of the parts' top-Ts, so merging is exact and the state depends only on the
 // multiset of values. This gives AMCT's k-th largest / k-th smallest percentiles exactly for
 // any k <= capacity (percentile.hpp), whatever the batching.
-#ifndef AMCTQ_ALGORITHMS_TAILS_HPP
-#define AMCTQ_ALGORITHMS_TAILS_HPP
+#ifndef AMCTQ_ALGORITHMS_EXTREME_VALUES_HPP
+#define AMCTQ_ALGORITHMS_EXTREME_VALUES_HPP
 
 #include <algorithm>
 #include <cstddef>
@@ -21,7 +21,7 @@
 
 namespace amctq {
 
-struct tails_state {
+struct extreme_values_state {
   std::uint32_t capacity = 0;
   std::vector<float> largest;   ///< descending
   std::vector<float> smallest;  ///< ascending
@@ -69,11 +69,10 @@ class extreme_values {
         // not-equal on AVX, false for NaN, so it cannot be the NaN test.)
         std::uint32_t outside = ~kernels::detail::to_bits((v <= hi) & (v >= lo)) & lane_mask;
         if (outside != 0) {
-          // The lanes past a cut, by their bits, sorted to their sides without branches: a
-          // value goes up or down at random, and offer()'s per-value branches mispredicted
-          // about once a value (a third of the tails' time on an IFMR pass). The cuts stay
-          // as they were for the batch; a stale cut lets through a superset, which the next
-          // trim removes.
+          // The lanes past a cut, by their bits, sorted to their sides without branches: a value
+          // goes up or down at random, so per-value branches (as in offer()) would mispredict about
+          // once a value. The cuts stay as they were for the batch; a stale cut lets through a
+          // superset, which the next trim removes.
           float up[W], down[W];
           std::size_t n_up = 0, n_down = 0;
           do {
@@ -158,11 +157,11 @@ class extreme_values {
     return hi_.size();
   }
 
-  tails_state to_state() {
+  extreme_values_state to_state() {
     compact();
-    return tails_state{capacity_, hi_, lo_};
+    return extreme_values_state{capacity_, hi_, lo_};
   }
-  static extreme_values from_state(const tails_state& s) {
+  static extreme_values from_state(const extreme_values_state& s) {
     extreme_values t(s.capacity);
     AMCTQ_CHECK(s.largest.size() <= s.capacity && s.smallest.size() <= s.capacity, errc::parse,
                 "extreme_values::from_state", "more values than the capacity ", s.capacity);
@@ -256,11 +255,10 @@ class extreme_values {
 /// or would skip little gets no cut.
 inline tail_cuts guess_tail_cuts(const float* x, std::size_t n, std::uint32_t capacity) {
   // The sample is 512 runs of 32 neighbours. On a cold batch each run costs a TLB and a cache
-  // miss; one read per value (16384 pages) took 0.35 ms for 16M floats, a tenth of a minmax
-  // pass, and touching every run first lets those misses overlap (0.15 -> 0.06 ms). The
-  // selection is a partial sort, k being small (nth_element took 0.2 ms). The margin of 4
-  // makes a wrong guess rare (about 1e-5 for i.i.d. values), and a wrong one costs one more
-  // tails pass, never a wrong result.
+  // miss (one read per sampled value would cost one per value), and touching every run first
+  // lets those misses overlap. The selection is a partial sort, cheaper than nth_element for
+  // so small a k. The margin of 4 makes a wrong guess rare (about 1e-5 for i.i.d. values), and
+  // a wrong one costs one more tails pass, never a wrong result.
   constexpr std::size_t runs = 512, run = 32, margin = 4;
   tail_cuts cuts;
   if (n < 16 * runs * run) return cuts;
@@ -284,4 +282,4 @@ inline tail_cuts guess_tail_cuts(const float* x, std::size_t n, std::uint32_t ca
 
 }  // namespace amctq
 
-#endif  // AMCTQ_ALGORITHMS_TAILS_HPP
+#endif  // AMCTQ_ALGORITHMS_EXTREME_VALUES_HPP
