@@ -393,7 +393,8 @@ int main(int argc, char** argv) try {
               << "(not a failure); their lines would read:\n";
     for (const auto& l : reason_changed) std::cout << l << "\n";
   }
-  if (!to_pin.empty() || !to_unpin.empty() || !reason_changed.empty()) std::cout << rewrite << "\n";
+  if (!to_pin.empty() || !to_unpin.empty() || !reason_changed.empty() || !unknown.empty())
+    std::cout << rewrite << "\n";
   const std::string pinned_version = pinned_file.empty() ? "" : list_version(pinned_file);
   if (!pinned_version.empty() && pinned_version != data_version)
     std::cout << "note: " << pinned_file << " was made from the node tests of onnx " << pinned_version
