@@ -5,6 +5,7 @@ The onnx wheel ships the generators (onnx/backend/test/case/node/*.py) but not t
 data, and its `backend-test-tools generate-data` only writes the model tests. This does for the
 node tests what that tool does for model tests. Cases whose inputs or outputs are not plain
 tensors (sequences, optionals, maps) are skipped: the amctq executor has no such values.
+onnx_version.txt records the onnx version the tests came from.
 
 usage: generate_node_data.py OUTPUT_DIR
 """
@@ -50,6 +51,10 @@ def main() -> int:
             for j, v in enumerate(outputs):
                 write_tensor(os.path.join(ds, f"output_{j}.pb"), v, case.model.graph.output[j].name)
         written += 1
+    # The node tests differ between onnx versions; the runner names this one when the pinned
+    # list of unsupported tests was made from another.
+    with open(os.path.join(out, "onnx_version.txt"), "w") as f:
+        f.write(onnx.__version__ + "\n")
     print(f"generate_node_data: wrote {written} node tests, skipped {skipped} with non-tensor values", file=sys.stderr)
     return 0
 

@@ -1,13 +1,20 @@
 // Every SIMD arch this machine can run must give the scalar reference's bits, on awkward
-// sizes, misaligned pointers, every round mode, with and without the STE mask.
+// sizes, misaligned pointers, every round mode, with and without the STE mask; and the same
+// histogram counts and out-of-range values, through the kernel and through the pow2_histogram
+// entry points the observers call.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "amctq/algorithms/histogram.hpp"
 #include "amctq/amctq.hpp"
+#include "amctq/kernels/histogram.hpp"
 #include "support/test_data.hpp"
 
 namespace test_simd_vs_scalar {
@@ -120,6 +127,134 @@ void check_minmax(Arch arch, const std::string& name) {
   }
 }
 
+// Histogram grids of the kernel's two binning cases: narrow bins (inv_width > 1), and bins
+// wider than 1, where a tiny negative value times inv_width underflows to -0 and still belongs
+// to bin -1 (the kernel's rule). awkward_values supplies NaN, +-inf, +-0, subnormals of both
+// signs, 1e30 and -FLT_MAX (bin indices past int32: spilled), and ties on the grid.
+struct grid {
+  float inv_width, base;
+  std::uint32_t bins;
+};
+const grid grids[] = {{32.0f, -128.0f, 256}, {1.0f / 16.0f, -8.0f, 16}};
+
+// size awkward values (scale 0.07), copied from one pool made once from a start that depends on
+// seed: the random draws would otherwise cost more than the histograms of all the archs.
+inline std::vector<float> histogram_input(std::size_t size, std::size_t seed) {
+  static const std::vector<float> pool = awkward_values(120000, 0.07f, 77);
+  const std::size_t start = seed * 7919 % (pool.size() - size);
+  return std::vector<float>(pool.begin() + static_cast<std::ptrdiff_t>(start),
+                            pool.begin() + static_cast<std::ptrdiff_t>(start + size));
+}
+
+// The values of the row outside [lo, hi], NaN and inf included, in row order: what
+// kernels::outside_values must collect on every path.
+inline bool same_outside(const float* got, std::size_t got_n, const float* want, std::size_t want_n) {
+  if (got_n != want_n) return false;
+  for (std::size_t i = 0; i < got_n; ++i)
+    if (!amctq_test::same_bits(got[i], want[i])) return false;
+  return true;
+}
+
+template <class Arch>
+void check_histogram_row(Arch arch, const std::string& name) {
+  // Lengths past the read-ahead too: the unchecked loop needs more than 16384 readable values
+  // ahead, and 40007 leaves a partial batch; offsets give a scalar head before the first
+  // full-width boundary.
+  std::vector<std::size_t> lengths(std::begin(counts), std::end(counts));
+  lengths.insert(lengths.end(), {16384, 20000, 40007});
+  for (const grid& g : grids) {
+    for (std::size_t n : lengths) {
+      for (std::size_t off : offsets) {
+        for (std::size_t readable_after : {std::size_t{0}, std::size_t{17000}}) {
+          CAPTURE(name);
+          CAPTURE(g.inv_width);
+          CAPTURE(n);
+          CAPTURE(off);
+          CAPTURE(readable_after);
+          // The row ends where the allocation ends but for readable_after values: a read
+          // further ahead is a heap overflow under the sanitizers.
+          const std::vector<float> src = histogram_input(off + n + readable_after, n * 3 + off);
+          const float* x = src.data() + off;
+          std::vector<std::uint32_t> c_simd(g.bins + 1, 0), c_ref(g.bins + 1, 0), c_watch(g.bins + 1, 0);
+          kernels::histogram_row(arch, x, n, g.inv_width, g.base, c_simd.data(), g.bins, readable_after);
+          kernels::histogram_row(kernels::scalar_arch{}, x, n, g.inv_width, g.base, c_ref.data(), g.bins);
+          CHECK(c_simd == c_ref);
+          const float lo = -3.5f, hi = 2.25f;
+          std::vector<float> out_simd(n + 1, 0.0f), out_ref(n + 1, 0.0f);
+          kernels::outside_values w_simd{lo, hi, out_simd.data()}, w_ref{lo, hi, out_ref.data()};
+          kernels::histogram_row(arch, x, n, g.inv_width, g.base, c_watch.data(), g.bins, readable_after, &w_simd);
+          std::vector<std::uint32_t> c_watch_ref(g.bins + 1, 0);
+          kernels::histogram_row(kernels::scalar_arch{}, x, n, g.inv_width, g.base, c_watch_ref.data(), g.bins, 0,
+                                 &w_ref);
+          CHECK(c_watch == c_ref);
+          CHECK(c_watch_ref == c_ref);
+          CHECK(same_outside(out_simd.data(), w_simd.count, out_ref.data(), w_ref.count));
+        }
+      }
+    }
+  }
+}
+
+inline bool same_state(const histogram_state& a, const histogram_state& b) {
+  return a.capacity == b.capacity && a.exponent == b.exponent && a.base == b.base && a.counts == b.counts &&
+         amctq_test::same_bits(a.min, b.min) && amctq_test::same_bits(a.max, b.max);
+}
+
+// The pow2_histogram entry points the observers call, with Arch against scalar_arch: add (a
+// min/max pass then a count), accumulate (into the scratch table, with a read-ahead hint),
+// accumulate_direct (strided too) and accumulate_watched (the fused pass: blocks that grow
+// the grid and hand back their outside values).
+template <class Arch>
+void check_pow2_histogram(const std::string& name) {
+  for (std::size_t n : {std::size_t{1}, std::size_t{17}, std::size_t{1000}, std::size_t{40007}}) {
+    for (std::size_t off : offsets) {
+      CAPTURE(name);
+      CAPTURE(n);
+      CAPTURE(off);
+      // Finite values spread over a few hundred bins (awkward_values' +-1e30 and -FLT_MAX would
+      // put nearly all of them in one), with NaN and +-inf among them.
+      auto v = histogram_input(off + n, n + off);
+      for (float& x : v)
+        if (std::abs(x) > 1e6f && std::abs(x) < std::numeric_limits<float>::infinity()) x = x > 0 ? -3.75f : 2.875f;
+      const float* x = v.data() + off;
+      auto both = [&](auto&& f) {
+        pow2_histogram a(1024), b(1024);
+        f(a, Arch{});
+        f(b, kernels::scalar_arch{});
+        CHECK(a.total() == b.total());
+        CHECK(same_state(a.to_state(), b.to_state()));
+      };
+      both([&](pow2_histogram& h, auto arch) { h.add<decltype(arch)>(x, n); });
+      both([&](pow2_histogram& h, auto arch) {
+        h.cover(-4.0f, 3.0f);
+        h.accumulate<decltype(arch)>(x, n / 2, n - n / 2);
+        h.accumulate<decltype(arch)>(x + n / 2, n - n / 2);
+        h.flush();
+      });
+      both([&](pow2_histogram& h, auto arch) {
+        h.cover(-4.0f, 3.0f);
+        h.accumulate_direct<decltype(arch)>(x, n);
+        h.accumulate_direct<decltype(arch)>(x, n / 3, 3);
+      });
+      std::vector<float> out_a(n), out_b(n);
+      std::size_t m_a = 0, m_b = 0;
+      both([&](pow2_histogram& h, auto arch) {
+        const bool simd = !std::is_same_v<decltype(arch), kernels::scalar_arch>;
+        float* out = simd ? out_a.data() : out_b.data();
+        std::size_t& m = simd ? m_a : m_b;
+        h.cover(-0.25f, 0.25f);  // narrow: the blocks grow the grid
+        for (std::size_t at = 0; at < n; at += 4096) {
+          const std::size_t len = std::min<std::size_t>(4096, n - at);
+          const std::size_t k = h.accumulate_watched<decltype(arch)>(x + at, len, -1.0f, 1.5f, out + m, n - at - len);
+          m += k;
+        }
+        h.flush();
+      });
+      CHECK(same_outside(out_a.data(), m_a, out_b.data(), m_b));
+    }
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("kernels") {
@@ -138,6 +273,8 @@ TEST_SUITE("kernels") {
       check_quantize_dequantize<decltype(arch), std::int16_t>(arch, -32768.0f, 32767.0f, name);
       check_quantize_dequantize<decltype(arch), std::uint16_t>(arch, 0.0f, 65535.0f, name);
       check_minmax(arch, name);
+      check_histogram_row(arch, name);
+      check_pow2_histogram<decltype(arch)>(name);
     });
 #if AMCTQ_HAS_XSIMD
     CHECK(archs >= 1);
