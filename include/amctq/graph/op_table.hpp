@@ -13,9 +13,13 @@
 #include <vector>
 
 #include "amctq/graph/ir.hpp"
-#include "amctq/graph/ops/common.hpp"
+#include "amctq/graph/tensor.hpp"
 
 namespace amctq::graph {
+
+namespace ops {
+struct context;
+}
 
 /// Computes a node's outputs from ctx.in into ctx.out; throws amctq::error naming the node on bad input.
 using op_function = std::function<void(ops::context&)>;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 
 namespace amctq::graph::ops {
@@ -162,6 +163,14 @@ inline void softmax_family(context& c, bool log) {
 
 inline void softmax(context& c) { softmax_family(c, false); }
 inline void log_softmax(context& c) { softmax_family(c, true); }
+
+/// The activation ops, by op_type (default domain). Adding one: its function above and one entry here.
+inline op_table activation_ops() {
+  return {
+      {"Relu", relu}, {"Clip", clip}, {"LeakyRelu", leaky_relu}, {"Sigmoid", sigmoid},
+      {"HardSigmoid", hard_sigmoid}, {"HardSwish", hard_swish}, {"Tanh", tanh_op}, {"Softmax", softmax},
+      {"LogSoftmax", log_softmax}};
+}
 
 }  // namespace amctq::graph::ops
 

@@ -8,6 +8,7 @@
 
 #include <Eigen/Core>
 
+#include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 #include "amctq/graph/ops/window.hpp"
 
@@ -274,6 +275,12 @@ inline void conv_transpose(context& c) {
       detail::col2im_add(c.scratch.data(), Mg, w, yg);
       if (bias) detail::add_bias_rows(yg, bias + g * Mg, Mg, O);
     }
+}
+
+/// The conv ops, by op_type (default domain). Adding one: its function above and one entry here.
+inline op_table conv_ops() {
+  return {
+      {"Conv", conv}, {"ConvTranspose", conv_transpose}};
 }
 
 }  // namespace amctq::graph::ops

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 
 namespace amctq::graph::ops {
@@ -120,6 +121,13 @@ inline void mean(context& c) {
   const float n = static_cast<float>(c.num_inputs());
   for (float* p = acc.data<float>(), *e = p + acc.size(); p != e; ++p) *p /= n;
   c.out[0] = std::move(acc);
+}
+
+/// The elementwise ops, by op_type (default domain). Adding one: its function above and one entry here.
+inline op_table elementwise_ops() {
+  return {
+      {"Add", add}, {"Sub", sub}, {"Mul", mul}, {"Div", div}, {"Sum", sum}, {"Max", max}, {"Min", min},
+      {"Mean", mean}};
 }
 
 }  // namespace amctq::graph::ops

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 
+#include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 
 namespace amctq::graph::ops {
@@ -93,6 +94,12 @@ inline void matmul(context& c) {
       idx[d] = 0;
     }
   }
+}
+
+/// The gemm ops, by op_type (default domain). Adding one: its function above and one entry here.
+inline op_table gemm_ops() {
+  return {
+      {"Gemm", gemm}, {"MatMul", matmul}};
 }
 
 }  // namespace amctq::graph::ops

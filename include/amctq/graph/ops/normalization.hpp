@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 
 namespace amctq::graph::ops {
@@ -82,6 +83,12 @@ inline void lrn(context& c) {
         py[at] = px[at] / std::pow(bias + alpha / static_cast<float>(size) * sq, beta);
       }
     }
+}
+
+/// The normalization ops, by op_type (default domain). Adding one: its function above and one entry here.
+inline op_table normalization_ops() {
+  return {
+      {"BatchNormalization", batch_normalization}, {"LRN", lrn}};
 }
 
 }  // namespace amctq::graph::ops

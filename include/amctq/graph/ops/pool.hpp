@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 #include "amctq/graph/ops/window.hpp"
 
@@ -137,6 +138,13 @@ inline void global_max_pool(context& c) {
     for (std::int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
     return m;
   });
+}
+
+/// The pool ops, by op_type (default domain). Adding one: its function above and one entry here.
+inline op_table pool_ops() {
+  return {
+      {"MaxPool", max_pool}, {"AveragePool", average_pool}, {"GlobalAveragePool", global_average_pool},
+      {"GlobalMaxPool", global_max_pool}};
 }
 
 }  // namespace amctq::graph::ops

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 
 namespace amctq::graph::ops {
@@ -376,6 +377,15 @@ inline void cast(context& c) {
       }
     });
   });
+}
+
+/// The shape ops, by op_type (default domain). Adding one: its function above and one entry here.
+inline op_table shape_ops() {
+  return {
+      {"Flatten", flatten}, {"Reshape", reshape}, {"Transpose", transpose}, {"Concat", concat},
+      {"Squeeze", squeeze}, {"Unsqueeze", unsqueeze}, {"Identity", identity}, {"Dropout", dropout},
+      {"Pad", pad}, {"Shape", shape_op}, {"Size", size_op}, {"Gather", gather}, {"Constant", constant},
+      {"ConstantOfShape", constant_of_shape}, {"Cast", cast}};
 }
 
 }  // namespace amctq::graph::ops
