@@ -1,5 +1,6 @@
 // NumPy .npy files: read format versions 1.0, 2.0 and 3.0, little- and big-endian, C and
-// Fortran order, dtypes float32, float16, int8, uint8, int32, int64; write version 1.0 (2.0 when
+// Fortran order, dtypes float32, float64, float16, int8, uint8, int16, uint16, int32, int64 and
+// bool; write version 1.0 (2.0 when
 // the header needs it), little-endian, C order, atomically (temp file + rename). Every
 // malformed or hostile file (bad magic, truncated header or data, header length past the end,
 // unknown keys, unsupported dtype, negative or overflowing shape) is an amctq::error with
@@ -137,7 +138,11 @@ class npy_dict_parser {
     else if (t == "u1") h.type = graph::dtype::uint8;
     else if (t == "i4") h.type = graph::dtype::int32;
     else if (t == "i8") h.type = graph::dtype::int64;
-    else fail("dtype '" + d + "' is not supported (float32, float16, int8, uint8, int32, int64)");
+    else if (t == "f8") h.type = graph::dtype::float64;
+    else if (t == "i2") h.type = graph::dtype::int16;
+    else if (t == "u2") h.type = graph::dtype::uint16;
+    else if (t == "b1") h.type = graph::dtype::boolean;
+    else fail("dtype '" + d + "' is not supported (float32, float64, float16, int8, uint8, int16, uint16, int32, int64, bool)");
   }
 
   const std::string& s_;
@@ -153,6 +158,10 @@ inline const char* npy_descr(graph::dtype t) {
     case graph::dtype::uint8: return "|u1";
     case graph::dtype::int32: return "<i4";
     case graph::dtype::int64: return "<i8";
+    case graph::dtype::float64: return "<f8";
+    case graph::dtype::int16: return "<i2";
+    case graph::dtype::uint16: return "<u2";
+    case graph::dtype::boolean: return "|b1";
     default: return nullptr;
   }
 }
