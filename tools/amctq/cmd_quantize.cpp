@@ -92,10 +92,7 @@ int cmd_quantize(int argc, char** argv) {
       if (a == "--model") model_path = value();
       else if (a == "--calib") calib_path = value();
       else if (a == "--config") config_path = value();
-      else if (a == "--out") {
-        out_dir = value();
-        if (out_dir.empty()) out_dir = ".";
-      }
+      else if (a == "--out") out_dir = cli::path_value(value(), a, "amctq quantize");
       else if (a == "--input") input_name = value();
       else if (a == "--quiet") quiet = true;
       else AMCTQ_THROW(errc::invalid_argument, "amctq quantize", "unknown option '", a, "' (see amctq quantize --help)");
@@ -113,6 +110,7 @@ int cmd_quantize(int argc, char** argv) {
     AMCTQ_CHECK(config_path.empty() || std::filesystem::is_regular_file(config_path), errc::io, "amctq quantize",
                 "--config ", config_path, ": no such file");
     const graph::model m = io::read_onnx(model_path);
+    io::check_written_opset(m);  // before the long part
     const graph::quant_config cfg = config_path.empty() ? graph::create_quant_config(m) : io::read_config_json(config_path);
     if (input_name.empty()) {
       for (const auto& vi : m.main.inputs)
