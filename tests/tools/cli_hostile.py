@@ -25,6 +25,11 @@ try:
     from onnx import TensorProto, helper, numpy_helper
 except ImportError as e:
     sys.exit(f"cli_hostile: {e}; run scripts/setup.sh to install the Python peers")
+try:
+    import onnxruntime as ort
+    ort.set_default_logger_severity(3)
+except ImportError:
+    ort = None
 
 rng = np.random.default_rng(15)
 tally = Tally("cli_hostile")
@@ -326,6 +331,16 @@ def smaller(work, x):
         r = amctq("quantize", "--model", p, "--calib", calib, "--out", os.path.join(q, "out"), "--quiet")
         if ok:
             check(r.returncode == 0, f"opset {opset}: quantizes, got {r.stderr}")
+            for kind in ("fake_quant", "deploy"):
+                written = os.path.join(q, "out", f"m_{kind}_model.onnx")
+                try:
+                    onnx.checker.check_model(onnx.load(written), full_check=True)
+                    if ort is not None:
+                        ort.InferenceSession(written, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+                    problem = ""
+                except Exception as e:  # checker or ORT refusing the file
+                    problem = str(e)
+                check(not problem, f"opset {opset}: the {kind} model passes onnx.checker and runs in ORT: {problem}")
         else:
             one_line_error(r, 1, f"imports opset {opset} of the default domain; amctq writes quantized models up to "
                                  f"opset {newest}", f"opset {opset}")

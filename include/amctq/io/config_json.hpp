@@ -61,12 +61,15 @@ inline ojson parse_unique_keys(const std::string& text) {
     std::unordered_set<std::string> keys;  // objects: the keys read so far
   };
   std::vector<level> open;
-  // "config" and the steps down to the current child of open[0..n), each key quoted short.
+  // "config" and the steps down to the current child of open[0..n), each key quoted short,
+  // the whole cut after about 400 characters.
   auto path_of = [&](std::size_t n) {
     std::string p = "config";
-    for (std::size_t i = 0; i < n && p.size() <= 4 * quote_limit; ++i)
+    for (std::size_t i = 0; i < n; ++i) {
+      if (p.size() > 4 * quote_limit) return p + "...";
       p += open[i].array ? "[" + std::to_string(open[i].index) + "]" : "." + clip(open[i].key);
-    return p.size() <= 4 * quote_limit ? p : clip(p, 4 * quote_limit);
+    }
+    return p;
   };
   auto element_done = [&]() {
     if (!open.empty() && open.back().array) ++open.back().index;
