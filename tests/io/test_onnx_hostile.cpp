@@ -57,6 +57,36 @@ std::string parse_error(const pb_builder& m, errc want = errc::parse) {
   return error_of([&] { (void)io::parse_onnx(m.bytes.data(), m.bytes.size()); }, want);
 }
 
+/// A graph holding one If node whose then_branch is `body`.
+pb_builder wrap_in_if(const pb_builder& body) {
+  pb_builder attr;
+  attr.bytes_field(1, "then_branch").message(6, body).varint_field(20, 5);
+  pb_builder node;
+  node.bytes_field(4, "If").message(5, attr);
+  pb_builder outer;
+  outer.message(1, node);
+  return outer;
+}
+
+/// Writes `path`: a model whose one initializer "w" (4 floats) is external data at `location`
+/// with the given offset and length (an empty string leaves the key out).
+std::string write_external_model(const fs::path& path, const std::string& location, const std::string& offset,
+                                 const std::string& length) {
+  pb_builder t;
+  t.varint_field(1, 4).varint_field(2, 1).bytes_field(8, "w");
+  for (auto [k, v] : {std::pair{"location", location}, std::pair{"offset", offset}, std::pair{"length", length}}) {
+    if (v.empty()) continue;
+    pb_builder e;
+    e.bytes_field(1, k).bytes_field(2, v);
+    t.message(13, e);
+  }
+  t.varint_field(14, 1);
+  pb_builder g;
+  g.message(5, t);
+  amctq_test::write_bytes(path, model_with_graph(g).bytes);
+  return path.string();
+}
+
 pb_builder float_tensor_attr(const char* name, std::vector<std::int64_t> dims, std::size_t raw_bytes) {
   pb_builder t;
   t.w.packed_varints(1, dims);
@@ -183,12 +213,7 @@ TEST_CASE("onnx hostile: subgraph nesting is limited to 64") {
     pb_builder g;
     g.bytes_field(2, "leaf");
     for (int i = 0; i < depth; ++i) {
-      pb_builder attr;
-      attr.bytes_field(1, "then_branch").message(6, g).varint_field(20, 5);
-      pb_builder node;
-      node.bytes_field(4, "If").message(5, attr);
-      pb_builder outer;
-      outer.message(1, node);
+      pb_builder outer = wrap_in_if(g);
       g.bytes.swap(outer.bytes);
     }
     return model_with_graph(g);
@@ -205,20 +230,7 @@ TEST_CASE("onnx hostile: external data that escapes the folder or runs past the 
   fs::create_directories(dir / "sub");
   amctq_test::write_bytes(dir / "w.bin", std::vector<std::byte>(16));
   auto model_path = [&](const std::string& location, const std::string& offset, const std::string& length) {
-    pb_builder t;
-    t.varint_field(1, 4).varint_field(2, 1).bytes_field(8, "w");
-    for (auto [k, v] : {std::pair{"location", location}, std::pair{"offset", offset}, std::pair{"length", length}}) {
-      if (v.empty()) continue;
-      pb_builder e;
-      e.bytes_field(1, k).bytes_field(2, v);
-      t.message(13, e);
-    }
-    t.varint_field(14, 1);
-    pb_builder g;
-    g.message(5, t);
-    const fs::path p = dir / "sub" / "m.onnx";
-    amctq_test::write_bytes(p, model_with_graph(g).bytes);
-    return p.string();
+    return write_external_model(dir / "sub" / "m.onnx", location, offset, length);
   };
   auto read_error = [&](const std::string& p, errc code) { return error_of([&] { io::read_onnx(p); }, code); };
 
@@ -251,19 +263,7 @@ TEST_CASE("onnx hostile: external data through symbolic links, FIFOs and folders
   amctq_test::write_bytes(dir / "outside" / "sub" / "w.bin", outside_bytes);
   amctq_test::write_bytes(dir / "model" / "real.bin", inside_bytes);
   auto model_at = [&](const std::string& location) {
-    pb_builder t;
-    t.varint_field(1, 4).varint_field(2, 1).bytes_field(8, "w");
-    for (auto [k, v] : {std::pair{"location", location}, std::pair{"offset", std::string("0")},
-                        std::pair{"length", std::string("16")}}) {
-      pb_builder e;
-      e.bytes_field(1, k).bytes_field(2, v);
-      t.message(13, e);
-    }
-    t.varint_field(14, 1);
-    pb_builder g;
-    g.message(5, t);
-    amctq_test::write_bytes(dir / "model" / "m.onnx", model_with_graph(g).bytes);
-    return (dir / "model" / "m.onnx").string();
+    return write_external_model(dir / "model" / "m.onnx", location, "0", "16");
   };
   auto read_error = [&](const std::string& p) { return error_of([&] { io::read_onnx(p); }, errc::io); };
 
@@ -330,13 +330,7 @@ TEST_CASE("onnx hostile: duplicate node or initializer names are refused on read
   // Inside a subgraph the path names it.
   pb_builder body;
   body.message(1, node("a", "b", "n")).message(1, node("b", "c", "n"));
-  pb_builder attr;
-  attr.bytes_field(1, "then_branch").message(6, body).varint_field(20, 5);
-  pb_builder if_node;
-  if_node.bytes_field(4, "If").message(5, attr);
-  pb_builder outer;
-  outer.message(1, if_node);
-  CHECK(parse_error(model_with_graph(outer)).find("ModelProto.graph.node[0].attribute[0].g: node[0] and node[1] are both "
+  CHECK(parse_error(model_with_graph(wrap_in_if(body))).find("ModelProto.graph.node[0].attribute[0].g: node[0] and node[1] are both "
                                                   "named 'n'") != std::string::npos);
 
   // The writer refuses what the reader would (a pass that named two nodes alike, say).

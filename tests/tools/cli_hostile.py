@@ -104,32 +104,28 @@ def nested_config(work, x):
     np.save(calib, x)
     # 255 objects nested under 8000-character keys (2 MB): keeping the whole key path per open
     # level took sum(i * 8 kB) = 261 MB; the keys themselves are 2 MB.
-    key = "k" * 8000
-    text = "".join('{"' + key + str(i) + '": ' for i in range(255)) + "1" + "}" * 255
-    cfg = os.path.join(d, "deep_keys.json")
-    open(cfg, "w").write(text)
-    t0 = time.monotonic()
-    status, err, rss = child_peak_rss_mb([TOOL, "quantize", "--model", model, "--calib", calib, "--config", cfg,
-                                          "--out", os.path.join(d, "out"), "--quiet"])
-    took = time.monotonic() - t0
-    lines = err.strip().splitlines()
-    check(status == 1 and len(lines) == 1 and "unknown key" in lines[0] and len(lines[0]) < 700,
-          f"deep keys: one short line naming the unknown key, got {status}: {err[:800]!r}")
-    check(rss < 80, f"deep keys: 2 MB config read in {rss:.0f} MB (want < 80; quadratic: > 260)")
-    print(f"cli_hostile: 2 MB config of 255 nested 8 kB keys: peak RSS {rss:.1f} MB, {took:.2f} s")
-    # 100 000 nested '[' (the issue's 200 kB file: 17 GB and 72 s before): refused at level 257.
-    for name, text in (("arrays", "[" * 100000 + "]" * 100000),
-                       ("objects", '{"a": ' * 100000 + "1" + "}" * 100000)):
-        cfg = os.path.join(d, f"deep_{name}.json")
+    def refused_config(name, text, needle):
+        """quantize with this config text: one short line with needle; returns (peak RSS MB, seconds)."""
+        cfg = os.path.join(d, f"{name}.json")
         open(cfg, "w").write(text)
         t0 = time.monotonic()
         status, err, rss = child_peak_rss_mb([TOOL, "quantize", "--model", model, "--calib", calib, "--config", cfg,
                                               "--out", os.path.join(d, "out"), "--quiet"])
-        took = time.monotonic() - t0
         lines = err.strip().splitlines()
-        check(status == 1 and len(lines) == 1 and "nested deeper than 256 levels" in lines[0] and len(lines[0]) < 700,
-              f"deep {name}: one line naming the limit, got {status}: {err[:800]!r}")
-        check(rss < 60 and took < 10, f"deep {name}: refused in {rss:.0f} MB, {took:.1f} s")
+        check(status == 1 and len(lines) == 1 and needle in lines[0] and len(lines[0]) < 700,
+              f"{name}: one short line with {needle!r}, got {status}: {err[:800]!r}")
+        return rss, time.monotonic() - t0
+
+    key = "k" * 8000
+    rss, took = refused_config("deep_keys", "".join('{"' + key + str(i) + '": ' for i in range(255)) + "1" + "}" * 255,
+                               "unknown key")
+    check(rss < 80, f"deep keys: 2 MB config read in {rss:.0f} MB (want < 80; quadratic: > 260)")
+    print(f"cli_hostile: 2 MB config of 255 nested 8 kB keys: peak RSS {rss:.1f} MB, {took:.2f} s")
+    # 100 000 nested '[' (the issue's 200 kB file: 17 GB and 72 s before): refused at level 257.
+    for name, text in (("deep_arrays", "[" * 100000 + "]" * 100000),
+                       ("deep_objects", '{"a": ' * 100000 + "1" + "}" * 100000)):
+        rss, took = refused_config(name, text, "nested deeper than 256 levels")
+        check(rss < 60 and took < 10, f"{name}: refused in {rss:.0f} MB, {took:.1f} s")
     # A bad value is quoted short, however long it is.
     cfg = os.path.join(d, "long_value.json")
     json.dump({"batch_num": "x" * 100000, "activation": {"act_algo": "y" * 100000}}, open(cfg, "w"))
@@ -203,6 +199,15 @@ def duplicates(work, x):
         one_line_error(r, 1, needle, f"duplicate {what}")
         check(sorted(os.listdir(d)) == before, f"duplicate {what}: nothing written")
         one_line_error(amctq("inspect", path), 1, needle, f"duplicate {what}: inspect")
+    # An unnamed Gemm's layer takes its output's name, here the name of the other Gemm.
+    collide = gemm_model(names=("", "h"))
+    d = os.path.join(work, "dup_layers")
+    path = save(collide, d)
+    np.save(os.path.join(d, "calib.npy"), x)
+    r = amctq("quantize", "--model", path, "--calib", os.path.join(d, "calib.npy"), "--out", os.path.join(d, "out"))
+    one_line_error(r, 1, "two layers are named 'h' (Gemm and Gemm;", "layer names alike")
+    check(not os.path.exists(os.path.join(d, "out")) and "calibration batch" not in r.stderr,
+          "layer names alike: refused before calibrating, nothing written")
 
 
 def lost_stdout(work, x):

@@ -138,6 +138,7 @@ int cmd_quantize(int argc, char** argv) {
 
     check_writable_folder(out_dir);  // before the long part; the folder itself is made only when saving
     graph::quantizer q(m, cfg);
+    io::check_layer_names(q);  // before the long part
     if (q.layers().empty())
       std::cerr << "amctq quantize: warning: no layer is quantized (the model has none amctq can quantize, or the "
                    "config skips them all; amctq inspect lists them): the outputs compute in float\n";

@@ -79,43 +79,42 @@ inline std::vector<std::byte> copy_bytes(const std::byte* p, std::size_t n) {
   return v;
 }
 
-/// The first name that two nodes, or two initializers, of one graph share ("" when none):
-/// ONNX Runtime refuses such a graph, and amctq keys layers and their records by node name.
-/// Unnamed nodes are legal and not compared. `what` gets "node" or "initializer", `first` and
-/// `second` the two indices.
-inline std::string duplicate_name(const graph::graph& g, const char*& what, std::size_t& first, std::size_t& second) {
+/// The first pair of items with the same non-empty name() (or any name, `skip_unnamed` false):
+/// true with their indices in `first` and `second`.
+template <class Items, class Name>
+bool first_repeat(const Items& items, Name name, bool skip_unnamed, std::size_t& first, std::size_t& second) {
   std::unordered_map<std::string_view, std::size_t> seen;
-  seen.reserve(g.nodes.size());
-  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].name.empty()) continue;
-    const auto [it, fresh] = seen.emplace(g.nodes[i].name, i);
+  seen.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string& n = name(items[i]);
+    if (skip_unnamed && n.empty()) continue;
+    const auto [it, fresh] = seen.emplace(n, i);
     if (!fresh) {
-      what = "node";
       first = it->second;
       second = i;
-      return g.nodes[i].name;
+      return true;
     }
   }
-  seen.clear();
-  for (std::size_t i = 0; i < g.initializers.size(); ++i) {
-    const auto [it, fresh] = seen.emplace(g.initializers[i].name, i);
-    if (!fresh) {
-      what = "initializer";
-      first = it->second;
-      second = i;
-      return g.initializers[i].name;
-    }
-  }
-  return {};
+  return false;
 }
 
-/// Throws `code` at `where` when two nodes or two initializers of `g` share a name.
+/// Throws `code` at `where` when two nodes or two initializers of `g` share a name: ONNX
+/// Runtime refuses such a graph, and amctq keys layers and their records by node name.
+/// Unnamed nodes are legal and not compared.
 inline void check_unique_names(const graph::graph& g, errc code, const std::string& where) {
-  const char* what = "";
   std::size_t a = 0, b = 0;
-  const std::string dup = duplicate_name(g, what, a, b);
-  if (dup.empty() && std::string_view(what).empty()) return;
-  AMCTQ_THROW(code, where, what, "[", a, "] and ", what, "[", b, "] are both named '", clip(dup), "'; ",
+  const char* what = nullptr;
+  std::string name;
+  if (first_repeat(g.nodes, [](const graph::node& n) -> const std::string& { return n.name; }, true, a, b)) {
+    what = "node";
+    name = g.nodes[b].name;
+  } else if (first_repeat(g.initializers, [](const graph::initializer& i) -> const std::string& { return i.name; },
+                          false, a, b)) {
+    what = "initializer";
+    name = g.initializers[b].name;
+  }
+  if (!what) return;
+  AMCTQ_THROW(code, where, what, "[", a, "] and ", what, "[", b, "] are both named '", clip(name), "'; ",
               "ONNX Runtime refuses such a model too: give each ", what, " its own name");
 }
 

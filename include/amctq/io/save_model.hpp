@@ -47,6 +47,18 @@ inline void check_written_opset(const graph::model& m) {
               ": convert it with onnx.version_converter.convert_version(model, ", newest_written_opset, ")");
 }
 
+/// record.json and the nodes the lowerings add are keyed by layer name, which for an unnamed
+/// node is its output's name and can then equal another layer's: refused (amctq quantize checks
+/// before calibrating; save_model checks again) instead of losing a layer from the record.
+inline void check_layer_names(const graph::quantizer& q) {
+  const auto& ls = q.layers();
+  std::size_t a = 0, b = 0;
+  if (detail::first_repeat(ls, [](const graph::quant_layer& l) -> const std::string& { return l.name; }, false, a, b))
+    AMCTQ_THROW(errc::invalid_argument, "save_model", "two layers are named '", detail::clip(ls[b].name),
+                "' (", ls[a].op_type, " and ", ls[b].op_type, "; a layer takes its node's name, or its output's when "
+                "the node has none): give the nodes distinct names");
+}
+
 struct save_options {
   /// Tests: runs after each file of the set is renamed into place (a throw simulates a kill).
   std::function<void(const std::string&)> after_rename;
@@ -61,6 +73,7 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
                               const save_options& opt = {}) {
   AMCTQ_CHECK(q.calibrated(), errc::invalid_argument, "save_model", "calibrate() must run before save_model()");
   check_written_opset(q.float_model());
+  check_layer_names(q);
   saved_paths p;
   const std::string base = dir.empty() ? std::string(".") : dir;
   p.fake_quant = base + "/" + stem + "_fake_quant_model.onnx";
