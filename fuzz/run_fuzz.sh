@@ -103,7 +103,7 @@ for t in "${targets[@]}"; do
     status=1
   else
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$out/fuzz_$t.log" | sed "s/^/run_fuzz: fuzz_$t /" >&2
-    grep -E "^#[0-9]+ +DONE" "$out/fuzz_$t.log" | tail -1 | sed "s/^/run_fuzz: fuzz_$t /" >&2
+    { grep -E "^#[0-9]+[[:space:]]+DONE" "$out/fuzz_$t.log" || true; } | tail -1 | sed "s/^/run_fuzz: fuzz_$t /" >&2
   fi
 done
 exit $status

@@ -98,7 +98,8 @@ class atomic_file {
     const std::string base = slash == std::string::npos ? path_ : path_.substr(slash + 1);
     AMCTQ_CHECK(!base.empty(), errc::invalid_argument, "atomic_file", "path '", path_, "' names a folder");
     detail::check_replaceable(path_, "atomic_file");
-    detail::remove_stale_temps(slash == std::string::npos ? std::string() : path_.substr(0, slash), base);
+    detail::remove_stale_temps(slash == std::string::npos ? std::string() : slash == 0 ? std::string("/") : path_.substr(0, slash),
+                               base);
     tmp_ = (slash == std::string::npos ? std::string() : dir) + "." + base + ".tmp." + std::to_string(::getpid()) +
            ".XXXXXX";
     std::vector<char> name(tmp_.begin(), tmp_.end());
