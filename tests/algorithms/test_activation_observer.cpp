@@ -351,6 +351,14 @@ TEST_CASE("pot_diffs near FLT_MAX: the grid's range saturates to float instead o
   asym.observe(make_view(big.data(), {4}));
   CHECK_THROWS_WITH_AS(asym.result(), "[amctq.overflow] params_from_range: range [-3.40282347e+38, 3.37623911e+38] gives "
                                       "a scale that is not finite", amctq::error);
+  // IFMR's clip ratios above 1 likewise: its range was [min, inf] on data at FLT_MAX.
+  const std::vector<float> top = {-3.4e38f, 3.4e38f, 1.0f};
+  activation_observer ifmr(opts(calib_method::ifmr, true));
+  ifmr.observe(make_view(top.data(), {3}));
+  const calib_result ri = ifmr.result();
+  CHECK(std::isfinite(ri.ranges[0].min));
+  CHECK(std::isfinite(ri.ranges[0].max));
+  CHECK(std::isfinite(ri.params.scale[0]));
 }
 
 TEST_CASE("empty (an error naming the tensor), constant and all-zero tensors give valid params") {
