@@ -17,8 +17,8 @@
 
 #include <cfloat>
 #include <cmath>
-#include <limits>
 #include <cstdint>
+#include <limits>
 
 #include "amctq/algorithms/calib_range.hpp"
 #include "amctq/algorithms/histogram_moments.hpp"
