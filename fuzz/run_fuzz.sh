@@ -4,8 +4,8 @@
 #
 #   fuzz/run_fuzz.sh [SECONDS_PER_TARGET=60] [BUILD_DIR=<repo>/build-fuzz]
 #
-# Targets: fuzz_onnx (ONNX reader + writer round trip) and, when include/amctq/io/npy.hpp
-# exists, fuzz_npy. Exit status is non-zero if any target finds a crash, leak, timeout or
+# Targets: fuzz_onnx (ONNX reader + writer round trip), fuzz_npy (.npy reader) and
+# fuzz_config_json (the JSON config reader, with fuzz/config_json.dict). Exit status is non-zero if any target finds a crash, leak, timeout or
 # sanitizer report; the offending input is left in BUILD_DIR/artifacts/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -63,6 +63,29 @@ for v in [(2, 0), (3, 0)]:
 PY
 fi
 
+targets+=(config_json)
+seed_config_json="$out/seed_config_json"
+rm -rf "$seed_config_json" && mkdir -p "$seed_config_json"
+# Seeds: configs as amctq writes them and as users edit them, plus nesting and duplicate keys.
+cat >"$seed_config_json/default.json" <<'JSON'
+{"version": 1, "batch_num": 1, "activation_offset": true, "skip_layers": [],
+ "global": {"include_cle": false, "include_bias_corr": false, "convert_relu6_to_relu": false,
+            "keep_first_last_layer_accuracy": false, "target": "onnxruntime"},
+ "overall": {"num_bits": 8},
+ "weights": {"num_bits": 8, "channel_wise": true, "wts_algo": "arq", "num_steps": 32, "num_of_iteration": 1, "preset": "amct"},
+ "activation": {"num_bits": 8, "asymmetric": true, "act_algo": "ifmr", "max_percentile": 0.999999,
+                "min_percentile": 0.999999, "search_range": [0.7, 1.3], "search_step": 0.01, "num_of_bins": 4096,
+                "hist_bins": 2048, "percentile": 99.999},
+ "bias": {"num_bits": 32},
+ "layer_type": {"Gemm": {"activation": {"act_algo": "hfmg"}}},
+ "layers": {"/conv1/Conv": {"op_type": "Conv", "dmq_balancer_param": 0.5},
+            "/fc/Gemm": {"op_type": "Gemm", "quant_enable": false, "weights": {"wts_algo": "nuq", "num_steps": 16}}}}
+JSON
+printf '%s' '{"skip_layers": ["a"], "layers": {"a": {"op_type": "MatMul"}, "b": {"op_type": "AveragePool"}}}' >"$seed_config_json/skip.json"
+printf '%s' '{"activation": {"act_algo": "percentile", "percentile": 99.9}, "overall": {"num_bits": 4}, "weights": {"num_bits": 8}}' >"$seed_config_json/bits.json"
+printf '%s' '{"layers": {"a": {"op_type": "Conv"}, "a": {"op_type": "Gemm"}}}' >"$seed_config_json/duplicate.json"
+printf '%s' '{"x": [[[[[[[[[[[[[[[[{"a": [1, {"b": null}]}]]]]]]]]]]]]]]]]}' >"$seed_config_json/nested.json"
+
 status=0
 for t in "${targets[@]}"; do
   echo "run_fuzz: building fuzz_$t" >&2
@@ -70,14 +93,17 @@ for t in "${targets[@]}"; do
   work="$out/corpus_$t"
   mkdir -p "$work"
   echo "run_fuzz: running fuzz_$t for ${secs}s" >&2
+  extra=()
+  [ -f "$root/fuzz/$t.dict" ] && extra+=(-dict="$root/fuzz/$t.dict")
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "$out/fuzz_$t" "$work" "$out/seed_$t" -max_total_time="$secs" -max_len=131072 -timeout=20 \
+      "$out/fuzz_$t" "$work" "$out/seed_$t" "${extra[@]}" -max_total_time="$secs" -max_len=131072 -timeout=20 \
       -rss_limit_mb=2560 -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" 2>"$out/fuzz_$t.log"; then
     echo "run_fuzz: fuzz_$t FAILED; see $out/fuzz_$t.log and $out/artifacts/" >&2
     tail -60 "$out/fuzz_$t.log" >&2
     status=1
   else
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$out/fuzz_$t.log" | sed "s/^/run_fuzz: fuzz_$t /" >&2
+    { grep -E "^#[0-9]+[[:space:]]+DONE" "$out/fuzz_$t.log" || true; } | tail -1 | sed "s/^/run_fuzz: fuzz_$t /" >&2
   fi
 done
 exit $status

@@ -1,6 +1,7 @@
 // activation_observer: every method per-tensor and per-channel; order independence (the same
 // data shuffled into other batchings and shards merged gives identical params); state round
-// trips; NaN/Inf, empty, constant and all-zero tensors.
+// trips; NaN/Inf, empty (an error naming the tensor), constant and all-zero tensors; pot_diffs
+// near FLT_MAX.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -310,13 +311,14 @@ TEST_CASE("per-channel: empty, constant and all-zero channels give valid params;
       const std::string method = to_string(m);
       CAPTURE(method);
       CAPTURE(sym);
-      activation_observer e(opts(m, sym, 1));
+      auto eo = opts(m, sym, 1);
+      eo.name = "conv1.input";
+      activation_observer e(eo);  // every channel empty: no data at all is an error naming the tensor
       e.observe(make_view(v.data(), {0, static_cast<std::ptrdiff_t>(cols)}));
-      auto r = e.result();
-      validate(r.params);
-      REQUIRE(r.ranges.size() == cols);
-      for (const calib_range& c : r.ranges) CHECK((c.min == 0.0f && c.max == 0.0f));
+      CHECK_THROWS_WITH_AS(e.result(), "[amctq.invalid_argument] activation_observer::result: tensor 'conv1.input' has "
+                                       "no data to calibrate: every batch was empty", amctq::error);
       activation_observer k(opts(m, sym, 1));
+      calib_result r;
       k.observe(make_view(v.data(), {static_cast<std::ptrdiff_t>(rows), static_cast<std::ptrdiff_t>(cols)}));
       r = k.result();
       validate(r.params);
@@ -333,19 +335,57 @@ TEST_CASE("per-channel: empty, constant and all-zero channels give valid params;
   }
 }
 
-TEST_CASE("empty, constant and all-zero tensors give valid params") {
+TEST_CASE("pot_diffs near FLT_MAX: the grid's range saturates to float instead of becoming infinite") {
+  const std::vector<float> big = {-3e38f, 3e38f, 1.0f, -2.0f};
+  auto o = opts(calib_method::pot_diffs, true);
+  activation_observer ob(o);
+  ob.observe(make_view(big.data(), {4}));
+  const calib_result r = ob.result();
+  CHECK(std::isfinite(r.ranges[0].min));
+  CHECK(std::isfinite(r.ranges[0].max));
+  CHECK(r.ranges[0].min == -std::numeric_limits<float>::max());  // -128 * 2^121 is past FLT_MAX
+  CHECK(r.ranges[0].max == std::ldexp(127.0f, 121));
+  CHECK(r.params.scale[0] == std::ldexp(1.0f, 121));
+  // Asymmetric, AMCT's float span (max - min) overflows: an overflow error quoting a finite range.
+  activation_observer asym(opts(calib_method::pot_diffs, false));
+  asym.observe(make_view(big.data(), {4}));
+  CHECK_THROWS_WITH_AS(asym.result(), "[amctq.overflow] params_from_range: range [-3.40282347e+38, 3.37623911e+38] gives "
+                                      "a scale that is not finite", amctq::error);
+  // IFMR's clip ratios above 1 likewise: its range was [min, inf] on data at FLT_MAX.
+  const std::vector<float> top = {-3.4e38f, 3.4e38f, 1.0f};
+  activation_observer ifmr(opts(calib_method::ifmr, true));
+  ifmr.observe(make_view(top.data(), {3}));
+  const calib_result ri = ifmr.result();
+  CHECK(std::isfinite(ri.ranges[0].min));
+  CHECK(std::isfinite(ri.ranges[0].max));
+  CHECK(std::isfinite(ri.params.scale[0]));
+}
+
+TEST_CASE("empty (an error naming the tensor), constant and all-zero tensors give valid params") {
   const std::vector<float> zeros(64, 0.0f), constant(64, 1.5f), negative(64, -0.75f);
   for (calib_method m : all_calib_methods) {
     for (bool sym : {true, false}) {
       const std::string method = to_string(m);
     CAPTURE(method);
       CAPTURE(sym);
-      activation_observer e(opts(m, sym));
+      auto eo = opts(m, sym);
+      eo.name = "fc.input";
+      activation_observer e(eo);  // no data is an error naming the tensor, not a silent scale 1
+      CHECK_THROWS_WITH_AS(e.result(), "[amctq.invalid_argument] activation_observer::result: tensor 'fc.input' has no "
+                                       "data to calibrate: no batch was observed", amctq::error);
       e.observe(make_view(zeros.data(), {0}));
-      auto r = e.result();
+      CHECK_THROWS_WITH_AS(e.result(), doctest::Contains("tensor 'fc.input' has no data to calibrate: every batch was empty"),
+                           amctq::error);
+      eo.skip_nonfinite = true;
+      activation_observer nan_only(eo);
+      const std::vector<float> nans(5, std::numeric_limits<float>::quiet_NaN());
+      nan_only.observe(make_view(nans.data(), {5}));
+      nan_only.observe(make_view(zeros.data(), {0}));
+      CHECK_THROWS_WITH_AS(nan_only.result(), "[amctq.non_finite] activation_observer::result: tensor 'fc.input' has no "
+                                              "data to calibrate: all 5 values were NaN/inf (skipped)", amctq::error);
+      nan_only.observe(make_view(zeros.data(), {1}));  // one finite value is enough
+      calib_result r = nan_only.result();
       validate(r.params);
-      CHECK(r.ranges[0].min == 0.0f);
-      CHECK(r.ranges[0].max == 0.0f);
       activation_observer z(opts(m, sym));
       z.observe(make_view(zeros.data(), {64}));
       r = z.result();

@@ -140,6 +140,48 @@ TEST_CASE("config json: errors name the key path") {
         std::string::npos);
 }
 
+TEST_CASE("config json: nesting is limited to 256 levels; bad values are quoted short") {
+  auto arrays = [](std::size_t n) { return "{\"x\": " + std::string(n, '[') + std::string(n, ']') + "}"; };
+  // 256 levels in all (the object and 255 arrays) pass the reader; the key is then unknown.
+  CHECK(error_of(arrays(255)).find("config.x: unknown key") != std::string::npos);
+  const std::string deep = error_of(arrays(256));
+  CHECK(deep.find("nested deeper than 256 levels") != std::string::npos);
+  CHECK(deep.find("config.x[0][0][0]") != std::string::npos);
+  CHECK(deep.size() < 600);
+  // The 200 kB file of 100 000 '[': refused at level 257, the message stays short.
+  const std::string flat = error_of(std::string(100000, '[') + std::string(100000, ']'));
+  CHECK(flat.find("[amctq.invalid_argument] config: config[0][0]") != std::string::npos);
+  CHECK(flat.find("nested deeper than 256 levels") != std::string::npos);
+  CHECK(flat.size() < 600);
+  std::string objects;
+  for (int i = 0; i < 300; ++i) objects += "{\"a\": ";
+  objects += "1" + std::string(300, '}');
+  const std::string obj = error_of(objects);
+  CHECK(obj.find("config.a.a.a") != std::string::npos);
+  CHECK(obj.find("nested deeper than 256 levels") != std::string::npos);
+  CHECK(obj.size() < 600);
+  // Duplicate keys deep down are still found with their path; long keys in it are cut.
+  const std::string long_key(5000, 'k');
+  const std::string dup = error_of("{\"x\": {\"" + long_key + "\": {\"q\": 1, \"q\": 2}}}");
+  CHECK(dup.find("config.x.kkkk") != std::string::npos);
+  CHECK(dup.find("...(5000 bytes).q: appears twice") != std::string::npos);
+  CHECK(dup.size() < 300);
+  // Values: an array of 100 000 numbers, a 100 kB string, a 100 kB key.
+  std::string big_array = "[1";
+  for (int i = 0; i < 100000; ++i) big_array += ",1";
+  big_array += "]";
+  const std::string arr = error_of("{\"batch_num\": " + big_array + "}");
+  CHECK(arr.find("config.batch_num: must be an integer, got [1,1,1") != std::string::npos);
+  CHECK(arr.find("...(200003 bytes)") != std::string::npos);
+  CHECK(arr.size() < 250);
+  const std::string str = error_of("{\"activation\": {\"act_algo\": \"" + std::string(100000, 'z') + "\"}}");
+  CHECK(str.find("config.activation.act_algo: must be one of") != std::string::npos);
+  CHECK(str.size() < 350);
+  const std::string key = error_of("{\"" + std::string(100000, 'b') + "\": 1}");
+  CHECK(key.find("unknown key") != std::string::npos);
+  CHECK(key.size() < 250);
+}
+
 TEST_CASE("config json: save is atomic and validates first") {
   auto c = two_layer_config();
   c.batch_num = 0;

@@ -134,4 +134,21 @@ TEST_CASE("npy: malformed and hostile files are parse errors naming the problem"
   CHECK(parse_error(hdr("{'descr: '<f4'")).find("header") != std::string::npos);
 }
 
+TEST_CASE("npy: errors quote at most about 100 characters of a hostile header") {
+  // A version 2 header can be 4 GB; a 200 kB one with a huge key, a huge descr, a late error.
+  const std::string pad(200000, ' ');
+  const std::string huge_key = parse_error(make_npy(2, "{'" + std::string(100000, 'k') + "': 1}", {}));
+  CHECK(huge_key.find("unknown header key 'kkk") != std::string::npos);
+  CHECK(huge_key.find("...(100000 bytes)'") != std::string::npos);
+  CHECK(huge_key.size() < 400);
+  const std::string huge_descr =
+      parse_error(make_npy(2, "{'descr': '<" + std::string(100000, 'f') + "', 'fortran_order': False, 'shape': (2,)}", {}));
+  CHECK(huge_descr.find("dtype '<fff") != std::string::npos);
+  CHECK(huge_descr.size() < 400);
+  const std::string late = parse_error(make_npy(2, "{'descr': '<f4', 'fortran_order': False," + pad + "'shape': (2; }", {}));
+  CHECK(late.find("expected ',' or ')' in shape (at offset 200051 of '...") != std::string::npos);
+  CHECK(late.find("'shape': (2; }") != std::string::npos);  // the quote starts shortly before the offset
+  CHECK(late.size() < 400);
+}
+
 }  // namespace test_npy

@@ -3,6 +3,9 @@
 // corruption. Each must raise amctq::error naming the field, never crash or over-allocate.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <random>
 
@@ -52,6 +55,36 @@ std::string error_of(F&& f, errc want = errc::parse) {
 
 std::string parse_error(const pb_builder& m, errc want = errc::parse) {
   return error_of([&] { (void)io::parse_onnx(m.bytes.data(), m.bytes.size()); }, want);
+}
+
+/// A graph holding one If node whose then_branch is `body`.
+pb_builder wrap_in_if(const pb_builder& body) {
+  pb_builder attr;
+  attr.bytes_field(1, "then_branch").message(6, body).varint_field(20, 5);
+  pb_builder node;
+  node.bytes_field(4, "If").message(5, attr);
+  pb_builder outer;
+  outer.message(1, node);
+  return outer;
+}
+
+/// Writes `path`: a model whose one initializer "w" (4 floats) is external data at `location`
+/// with the given offset and length (an empty string leaves the key out).
+std::string write_external_model(const fs::path& path, const std::string& location, const std::string& offset,
+                                 const std::string& length) {
+  pb_builder t;
+  t.varint_field(1, 4).varint_field(2, 1).bytes_field(8, "w");
+  for (auto [k, v] : {std::pair{"location", location}, std::pair{"offset", offset}, std::pair{"length", length}}) {
+    if (v.empty()) continue;
+    pb_builder e;
+    e.bytes_field(1, k).bytes_field(2, v);
+    t.message(13, e);
+  }
+  t.varint_field(14, 1);
+  pb_builder g;
+  g.message(5, t);
+  amctq_test::write_bytes(path, model_with_graph(g).bytes);
+  return path.string();
 }
 
 pb_builder float_tensor_attr(const char* name, std::vector<std::int64_t> dims, std::size_t raw_bytes) {
@@ -180,12 +213,7 @@ TEST_CASE("onnx hostile: subgraph nesting is limited to 64") {
     pb_builder g;
     g.bytes_field(2, "leaf");
     for (int i = 0; i < depth; ++i) {
-      pb_builder attr;
-      attr.bytes_field(1, "then_branch").message(6, g).varint_field(20, 5);
-      pb_builder node;
-      node.bytes_field(4, "If").message(5, attr);
-      pb_builder outer;
-      outer.message(1, node);
+      pb_builder outer = wrap_in_if(g);
       g.bytes.swap(outer.bytes);
     }
     return model_with_graph(g);
@@ -202,20 +230,7 @@ TEST_CASE("onnx hostile: external data that escapes the folder or runs past the 
   fs::create_directories(dir / "sub");
   amctq_test::write_bytes(dir / "w.bin", std::vector<std::byte>(16));
   auto model_path = [&](const std::string& location, const std::string& offset, const std::string& length) {
-    pb_builder t;
-    t.varint_field(1, 4).varint_field(2, 1).bytes_field(8, "w");
-    for (auto [k, v] : {std::pair{"location", location}, std::pair{"offset", offset}, std::pair{"length", length}}) {
-      if (v.empty()) continue;
-      pb_builder e;
-      e.bytes_field(1, k).bytes_field(2, v);
-      t.message(13, e);
-    }
-    t.varint_field(14, 1);
-    pb_builder g;
-    g.message(5, t);
-    const fs::path p = dir / "sub" / "m.onnx";
-    amctq_test::write_bytes(p, model_with_graph(g).bytes);
-    return p.string();
+    return write_external_model(dir / "sub" / "m.onnx", location, offset, length);
   };
   auto read_error = [&](const std::string& p, errc code) { return error_of([&] { io::read_onnx(p); }, code); };
 
@@ -236,6 +251,120 @@ TEST_CASE("onnx hostile: external data that escapes the folder or runs past the 
         std::string::npos);
   CHECK(read_error(model_path("missing.bin", "", ""), errc::io).find("cannot open") != std::string::npos);
   fs::remove_all(dir);
+}
+
+TEST_CASE("onnx hostile: external data through symbolic links, FIFOs and folders") {
+  const fs::path dir = fs::temp_directory_path() / ("amctq_onnx_links_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "model");
+  fs::create_directories(dir / "outside" / "sub");
+  const std::vector<std::byte> outside_bytes(16, std::byte{0x41}), inside_bytes(16, std::byte{0x3f});
+  amctq_test::write_bytes(dir / "outside" / "w.bin", outside_bytes);
+  amctq_test::write_bytes(dir / "outside" / "sub" / "w.bin", outside_bytes);
+  amctq_test::write_bytes(dir / "model" / "real.bin", inside_bytes);
+  auto model_at = [&](const std::string& location) {
+    return write_external_model(dir / "model" / "m.onnx", location, "0", "16");
+  };
+  auto read_error = [&](const std::string& p) { return error_of([&] { io::read_onnx(p); }, errc::io); };
+
+  // A file symlink (absolute or relative target) and a folder symlink that lead outside.
+  fs::create_symlink(dir / "outside" / "w.bin", dir / "model" / "abs.bin");
+  fs::create_symlink(fs::path("..") / "outside" / "w.bin", dir / "model" / "rel.bin");
+  fs::create_directory_symlink(dir / "outside" / "sub", dir / "model" / "sub");
+  for (const char* loc : {"abs.bin", "rel.bin", "sub/w.bin", "./sub/w.bin"}) {
+    CAPTURE(loc);
+    const std::string msg = read_error(model_at(loc));
+    CHECK(msg.find(std::string("external data location '") + loc + "' resolves to '" +
+                   fs::canonical(dir / "outside").string()) != std::string::npos);
+    CHECK(msg.find("outside the model's folder") != std::string::npos);
+  }
+  // A symlink that stays inside is read, and so is a model reached through a linked folder.
+  fs::create_symlink("real.bin", dir / "model" / "inner.bin");
+  const auto inner = io::read_onnx(model_at("inner.bin"));
+  CHECK(inner.main.initializers.at(0).value.bytes() == inside_bytes);
+  fs::create_directory_symlink(dir / "model", dir / "alias");
+  (void)model_at("real.bin");
+  CHECK(io::read_onnx((dir / "alias" / "m.onnx").string()).main.initializers.at(0).value.bytes() == inside_bytes);
+  // Not regular files: a FIFO (reading it would block until a writer came) and a folder.
+  REQUIRE(::mkfifo((dir / "model" / "fifo.bin").c_str(), 0600) == 0);
+  CHECK(read_error(model_at("fifo.bin")).find("external data location 'fifo.bin' is not a regular file") !=
+        std::string::npos);
+  fs::create_directories(dir / "model" / "folder.bin");
+  CHECK(read_error(model_at("folder.bin")).find("'folder.bin' is not a regular file") != std::string::npos);
+  // The model file itself as a FIFO is refused without waiting for a writer.
+  REQUIRE(::mkfifo((dir / "fifo.onnx").c_str(), 0600) == 0);
+  CHECK(read_error((dir / "fifo.onnx").string()).find("is not a regular file") != std::string::npos);
+  // A long location is quoted short.
+  const std::string long_up = read_error(model_at(std::string(5000, 'a') + "/../../w.bin"));
+  CHECK(long_up.find("escapes the model's folder") != std::string::npos);
+  CHECK(long_up.size() < 400);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("onnx hostile: duplicate node or initializer names are refused on read and never written") {
+  auto node = [](const char* in, const char* out, const char* name) {
+    pb_builder n;
+    n.bytes_field(1, in).bytes_field(2, out);
+    if (*name) n.bytes_field(3, name);
+    n.bytes_field(4, "Relu");
+    return n;
+  };
+  pb_builder g;
+  g.message(1, node("x", "y", "same")).message(1, node("y", "z", "other")).message(1, node("z", "u", "same"));
+  CHECK(parse_error(model_with_graph(g)) ==
+        "[amctq.parse] ModelProto.graph: node[0] and node[2] are both named 'same'; ONNX Runtime refuses such a model "
+        "too: give each node its own name");
+  pb_builder unnamed;  // unnamed nodes are legal, however many
+  unnamed.message(1, node("x", "y", "")).message(1, node("y", "z", ""));
+  const pb_builder ok = model_with_graph(unnamed);
+  graph::model m = io::parse_onnx(ok.bytes.data(), ok.bytes.size());
+  CHECK(m.main.nodes.size() == 2);
+
+  pb_builder t;
+  t.varint_field(1, 1).varint_field(2, 1).bytes_field(8, "w").bytes_field(9, std::string(4, '\0'));
+  pb_builder inits;
+  inits.message(5, t).message(5, t);
+  CHECK(parse_error(model_with_graph(inits)).find("ModelProto.graph: initializer[0] and initializer[1] are both named 'w'") !=
+        std::string::npos);
+
+  // Inside a subgraph the path names it.
+  pb_builder body;
+  body.message(1, node("a", "b", "n")).message(1, node("b", "c", "n"));
+  CHECK(parse_error(model_with_graph(wrap_in_if(body))).find("ModelProto.graph.node[0].attribute[0].g: node[0] and node[1] are both "
+                                                  "named 'n'") != std::string::npos);
+
+  // The writer refuses what the reader would (a pass that named two nodes alike, say).
+  m.main.nodes[0].name = m.main.nodes[1].name = "twin";
+  CHECK(error_of([&] { (void)io::serialize_onnx(m); }, errc::invalid_argument)
+            .find("serialize_onnx: node[0] and node[1] are both named 'twin'") != std::string::npos);
+  const fs::path out = fs::temp_directory_path() / ("amctq_dup_write_" + std::to_string(::getpid()) + ".onnx");
+  CHECK(error_of([&] { io::write_onnx(m, out.string()); }, errc::invalid_argument).find("both named 'twin'") !=
+        std::string::npos);
+  CHECK(!fs::exists(out));
+}
+
+TEST_CASE("onnx hostile: negative dims in graph inputs, outputs and value_info") {
+  auto vi_with_dim = [](std::int64_t d) {
+    pb_builder dim;
+    dim.varint_field(1, static_cast<std::uint64_t>(d));
+    pb_builder shape;
+    shape.message(1, dim);
+    pb_builder tt;
+    tt.varint_field(1, 1).message(2, shape);
+    pb_builder type;
+    type.message(1, tt);
+    pb_builder vi;
+    vi.bytes_field(1, "x").message(2, type);
+    return vi;
+  };
+  pb_builder g;
+  g.message(11, vi_with_dim(-3));
+  CHECK(parse_error(model_with_graph(g)).find("ModelProto.graph.input[0].type.tensor_type.shape.dim[0]: "
+                                              "Dimension.dim_value -3 is negative") != std::string::npos);
+  pb_builder out;
+  out.message(12, vi_with_dim(0)).message(12, vi_with_dim(-1));
+  CHECK(parse_error(model_with_graph(out)).find("ModelProto.graph.output[1].type.tensor_type.shape.dim[0]: "
+                                                "Dimension.dim_value -1 is negative") != std::string::npos);
 }
 
 TEST_CASE("onnx hostile: random corruption of real models never escapes as anything but amctq::error") {

@@ -4,6 +4,9 @@
 #ifndef AMCTQ_TOOLS_CLI_REPORT_HPP
 #define AMCTQ_TOOLS_CLI_REPORT_HPP
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -27,6 +30,28 @@ inline int report(const std::exception& e, const char* command, int status) {
   const bool ours = dynamic_cast<const amctq::error*>(&e) != nullptr;
   std::cerr << (ours ? std::string() : std::string(command) + ": ") << one_line(e.what()) << "\n";
   return status;
+}
+
+/// A command that succeeded has printed its result: flush stdout and, when anything printed was
+/// lost (stdout on a full device, a closed file), say so in one line and turn the status into
+/// bad_input. A command whose output is its result must not exit 0 without it.
+inline int check_stdout(int status, const char* command) {
+  if (status != 0) return status;
+  errno = 0;
+  std::cout.flush();
+  const bool lost = !std::cout || std::fflush(stdout) != 0 || std::ferror(stdout);
+  if (!lost) return status;
+  const int e = errno;
+  std::cerr << "[amctq.io] " << command << ": cannot write to stdout: " << (e ? std::strerror(e) : "write error")
+            << "\n";
+  return bad_input;
+}
+
+/// The value of an option that names a file or folder: an empty one is a usage error (it
+/// would otherwise mean stdout, or the current folder, by accident).
+inline std::string path_value(const std::string& v, const std::string& option, const char* command) {
+  AMCTQ_CHECK(!v.empty(), amctq::errc::invalid_argument, command, option, " needs a non-empty path");
+  return v;
 }
 
 }  // namespace amctq::cli

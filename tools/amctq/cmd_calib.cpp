@@ -223,6 +223,7 @@ int cmd_calib(int argc, char** argv) {
       if (o.method == calib_method::hfmg) o.hfmg.bins = bins;
     }
     AMCTQ_CHECK(!files.empty(), errc::invalid_argument, "amctq calib", "no .npy file given (see amctq calib --help)");
+    o.name = files.size() == 1 ? files[0] : files[0] + " and " + std::to_string(files.size() - 1) + " more";
     ob.emplace(o);
   } catch (const std::exception& e) {
     return cli::report(e, "amctq calib", cli::bad_usage);

@@ -47,7 +47,7 @@ int cmd_config(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "--model") model_path = value();
-      else if (a == "--out") out = value();
+      else if (a == "--out") out = cli::path_value(value(), a, "amctq config");
       else if (a == "--skip") skip.push_back(value());
       else if (a == "--symmetric-activations") offset = false;
       else if (a == "--batch-num") {

@@ -31,7 +31,8 @@ const char* const quantize_usage =
     "Quantizes M.onnx (AMCT flow: BatchNorm folding, optional DMQ balance, ARQ weights, activation\n"
     "calibration) and writes DIR/<stem>_fake_quant_model.onnx (QuantizeLinear/DequantizeLinear),\n"
     "DIR/<stem>_deploy_model.onnx (int8 weights, int32 bias, QLinearConv/ConvInteger/MatMulInteger)\n"
-    "and DIR/record.json, where <stem> is M's file name without .onnx.\n"
+    "and DIR/record.json, where <stem> is M's file name without .onnx, then DIR/amctq_manifest.json\n"
+    "(each file's size and SHA-256; without it the folder holds no complete set: docs/pipeline.md).\n"
     "  --model M.onnx   the float model (required)\n"
     "  --calib X.npy    calibration data, float32, shaped like the model input (required); its first\n"
     "                   axis N is split into batch_num batches of N / batch_num rows (the last\n"
@@ -92,10 +93,7 @@ int cmd_quantize(int argc, char** argv) {
       if (a == "--model") model_path = value();
       else if (a == "--calib") calib_path = value();
       else if (a == "--config") config_path = value();
-      else if (a == "--out") {
-        out_dir = value();
-        if (out_dir.empty()) out_dir = ".";
-      }
+      else if (a == "--out") out_dir = cli::path_value(value(), a, "amctq quantize");
       else if (a == "--input") input_name = value();
       else if (a == "--quiet") quiet = true;
       else AMCTQ_THROW(errc::invalid_argument, "amctq quantize", "unknown option '", a, "' (see amctq quantize --help)");
@@ -113,6 +111,7 @@ int cmd_quantize(int argc, char** argv) {
     AMCTQ_CHECK(config_path.empty() || std::filesystem::is_regular_file(config_path), errc::io, "amctq quantize",
                 "--config ", config_path, ": no such file");
     const graph::model m = io::read_onnx(model_path);
+    io::check_written_opset(m);  // before the long part
     const graph::quant_config cfg = config_path.empty() ? graph::create_quant_config(m) : io::read_config_json(config_path);
     if (input_name.empty()) {
       for (const auto& vi : m.main.inputs)
@@ -139,6 +138,7 @@ int cmd_quantize(int argc, char** argv) {
 
     check_writable_folder(out_dir);  // before the long part; the folder itself is made only when saving
     graph::quantizer q(m, cfg);
+    io::check_layer_names(q);  // before the long part
     if (q.layers().empty())
       std::cerr << "amctq quantize: warning: no layer is quantized (the model has none amctq can quantize, or the "
                    "config skips them all; amctq inspect lists them): the outputs compute in float\n";

@@ -60,8 +60,8 @@ int cmd_run(int argc, char** argv) {
       };
       if (a == "--model") model_path = value();
       else if (a == "--input") inputs.push_back(value());
-      else if (a == "--output") output = value();
-      else if (a == "--output-dir") output_dir = value();
+      else if (a == "--output") output = cli::path_value(value(), a, "amctq run");
+      else if (a == "--output-dir") output_dir = cli::path_value(value(), a, "amctq run");
       else AMCTQ_THROW(errc::invalid_argument, "amctq run", "unknown option '", a, "' (see amctq run --help)");
     }
     AMCTQ_CHECK(!model_path.empty(), errc::invalid_argument, "amctq run", "--model is required");

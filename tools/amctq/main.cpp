@@ -5,6 +5,8 @@
 #include <iostream>
 #include <string>
 
+#include "cli_report.hpp"
+
 #ifdef AMCTQ_HAS_CMD_CALIB
 int cmd_calib(int argc, char** argv);
 #endif
@@ -67,10 +69,10 @@ int main(int argc, char** argv) {
   const std::string sub = argv[1];
   if (sub == "-h" || sub == "--help" || sub == "help") {
     usage(std::cout);
-    return 0;
+    return amctq::cli::check_stdout(0, "amctq");
   }
   for (const auto& c : commands)
-    if (sub == c.name) return c.run(argc - 1, argv + 1);
+    if (sub == c.name) return amctq::cli::check_stdout(c.run(argc - 1, argv + 1), (std::string("amctq ") + c.name).c_str());
   std::cerr << "amctq: unknown subcommand '" << sub << "' (see amctq --help)\n";
   return 2;
 }

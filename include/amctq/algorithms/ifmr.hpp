@@ -18,6 +18,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "amctq/algorithms/calib_range.hpp"
 #include "amctq/algorithms/histogram_moments.hpp"
@@ -71,6 +72,10 @@ inline calib_range ifmr_range(extreme_values& tails, const binned_histogram& h, 
   const int b = spec.bits;
   auto ratio = [&](std::uint32_t i) { return o.search_start + static_cast<double>(i) * o.search_step; };
   auto round_away = [](double v) { return std::round(v); };
+  // Clip ends are found in double; data near FLT_MAX times a ratio above 1 passes the float
+  // range, and the range returned must stay finite (params_from_range then says whether a
+  // scale exists).
+  auto to_float = [](double v) { return static_cast<float>(std::fmin(v, std::numeric_limits<float>::max())); };
   std::uint32_t best = 0;
   double best_loss = INFINITY;
   if (spec.symmetric) {
@@ -87,7 +92,7 @@ inline calib_range ifmr_range(extreme_values& tails, const binned_histogram& h, 
         best = i;
       }
     }
-    const auto c = static_cast<float>(ratio(best) * A);
+    const float c = to_float(ratio(best) * A);
     return a > 0.0f ? calib_range{0.0f, c} : calib_range{-c, 0.0f};
   }
   const double span = std::ldexp(1.0, b) - 1.0;
@@ -101,7 +106,7 @@ inline calib_range ifmr_range(extreme_values& tails, const binned_histogram& h, 
       best = i;
     }
   }
-  return {min0, static_cast<float>(ratio(best) * max0)};
+  return {min0, to_float(ratio(best) * max0)};
 }
 
 }  // namespace amctq

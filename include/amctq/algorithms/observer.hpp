@@ -258,12 +258,20 @@ class activation_observer {
   }
 
   /// The clipping range of every channel and the quant_params they give under the preset.
-  /// No data (or only NaN/inf skipped) gives the range [0, 0], hence scale 1.
+  /// A tensor without a single finite value (no batch, empty batches, or only NaN/inf skipped)
+  /// is an error naming it; per-channel, a channel without one gets the range [0, 0], hence
+  /// scale 1, as long as another channel has data.
   calib_result result() const {
     calib_result out;
     const std::size_t nch = ch_.empty() ? (o_.spec.axis == per_tensor ? 1 : 0) : ch_.size();
     AMCTQ_CHECK(nch > 0, errc::invalid_argument, "activation_observer::result", "tensor '", o_.name,
                 "': per-channel observer has seen no batch, so its channel count is unknown");
+    bool any = false;
+    for (const channel& ch : ch_) any = any || ch.min <= ch.max;
+    AMCTQ_CHECK(any || nonfinite_ == 0, errc::non_finite, "activation_observer::result", "tensor '", o_.name,
+                "' has no data to calibrate: all ", nonfinite_, " values were NaN/inf (skipped)");
+    AMCTQ_CHECK(any, errc::invalid_argument, "activation_observer::result", "tensor '", o_.name,
+                "' has no data to calibrate: ", ch_.empty() ? "no batch was observed" : "every batch was empty");
     out.ranges.resize(nch);
     for (std::size_t c = 0; c < ch_.size(); ++c) out.ranges[c] = channel_range(ch_[c]);
     quant_spec spec = o_.spec;
@@ -440,7 +448,11 @@ class activation_observer {
         const qrange q = integer_range(o_.spec);
         const double fp = std::nearbyint(aggregate(ch.batch_values, o_.statistic));
         const double s = std::ldexp(1.0, -static_cast<int>(fp));
-        return {static_cast<float>(q.qmin * s), static_cast<float>(q.qmax * s)};
+        // The grid's ends in double, saturated to float: data near FLT_MAX needs a step whose
+        // 2^(b-1) multiple is past it, and the range must stay finite (params_from_range then
+        // says whether a scale exists).
+        constexpr double top = std::numeric_limits<float>::max();
+        return {static_cast<float>(std::fmax(q.qmin * s, -top)), static_cast<float>(std::fmin(q.qmax * s, top))};
       }
       default: break;
     }

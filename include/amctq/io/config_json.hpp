@@ -24,12 +24,16 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/io/atomic_file.hpp"
+#include "amctq/io/detail/quote.hpp"
 
 namespace amctq::io {
 
 namespace detail {
 
 using ojson = nlohmann::ordered_json;
+
+/// Arrays and objects nested deeper than this are refused (a config needs about 5 levels).
+inline constexpr std::size_t config_max_depth = 256;
 
 [[noreturn]] inline void key_error(const std::string& key, const std::string& msg) {
   AMCTQ_THROW(errc::invalid_argument, "config", key, ": ", msg);
@@ -40,27 +44,32 @@ inline void allow_keys(const ojson& j, const std::string& path, std::initializer
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool ok = false;
     for (const char* k : keys) ok = ok || it.key() == k;
-    if (!ok) key_error(path + "." + it.key(), "unknown key");
+    if (!ok) key_error(path + "." + clip(it.key()), "unknown key");
   }
 }
 
 // JSON lets a key appear twice in one object and nlohmann keeps the last; in a config that is
 // almost always an editing slip (two entries for one layer), so it is refused, naming the key
-// path, before anything is read.
+// path, before anything is read. Memory stays linear in the text: each open level keeps only
+// its own keys and the step into its current child (the path is built when an error names
+// it), and nesting deeper than config_max_depth is refused as soon as it is seen.
 inline ojson parse_unique_keys(const std::string& text) {
   struct level {
-    std::string path;
     bool array = false;
     std::size_t index = 0;                 // arrays: the element being read
+    std::string key;                       // objects: the last key read
     std::unordered_set<std::string> keys;  // objects: the keys read so far
   };
   std::vector<level> open;
-  std::string last_key;
-  // The path of the value about to start: under the last key of an object, or [i] in an array.
-  auto child_path = [&]() {
-    if (open.empty()) return std::string("config");
-    const level& up = open.back();
-    return up.array ? up.path + "[" + std::to_string(up.index) + "]" : up.path + "." + last_key;
+  // "config" and the steps down to the current child of open[0..n), each key quoted short,
+  // the whole cut after about 400 characters.
+  auto path_of = [&](std::size_t n) {
+    std::string p = "config";
+    for (std::size_t i = 0; i < n; ++i) {
+      if (p.size() > 4 * quote_limit) return p + "...";
+      p += open[i].array ? "[" + std::to_string(open[i].index) + "]" : "." + clip(open[i].key);
+    }
+    return p;
   };
   auto element_done = [&]() {
     if (!open.empty() && open.back().array) ++open.back().index;
@@ -68,21 +77,25 @@ inline ojson parse_unique_keys(const std::string& text) {
   auto check = [&](int, ojson::parse_event_t event, ojson& parsed) {
     switch (event) {
       case ojson::parse_event_t::object_start:
-      case ojson::parse_event_t::array_start: {
-        level next{child_path(), event == ojson::parse_event_t::array_start, 0, {}};
-        open.push_back(std::move(next));
+      case ojson::parse_event_t::array_start:
+        if (open.size() >= config_max_depth)
+          key_error(path_of(open.size()), "nested deeper than " + std::to_string(config_max_depth) +
+                                              " levels of arrays and objects (the limit)");
+        open.emplace_back();
+        open.back().array = event == ojson::parse_event_t::array_start;
         break;
-      }
       case ojson::parse_event_t::object_end:
       case ojson::parse_event_t::array_end:
         open.pop_back();
         element_done();
         break;
-      case ojson::parse_event_t::key:
-        last_key = parsed.get<std::string>();
-        if (!open.back().keys.insert(last_key).second)
-          key_error(open.back().path + "." + last_key, "appears twice in one object; JSON readers keep only one of them");
+      case ojson::parse_event_t::key: {
+        level& up = open.back();
+        up.key = parsed.get<std::string>();
+        if (!up.keys.insert(up.key).second)
+          key_error(path_of(open.size()), "appears twice in one object; JSON readers keep only one of them");
         break;
+      }
       case ojson::parse_event_t::value: element_done(); break;
     }
     return true;
@@ -90,21 +103,24 @@ inline ojson parse_unique_keys(const std::string& text) {
   return ojson::parse(text, check);
 }
 
+/// At most quote_limit characters of a JSON value, for error messages.
+inline std::string quoted(const ojson& j) { return clip(j.dump()); }
+
 inline bool get_bool(const ojson& j, const std::string& path) {
-  if (!j.is_boolean()) key_error(path, std::string("must be true or false, got ") + j.dump());
+  if (!j.is_boolean()) key_error(path, std::string("must be true or false, got ") + quoted(j));
   return j.get<bool>();
 }
 inline int get_int(const ojson& j, const std::string& path) {
   if (!j.is_number_integer() || j.get<long long>() < -2147483647LL || j.get<long long>() > 2147483647LL)
-    key_error(path, "must be an integer, got " + j.dump());
+    key_error(path, "must be an integer, got " + quoted(j));
   return static_cast<int>(j.get<long long>());
 }
 inline float get_float(const ojson& j, const std::string& path) {
-  if (!j.is_number()) key_error(path, "must be a number, got " + j.dump());
+  if (!j.is_number()) key_error(path, "must be a number, got " + quoted(j));
   return j.get<float>();
 }
 inline std::string get_string(const ojson& j, const std::string& path) {
-  if (!j.is_string()) key_error(path, "must be a string, got " + j.dump());
+  if (!j.is_string()) key_error(path, "must be a string, got " + quoted(j));
   return j.get<std::string>();
 }
 
@@ -115,19 +131,19 @@ inline calib_method parse_act_algo(const ojson& j, const std::string& path) {
     if (s == to_string(m)) return m;
     names += (names.empty() ? "" : ", ") + std::string(to_string(m));
   }
-  key_error(path, "must be one of " + names + ", got \"" + s + "\"");
+  key_error(path, "must be one of " + names + ", got \"" + clip(s) + "\"");
 }
 inline batch_statistic parse_batch_statistic(const ojson& j, const std::string& path) {
   const std::string s = get_string(j, path);
   for (batch_statistic b : {batch_statistic::modal, batch_statistic::max, batch_statistic::mean, batch_statistic::median})
     if (s == to_string(b)) return b;
-  key_error(path, "must be one of modal, max, mean, median, got \"" + s + "\"");
+  key_error(path, "must be one of modal, max, mean, median, got \"" + clip(s) + "\"");
 }
 inline graph::wts_algo parse_wts_algo(const ojson& j, const std::string& path) {
   const std::string s = get_string(j, path);
   if (s == "arq" || s == "arq_quantize") return graph::wts_algo::arq;
   if (s == "nuq" || s == "nuq_quantize") return graph::wts_algo::nuq;
-  key_error(path, "must be arq or nuq, got \"" + s + "\"");
+  key_error(path, "must be arq or nuq, got \"" + clip(s) + "\"");
 }
 
 // Applies the keys present in j onto a (partial objects override only what they name).
@@ -145,7 +161,7 @@ inline void apply_activation(const ojson& j, graph::activation_quant& a, const s
     else if (k == "max_percentile") a.max_percentile = get_float(*it, p);
     else if (k == "min_percentile") a.min_percentile = get_float(*it, p);
     else if (k == "search_range") {
-      if (!it->is_array() || it->size() != 2) key_error(p, "must be [start, end], got " + it->dump());
+      if (!it->is_array() || it->size() != 2) key_error(p, "must be [start, end], got " + quoted(*it));
       a.search_range_start = get_float((*it)[0], p + "[0]");
       a.search_range_end = get_float((*it)[1], p + "[1]");
     } else if (k == "search_step") a.search_step = get_float(*it, p);
@@ -169,7 +185,7 @@ inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::str
     else if (k == "num_of_iteration") w.num_of_iteration = get_int(*it, p);
     else if (k == "preset") {
       const std::string name = get_string(*it, p);
-      if (!preset_from_string(name, w.how)) key_error(p, "must be amct, onnxruntime or pytorch, got \"" + name + "\"");
+      if (!preset_from_string(name, w.how)) key_error(p, "must be amct, onnxruntime or pytorch, got \"" + clip(name) + "\"");
     }
   }
 }
@@ -361,7 +377,7 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
     if (!t.is_object()) detail::key_error("config.layer_type", "must be an object keyed by op type");
     for (auto it = t.begin(); it != t.end(); ++it) {
       graph::layer_settings s = base;
-      detail::apply_layer(*it, s, "config.layer_type." + it.key(), false);
+      detail::apply_layer(*it, s, "config.layer_type." + detail::clip(it.key()), false);
       c.layer_type[it.key()] = s;
     }
   }
@@ -369,13 +385,13 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
     const auto& ls = j["layers"];
     if (!ls.is_object()) detail::key_error("config.layers", "must be an object keyed by layer name");
     for (auto it = ls.begin(); it != ls.end(); ++it) {
-      const std::string p = "config.layers." + it.key();
+      const std::string p = "config.layers." + detail::clip(it.key());
       if (!it->is_object() || !it->contains("op_type")) detail::key_error(p + ".op_type", "is required");
       graph::layer_config l;
       l.name = it.key();
       l.op_type = detail::get_string((*it)["op_type"], p + ".op_type");
       if (!graph::is_quantizable_op(l.op_type))
-        detail::key_error(p + ".op_type", "must be one of " + graph::layer_kind_names() + ", got \"" + l.op_type + "\"");
+        detail::key_error(p + ".op_type", "must be one of " + graph::layer_kind_names() + ", got \"" + detail::clip(l.op_type) + "\"");
       const auto ty = c.layer_type.find(l.op_type);
       l.settings = ty == c.layer_type.end() ? base : ty->second;
       detail::apply_layer(*it, l.settings, p, true);

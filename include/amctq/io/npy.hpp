@@ -22,6 +22,7 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/tensor.hpp"
 #include "amctq/io/atomic_file.hpp"
+#include "amctq/io/detail/quote.hpp"
 
 namespace amctq::io {
 
@@ -66,7 +67,7 @@ class npy_dict_parser {
         h.shape = tuple();
         has_shape = true;
       } else {
-        fail("unknown header key '" + key + "'");
+        fail("unknown header key '" + clip(key) + "'");
       }
       skip_space();
       if (peek() == ',') ++pos_;
@@ -78,7 +79,10 @@ class npy_dict_parser {
 
  private:
   [[noreturn]] void fail(const std::string& msg) const {
-    AMCTQ_THROW(errc::parse, "read_npy", what_, ": header ", msg, " (at offset ", pos_, " of '", s_, "')");
+    // Quote the header from a little before the offset, at most quote_limit characters of it.
+    const std::size_t from = pos_ > quote_limit / 2 ? pos_ - quote_limit / 2 : 0;
+    AMCTQ_THROW(errc::parse, "read_npy", what_, ": header ", msg, " (at offset ", pos_, " of '", from ? "..." : "",
+                clip(std::string_view(s_).substr(std::min(from, s_.size()))), "')");
   }
   char peek() {
     if (pos_ >= s_.size()) fail("ends early");
@@ -127,9 +131,9 @@ class npy_dict_parser {
     }
   }
   void parse_descr(const std::string& d, npy_header& h) {
-    if (d.size() < 3) fail("has an unsupported descr '" + d + "'");
+    if (d.size() < 3) fail("has an unsupported descr '" + clip(d) + "'");
     const char order = d[0];
-    if (order != '<' && order != '>' && order != '|' && order != '=') fail("descr '" + d + "' has no byte order");
+    if (order != '<' && order != '>' && order != '|' && order != '=') fail("descr '" + clip(d) + "' has no byte order");
     h.big_endian = order == '>';
     const std::string t = d.substr(1);
     if (t == "f4") h.type = graph::dtype::float32;
@@ -142,7 +146,7 @@ class npy_dict_parser {
     else if (t == "i2") h.type = graph::dtype::int16;
     else if (t == "u2") h.type = graph::dtype::uint16;
     else if (t == "b1") h.type = graph::dtype::boolean;
-    else fail("dtype '" + d + "' is not supported (float32, float64, float16, int8, uint8, int16, uint16, int32, int64, bool)");
+    else fail("dtype '" + clip(d) + "' is not supported (float32, float64, float16, int8, uint8, int16, uint16, int32, int64, bool)");
   }
 
   const std::string& s_;

@@ -9,8 +9,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <map>
+#include <system_error>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,6 +24,7 @@
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/tensor.hpp"
 #include "amctq/io/detail/mapped_file.hpp"
+#include "amctq/io/detail/quote.hpp"
 #include "amctq/io/protobuf_wire.hpp"
 
 namespace amctq::io {
@@ -73,6 +77,45 @@ inline std::vector<std::byte> copy_bytes(const std::byte* p, std::size_t n) {
 #endif
   v.insert(v.end(), p, p + n);
   return v;
+}
+
+/// The first pair of items with the same non-empty name() (or any name, `skip_unnamed` false):
+/// true with their indices in `first` and `second`.
+template <class Items, class Name>
+bool first_repeat(const Items& items, Name name, bool skip_unnamed, std::size_t& first, std::size_t& second) {
+  std::unordered_map<std::string_view, std::size_t> seen;
+  seen.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string& n = name(items[i]);
+    if (skip_unnamed && n.empty()) continue;
+    const auto [it, fresh] = seen.emplace(n, i);
+    if (!fresh) {
+      first = it->second;
+      second = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+/// Throws `code` at `where` when two nodes or two initializers of `g` share a name: ONNX
+/// Runtime refuses such a graph, and amctq keys layers and their records by node name.
+/// Unnamed nodes are legal and not compared.
+inline void check_unique_names(const graph::graph& g, errc code, const std::string& where) {
+  std::size_t a = 0, b = 0;
+  const char* what = nullptr;
+  std::string name;
+  if (first_repeat(g.nodes, [](const graph::node& n) -> const std::string& { return n.name; }, true, a, b)) {
+    what = "node";
+    name = g.nodes[b].name;
+  } else if (first_repeat(g.initializers, [](const graph::initializer& i) -> const std::string& { return i.name; },
+                          false, a, b)) {
+    what = "initializer";
+    name = g.initializers[b].name;
+  }
+  if (!what) return;
+  AMCTQ_THROW(code, where, what, "[", a, "] and ", what, "[", b, "] are both named '", clip(name), "'; ",
+              "ONNX Runtime refuses such a model too: give each ", what, " its own name");
 }
 
 /// A TensorProto as read, before its data is resolved.
@@ -284,6 +327,7 @@ class onnx_parser {
           g.unparsed.append(reinterpret_cast<const char*>(start), static_cast<std::size_t>(r.position() - start));
       }
     }
+    check_unique_names(g, errc::parse, path.str());
     return g;
   }
 
@@ -480,7 +524,11 @@ class onnx_parser {
       graph::dimension dim;
       while (!d.done()) {
         const pb::tag dt = d.read_tag();
-        if (dt.field == 1) dim.value = read_int(d, dt, "Dimension.dim_value");
+        if (dt.field == 1) {
+          dim.value = read_int(d, dt, "Dimension.dim_value");
+          AMCTQ_CHECK(*dim.value >= 0, errc::parse, p.str(), "Dimension.dim_value ", *dim.value,
+                      " is negative; an unknown size has no dim_value (or a dim_param name)");
+        }
         else if (dt.field == 2) dim.param = read_string(d, dt, "Dimension.dim_param");
         else d.skip(dt);
       }
@@ -709,10 +757,10 @@ class onnx_parser {
         ref.location = v;
         has_location = true;
       } else if (k == "offset") {
-        AMCTQ_CHECK(parse_decimal(v, ref.offset), errc::parse, where, "external_data offset '", v,
+        AMCTQ_CHECK(parse_decimal(v, ref.offset), errc::parse, where, "external_data offset '", clip(v),
                     "' is not a non-negative integer");
       } else if (k == "length") {
-        AMCTQ_CHECK(parse_decimal(v, ref.length), errc::parse, where, "external_data length '", v,
+        AMCTQ_CHECK(parse_decimal(v, ref.length), errc::parse, where, "external_data length '", clip(v),
                     "' is not a non-negative integer");
       }
       // "checksum" and unknown keys are informational.
@@ -729,12 +777,12 @@ class onnx_parser {
     AMCTQ_CHECK(!loc.empty(), errc::io, where, "external data location is empty");
     AMCTQ_CHECK(loc.find('\0') == std::string::npos, errc::io, where, "external data location contains a NUL byte");
     AMCTQ_CHECK(loc.front() != '/' && loc.front() != '\\' && !(loc.size() > 1 && loc[1] == ':'), errc::io, where,
-                "external data location '", loc, "' is absolute; it must be relative to the model's folder");
+                "external data location '", clip(loc), "' is absolute; it must be relative to the model's folder");
     std::size_t i = 0;
     while (i <= loc.size()) {
       const std::size_t j = loc.find_first_of("/\\", i);
       const std::size_t e = j == std::string::npos ? loc.size() : j;
-      AMCTQ_CHECK(loc.compare(i, e - i, "..") != 0 || e - i != 2, errc::io, where, "external data location '", loc,
+      AMCTQ_CHECK(loc.compare(i, e - i, "..") != 0 || e - i != 2, errc::io, where, "external data location '", clip(loc),
                   "' escapes the model's folder");
       if (j == std::string::npos) break;
       i = j + 1;
@@ -744,25 +792,49 @@ class onnx_parser {
  private:
   std::vector<std::byte> read_external(const graph::initializer::external_ref& ref, std::uint64_t need,
                                        const std::string& desc, const std::string& where) {
-    AMCTQ_CHECK(!base_dir_.empty(), errc::io, where, "tensor data is in external file '", ref.location,
+    AMCTQ_CHECK(!base_dir_.empty(), errc::io, where, "tensor data is in external file '", clip(ref.location),
                 "' but the model's folder is unknown (parse from memory): use read_onnx");
-    const std::string full = base_dir_ + "/" + ref.location;
+    const std::string full = resolve_inside(ref.location, where);
     auto it = files_.find(full);
     if (it == files_.end()) it = files_.emplace(full, mapped_file(full)).first;
     const mapped_file& file = it->second;
     const std::uint64_t size = file.size();
     AMCTQ_CHECK(static_cast<std::uint64_t>(ref.offset) <= size, errc::io, where, "external data offset ", ref.offset,
-                " is past the end of '", ref.location, "' (", size, " bytes)");
+                " is past the end of '", clip(ref.location), "' (", size, " bytes)");
     const std::uint64_t avail = size - static_cast<std::uint64_t>(ref.offset);
     const std::uint64_t len = ref.length < 0 ? avail : static_cast<std::uint64_t>(ref.length);
     AMCTQ_CHECK(len <= avail, errc::io, where, "external data offset ", ref.offset, " + length ", len,
-                " is past the end of '", ref.location, "' (", size, " bytes)");
+                " is past the end of '", clip(ref.location), "' (", size, " bytes)");
     AMCTQ_CHECK(len == need, errc::parse, where, "external data length ", len, " does not match ", desc, " (", need,
                 " bytes)");
     return copy_bytes(file.data() + ref.offset, static_cast<std::size_t>(len));
   }
 
+  /// The canonical path of `location` under the model's folder: refused when it resolves
+  /// outside that folder (through a symbolic link to a file or to a folder; the text of the
+  /// location was checked already) or is not a regular file (a FIFO, a device, a folder).
+  std::string resolve_inside(const std::string& location, const std::string& where) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (base_canonical_.empty()) {
+      base_canonical_ = fs::canonical(base_dir_, ec);
+      AMCTQ_CHECK(!ec, errc::io, where, "cannot resolve the model's folder '", base_dir_, "': ", ec.message());
+    }
+    const fs::path target = fs::canonical(fs::path(base_dir_) / location, ec);
+    AMCTQ_CHECK(!ec, errc::io, where, "cannot open external data '", clip(location), "': ", ec.message());
+    auto t = target.begin();
+    for (auto b = base_canonical_.begin(); b != base_canonical_.end(); ++b, ++t)
+      AMCTQ_CHECK(t != target.end() && *t == *b, errc::io, where, "external data location '", clip(location),
+                  "' resolves to '", clip(target.string()), "', outside the model's folder '",
+                  clip(base_canonical_.string()), "' (through a symbolic link)");
+    const fs::file_status st = fs::status(target, ec);
+    AMCTQ_CHECK(!ec && fs::is_regular_file(st), errc::io, where, "external data location '", clip(location),
+                "' is not a regular file");
+    return target.string();
+  }
+
   std::string base_dir_;
+  std::filesystem::path base_canonical_;
   std::map<std::string, mapped_file> files_;
 };
 

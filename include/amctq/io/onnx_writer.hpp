@@ -37,6 +37,8 @@ struct onnx_write_options {
   /// Tensors of at least this many bytes start at an offset that is a multiple of it, so
   /// runtimes can map them; smaller ones are aligned to 64 bytes.
   std::size_t page_alignment = 4096;
+  /// Keep a SHA-256 of every file staged (staged_onnx::files()), for a save manifest.
+  bool hash_files = false;
 };
 
 /// Protobuf refuses messages of 2 GB and more.
@@ -231,10 +233,17 @@ inline external_plan plan_external(const graph::model& m, const std::string& mod
   return plan;
 }
 
+/// What no reader accepts is never written: two nodes or two initializers of the main graph
+/// sharing a name (ONNX Runtime refuses the file).
+inline void check_writable(const graph::model& m, const char* where) {
+  check_unique_names(m.main, errc::invalid_argument, where);
+}
+
 }  // namespace detail
 
 /// The model as one in-memory ModelProto; every tensor inline (external refs are ignored).
 inline std::vector<std::byte> serialize_onnx(const graph::model& m) {
+  detail::check_writable(m, "serialize_onnx");
   const detail::external_plan none;
   const std::uint64_t size = detail::serialized_size(m, none);
   AMCTQ_CHECK(size <= onnx_max_inline_bytes, errc::unsupported, "serialize_onnx", "model is ", size,
@@ -260,6 +269,13 @@ class staged_onnx {
     for (auto& f : data_files_) f->commit();
     model_file_->commit();
   }
+  /// The files staged: external data files first, the model last.
+  std::vector<atomic_file*> files() {
+    std::vector<atomic_file*> out;
+    for (auto& f : data_files_) out.push_back(f.get());
+    out.push_back(model_file_.get());
+    return out;
+  }
 
  private:
   friend staged_onnx stage_onnx(const graph::model&, const std::string&, const onnx_write_options&);
@@ -271,6 +287,7 @@ class staged_onnx {
 /// model that would exceed 2 GB inline gets its initializers of 1 KiB and more moved to
 /// external data automatically.
 inline staged_onnx stage_onnx(const graph::model& m, const std::string& path, const onnx_write_options& opt = {}) {
+  detail::check_writable(m, "write_onnx");
   detail::external_plan plan = detail::plan_external(m, path, opt, opt.external_threshold);
   if (detail::serialized_size(m, plan) > onnx_max_inline_bytes) {
     plan = detail::plan_external(m, path, opt, std::min<std::size_t>(opt.external_threshold, 1024));
@@ -287,6 +304,7 @@ inline staged_onnx stage_onnx(const graph::model& m, const std::string& path, co
   for (auto& [location, entries] : files) {
     std::sort(entries.begin(), entries.end());
     auto f = std::make_unique<atomic_file>(dir + "/" + location);
+    if (opt.hash_files) f->hash_contents();
     static const char zeros[4096] = {};
     std::uint64_t at = 0;
     for (const auto& [offset, init] : entries) {
@@ -302,6 +320,7 @@ inline staged_onnx stage_onnx(const graph::model& m, const std::string& path, co
     staged.data_files_.push_back(std::move(f));
   }
   staged.model_file_ = std::make_unique<atomic_file>(path);
+  if (opt.hash_files) staged.model_file_->hash_contents();
   pb::writer<atomic_file> w(*staged.model_file_);
   detail::emit_model(w, m, plan);
   return staged;

@@ -22,7 +22,8 @@ class mapped_file {
  public:
   mapped_file() = default;
   explicit mapped_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (fstat then refuses it).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     AMCTQ_CHECK(fd >= 0, errc::io, "open", "cannot open '", path, "': ", std::strerror(errno));
     struct ::stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
