@@ -247,7 +247,7 @@ def saves(work, x):
     for n in kept:
         os.remove(os.path.join(out, n))
     m = json.load(open(os.path.join(out, "amctq_manifest.json")))
-    check(sorted(f["name"] for f in m["files"]) == ["m_deploy_model.onnx", "m_fake_quant_model.onnx", "record.json"]
+    check(sorted(f["name"] for f in m["files"]) == ["float_layers.json", "m_deploy_model.onnx", "m_fake_quant_model.onnx", "record.json"]
           and m["set"] == "m", f"saves: the manifest lists the set: {m}")
     check(manifest_state(out) == "complete", f"saves: the set verifies ({manifest_state(out)})")
 

@@ -2,11 +2,12 @@
 // folding, DMQ balance when the config asks, ARQ weights, activation calibration, and the three
 // outputs: <stem>_fake_quant_model.onnx, <stem>_deploy_model.onnx, record.json.
 //
-//   amctq quantize --model M.onnx --calib X.npy [--config C.json] [--out DIR] [--input NAME] [--quiet]
+//   amctq quantize --model M.onnx --calib X.npy|DATA.npz|NAME=FILE.npy... [--config C.json] [--out DIR]
+//                  [--input NAME] [--strict] [--quiet]
 //
-// The calibration tensor's first axis is split into batch_num equal batches (config batch_num,
-// 1 by default): batch b holds rows [b*per, (b+1)*per) with per = N / batch_num; the last
-// N mod batch_num rows are not used (a note says so).
+// The calibration arrays' first axis is split into batch_num equal batches (config batch_num,
+// 1 by default): batch b holds rows [b*per, (b+1)*per) of every input with per = N / batch_num;
+// the last N mod batch_num rows are not used (a note says so). io/calibration_data.hpp.
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -19,7 +20,7 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/config_json.hpp"
-#include "amctq/io/npy.hpp"
+#include "amctq/io/calibration_data.hpp"
 #include "amctq/io/onnx_reader.hpp"
 #include "amctq/io/save_model.hpp"
 #include "cli_report.hpp"
@@ -27,36 +28,30 @@
 namespace {
 
 const char* const quantize_usage =
-    "usage: amctq quantize --model M.onnx --calib X.npy [--config C.json] [--out DIR] [--input NAME] [--quiet]\n"
+    "usage: amctq quantize --model M.onnx --calib DATA [--calib ...] [--config C.json] [--out DIR] [--input NAME]\n"
+    "                      [--strict] [--quiet]\n"
     "Quantizes M.onnx (AMCT flow: BatchNorm folding, optional DMQ balance, ARQ weights, activation\n"
     "calibration) and writes DIR/<stem>_fake_quant_model.onnx (QuantizeLinear/DequantizeLinear),\n"
-    "DIR/<stem>_deploy_model.onnx (int8 weights, int32 bias, QLinearConv/ConvInteger/MatMulInteger)\n"
-    "and DIR/record.json, where <stem> is M's file name without .onnx, then DIR/amctq_manifest.json\n"
-    "(each file's size and SHA-256; without it the folder holds no complete set: docs/pipeline.md).\n"
+    "DIR/<stem>_deploy_model.onnx (int8 weights, int32 bias, QLinearConv/ConvInteger/MatMulInteger),\n"
+    "DIR/record.json and DIR/float_layers.json (the layers left in float, and why), where <stem> is\n"
+    "M's file name without .onnx. It prints 'N of M layers quantized' and names every layer left in float.\n"
     "  --model M.onnx   the float model (required)\n"
-    "  --calib X.npy    calibration data, float32, shaped like the model input (required); its first\n"
-    "                   axis N is split into batch_num batches of N / batch_num rows (the last\n"
-    "                   N mod batch_num rows are unused); N must be >= batch_num\n"
+    "  --calib DATA     calibration data (required), one of:\n"
+    "                     X.npy           the model's one input (or the one --input names)\n"
+    "                     DATA.npz        one array per model input, by name (numpy.savez)\n"
+    "                     NAME=FILE.npy   one input's array; repeat --calib for every input\n"
+    "                   any dtype the input has (float64 is converted to a float32 input, integer\n"
+    "                   widths to each other); the first axis N holds the rows, split into batch_num\n"
+    "                   batches of N / batch_num rows (the last N mod batch_num rows are unused)\n"
     "  --config C.json  quantization config (see `amctq config`); default: amctq config's default\n"
     "                   (batch_num 1, IFMR activations, ARQ per-channel int8 weights); its\n"
     "                   global.convert_relu6_to_relu / include_cle / include_bias_corr turn on\n"
     "                   the Vitis AI passes (see docs/pipeline.md)\n"
     "  --out DIR        output folder, created if missing (default: .)\n"
-    "  --input NAME     the graph input the calibration data feeds (default: the first input\n"
-    "                   that is not an initializer)\n"
-    "  --quiet          no progress on stderr\n"
+    "  --input NAME     the graph input a single X.npy feeds (default: the model's only input)\n"
+    "  --strict         a layer left in float that the config did not ask for is an error\n"
+    "  --quiet          no progress on stderr (the float layers are still named)\n"
     "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
-
-// Rows [begin, end) of the first axis.
-amctq::graph::tensor rows_of(const amctq::graph::tensor& t, std::int64_t begin, std::int64_t end) {
-  auto shape = t.shape();
-  const std::size_t row_bytes = t.bytes().size() / static_cast<std::size_t>(shape[0]);
-  shape[0] = end - begin;
-  amctq::graph::tensor s(t.type(), shape);
-  std::memcpy(s.bytes().data(), t.bytes().data() + static_cast<std::size_t>(begin) * row_bytes,
-              static_cast<std::size_t>(end - begin) * row_bytes);
-  return s;
-}
 
 // The output folder, or the nearest folder above it that exists, must be writable: checked
 // before calibration so that a typo fails in a second, not after the whole run, and without
@@ -75,8 +70,9 @@ void check_writable_folder(const std::string& out_dir) {
 
 int cmd_quantize(int argc, char** argv) {
   using namespace amctq;
-  std::string model_path, calib_path, config_path, out_dir = ".", input_name;
-  bool quiet = false;
+  std::string model_path, config_path, out_dir = ".", input_name;
+  std::vector<std::string> calib_specs;
+  bool quiet = false, strict = false;
   int i = 0;
   try {
     for (; i < argc; ++i) {
@@ -91,54 +87,54 @@ int cmd_quantize(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "--model") model_path = value();
-      else if (a == "--calib") calib_path = value();
+      else if (a == "--calib") calib_specs.push_back(value());
       else if (a == "--config") config_path = value();
       else if (a == "--out") out_dir = cli::path_value(value(), a, "amctq quantize");
       else if (a == "--input") input_name = value();
       else if (a == "--quiet") quiet = true;
+      else if (a == "--strict") strict = true;
       else AMCTQ_THROW(errc::invalid_argument, "amctq quantize", "unknown option '", a, "' (see amctq quantize --help)");
     }
     AMCTQ_CHECK(!model_path.empty(), errc::invalid_argument, "amctq quantize", "--model is required");
-    AMCTQ_CHECK(!calib_path.empty(), errc::invalid_argument, "amctq quantize", "--calib is required");
+    AMCTQ_CHECK(!calib_specs.empty(), errc::invalid_argument, "amctq quantize", "--calib is required");
   } catch (const std::exception& e) {
     return cli::report(e, "amctq quantize", cli::bad_usage);
   }
   try {
     AMCTQ_CHECK(std::filesystem::is_regular_file(model_path), errc::io, "amctq quantize", "--model ", model_path,
                 ": no such file");
-    AMCTQ_CHECK(std::filesystem::is_regular_file(calib_path), errc::io, "amctq quantize", "--calib ", calib_path,
-                ": no such file");
     AMCTQ_CHECK(config_path.empty() || std::filesystem::is_regular_file(config_path), errc::io, "amctq quantize",
                 "--config ", config_path, ": no such file");
     const graph::model m = io::read_onnx(model_path);
     io::check_written_opset(m);  // before the long part
     const graph::quant_config cfg = config_path.empty() ? graph::create_quant_config(m) : io::read_config_json(config_path);
-    if (input_name.empty()) {
-      for (const auto& vi : m.main.inputs)
-        if (!m.main.find_initializer(vi.name)) {
-          input_name = vi.name;
-          break;
-        }
-      AMCTQ_CHECK(!input_name.empty(), errc::invalid_argument, "amctq quantize", "the model has no graph input");
+    const io::calibration_data data = io::read_calibration_data(calib_specs, m, input_name);
+    const std::vector<graph::batch> batches = io::split_batches(data, cfg.batch_num);
+    std::string calib_text;
+    for (const auto& c : calib_specs) calib_text += (calib_text.empty() ? "" : " ") + c;
+    if (!quiet) {
+      for (const auto& note : data.notes) std::cerr << "amctq quantize: note: " << note << "\n";
+      if (data.rows % cfg.batch_num != 0)
+        std::cerr << "amctq quantize: note: " << data.rows % cfg.batch_num << " of " << data.rows
+                  << " calibration rows are unused (batch_num " << cfg.batch_num << " x " << data.rows / cfg.batch_num
+                  << " rows)\n";
     }
-    const graph::tensor calib = io::read_npy(calib_path);
-    AMCTQ_CHECK(calib.type() == graph::dtype::float32 && calib.rank() >= 1, errc::invalid_argument, "amctq quantize",
-                "--calib ", calib_path, " must hold float32 data with a batch axis, got ", graph::to_string(calib.type()),
-                " of rank ", calib.rank());
-    const std::int64_t n = calib.dim(0);
-    AMCTQ_CHECK(n >= cfg.batch_num, errc::invalid_argument, "amctq quantize", "calibration needs ", cfg.batch_num,
-                " batches (config batch_num) of at least one row each, but ", calib_path, " has ", n,
-                " rows on its first axis; give at least ", cfg.batch_num, " rows or lower batch_num");
-    const std::int64_t per = n / cfg.batch_num;
-    std::vector<graph::batch> batches;
-    for (int b = 0; b < cfg.batch_num; ++b) batches.push_back({{input_name, rows_of(calib, b * per, (b + 1) * per)}});
-    if (!quiet && n % cfg.batch_num != 0)
-      std::cerr << "amctq quantize: note: " << n % cfg.batch_num << " of " << n
-                << " calibration rows are unused (batch_num " << cfg.batch_num << " x " << per << " rows)\n";
 
     check_writable_folder(out_dir);  // before the long part; the folder itself is made only when saving
     graph::quantizer q(m, cfg);
     io::check_layer_names(q);  // before the long part
+    // No layer stays float without a word: the count, then each float layer and why.
+    const std::size_t total = q.layers().size() + q.float_layers().size();
+    if (!quiet || !q.float_layers().empty())
+      std::cerr << "amctq quantize: " << q.layers().size() << " of " << total << " layers quantized\n";
+    std::string unasked;
+    for (const auto& f : q.float_layers()) {
+      std::cerr << "amctq quantize: float: " << f.name << " (" << f.op_type << "): " << f.reason << "\n";
+      if (!f.asked) unasked += (unasked.empty() ? "'" : ", '") + f.name + "'";
+    }
+    AMCTQ_CHECK(!strict || unasked.empty(), errc::unsupported, "amctq quantize", "--strict: ", unasked,
+                " would stay float without the config asking (see the lines above); add them to skip_layers to "
+                "accept that, or leave out --strict");
     if (q.layers().empty())
       std::cerr << "amctq quantize: warning: no layer is quantized (the model has none amctq can quantize, or the "
                    "config skips them all; amctq inspect lists them): the outputs compute in float\n";
@@ -163,7 +159,7 @@ int cmd_quantize(int argc, char** argv) {
         if (!quiet) std::cerr << "amctq quantize: calibration batch " << done << "/" << total << "\n";
       });
     } catch (const amctq::error& e) {  // name the data file, not only the graph input it feeds
-      AMCTQ_THROW(e.code(), "amctq quantize", "calibrating with --calib ", calib_path, ": ", e.body());
+      AMCTQ_THROW(e.code(), "amctq quantize", "calibrating with --calib ", calib_text, ": ", e.body());
     }
     if (!quiet && cfg.global.include_bias_corr)
       std::cerr << "amctq quantize: include_bias_corr: " << q.bias_corrections().size() << " biases corrected\n";
@@ -171,8 +167,8 @@ int cmd_quantize(int argc, char** argv) {
     const auto paths = io::save_model(q, out_dir, stem);
     for (const auto& note : paths.notes) std::cerr << "amctq quantize: note: " << note << "\n";
     if (!quiet)
-      std::cerr << "amctq quantize: " << q.layers().size() << " layers quantized; wrote " << paths.fake_quant << ", "
-                << paths.deploy << ", " << paths.record << "\n";
+      std::cerr << "amctq quantize: wrote " << paths.fake_quant << ", " << paths.deploy << ", " << paths.record
+                << ", " << paths.float_layers << "\n";
     return 0;
   } catch (const std::exception& e) {
     return cli::report(e, "amctq quantize", cli::bad_input);

@@ -99,7 +99,7 @@ class quantizer {
     prepare_float_model(model_);
     // Vitis globals on the float model: convert_relu6_to_relu, then include_cle (passes/vitis_globals.hpp).
     float_globals_ = passes::apply_float_globals(model_, config_.global);
-    layers_ = find_quant_layers(model_.main);
+    layers_ = find_quant_layers(model_.main, &float_layers_);
     for (const auto& l : config_.layers) {
       bool found = false;
       for (const auto& q : layers_) found = found || (q.name == l.name && q.op_type == l.op_type);
@@ -117,10 +117,16 @@ class quantizer {
       const quant_layer& q = layers_[i];
       const layer_config* lc = config_.find(q.name);
       layer_settings s = lc ? lc->settings : detail::settings_for(config_, q.op_type);
-      bool skip = false;
-      for (const auto& n : config_.skip_layers) skip = skip || n == q.name;
-      if (config_.global.keep_first_last_layer_accuracy && (i == 0 || i + 1 == layers_.size())) skip = true;
-      if (skip || !s.quant_enable) continue;
+      const char* why = nullptr;
+      for (const auto& n : config_.skip_layers)
+        if (n == q.name) why = "skip_layers names it";
+      if (!why && !s.quant_enable) why = "quant_enable is false in the config";
+      if (!why && config_.global.keep_first_last_layer_accuracy && (i == 0 || i + 1 == layers_.size()))
+        why = "keep_first_last_layer_accuracy keeps the first and last layer in float";
+      if (why) {
+        float_layers_.push_back({q.name, q.op_type, why, true});
+        continue;
+      }
       // AMCT accepts 16-bit activations; amctq's exported models store them as int8, so refuse
       // them now rather than after calibration.
       AMCTQ_CHECK(s.activation.num_bits <= 8, errc::unsupported, "quantizer", "layer '", q.name, "': ",
@@ -136,6 +142,9 @@ class quantizer {
   const quant_config& config() const noexcept { return config_; }
   const std::vector<quant_layer>& layers() const noexcept { return layers_; }
   const std::vector<layer_settings>& settings() const noexcept { return settings_; }
+  /// The nodes of a quantizable kind that stay float, and why: the config asked for it
+  /// (asked = true), or the node has a form its kind cannot quantize exactly.
+  const std::vector<float_layer>& float_layers() const noexcept { return float_layers_; }
   const quant_record& record() const {
     AMCTQ_CHECK(calibrated_, errc::invalid_argument, "quantizer::record", "calibrate() has not run");
     return record_;
@@ -331,6 +340,7 @@ class quantizer {
   std::vector<passes::bias_correction_entry> bias_corrections_;
   bool bias_corrected_ = false;
   std::vector<quant_layer> layers_;
+  std::vector<float_layer> float_layers_;
   std::vector<layer_settings> settings_;
   std::map<std::string, std::vector<float>> balance_;
   std::vector<layer_record> weights_;  ///< quantize_model(): each layer's weight part of the record

@@ -29,6 +29,7 @@ struct float_layer {
   std::string name;
   std::string op_type;
   std::string reason;
+  bool asked = false;  ///< the config left it float (skip_layers, quant_enable, ...), not its form
 };
 
 /// Every quantizable layer of g, in node order. Nodes of a quantizable kind that amctq cannot
@@ -68,7 +69,7 @@ inline std::vector<quant_layer> find_quant_layers(const graph& g, std::vector<fl
     }
     if (why == nullptr && kind->refuse != nullptr) why = kind->refuse(g, n);
     if (why != nullptr) {
-      if (left != nullptr) left->push_back({l.name, l.op_type, why});
+      if (left != nullptr) left->push_back({l.name, l.op_type, why, false});
       continue;
     }
     out.push_back(std::move(l));

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "amctq/graph/quant_layers.hpp"
 #include "amctq/graph/quant_record.hpp"
 #include "amctq/io/atomic_file.hpp"
 
@@ -34,6 +35,19 @@ inline std::string write_record_json(const graph::quant_record& rec) {
     e["clusters"] = l.clusters;
     j[l.name] = std::move(e);
   }
+  return j.dump(2) + "\n";
+}
+
+/// float_layers.json: how many layers were quantized, and every node of a quantizable kind left
+/// in float with the reason ("asked": the config left it float; otherwise its form cannot be
+/// quantized exactly), so no layer stays float without a word.
+inline std::string write_float_layers_json(std::size_t quantized, const std::vector<graph::float_layer>& left) {
+  nlohmann::ordered_json j;
+  j["quantized"] = quantized;
+  j["layers"] = quantized + left.size();
+  nlohmann::ordered_json f = nlohmann::ordered_json::object();
+  for (const auto& l : left) f[l.name] = {{"op_type", l.op_type}, {"reason", l.reason}, {"asked", l.asked}};
+  j["float"] = std::move(f);
   return j.dump(2) + "\n";
 }
 

@@ -28,6 +28,7 @@ struct saved_paths {
   std::string fake_quant;
   std::string deploy;
   std::string record;
+  std::string float_layers;        ///< DIR/float_layers.json: the layers left in float, and why
   std::string manifest;            ///< DIR/amctq_manifest.json, written last
   std::vector<std::string> notes;  ///< graph::deploy_exactness_notes: what a caller should tell the user
 };
@@ -64,7 +65,8 @@ struct save_options {
   std::function<void(const std::string&)> after_rename;
 };
 
-/// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx and DIR/record.json,
+/// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx, DIR/record.json and
+/// DIR/float_layers.json,
 /// creating DIR if needed, then DIR/amctq_manifest.json listing them (the set is complete only
 /// while the manifest exists and matches: verify_file_set). Tensors the source model kept in external data are written inline
 /// (or, past protobuf's 2 GB, to each output's own <model>.onnx.data), never to the source's
@@ -79,8 +81,9 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
   p.fake_quant = base + "/" + stem + "_fake_quant_model.onnx";
   p.deploy = base + "/" + stem + "_deploy_model.onnx";
   p.record = base + "/record.json";
+  p.float_layers = base + "/float_layers.json";
   p.manifest = detail::manifest_path(base);
-  for (const std::string* path : {&p.fake_quant, &p.deploy, &p.record, &p.manifest}) {
+  for (const std::string* path : {&p.fake_quant, &p.deploy, &p.record, &p.float_layers, &p.manifest}) {
     std::error_code ec;
     const auto st = std::filesystem::status(*path, ec);
     AMCTQ_CHECK(!std::filesystem::exists(st) || std::filesystem::is_regular_file(st), errc::io, "save_model", "'",
@@ -89,6 +92,7 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
   const graph::model fq = graph::lower_qdq(q.float_model(), q.layers(), q.record());
   const graph::model dp = graph::lower_qoperator(q.float_model(), q.layers(), q.record());
   const std::string rec = write_record_json(q.record());
+  const std::string floats = write_float_layers_json(q.layers().size(), q.float_layers());
   std::error_code ec;
   std::filesystem::create_directories(base, ec);
   AMCTQ_CHECK(!ec, errc::io, "save_model", "cannot create the output folder '", base, "': ", ec.message());
@@ -103,6 +107,10 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
   std::vector<atomic_file*> files = fq_file.files();
   for (atomic_file* f : dp_file.files()) files.push_back(f);
   files.push_back(&rec_file);
+  atomic_file float_file(p.float_layers);
+  float_file.hash_contents();
+  float_file.write(floats.data(), floats.size());
+  files.push_back(&float_file);
   commit_file_set(base, files, stem, opt.after_rename);
   p.notes = graph::deploy_exactness_notes(q.float_model(), q.layers(), q.record());
   return p;
