@@ -4,8 +4,8 @@
 #
 #   fuzz/run_fuzz.sh [SECONDS_PER_TARGET=60] [BUILD_DIR=<repo>/build-fuzz]
 #
-# Targets: fuzz_onnx (ONNX reader + writer round trip), fuzz_npy (.npy reader) and
-# fuzz_config_json (the JSON config reader, with fuzz/config_json.dict). Exit status is non-zero if any target finds a crash, leak, timeout or
+# Targets: fuzz_onnx (ONNX reader + writer round trip), fuzz_npy (.npy reader), fuzz_npz (.npz
+# archive reader) and fuzz_config_json (the JSON config reader, with fuzz/config_json.dict). Exit status is non-zero if any target finds a crash, leak, timeout or
 # sanitizer report; the offending input is left in BUILD_DIR/artifacts/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,6 +62,17 @@ for v in [(2, 0), (3, 0)]:
         npf.write_array(f, a, version=v)
 PY
 fi
+
+targets+=(npz)
+seed_npz="$out/seed_npz"
+rm -rf "$seed_npz" && mkdir -p "$seed_npz"
+"${py:-${AMCTQ_PYTHON:-$root/.venv/bin/python}}" - "$seed_npz" <<'PY'
+import sys, numpy as np
+out = sys.argv[1]
+np.savez(f"{out}/two.npz", ids=np.arange(12, dtype=np.int64).reshape(3, 4), x=np.ones((3, 2), np.float32))
+np.savez(f"{out}/one.npz", np.zeros((2, 2), np.float16))
+np.savez(f"{out}/empty.npz")
+PY
 
 targets+=(config_json)
 seed_config_json="$out/seed_config_json"
