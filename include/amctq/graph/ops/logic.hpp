@@ -1,0 +1,115 @@
+// Comparisons (Equal, Less, Greater, LessOrEqual, GreaterOrEqual: numeric or bool in, bool out),
+// logic (Not, And, Or, Xor on bool) and Where, all with numpy multidirectional broadcasting.
+#ifndef AMCTQ_GRAPH_OPS_LOGIC_HPP
+#define AMCTQ_GRAPH_OPS_LOGIC_HPP
+
+#include <array>
+#include <cstdint>
+
+#include "amctq/graph/op_table.hpp"
+#include "amctq/graph/ops/common.hpp"
+
+namespace amctq::graph::ops {
+
+namespace detail {
+
+/// Calls f(T{}) for the numeric types and bool.
+template <class F>
+void visit_numeric_or_bool(const context& c, dtype t, F&& f) {
+  if (t == dtype::boolean) f(bool{});
+  else visit_numeric(c, t, f);
+}
+
+/// Output 0 (bool) = cmp(a, b) over the broadcast of two inputs of one type.
+template <class Cmp>
+void compare(context& c, Cmp cmp) {
+  c.require_inputs(2, 2);
+  const tensor& a = c.input(0);
+  const tensor& b = c.input(1);
+  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
+              " and ", to_string(b.type()));
+  tensor& out = c.make_output(0, dtype::boolean, broadcast_shapes(c, a.shape(), b.shape()));
+  visit_numeric_or_bool(c, a.type(), [&](auto tag) {
+    using T = decltype(tag);
+    broadcast_binary<T, T, bool>(a, b, out, [&](T x, T y) { return cmp(x, y); });
+  });
+}
+
+/// Output 0 (bool) = op(a, b) over the broadcast of two bool inputs.
+template <class Op>
+void logical(context& c, Op op) {
+  c.require_inputs(2, 2);
+  const tensor& a = c.input(0);
+  const tensor& b = c.input(1);
+  c.require_type(a, dtype::boolean, "input 0");
+  c.require_type(b, dtype::boolean, "input 1");
+  tensor& out = c.make_output(0, dtype::boolean, broadcast_shapes(c, a.shape(), b.shape()));
+  broadcast_binary<bool, bool, bool>(a, b, out, op);
+}
+
+}  // namespace detail
+
+inline void equal(context& c) { detail::compare(c, [](auto x, auto y) { return x == y; }); }
+inline void less(context& c) { detail::compare(c, [](auto x, auto y) { return x < y; }); }
+inline void greater(context& c) { detail::compare(c, [](auto x, auto y) { return x > y; }); }
+inline void less_or_equal(context& c) { detail::compare(c, [](auto x, auto y) { return x <= y; }); }
+inline void greater_or_equal(context& c) { detail::compare(c, [](auto x, auto y) { return x >= y; }); }
+
+inline void and_op(context& c) { detail::logical(c, [](bool x, bool y) { return x && y; }); }
+inline void or_op(context& c) { detail::logical(c, [](bool x, bool y) { return x || y; }); }
+inline void xor_op(context& c) { detail::logical(c, [](bool x, bool y) { return x != y; }); }
+
+inline void not_op(context& c) {
+  c.require_inputs(1, 1);
+  const tensor& x = c.input(0);
+  c.require_type(x, dtype::boolean, "input");
+  tensor& y = c.make_output(0, dtype::boolean, x.shape());
+  map_elements<bool, bool>(x, y, [](bool v) { return !v; });
+}
+
+/// Where(condition, X, Y): X where condition else Y, the three broadcast together; X and Y of
+/// one type (any fixed-width type: the values are moved, not computed on).
+inline void where(context& c) {
+  c.require_inputs(3, 3);
+  const tensor& cond = c.input(0);
+  const tensor& x = c.input(1);
+  const tensor& y = c.input(2);
+  c.require_type(cond, dtype::boolean, "condition");
+  AMCTQ_CHECK(x.type() == y.type(), errc::invalid_argument, c.where(), "X and Y types differ: ", to_string(x.type()),
+              " and ", to_string(y.type()));
+  AMCTQ_CHECK(!is_packed_4bit(x.type()), errc::unsupported, c.where(), "element type ", to_string(x.type()),
+              " is not supported");
+  const auto shape = broadcast_shapes(c, broadcast_shapes(c, cond.shape(), x.shape()), y.shape());
+  tensor& out = c.make_output(0, x.type(), shape);
+  visit_bytes(c, x.type(), [&](auto tag) {
+    using T = decltype(tag);
+    const bool* pc = cond.data<bool>();
+    const T* px = reinterpret_cast<const T*>(x.bytes().data());
+    const T* py = reinterpret_cast<const T*>(y.bytes().data());
+    T* po = reinterpret_cast<T*>(out.bytes().data());
+    strided_walk<3>(shape,
+                    {broadcast_strides(cond.shape(), shape), broadcast_strides(x.shape(), shape),
+                     broadcast_strides(y.shape(), shape)},
+                    [&](std::int64_t o, const std::array<std::int64_t, 3>& off, std::int64_t n,
+                        const std::array<std::int64_t, 3>& s) {
+                      const bool* cc = pc + off[0];
+                      const T* xx = px + off[1];
+                      const T* yy = py + off[2];
+                      T* z = po + o;
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = cc[i * s[0]] ? xx[i * s[1]] : yy[i * s[2]];
+                    });
+  });
+}
+
+/// The comparison and logic ops, by op_type (default domain). Adding one: its function above and
+/// one entry here.
+inline op_table logic_ops() {
+  return {
+      {"Equal", equal}, {"Less", less}, {"Greater", greater}, {"LessOrEqual", less_or_equal},
+      {"GreaterOrEqual", greater_or_equal}, {"And", and_op}, {"Or", or_op}, {"Xor", xor_op}, {"Not", not_op},
+      {"Where", where}};
+}
+
+}  // namespace amctq::graph::ops
+
+#endif  // AMCTQ_GRAPH_OPS_LOGIC_HPP
