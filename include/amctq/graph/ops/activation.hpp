@@ -1,5 +1,5 @@
 // Relu, Clip, LeakyRelu, PRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, Elu, Selu, Celu,
-// Softplus, Mish and Softmax on float tensors.
+// Softplus, Mish, Swish, ThresholdedRelu, Softsign, Shrink and Softmax on float tensors.
 #ifndef AMCTQ_GRAPH_OPS_ACTIVATION_HPP
 #define AMCTQ_GRAPH_OPS_ACTIVATION_HPP
 
@@ -121,6 +121,38 @@ inline void celu(context& c) {
   });
 }
 
+/// Swish (opset 24): x sigmoid(alpha x).
+inline void swish(context& c) {
+  c.require_inputs(1, 1);
+  const float alpha = c.n.get_float("alpha", 1.0f);
+  unary_float(c, [=](auto v) {
+    using T = decltype(v);
+    const T z = static_cast<T>(alpha) * v;
+    return z >= 0 ? v / (T(1) + std::exp(-z)) : v * std::exp(z) / (T(1) + std::exp(z));
+  });
+}
+
+inline void thresholded_relu(context& c) {
+  c.require_inputs(1, 1);
+  const float alpha = c.n.get_float("alpha", 1.0f);
+  unary_float(c, [=](auto v) { return v > static_cast<decltype(v)>(alpha) ? v : decltype(v)(0); });
+}
+
+inline void softsign(context& c) {
+  c.require_inputs(1, 1);
+  unary_float(c, [](auto v) { return v / (decltype(v)(1) + std::abs(v)); });
+}
+
+/// Shrink: x + bias below -lambd, x - bias above lambd, 0 between; every numeric type.
+inline void shrink(context& c) {
+  c.require_inputs(1, 1);
+  const double lambd = c.n.get_float("lambd", 0.5f), bias = c.n.get_float("bias", 0.0f);
+  unary_numeric(c, [=](auto v) {
+    const double d = static_cast<double>(v);
+    return static_cast<decltype(v)>(d < -lambd ? d + bias : d > lambd ? d - bias : 0.0);
+  });
+}
+
 /// PRelu: x < 0 ? slope * x : x, the slope broadcast to x's shape (unidirectionally: the
 /// output has x's shape), e.g. one slope per channel as [C, 1, 1].
 inline void prelu(context& c) {
@@ -231,7 +263,8 @@ inline op_table activation_ops() {
       {"Relu", relu}, {"Clip", clip}, {"LeakyRelu", leaky_relu}, {"Sigmoid", sigmoid},
       {"HardSigmoid", hard_sigmoid}, {"HardSwish", hard_swish}, {"Tanh", tanh_op}, {"Softmax", softmax},
       {"LogSoftmax", log_softmax}, {"Gelu", gelu}, {"Softplus", softplus}, {"Mish", mish}, {"Elu", elu},
-      {"Selu", selu}, {"Celu", celu}, {"PRelu", prelu}};
+      {"Selu", selu}, {"Celu", celu}, {"PRelu", prelu}, {"Swish", swish}, {"ThresholdedRelu", thresholded_relu},
+      {"Softsign", softsign}, {"Shrink", shrink}};
 }
 
 }  // namespace amctq::graph::ops

@@ -1,6 +1,6 @@
 // Elementwise math: Sqrt, Exp, Log, Erf, Reciprocal, Floor, Ceil, Round, the trigonometric and
 // hyperbolic functions (float32 / float64); Neg, Abs, Sign (every numeric type); IsNaN, IsInf
-// (float in, bool out); Pow (broadcasting, base and exponent of different numeric types).
+// (float in, bool out); Pow (broadcasting, base and exponent of different numeric types); Mod.
 #ifndef AMCTQ_GRAPH_OPS_MATH_HPP
 #define AMCTQ_GRAPH_OPS_MATH_HPP
 
@@ -144,6 +144,57 @@ inline void pow_op(context& c) {
   });
 }
 
+namespace detail {
+
+/// Mod's remainder: fmod truncates (sign of x, C's % and std::fmod); otherwise floored (sign of
+/// y, Python's % and numpy.mod, a zero result taking y's sign).
+template <class T>
+struct mod_op {
+  const context* c;
+  bool fmod;
+  T operator()(T x, T y) const {
+    if constexpr (std::is_integral_v<T>) {
+      AMCTQ_CHECK(y != 0, errc::invalid_argument, c->where(), "integer modulo by zero");
+      if constexpr (std::is_signed_v<T>) {
+        if (y == -1) return T(0);  // x % -1 overflows for the most negative x
+        const T r = static_cast<T>(x % y);
+        return !fmod && r != 0 && ((r < 0) != (y < 0)) ? static_cast<T>(r + y) : r;
+      } else {
+        return static_cast<T>(x % y);
+      }
+    } else {
+      T r = std::fmod(x, y);
+      if (fmod) return r;
+      if (r != 0) {
+        if ((r < 0) != (y < 0)) r += y;
+      } else {
+        r = std::copysign(T(0), y);
+      }
+      return r;
+    }
+  }
+};
+
+}  // namespace detail
+
+/// Mod (opset 10, 13): broadcasting; `fmod` 0 (default) is the floored remainder, 1 the
+/// truncated one. ONNX asks fmod = 1 for floats but its tests also run floats with fmod = 0
+/// (numpy.mod), which this follows.
+inline void mod(context& c) {
+  c.require_inputs(2, 2);
+  const tensor& a = c.input(0);
+  const tensor& b = c.input(1);
+  const std::int64_t f = c.n.get_int("fmod", 0);
+  AMCTQ_CHECK(f == 0 || f == 1, errc::invalid_argument, c.where(), "fmod must be 0 or 1, got ", f);
+  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
+              " and ", to_string(b.type()));
+  tensor& out = c.make_output(0, a.type(), broadcast_shapes(c, a.shape(), b.shape()));
+  visit_numeric(c, a.type(), [&](auto tag) {
+    using T = decltype(tag);
+    broadcast_binary<T, T, T>(a, b, out, detail::mod_op<T>{&c, f == 1});
+  });
+}
+
 /// The math ops, by op_type (default domain). Adding one: its function above and one entry here.
 inline op_table math_ops() {
   return {
@@ -151,7 +202,7 @@ inline op_table math_ops() {
       {"Floor", floor_op}, {"Ceil", ceil_op}, {"Round", round_op}, {"Sin", sin_op}, {"Cos", cos_op},
       {"Tan", tan_op}, {"Asin", asin_op}, {"Acos", acos_op}, {"Atan", atan_op}, {"Sinh", sinh_op},
       {"Cosh", cosh_op}, {"Asinh", asinh_op}, {"Acosh", acosh_op}, {"Atanh", atanh_op}, {"Neg", neg},
-      {"Abs", abs_op}, {"Sign", sign}, {"IsNaN", is_nan}, {"IsInf", is_inf}, {"Pow", pow_op}};
+      {"Abs", abs_op}, {"Sign", sign}, {"IsNaN", is_nan}, {"IsInf", is_inf}, {"Pow", pow_op}, {"Mod", mod}};
 }
 
 }  // namespace amctq::graph::ops
