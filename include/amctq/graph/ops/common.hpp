@@ -231,6 +231,24 @@ inline std::vector<std::int64_t> broadcast_strides(const std::vector<std::int64_
 }
 
 
+/// Inputs 0 and 1 of a broadcasting binary op, checked to share one element type, and output 0
+/// made with their broadcast shape and element type `out_type` (undefined: the inputs' type).
+struct binary_operands {
+  const tensor& a;
+  const tensor& b;
+  tensor& out;
+};
+inline binary_operands broadcast_operands(context& c, dtype out_type = dtype::undefined) {
+  c.require_inputs(2, 2);
+  const tensor& a = c.input(0);
+  const tensor& b = c.input(1);
+  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
+              " and ", to_string(b.type()));
+  tensor& out = c.make_output(0, out_type == dtype::undefined ? a.type() : out_type,
+                              broadcast_shapes(c, a.shape(), b.shape()));
+  return {a, b, out};
+}
+
 /// out = f(a, b) with a and b broadcast to out's shape (A, B in, O out); contiguous and
 /// scalar-operand runs are plain loops.
 template <class A, class B, class O, class F>

@@ -15,15 +15,10 @@ namespace detail {
 
 template <class Op>
 void binary_op(context& c, Op op) {
-  c.require_inputs(2, 2);
-  const tensor& a = c.input(0);
-  const tensor& b = c.input(1);
-  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
-              " and ", to_string(b.type()));
-  tensor& out = c.make_output(0, a.type(), broadcast_shapes(c, a.shape(), b.shape()));
-  visit_numeric(c, a.type(), [&](auto tag) {
+  const binary_operands io = broadcast_operands(c);
+  visit_numeric(c, io.a.type(), [&](auto tag) {
     using T = decltype(tag);
-    broadcast_binary<T, T, T>(a, b, out, [&](T x, T y) { return op(x, y); });
+    broadcast_binary<T, T, T>(io.a, io.b, io.out, [&](T x, T y) { return op(x, y); });
   });
 }
 

@@ -23,28 +23,19 @@ void visit_numeric_or_bool(const context& c, dtype t, F&& f) {
 /// Output 0 (bool) = cmp(a, b) over the broadcast of two inputs of one type.
 template <class Cmp>
 void compare(context& c, Cmp cmp) {
-  c.require_inputs(2, 2);
-  const tensor& a = c.input(0);
-  const tensor& b = c.input(1);
-  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
-              " and ", to_string(b.type()));
-  tensor& out = c.make_output(0, dtype::boolean, broadcast_shapes(c, a.shape(), b.shape()));
-  visit_numeric_or_bool(c, a.type(), [&](auto tag) {
+  const binary_operands io = broadcast_operands(c, dtype::boolean);
+  visit_numeric_or_bool(c, io.a.type(), [&](auto tag) {
     using T = decltype(tag);
-    broadcast_binary<T, T, bool>(a, b, out, [&](T x, T y) { return cmp(x, y); });
+    broadcast_binary<T, T, bool>(io.a, io.b, io.out, [&](T x, T y) { return cmp(x, y); });
   });
 }
 
 /// Output 0 (bool) = op(a, b) over the broadcast of two bool inputs.
 template <class Op>
 void logical(context& c, Op op) {
-  c.require_inputs(2, 2);
-  const tensor& a = c.input(0);
-  const tensor& b = c.input(1);
-  c.require_type(a, dtype::boolean, "input 0");
-  c.require_type(b, dtype::boolean, "input 1");
-  tensor& out = c.make_output(0, dtype::boolean, broadcast_shapes(c, a.shape(), b.shape()));
-  broadcast_binary<bool, bool, bool>(a, b, out, op);
+  const binary_operands io = broadcast_operands(c, dtype::boolean);
+  c.require_type(io.a, dtype::boolean, "input");
+  broadcast_binary<bool, bool, bool>(io.a, io.b, io.out, op);
 }
 
 }  // namespace detail

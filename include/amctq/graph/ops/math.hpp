@@ -181,17 +181,12 @@ struct mod_op {
 /// truncated one. ONNX asks fmod = 1 for floats but its tests also run floats with fmod = 0
 /// (numpy.mod), which this follows.
 inline void mod(context& c) {
-  c.require_inputs(2, 2);
-  const tensor& a = c.input(0);
-  const tensor& b = c.input(1);
   const std::int64_t f = c.n.get_int("fmod", 0);
   AMCTQ_CHECK(f == 0 || f == 1, errc::invalid_argument, c.where(), "fmod must be 0 or 1, got ", f);
-  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
-              " and ", to_string(b.type()));
-  tensor& out = c.make_output(0, a.type(), broadcast_shapes(c, a.shape(), b.shape()));
-  visit_numeric(c, a.type(), [&](auto tag) {
+  const binary_operands io = broadcast_operands(c);
+  visit_numeric(c, io.a.type(), [&](auto tag) {
     using T = decltype(tag);
-    broadcast_binary<T, T, T>(a, b, out, detail::mod_op<T>{&c, f == 1});
+    broadcast_binary<T, T, T>(io.a, io.b, io.out, detail::mod_op<T>{&c, f == 1});
   });
 }
 
