@@ -1,10 +1,13 @@
 // Comparisons (Equal, Less, Greater, LessOrEqual, GreaterOrEqual: numeric or bool in, bool out),
-// logic (Not, And, Or, Xor on bool) and Where, all with numpy multidirectional broadcasting.
+// logic (Not, And, Or, Xor on bool), Where, and the integer bit ops (BitwiseAnd / Or / Xor / Not,
+// BitShift), all with numpy multidirectional broadcasting.
 #ifndef AMCTQ_GRAPH_OPS_LOGIC_HPP
 #define AMCTQ_GRAPH_OPS_LOGIC_HPP
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 
 #include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
@@ -92,13 +95,73 @@ inline void where(context& c) {
   });
 }
 
+namespace detail {
+
+/// Calls f(T{}) for the integer types; floats are refused naming the node.
+template <class F>
+void visit_integer(const context& c, dtype t, F&& f) {
+  visit_numeric(c, t, [&](auto tag) {
+    if constexpr (std::is_integral_v<decltype(tag)>) f(tag);
+    else AMCTQ_THROW(errc::unsupported, c.where(), "element type ", to_string(t), " is not an integer type");
+  });
+}
+
+template <class Op>
+void bitwise(context& c, Op op) {
+  const binary_operands io = broadcast_operands(c);
+  visit_integer(c, io.a.type(), [&](auto tag) {
+    using T = decltype(tag);
+    broadcast_binary<T, T, T>(io.a, io.b, io.out, [&](T x, T y) { return static_cast<T>(op(x, y)); });
+  });
+}
+
+/// x shifted by y bits, as numpy does: a shift outside [0, width) gives 0, or -1 for a right
+/// shift of a negative x (the sign bit fills the result); left shifts drop the bits shifted out.
+template <class T>
+T shift(T x, T y, bool left) {
+  constexpr int width = static_cast<int>(sizeof(T) * 8);
+  using U = std::make_unsigned_t<T>;
+  if (static_cast<std::uint64_t>(y) >= static_cast<std::uint64_t>(width)) {  // a negative y converts to a huge one
+    if constexpr (std::is_signed_v<T>) return !left && x < 0 ? T(-1) : T(0);
+    else return T(0);
+  }
+  const int s = static_cast<int>(y);
+  return left ? static_cast<T>(static_cast<U>(static_cast<U>(x) << s)) : static_cast<T>(x >> s);
+}
+
+}  // namespace detail
+
+inline void bitwise_and(context& c) { detail::bitwise(c, [](auto x, auto y) { return x & y; }); }
+inline void bitwise_or(context& c) { detail::bitwise(c, [](auto x, auto y) { return x | y; }); }
+inline void bitwise_xor(context& c) { detail::bitwise(c, [](auto x, auto y) { return x ^ y; }); }
+
+inline void bitwise_not(context& c) {
+  c.require_inputs(1, 1);
+  const tensor& x = c.input(0);
+  tensor& y = c.make_output(0, x.type(), x.shape());
+  detail::visit_integer(c, x.type(), [&](auto tag) {
+    using T = decltype(tag);
+    map_elements<T, T>(x, y, [](T v) { return static_cast<T>(~v); });
+  });
+}
+
+/// BitShift: `direction` LEFT or RIGHT (required).
+inline void bit_shift(context& c) {
+  const std::string direction = c.n.get_string("direction", "");
+  AMCTQ_CHECK(direction == "LEFT" || direction == "RIGHT", errc::invalid_argument, c.where(),
+              "direction must be LEFT or RIGHT, got '", direction, "'");
+  const bool left = direction == "LEFT";
+  detail::bitwise(c, [left](auto x, auto y) { return detail::shift(x, y, left); });
+}
+
 /// The comparison and logic ops, by op_type (default domain). Adding one: its function above and
 /// one entry here.
 inline op_table logic_ops() {
   return {
       {"Equal", equal}, {"Less", less}, {"Greater", greater}, {"LessOrEqual", less_or_equal},
       {"GreaterOrEqual", greater_or_equal}, {"And", and_op}, {"Or", or_op}, {"Xor", xor_op}, {"Not", not_op},
-      {"Where", where}};
+      {"Where", where}, {"BitwiseAnd", bitwise_and}, {"BitwiseOr", bitwise_or}, {"BitwiseXor", bitwise_xor},
+      {"BitwiseNot", bitwise_not}, {"BitShift", bit_shift}};
 }
 
 }  // namespace amctq::graph::ops
