@@ -26,6 +26,8 @@
 #include "amctq/graph/ops/conv.hpp"
 #include "amctq/graph/ops/elementwise.hpp"
 #include "amctq/graph/ops/gemm.hpp"
+#include "amctq/graph/ops/logic.hpp"
+#include "amctq/graph/ops/math.hpp"
 #include "amctq/graph/ops/normalization.hpp"
 #include "amctq/graph/ops/pool.hpp"
 #include "amctq/graph/ops/shape.hpp"
@@ -43,6 +45,8 @@ inline const op_table& builtin_ops() {
                                     .add(ops::pool_ops())
                                     .add(ops::activation_ops())
                                     .add(ops::elementwise_ops())
+                                    .add(ops::math_ops())
+                                    .add(ops::logic_ops())
                                     .add(ops::normalization_ops())
                                     .add(ops::shape_ops());
   return table;

@@ -1,54 +1,33 @@
-// Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh and Softmax on float tensors.
+// Relu, Clip, LeakyRelu, PRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, Elu, Selu, Celu,
+// Softplus, Mish, Swish, ThresholdedRelu, Softsign, Shrink and Softmax on float tensors.
 #ifndef AMCTQ_GRAPH_OPS_ACTIVATION_HPP
 #define AMCTQ_GRAPH_OPS_ACTIVATION_HPP
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 
 namespace amctq::graph::ops {
 
-namespace detail {
-
-/// Applies f elementwise to input 0 (float32 or float64), same shape out.
-template <class F>
-void unary_float(context& c, F f) {
-  const tensor& x = c.input(0);
-  tensor& y = c.make_output(0, x.type(), x.shape());
-  const std::size_t n = x.size();
-  if (x.type() == dtype::float32) {
-    const float* px = x.data<float>();
-    float* py = y.data<float>();
-    for (std::size_t i = 0; i < n; ++i) py[i] = f(px[i]);
-  } else if (x.type() == dtype::float64) {
-    const double* px = x.data<double>();
-    double* py = y.data<double>();
-    for (std::size_t i = 0; i < n; ++i) py[i] = f(px[i]);
-  } else {
-    AMCTQ_THROW(errc::unsupported, c.where(), "element type ", to_string(x.type()), " is not supported (float32, float64)");
-  }
-}
-
-}  // namespace detail
-
 inline void relu(context& c) {
   c.require_inputs(1, 1);
-  detail::unary_float(c, [](auto v) { return v > 0 ? v : decltype(v)(0); });
+  unary_float(c, [](auto v) { return v > 0 ? v : decltype(v)(0); });
 }
 
 inline void leaky_relu(context& c) {
   c.require_inputs(1, 1);
   const float alpha = c.n.get_float("alpha", 0.01f);
-  detail::unary_float(c, [alpha](auto v) { return v >= 0 ? v : static_cast<decltype(v)>(alpha) * v; });
+  unary_float(c, [alpha](auto v) { return v >= 0 ? v : static_cast<decltype(v)>(alpha) * v; });
 }
 
 inline void sigmoid(context& c) {
   c.require_inputs(1, 1);
   // Split by sign so exp never overflows.
-  detail::unary_float(c, [](auto v) {
+  unary_float(c, [](auto v) {
     using T = decltype(v);
     if (v >= 0) return T(1) / (T(1) + std::exp(-v));
     const T e = std::exp(v);
@@ -58,13 +37,13 @@ inline void sigmoid(context& c) {
 
 inline void tanh_op(context& c) {
   c.require_inputs(1, 1);
-  detail::unary_float(c, [](auto v) { return std::tanh(v); });
+  unary_float(c, [](auto v) { return std::tanh(v); });
 }
 
 inline void hard_sigmoid(context& c) {
   c.require_inputs(1, 1);
   const float alpha = c.n.get_float("alpha", 0.2f), beta = c.n.get_float("beta", 0.5f);
-  detail::unary_float(c, [=](auto v) {
+  unary_float(c, [=](auto v) {
     using T = decltype(v);
     return std::max(T(0), std::min(T(1), static_cast<T>(alpha) * v + static_cast<T>(beta)));
   });
@@ -72,9 +51,123 @@ inline void hard_sigmoid(context& c) {
 
 inline void hard_swish(context& c) {
   c.require_inputs(1, 1);
-  detail::unary_float(c, [](auto v) {
+  unary_float(c, [](auto v) {
     using T = decltype(v);
     return v * std::max(T(0), std::min(T(1), v / T(6) + T(0.5)));
+  });
+}
+
+/// Gelu (opset 20): approximate "none" is x/2 (1 + erf(x / sqrt 2)), "tanh" the tanh form.
+inline void gelu(context& c) {
+  c.require_inputs(1, 1);
+  const std::string approximate = c.n.get_string("approximate", "none");
+  if (approximate == "none") {
+    unary_float(c, [](auto v) {
+      using T = decltype(v);
+      return T(0.5) * v * (T(1) + std::erf(v * T(0.70710678118654752440)));
+    });
+  } else if (approximate == "tanh") {
+    unary_float(c, [](auto v) {
+      using T = decltype(v);
+      return T(0.5) * v * (T(1) + std::tanh(T(0.79788456080286535588) * (v + T(0.044715) * v * v * v)));
+    });
+  } else {
+    AMCTQ_THROW(errc::unsupported, c.where(), "approximate '", approximate, "' is not supported (none, tanh)");
+  }
+}
+
+namespace detail {
+/// log(1 + exp(v)) without overflow.
+template <class T>
+T softplus(T v) {
+  return v > T(0) ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
+}
+}  // namespace detail
+
+inline void softplus(context& c) {
+  c.require_inputs(1, 1);
+  unary_float(c, [](auto v) { return detail::softplus(v); });
+}
+
+inline void mish(context& c) {
+  c.require_inputs(1, 1);
+  unary_float(c, [](auto v) { return v * std::tanh(detail::softplus(v)); });
+}
+
+inline void elu(context& c) {
+  c.require_inputs(1, 1);
+  const float alpha = c.n.get_float("alpha", 1.0f);
+  unary_float(c, [=](auto v) { return v < 0 ? static_cast<decltype(v)>(alpha) * std::expm1(v) : v; });
+}
+
+inline void selu(context& c) {
+  c.require_inputs(1, 1);
+  const float alpha = c.n.get_float("alpha", 1.67326319217681884765625f);
+  const float gamma = c.n.get_float("gamma", 1.05070102214813232421875f);
+  unary_float(c, [=](auto v) {
+    using T = decltype(v);
+    return static_cast<T>(gamma) * (v > 0 ? v : static_cast<T>(alpha) * std::expm1(v));
+  });
+}
+
+/// Celu: max(0, x) + min(0, alpha (exp(x / alpha) - 1)).
+inline void celu(context& c) {
+  c.require_inputs(1, 1);
+  const float alpha = c.n.get_float("alpha", 1.0f);
+  unary_float(c, [=](auto v) {
+    using T = decltype(v);
+    const T a = static_cast<T>(alpha);
+    return v > 0 ? v : a * std::expm1(v / a);
+  });
+}
+
+/// Swish (opset 24): x sigmoid(alpha x).
+inline void swish(context& c) {
+  c.require_inputs(1, 1);
+  const float alpha = c.n.get_float("alpha", 1.0f);
+  unary_float(c, [=](auto v) {
+    using T = decltype(v);
+    const T z = static_cast<T>(alpha) * v;
+    return z >= 0 ? v / (T(1) + std::exp(-z)) : v * std::exp(z) / (T(1) + std::exp(z));
+  });
+}
+
+inline void thresholded_relu(context& c) {
+  c.require_inputs(1, 1);
+  const float alpha = c.n.get_float("alpha", 1.0f);
+  unary_float(c, [=](auto v) { return v > static_cast<decltype(v)>(alpha) ? v : decltype(v)(0); });
+}
+
+inline void softsign(context& c) {
+  c.require_inputs(1, 1);
+  unary_float(c, [](auto v) { return v / (decltype(v)(1) + std::abs(v)); });
+}
+
+/// Shrink: x + bias below -lambd, x - bias above lambd, 0 between; every numeric type.
+inline void shrink(context& c) {
+  c.require_inputs(1, 1);
+  const double lambd = c.n.get_float("lambd", 0.5f), bias = c.n.get_float("bias", 0.0f);
+  unary_numeric(c, [=](auto v) {
+    const double d = static_cast<double>(v);
+    return static_cast<decltype(v)>(d < -lambd ? d + bias : d > lambd ? d - bias : 0.0);
+  });
+}
+
+/// PRelu: x < 0 ? slope * x : x, the slope broadcast to x's shape (unidirectionally: the
+/// output has x's shape), e.g. one slope per channel as [C, 1, 1].
+inline void prelu(context& c) {
+  c.require_inputs(2, 2);
+  const tensor& x = c.input(0);
+  const tensor& s = c.input(1);
+  AMCTQ_CHECK(x.type() == s.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(x.type()),
+              " and ", to_string(s.type()));
+  const auto shape = broadcast_shapes(c, x.shape(), s.shape());
+  AMCTQ_CHECK(shape == x.shape(), errc::shape_mismatch, c.where(), "slope ", shape_string(s.shape()),
+              " does not broadcast to the input's shape ", shape_string(x.shape()));
+  tensor& y = c.make_output(0, x.type(), shape);
+  visit_numeric(c, x.type(), [&](auto tag) {
+    using T = decltype(tag);
+    broadcast_binary<T, T, T>(x, s, y, [](T v, T a) { return v < T(0) ? static_cast<T>(a * v) : v; });
   });
 }
 
@@ -101,7 +194,7 @@ inline void clip(context& c) {
   }
   const tensor& x = c.input(0);
   if (x.type() == dtype::float32 || x.type() == dtype::float64) {
-    detail::unary_float(c, [=](auto v) {
+    unary_float(c, [=](auto v) {
       using T = decltype(v);
       // min(max(x, lo), hi): when lo > hi every element becomes hi, as ONNX specifies.
       return std::min(std::max(v, static_cast<T>(std::max(lo, double(std::numeric_limits<T>::lowest())))),
@@ -169,7 +262,9 @@ inline op_table activation_ops() {
   return {
       {"Relu", relu}, {"Clip", clip}, {"LeakyRelu", leaky_relu}, {"Sigmoid", sigmoid},
       {"HardSigmoid", hard_sigmoid}, {"HardSwish", hard_swish}, {"Tanh", tanh_op}, {"Softmax", softmax},
-      {"LogSoftmax", log_softmax}};
+      {"LogSoftmax", log_softmax}, {"Gelu", gelu}, {"Softplus", softplus}, {"Mish", mish}, {"Elu", elu},
+      {"Selu", selu}, {"Celu", celu}, {"PRelu", prelu}, {"Swish", swish}, {"ThresholdedRelu", thresholded_relu},
+      {"Softsign", softsign}, {"Shrink", shrink}};
 }
 
 }  // namespace amctq::graph::ops

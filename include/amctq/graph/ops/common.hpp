@@ -99,6 +99,49 @@ void visit_numeric(const context& c, dtype t, F&& f) {
   }
 }
 
+/// Calls f(T{}) with T float or double; other types are refused naming the node.
+template <class F>
+void visit_float(const context& c, dtype t, F&& f) {
+  switch (t) {
+    case dtype::float32: f(float{}); break;
+    case dtype::float64: f(double{}); break;
+    default:
+      AMCTQ_THROW(errc::unsupported, c.where(), "element type ", to_string(t), " is not supported (float32, float64)");
+  }
+}
+
+/// y[i] = f(x[i]) over two contiguous tensors of equal size: T in, O out.
+template <class T, class O, class F>
+void map_elements(const tensor& x, tensor& y, F&& f) {
+  const T* px = x.data<T>();
+  O* py = y.data<O>();
+  for (std::size_t i = 0, n = x.size(); i < n; ++i) py[i] = static_cast<O>(f(px[i]));
+}
+
+/// Output 0 = f(input 0) elementwise, same shape and type, for the types `visit` (visit_float,
+/// visit_numeric) calls f with.
+template <class Visit, class F>
+void unary_same_type(context& c, Visit visit, F f) {
+  const tensor& x = c.input(0);
+  tensor& y = c.make_output(0, x.type(), x.shape());
+  visit(c, x.type(), [&](auto tag) {
+    using T = decltype(tag);
+    map_elements<T, T>(x, y, f);
+  });
+}
+
+/// Output 0 = f(input 0) elementwise for float32 / float64 input.
+template <class F>
+void unary_float(context& c, F f) {
+  unary_same_type(c, [](const context& cc, dtype t, auto&& g) { visit_float(cc, t, g); }, f);
+}
+
+/// Output 0 = f(input 0) elementwise for every numeric input type.
+template <class F>
+void unary_numeric(context& c, F f) {
+  unary_same_type(c, [](const context& cc, dtype t, auto&& g) { visit_numeric(cc, t, g); }, f);
+}
+
 /// Calls f(U{}) with an unsigned integer type as wide as one element: for ops that only move bytes.
 template <class F>
 void visit_bytes(const context& c, dtype t, F&& f) {
@@ -187,6 +230,51 @@ inline std::vector<std::int64_t> broadcast_strides(const std::vector<std::int64_
   return s;
 }
 
+
+/// Inputs 0 and 1 of a broadcasting binary op, checked to share one element type, and output 0
+/// made with their broadcast shape and element type `out_type` (undefined: the inputs' type).
+struct binary_operands {
+  const tensor& a;
+  const tensor& b;
+  tensor& out;
+};
+inline binary_operands broadcast_operands(context& c, dtype out_type = dtype::undefined) {
+  c.require_inputs(2, 2);
+  const tensor& a = c.input(0);
+  const tensor& b = c.input(1);
+  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
+              " and ", to_string(b.type()));
+  tensor& out = c.make_output(0, out_type == dtype::undefined ? a.type() : out_type,
+                              broadcast_shapes(c, a.shape(), b.shape()));
+  return {a, b, out};
+}
+
+/// out = f(a, b) with a and b broadcast to out's shape (A, B in, O out); contiguous and
+/// scalar-operand runs are plain loops.
+template <class A, class B, class O, class F>
+void broadcast_binary(const tensor& a, const tensor& b, tensor& out, F f) {
+  const A* pa = a.data<A>();
+  const B* pb = b.data<B>();
+  O* po = out.data<O>();
+  strided_walk<2>(out.shape(), {broadcast_strides(a.shape(), out.shape()), broadcast_strides(b.shape(), out.shape())},
+                  [&](std::int64_t o, const std::array<std::int64_t, 2>& off, std::int64_t n,
+                      const std::array<std::int64_t, 2>& s) {
+                    const A* x = pa + off[0];
+                    const B* y = pb + off[1];
+                    O* z = po + o;
+                    if (s[0] == 1 && s[1] == 1) {
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i], y[i]);
+                    } else if (s[0] == 1 && s[1] == 0) {
+                      const B yv = *y;
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i], yv);
+                    } else if (s[0] == 0 && s[1] == 1) {
+                      const A xv = *x;
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(xv, y[i]);
+                    } else {
+                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i * s[0]], y[i * s[1]]);
+                    }
+                  });
+}
 
 inline std::string shape_string(const std::vector<std::int64_t>& s) {
   std::string r = "[";

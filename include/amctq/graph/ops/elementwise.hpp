@@ -13,42 +13,12 @@ namespace amctq::graph::ops {
 
 namespace detail {
 
-template <class T, class F>
-void broadcast_binary(const tensor& a, const tensor& b, tensor& out, F f) {
-  const T* pa = a.data<T>();
-  const T* pb = b.data<T>();
-  T* po = out.data<T>();
-  strided_walk<2>(out.shape(), {broadcast_strides(a.shape(), out.shape()), broadcast_strides(b.shape(), out.shape())},
-                  [&](std::int64_t o, const std::array<std::int64_t, 2>& off, std::int64_t n,
-                      const std::array<std::int64_t, 2>& s) {
-                    const T* x = pa + off[0];
-                    const T* y = pb + off[1];
-                    T* z = po + o;
-                    if (s[0] == 1 && s[1] == 1) {
-                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i], y[i]);
-                    } else if (s[0] == 1 && s[1] == 0) {
-                      const T yv = *y;
-                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i], yv);
-                    } else if (s[0] == 0 && s[1] == 1) {
-                      const T xv = *x;
-                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(xv, y[i]);
-                    } else {
-                      for (std::int64_t i = 0; i < n; ++i) z[i] = f(x[i * s[0]], y[i * s[1]]);
-                    }
-                  });
-}
-
 template <class Op>
 void binary_op(context& c, Op op) {
-  c.require_inputs(2, 2);
-  const tensor& a = c.input(0);
-  const tensor& b = c.input(1);
-  AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
-              " and ", to_string(b.type()));
-  tensor& out = c.make_output(0, a.type(), broadcast_shapes(c, a.shape(), b.shape()));
-  visit_numeric(c, a.type(), [&](auto tag) {
+  const binary_operands io = broadcast_operands(c);
+  visit_numeric(c, io.a.type(), [&](auto tag) {
     using T = decltype(tag);
-    broadcast_binary<T>(a, b, out, [&](T x, T y) { return op(x, y); });
+    broadcast_binary<T, T, T>(io.a, io.b, io.out, [&](T x, T y) { return op(x, y); });
   });
 }
 
@@ -85,7 +55,7 @@ tensor variadic_fold(context& c, Op op) {
     tensor out(acc.type(), broadcast_shapes(c, acc.shape(), b.shape()));
     visit_numeric(c, acc.type(), [&](auto tag) {
       using T = decltype(tag);
-      broadcast_binary<T>(acc, b, out, [&](T x, T y) { return op(x, y); });
+      broadcast_binary<T, T, T>(acc, b, out, [&](T x, T y) { return op(x, y); });
     });
     acc = std::move(out);
   }

@@ -1,6 +1,6 @@
 // Ops that move or describe data without arithmetic: Flatten, Reshape, Transpose, Concat,
 // Squeeze, Unsqueeze, Identity, Dropout (inference), Pad, Shape, Gather, Constant,
-// ConstantOfShape, Cast. Any element type that has a fixed byte width.
+// ConstantOfShape, Cast, CastLike. Any element type that has a fixed byte width.
 #ifndef AMCTQ_GRAPH_OPS_SHAPE_HPP
 #define AMCTQ_GRAPH_OPS_SHAPE_HPP
 
@@ -355,11 +355,12 @@ inline void constant_of_shape(context& c) {
   for (std::size_t i = 0; i < y.size(); ++i) std::memcpy(y.bytes().data() + i * es, v->t.bytes().data(), es);
 }
 
-/// Cast between the numeric types and bool (float to int truncates toward zero, like C).
-inline void cast(context& c) {
-  c.require_inputs(1, 1);
+namespace detail {
+
+/// Output 0 = input 0 converted to `to`: between the numeric types and bool (float to int
+/// truncates toward zero, like C).
+inline void cast_to(context& c, dtype to) {
   const tensor& x = c.input(0);
-  const auto to = static_cast<dtype>(c.n.get_int("to", 0));
   tensor& y = c.make_output(0, to, x.shape());
   auto visit_with_bool = [&](dtype t, auto&& f) {
     if (t == dtype::boolean) f(bool{});
@@ -379,13 +380,28 @@ inline void cast(context& c) {
   });
 }
 
+}  // namespace detail
+
+/// Cast to the type attribute `to`.
+inline void cast(context& c) {
+  c.require_inputs(1, 1);
+  detail::cast_to(c, static_cast<dtype>(c.n.get_int("to", 0)));
+}
+
+/// CastLike (opset 15): Cast to the element type of input 1.
+inline void cast_like(context& c) {
+  c.require_inputs(2, 2);
+  detail::cast_to(c, c.input(1).type());
+}
+
 /// The shape ops, by op_type (default domain). Adding one: its function above and one entry here.
 inline op_table shape_ops() {
   return {
       {"Flatten", flatten}, {"Reshape", reshape}, {"Transpose", transpose}, {"Concat", concat},
       {"Squeeze", squeeze}, {"Unsqueeze", unsqueeze}, {"Identity", identity}, {"Dropout", dropout},
       {"Pad", pad}, {"Shape", shape_op}, {"Size", size_op}, {"Gather", gather}, {"Constant", constant},
-      {"ConstantOfShape", constant_of_shape}, {"Cast", cast}};
+      {"ConstantOfShape", constant_of_shape}, {"Cast", cast},
+      {"CastLike", cast_like}};
 }
 
 }  // namespace amctq::graph::ops
