@@ -28,6 +28,7 @@
 #include "amctq/graph/ops/gemm.hpp"
 #include "amctq/graph/ops/normalization.hpp"
 #include "amctq/graph/ops/pool.hpp"
+#include "amctq/graph/ops/reduce.hpp"
 #include "amctq/graph/ops/shape.hpp"
 #include "amctq/graph/tensor.hpp"
 
@@ -44,7 +45,8 @@ inline const op_table& builtin_ops() {
                                     .add(ops::activation_ops())
                                     .add(ops::elementwise_ops())
                                     .add(ops::normalization_ops())
-                                    .add(ops::shape_ops());
+                                    .add(ops::shape_ops())
+                                    .add(ops::reduce_ops());
   return table;
 }
 
