@@ -26,6 +26,7 @@
 #include "amctq/graph/ops/conv.hpp"
 #include "amctq/graph/ops/elementwise.hpp"
 #include "amctq/graph/ops/gemm.hpp"
+#include "amctq/graph/ops/index.hpp"
 #include "amctq/graph/ops/normalization.hpp"
 #include "amctq/graph/ops/pool.hpp"
 #include "amctq/graph/ops/reduce.hpp"
@@ -46,7 +47,8 @@ inline const op_table& builtin_ops() {
                                     .add(ops::elementwise_ops())
                                     .add(ops::normalization_ops())
                                     .add(ops::shape_ops())
-                                    .add(ops::reduce_ops());
+                                    .add(ops::reduce_ops())
+                                    .add(ops::index_ops());
   return table;
 }
 
