@@ -24,6 +24,7 @@
 #include "amctq/graph/ops/activation.hpp"
 #include "amctq/graph/ops/common.hpp"
 #include "amctq/graph/ops/conv.hpp"
+#include "amctq/graph/ops/einsum.hpp"
 #include "amctq/graph/ops/elementwise.hpp"
 #include "amctq/graph/ops/gemm.hpp"
 #include "amctq/graph/ops/index.hpp"
@@ -48,7 +49,8 @@ inline const op_table& builtin_ops() {
                                     .add(ops::normalization_ops())
                                     .add(ops::shape_ops())
                                     .add(ops::reduce_ops())
-                                    .add(ops::index_ops());
+                                    .add(ops::index_ops())
+                                    .add(ops::einsum_ops());
   return table;
 }
 
