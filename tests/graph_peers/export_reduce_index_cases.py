@@ -61,7 +61,8 @@ def main() -> int:
         ("abc,cd->abd", [(2, 3, 4), (4, 5)]), ("bid,bjd->bij", [(2, 3, 4), (2, 5, 4)]),
         ("bqhd,bkhd->bhqk", [(2, 4, 3, 5), (2, 6, 3, 5)]), ("ij,jk->ik", [(3, 4), (1, 5)]), ("bij->b", [(2, 3, 4)]),
         ("ijk,ikl->jl", [(2, 3, 4), (2, 4, 5)]), ("i,i", [(5,), (5,)]), ("BIj,jK->BIK", [(2, 3, 4), (4, 2)]),
-        ("...i,...i->...", [(2, 3, 4), (1, 3, 4)])]
+        ("...i,...i->...", [(2, 3, 4), (1, 3, 4)]), ("ji,jk->ik", [(4, 3), (4, 5)]),
+        ("bdq,bdk->bqk", [(2, 4, 3), (2, 4, 5)]), ("bdq,bkd->bkq", [(2, 4, 3), (2, 5, 4)])]
     for i, (eq, shapes) in enumerate(einsums):
         case(out, f"einsum_{i}", "Einsum", [f32(*s) for s in shapes], {"equation": eq}, opset=13)
     case(out, "einsum_int64", "Einsum", [rng.integers(-5, 5, (3, 4)), rng.integers(-5, 5, (4, 2))],

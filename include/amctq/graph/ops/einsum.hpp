@@ -178,8 +178,8 @@ void einsum_loop(context& c, const einsum_plan& p, tensor& y) {
   }
 }
 
-/// Two operands as batched GEMMs: A gathered to [batch, M, K], B to [batch, K, N], the product
-/// [batch, M, N] scattered to the output's label order.
+/// Two operands as batched GEMMs: A read as [batch, M, K], B as [batch, K, N] (in place, possibly
+/// transposed, or gathered), the product [batch, M, N] scattered to the output's label order.
 template <class T>
 void einsum_gemm(context& c, const einsum_plan& p, tensor& y) {
   using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -200,34 +200,49 @@ void einsum_gemm(context& c, const einsum_plan& p, tensor& y) {
     return e;
   };
   const std::int64_t nb = extent(batch), M = extent(m), N = extent(n), Kd = extent(k);
-  // Gathers operand `op` in the label order `ls` (a no-op view when already dense in that order).
   std::vector<T> abuf, bbuf;
-  auto arrange = [&](std::size_t op, std::vector<int> ls, std::vector<T>& buf) -> const T* {
-    std::vector<std::int64_t> shape, strides;
-    for (int l : ls) {
-      shape.push_back(p.size[static_cast<std::size_t>(l)]);
-      strides.push_back(p.stride[op][static_cast<std::size_t>(l)]);
-    }
+  // Operand `op` as [batch, rows, cols] blocks: read in place when it is already dense in that
+  // order, or in [batch, cols, rows] order (then used transposed: Q K^T reads K as stored), else
+  // gathered into `buf`. Returns the pointer and whether the blocks are transposed.
+  auto arrange = [&](std::size_t op, const std::vector<int>& rows, const std::vector<int>& cols,
+                     std::vector<T>& buf) -> std::pair<const T*, bool> {
+    auto layout = [&](const std::vector<int>& first, const std::vector<int>& second, std::vector<std::int64_t>& shape,
+                      std::vector<std::int64_t>& strides) {
+      shape.clear();
+      strides.clear();
+      std::vector<int> ls = batch;
+      ls.insert(ls.end(), first.begin(), first.end());
+      ls.insert(ls.end(), second.begin(), second.end());
+      for (int l : ls) {
+        shape.push_back(p.size[static_cast<std::size_t>(l)]);
+        strides.push_back(p.stride[op][static_cast<std::size_t>(l)]);
+      }
+      const auto want = strides_of(shape);
+      for (std::size_t d = 0; d < shape.size(); ++d)
+        if (shape[d] != 1 && strides[d] != want[d]) return false;
+      return true;
+    };
     const T* src = c.input(op).data<T>();
-    bool dense = true;
-    const auto want = strides_of(shape);
-    for (std::size_t d = 0; d < shape.size(); ++d) dense = dense && (shape[d] == 1 || strides[d] == want[d]);
-    if (dense) return src;
+    std::vector<std::int64_t> shape, strides;
+    if (layout(rows, cols, shape, strides)) return {src, false};
+    if (layout(cols, rows, shape, strides)) return {src, true};
+    layout(rows, cols, shape, strides);
     buf.resize(static_cast<std::size_t>(numel(shape)));
     gather_strided(src, shape, strides, buf.data());
-    return buf.data();
+    return {buf.data(), false};
   };
-  std::vector<int> aorder = batch, border = batch;
-  aorder.insert(aorder.end(), m.begin(), m.end());
-  aorder.insert(aorder.end(), k.begin(), k.end());
-  border.insert(border.end(), k.begin(), k.end());
-  border.insert(border.end(), n.begin(), n.end());
-  const T* pa = arrange(0, aorder, abuf);
-  const T* pb = arrange(1, border, bbuf);
+  const auto [pa, ta] = arrange(0, m, k, abuf);
+  const auto [pb, tb] = arrange(1, k, n, bbuf);
   std::vector<T> prod(static_cast<std::size_t>(nb * M * N));
-  for (std::int64_t b = 0; b < nb; ++b)
-    Eigen::Map<matrix>(prod.data() + b * M * N, M, N).noalias() =
-        Eigen::Map<const matrix>(pa + b * M * Kd, M, Kd) * Eigen::Map<const matrix>(pb + b * Kd * N, Kd, N);
+  for (std::int64_t b = 0; b < nb; ++b) {
+    Eigen::Map<matrix> out(prod.data() + b * M * N, M, N);
+    const Eigen::Map<const matrix> am(pa + b * M * Kd, ta ? Kd : M, ta ? M : Kd);
+    const Eigen::Map<const matrix> bm(pb + b * Kd * N, tb ? N : Kd, tb ? Kd : N);
+    if (ta && tb) out.noalias() = am.transpose() * bm.transpose();
+    else if (ta) out.noalias() = am.transpose() * bm;
+    else if (tb) out.noalias() = am * bm.transpose();
+    else out.noalias() = am * bm;
+  }
   // The product's stride for each of its labels, read in output order.
   std::vector<int> porder = batch;
   porder.insert(porder.end(), m.begin(), m.end());
