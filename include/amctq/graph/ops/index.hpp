@@ -35,6 +35,7 @@ void arg_extreme(context& c) {
   c.require_inputs(1, 1);
   const tensor& x = c.input(0);
   const auto rank = static_cast<std::int64_t>(x.rank());
+  AMCTQ_CHECK(rank >= 1, errc::shape_mismatch, c.where(), "input must have rank >= 1");
   const auto axis = static_cast<std::size_t>(normalize_axis(c, c.n.get_int("axis", 0), rank));
   const bool keepdims = c.n.get_int("keepdims", 1) != 0, last = c.n.get_int("select_last_index", 0) != 0;
   const axis_split s = split_at(x.shape(), axis);
@@ -80,6 +81,7 @@ inline void topk(context& c) {
   }
   const tensor& x = c.input(0);
   const auto rank = static_cast<std::int64_t>(x.rank());
+  AMCTQ_CHECK(rank >= 1, errc::shape_mismatch, c.where(), "input must have rank >= 1");
   const auto axis = static_cast<std::size_t>(normalize_axis(c, c.n.get_int("axis", -1), rank));
   const bool largest = c.n.get_int("largest", 1) != 0;
   const detail::axis_split s = detail::split_at(x.shape(), axis);
