@@ -24,12 +24,15 @@
 #include "amctq/graph/ops/activation.hpp"
 #include "amctq/graph/ops/common.hpp"
 #include "amctq/graph/ops/conv.hpp"
+#include "amctq/graph/ops/einsum.hpp"
 #include "amctq/graph/ops/elementwise.hpp"
 #include "amctq/graph/ops/gemm.hpp"
+#include "amctq/graph/ops/index.hpp"
 #include "amctq/graph/ops/logic.hpp"
 #include "amctq/graph/ops/math.hpp"
 #include "amctq/graph/ops/normalization.hpp"
 #include "amctq/graph/ops/pool.hpp"
+#include "amctq/graph/ops/reduce.hpp"
 #include "amctq/graph/ops/shape.hpp"
 #include "amctq/graph/tensor.hpp"
 
@@ -48,7 +51,10 @@ inline const op_table& builtin_ops() {
                                     .add(ops::math_ops())
                                     .add(ops::logic_ops())
                                     .add(ops::normalization_ops())
-                                    .add(ops::shape_ops());
+                                    .add(ops::shape_ops())
+                                    .add(ops::reduce_ops())
+                                    .add(ops::index_ops())
+                                    .add(ops::einsum_ops());
   return table;
 }
 
