@@ -26,8 +26,11 @@
 #include "amctq/graph/ops/conv.hpp"
 #include "amctq/graph/ops/elementwise.hpp"
 #include "amctq/graph/ops/gemm.hpp"
+#include "amctq/graph/ops/movement.hpp"
 #include "amctq/graph/ops/normalization.hpp"
 #include "amctq/graph/ops/pool.hpp"
+#include "amctq/graph/ops/resize.hpp"
+#include "amctq/graph/ops/scatter.hpp"
 #include "amctq/graph/ops/shape.hpp"
 #include "amctq/graph/tensor.hpp"
 
@@ -44,7 +47,10 @@ inline const op_table& builtin_ops() {
                                     .add(ops::activation_ops())
                                     .add(ops::elementwise_ops())
                                     .add(ops::normalization_ops())
-                                    .add(ops::shape_ops());
+                                    .add(ops::shape_ops())
+                                    .add(ops::movement_ops())
+                                    .add(ops::scatter_ops())
+                                    .add(ops::resize_ops());
   return table;
 }
 
