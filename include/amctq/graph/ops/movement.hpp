@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
@@ -66,8 +67,13 @@ inline void slice(context& c) {
     AMCTQ_CHECK(step != 0, errc::invalid_argument, c.where(), "steps must not be 0");
     std::int64_t b = starts[i] < 0 ? starts[i] + n : starts[i];
     std::int64_t e = ends[i] < 0 ? ends[i] + n : ends[i];
+    // INT_MAX ends mean "to the end" whichever way the step goes, as in ONNX Runtime.
+    if (ends[i] == std::numeric_limits<std::int64_t>::max() || ends[i] == std::numeric_limits<std::int32_t>::max())
+      e = step < 0 ? -1 : n;
     std::int64_t len;
-    if (step > 0) {
+    if (n == 0) {
+      len = 0;
+    } else if (step > 0) {
       b = std::clamp<std::int64_t>(b, 0, n);
       e = std::clamp<std::int64_t>(e, 0, n);
       len = e > b ? (e - b + step - 1) / step : 0;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
@@ -47,22 +48,23 @@ struct resize_table {
   }
 };
 
-/// Output row j's coordinate in the input (ONNX's coordinate_transformation_mode).
-inline double original_coordinate(const context& c, const std::string& m, double j, double scale, double in_len,
-                                  double out_len, double roi_start, double roi_end) {
-  if (m == "half_pixel") return (j + 0.5) / scale - 0.5;
-  if (m == "pytorch_half_pixel") return out_len > 1 ? (j + 0.5) / scale - 0.5 : 0.0;
-  if (m == "align_corners") return out_len == 1 ? 0.0 : j * (in_len - 1) / (out_len - 1);
+/// Output row j's coordinate in the input (ONNX's coordinate_transformation_mode), computed in
+/// float like ONNX Runtime: nearest rounding of coordinates that land on .0 / .5 depends on it.
+inline float original_coordinate(const context& c, const std::string& m, float j, float scale, float in_len,
+                                 float out_len, float roi_start, float roi_end) {
+  if (m == "half_pixel") return (j + 0.5f) / scale - 0.5f;
+  if (m == "pytorch_half_pixel") return out_len > 1 ? (j + 0.5f) / scale - 0.5f : 0.0f;
+  if (m == "align_corners") return out_len == 1 ? 0.0f : j * (in_len - 1) / (out_len - 1);
   if (m == "asymmetric") return j / scale;
-  if (m == "tf_half_pixel_for_nn") return (j + 0.5) / scale;
+  if (m == "tf_half_pixel_for_nn") return (j + 0.5f) / scale;
   if (m == "half_pixel_symmetric") {
-    const double adjustment = out_len / (scale * in_len), center = in_len / 2;
-    return center * (1 - adjustment) + (j + 0.5) / scale - 0.5;
+    const float adjustment = out_len / (scale * in_len), center = in_len / 2, offset = center * (1 - adjustment);
+    return static_cast<float>(offset + (j + 0.5) / scale - 0.5);  // the tail in double, as ORT has it
   }
   AMCTQ_CHECK(m == "tf_crop_and_resize", errc::unsupported, c.where(), "coordinate_transformation_mode '", m,
               "' is not supported");
   return out_len > 1 ? roi_start * (in_len - 1) + j * (roi_end - roi_start) * (in_len - 1) / (out_len - 1)
-                     : 0.5 * (roi_start + roi_end) * (in_len - 1);
+                     : 0.5f * (roi_start + roi_end) * (in_len - 1);
 }
 
 inline std::int64_t nearest_index(const context& c, const std::string& m, double x, bool downsampling) {
@@ -92,8 +94,9 @@ inline resize_table make_resize_table(const context& c, const resize_options& o,
   t.weight.assign(n * t.k, 0.0f);
   t.outside.assign(n, 0);
   for (std::size_t j = 0; j < n; ++j) {
-    const double x = original_coordinate(c, o.transform, static_cast<double>(j), scale, static_cast<double>(in_len),
-                                         static_cast<double>(out_len), roi_start, roi_end);
+    const double x = original_coordinate(c, o.transform, static_cast<float>(j), static_cast<float>(scale),
+                                         static_cast<float>(in_len), static_cast<float>(out_len),
+                                         static_cast<float>(roi_start), static_cast<float>(roi_end));
     if (o.transform == "tf_crop_and_resize" && (x < 0 || x > static_cast<double>(in_len - 1))) {
       t.outside[j] = 1;
       continue;
@@ -321,15 +324,16 @@ inline void resize(context& c) {
         scales[d] = static_cast<double>(static_cast<float>(given[i]) / static_cast<float>(x.dim(d)));
       }
     } else {
-      double s = policy == "not_larger" ? 1e300 : 0.0;
+      // One scale for all the axes (the smallest or largest ratio), output dims rounded, in float like ORT.
+      float s = policy == "not_larger" ? std::numeric_limits<float>::max() : 0.0f;
       for (std::size_t i = 0; i < axes.size(); ++i) {
-        const double q = static_cast<double>(given[i]) / static_cast<double>(x.dim(static_cast<std::size_t>(axes[i])));
+        const float q = static_cast<float>(given[i]) / static_cast<float>(x.dim(static_cast<std::size_t>(axes[i])));
         s = policy == "not_larger" ? std::min(s, q) : std::max(s, q);
       }
       for (auto a : axes) {
         const auto d = static_cast<std::size_t>(a);
         scales[d] = s;
-        shape[d] = static_cast<std::int64_t>(std::nearbyint(s * static_cast<double>(x.dim(d))));
+        shape[d] = static_cast<std::int64_t>(std::round(s * static_cast<float>(x.dim(d))));
       }
     }
   }

@@ -69,11 +69,17 @@ void reduce_into(reduction r, T* dst, const T* src, std::size_t count) {
     }
 }
 
-/// Calls f(T{}) with T the element type: byte-wide unsigned for plain copies, numeric otherwise.
+/// Output 0 = data, then f(T* output, const T* updates) writes the updates into it, T byte-wide
+/// unsigned for plain copies (any element type) and the numeric type for reductions.
 template <class F>
-void visit_for_reduction(const context& c, dtype t, reduction r, F&& f) {
-  if (r == reduction::none) visit_bytes(c, t, f);
-  else visit_numeric(c, t, f);
+void scatter_into_copy(context& c, const tensor& x, const tensor& upd, reduction r, F&& f) {
+  c.out[0] = x;
+  auto typed = [&](auto tag) {
+    using T = decltype(tag);
+    f(reinterpret_cast<T*>(c.out[0].bytes().data()), reinterpret_cast<const T*>(upd.bytes().data()));
+  };
+  if (r == reduction::none) visit_bytes(c, x.type(), typed);
+  else visit_numeric(c, x.type(), typed);
 }
 }  // namespace detail
 
@@ -101,12 +107,7 @@ inline void scatter_elements(context& c) {
               shape_string(upd.shape()), " must match indices ", shape_string(ind.shape()), " and data's type");
   const auto axis = static_cast<std::size_t>(normalize_axis(c, c.n.get_int("axis", 0), static_cast<std::int64_t>(x.rank())));
   const auto r = detail::reduction_of(c);
-  c.out[0] = x;
-  tensor& y = c.out[0];
-  detail::visit_for_reduction(c, x.type(), r, [&](auto tag) {
-    using T = decltype(tag);
-    T* py = reinterpret_cast<T*>(y.bytes().data());
-    const T* pu = reinterpret_cast<const T*>(upd.bytes().data());
+  detail::scatter_into_copy(c, x, upd, r, [&](auto* py, const auto* pu) {
     detail::for_each_element_index(c, ind, x.shape(), axis,
                                    [&](std::size_t k, std::int64_t off) { detail::reduce_into(r, py + off, pu + k, 1); });
   });
@@ -132,12 +133,7 @@ inline void scatter_nd(context& c) {
   std::size_t slice = 1;
   for (std::size_t d = k; d < x.rank(); ++d) slice *= static_cast<std::size_t>(x.dim(d));
   const auto tuples = static_cast<std::size_t>(numel({ind.shape().begin(), ind.shape().end() - 1}));
-  c.out[0] = x;
-  tensor& y = c.out[0];
-  detail::visit_for_reduction(c, x.type(), r, [&](auto tag) {
-    using T = decltype(tag);
-    T* py = reinterpret_cast<T*>(y.bytes().data());
-    const T* pu = reinterpret_cast<const T*>(upd.bytes().data());
+  detail::scatter_into_copy(c, x, upd, r, [&](auto* py, const auto* pu) {
     for (std::size_t t = 0; t < tuples; ++t) {
       std::int64_t off = 0;
       for (std::size_t d = 0; d < k; ++d) off += detail::checked_index(c, idx[t * k + d], x.dim(d)) * ds[d];
