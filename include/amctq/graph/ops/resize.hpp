@@ -157,8 +157,10 @@ inline tensor resize_axis(const context& c, const resize_options& o, const tenso
       for (std::int64_t b = 0; b < outer; ++b)
         for (std::int64_t j = 0; j < out_len; ++j) {
           U* row = pd + (b * out_len + j) * inner;
+          const U* from = ps + (b * in_len + t.index[static_cast<std::size_t>(j)]) * inner;
           if (t.outside[static_cast<std::size_t>(j)]) std::fill(row, row + in_, fill);
-          else std::memcpy(row, ps + (b * in_len + t.index[static_cast<std::size_t>(j)]) * inner, in_ * sizeof(U));
+          else if (in_ == 1) *row = *from;  // the last axis: one element a row
+          else std::memcpy(row, from, in_ * sizeof(U));
         }
     });
     return dst;
