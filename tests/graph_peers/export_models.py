@@ -5,6 +5,7 @@ ONNX Runtime's (CPU, one thread) on a fixed-seed input:
 
 - torchvision resnet18 and mobilenet_v2, random weights (seed 0), batch 1, 224x224, opset 13;
 - a small model with ConvTranspose (groups, stride, output_padding) and Conv3d, opset 13;
+- a small model of Resize / normalization / data movement as torch exports them, opset 17;
 - ONNX's own light models (onnx/backend/test/data/light) except vgg19, fed the input ONNX's
   runner feeds them (arange / n). vgg19 is left out: its ConstantOfShape weights
   materialise 548 MB and the run would dominate CI time without covering a new op.
@@ -62,14 +63,42 @@ class TransposeAnd3d(torch.nn.Module):
         return torch.sigmoid(z)
 
 
-def export_torch(out_dir: str, name: str, module: torch.nn.Module, shape) -> None:
+class ResizeNormMovement(torch.nn.Module):
+    """What U-Nets, detectors and transformers export around their convs: nn.Upsample /
+    F.interpolate (nearest; bilinear with align_corners False and True, by scale and by size),
+    GroupNorm (Reshape + InstanceNormalization), LayerNorm (LayerNormalization from opset 17),
+    PixelShuffle (DepthToSpace), chunk and slicing with steps (Slice), repeat (Expand + Tile)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.gn = torch.nn.GroupNorm(4, 8)
+        self.inorm = torch.nn.InstanceNorm2d(8, affine=True)
+        self.ln = torch.nn.LayerNorm(8)
+        self.shuffle = torch.nn.PixelShuffle(2)
+        self.up = torch.nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x):  # [N, 8, 6, 5]
+        f = torch.nn.functional
+        y = self.gn(self.conv(x)) + self.inorm(x)
+        a = self.up(y)
+        b = f.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        c = f.interpolate(y, size=(12, 10), mode="bilinear", align_corners=True)
+        u = torch.cat([a, b, c], 1)                      # [N, 24, 12, 10]
+        p, q, r = torch.chunk(u, 3, dim=1)
+        s = self.shuffle(p + q) + r[:, ::4].repeat(1, 1, 2, 2)  # [N, 2, 24, 20]
+        t = self.ln(u.permute(0, 2, 3, 1)[..., 1:9])     # [N, 12, 10, 8]
+        return torch.cat([s[:, :, ::3, 1::2].flatten(1), t[:, -5:].flatten(1)], 1)
+
+
+def export_torch(out_dir: str, name: str, module: torch.nn.Module, shape, opset: int = 13) -> None:
     module.eval()
     case = os.path.join(out_dir, name)
     os.makedirs(case, exist_ok=True)
     path = os.path.join(case, "model.onnx")
     x = torch.from_numpy(np.random.default_rng(1).standard_normal(shape, dtype=np.float32))
     with torch.no_grad():
-        torch.onnx.export(module, x, path, opset_version=13, input_names=["input"], output_names=["output"],
+        torch.onnx.export(module, x, path, opset_version=opset, input_names=["input"], output_names=["output"],
                           do_constant_folding=True)
     write_case(out_dir, name, path, {"input": x.numpy()})
 
@@ -83,6 +112,8 @@ def main() -> int:
     export_torch(out, "torchvision_mobilenet_v2", torchvision.models.mobilenet_v2(), (1, 3, 224, 224))
     torch.manual_seed(0)
     export_torch(out, "convtranspose_conv3d", TransposeAnd3d(), (2, 4, 9, 7))
+    torch.manual_seed(0)
+    export_torch(out, "resize_norm_movement", ResizeNormMovement(), (2, 8, 6, 5), opset=17)
 
     light = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
     names = sorted(f[:-5] for f in os.listdir(light) if f.endswith(".onnx"))
@@ -102,7 +133,7 @@ def main() -> int:
             n = int(np.prod(shape))
             feeds[vi.name] = (np.arange(n).reshape(shape) / n).astype(np.float32)  # as onnx's runner does
         write_case(out, name, path, feeds)
-    print(f"export_models: wrote {3 + len(names) - len(LIGHT_SKIP)} models to {out}", file=sys.stderr)
+    print(f"export_models: wrote {4 + len(names) - len(LIGHT_SKIP)} models to {out}", file=sys.stderr)
     return 0
 
 

@@ -30,9 +30,12 @@
 #include "amctq/graph/ops/index.hpp"
 #include "amctq/graph/ops/logic.hpp"
 #include "amctq/graph/ops/math.hpp"
+#include "amctq/graph/ops/movement.hpp"
 #include "amctq/graph/ops/normalization.hpp"
 #include "amctq/graph/ops/pool.hpp"
 #include "amctq/graph/ops/reduce.hpp"
+#include "amctq/graph/ops/resize.hpp"
+#include "amctq/graph/ops/scatter.hpp"
 #include "amctq/graph/ops/shape.hpp"
 #include "amctq/graph/tensor.hpp"
 
@@ -54,7 +57,10 @@ inline const op_table& builtin_ops() {
                                     .add(ops::shape_ops())
                                     .add(ops::reduce_ops())
                                     .add(ops::index_ops())
-                                    .add(ops::einsum_ops());
+                                    .add(ops::einsum_ops())
+                                    .add(ops::movement_ops())
+                                    .add(ops::scatter_ops())
+                                    .add(ops::resize_ops());
   return table;
 }
 

@@ -102,25 +102,17 @@ inline void reshape(context& c) {
   detail::copy_reshaped(c, x, shape);
 }
 
-inline void transpose(context& c) {
-  c.require_inputs(1, 1);
-  const tensor& x = c.input(0);
-  const std::size_t r = x.rank();
-  std::vector<std::int64_t> perm = c.n.get_ints("perm");
-  if (perm.empty())
-    for (std::size_t i = 0; i < r; ++i) perm.push_back(static_cast<std::int64_t>(r - 1 - i));
-  AMCTQ_CHECK(perm.size() == r, errc::invalid_argument, c.where(), "perm has ", perm.size(), " entries, rank is ", r);
-  std::vector<bool> seen(r, false);
-  std::vector<std::int64_t> shape(r), in_strides(r);
-  const auto xs = strides_of(x.shape());
-  for (std::size_t i = 0; i < r; ++i) {
-    const std::int64_t p = normalize_axis(c, perm[i], static_cast<std::int64_t>(r), "perm entry");
-    AMCTQ_CHECK(!seen[static_cast<std::size_t>(p)], errc::invalid_argument, c.where(), "perm repeats axis ", p);
-    seen[static_cast<std::size_t>(p)] = true;
-    shape[i] = x.dim(static_cast<std::size_t>(p));
-    in_strides[i] = xs[static_cast<std::size_t>(p)];
+namespace detail {
+/// y = x read as `in_shape` with its dims permuted by `perm` (y's shape is already made): Transpose,
+/// and DepthToSpace / SpaceToDepth as a reshape-transpose-reshape. Any fixed-width element type.
+inline void permuted_copy(const context& c, const tensor& x, const std::vector<std::int64_t>& in_shape,
+                          const std::vector<std::int64_t>& perm, tensor& y) {
+  const auto xs = strides_of(in_shape);
+  std::vector<std::int64_t> shape(perm.size()), in_strides(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) {
+    shape[i] = in_shape[static_cast<std::size_t>(perm[i])];
+    in_strides[i] = xs[static_cast<std::size_t>(perm[i])];
   }
-  tensor& y = c.make_output(0, x.type(), shape);
   visit_bytes(c, x.type(), [&](auto tag) {
     using U = decltype(tag);
     const U* px = reinterpret_cast<const U*>(x.bytes().data());
@@ -130,6 +122,26 @@ inline void transpose(context& c) {
       for (std::int64_t i = 0; i < n; ++i) py[o + i] = px[off[0] + i * s[0]];
     });
   });
+}
+}  // namespace detail
+
+inline void transpose(context& c) {
+  c.require_inputs(1, 1);
+  const tensor& x = c.input(0);
+  const std::size_t r = x.rank();
+  std::vector<std::int64_t> perm = c.n.get_ints("perm");
+  if (perm.empty())
+    for (std::size_t i = 0; i < r; ++i) perm.push_back(static_cast<std::int64_t>(r - 1 - i));
+  AMCTQ_CHECK(perm.size() == r, errc::invalid_argument, c.where(), "perm has ", perm.size(), " entries, rank is ", r);
+  std::vector<bool> seen(r, false);
+  std::vector<std::int64_t> shape(r);
+  for (std::size_t i = 0; i < r; ++i) {
+    perm[i] = normalize_axis(c, perm[i], static_cast<std::int64_t>(r), "perm entry");
+    AMCTQ_CHECK(!seen[static_cast<std::size_t>(perm[i])], errc::invalid_argument, c.where(), "perm repeats axis ", perm[i]);
+    seen[static_cast<std::size_t>(perm[i])] = true;
+    shape[i] = x.dim(static_cast<std::size_t>(perm[i]));
+  }
+  detail::permuted_copy(c, x, x.shape(), perm, c.make_output(0, x.type(), shape));
 }
 
 inline void concat(context& c) {
