@@ -71,6 +71,17 @@ inline graph::value_info info(const std::string& name, graph::dtype t) {
   return v;
 }
 
+inline graph::node make_node(const std::string& name, const std::string& op, std::vector<std::string> in,
+                             std::vector<std::string> out, std::vector<graph::attribute> attrs = {}) {
+  graph::node n;
+  n.name = name;
+  n.op_type = op;
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  n.attributes = std::move(attrs);
+  return n;
+}
+
 /// A model whose graph is one node; inputs named in `inputs` are graph inputs unless a constant
 /// of that name is given, in which case it becomes an initializer.
 struct single_node {

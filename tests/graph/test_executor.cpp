@@ -9,17 +9,9 @@ using namespace amctq;
 using amctq::test::check_close;
 using amctq::test::ft;
 using amctq::test::info;
+using amctq::test::make_node;
 
 namespace {
-graph::node make_node(const std::string& name, const std::string& op, std::vector<std::string> in,
-                      std::vector<std::string> out) {
-  graph::node n;
-  n.name = name;
-  n.op_type = op;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
-}
 
 /// y = relu(x + c) * x, with nodes stored out of order.
 graph::model chain(bool shuffled) {

@@ -110,18 +110,8 @@ TEST_CASE("find_quant_layers says why a node of a quantizable kind stays float")
   graph::model m;
   m.opset_imports.push_back({"", 13});
   m.main.inputs = {info("a", graph::dtype::float32), info("b", graph::dtype::float32)};
-  graph::node mm;
-  mm.name = "attention_scores";
-  mm.op_type = "MatMul";
-  mm.inputs = {"a", "b"};
-  mm.outputs = {"s"};
-  graph::node g;
-  g.name = "gemm_transA";
-  g.op_type = "Gemm";
-  g.inputs = {"s", "w"};
-  g.outputs = {"y"};
-  g.attributes = {attr_i("transA", 1)};
-  m.main.nodes = {mm, g};
+  m.main.nodes = {make_node("attention_scores", "MatMul", {"a", "b"}, {"s"}),
+                  make_node("gemm_transA", "Gemm", {"s", "w"}, {"y"}, {attr_i("transA", 1)})};
   graph::initializer w;
   w.name = "w";
   w.value = ft({2, 2}, {1, 2, 3, 4});
@@ -148,17 +138,7 @@ TEST_CASE("layer kind Gather: an embedding table is quantized per row, weight-on
     i.value = t;
     m.main.initializers.push_back(i);
   }
-  graph::node gather;
-  gather.name = "embed";
-  gather.op_type = "Gather";
-  gather.inputs = {"emb", "ids"};
-  gather.outputs = {"e"};
-  graph::node mm;
-  mm.name = "head";
-  mm.op_type = "MatMul";
-  mm.inputs = {"e", "proj"};
-  mm.outputs = {"y"};
-  m.main.nodes = {gather, mm};
+  m.main.nodes = {make_node("embed", "Gather", {"emb", "ids"}, {"e"}), make_node("head", "MatMul", {"e", "proj"}, {"y"})};
   m.main.outputs = {info("y", graph::dtype::float32)};
   const graph::tensor x = graph::tensor::from<std::int64_t>({2, 3}, {0, 7, 9, 7, 3, 3});
   graph::quantizer q(m, graph::create_quant_config(m));
