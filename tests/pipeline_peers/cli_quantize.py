@@ -8,6 +8,7 @@ a missing model path exits non-zero with one line; --help documents every option
 dmq_balancer_param (Conv, Gemm) and NUQ weights (Gemm) quantizes, both models run, the deploy
 model holds the balance Mul nodes and only the NUQ centres, record.json the factors and centres.
 """
+import copy
 import json
 import os
 import subprocess
@@ -100,6 +101,36 @@ def main():
                 failures.append(f"the deploy model has {len(muls)} balance Mul nodes, expected 6 (4 Conv, 2 Gemm)")
             if not w16 or not {int(v) for v in onnx.numpy_helper.to_array(w16[0]).ravel()} <= set(rec["/16/Gemm"]["clusters"]):
                 failures.append("the deploy weights of /16/Gemm are not all NUQ centres")
+        # Every observer method, and per-channel activations, through the tool: both models run in
+        # ORT and stay close to float; per-channel records hold one scale per input channel.
+        xs = np.load(calib)[:64]
+        fs = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        name = fs.get_inputs()[0].name
+        ref = fs.run(None, {name: xs})[0]
+        for method, per_channel in [(m, False) for m in ("minmax", "moving_average", "percentile", "entropy", "mse",
+                                                          "ifmr", "hfmg", "aciq_laplace", "aciq_gaussian", "pot_diffs")] + \
+                                   [("ifmr", True), ("mse", True)]:
+            mc = copy.deepcopy(c)
+            for l in [mc["activation"]] + [v.setdefault("activation", {}) for v in mc["layers"].values()]:
+                l["act_algo"], l["channel_wise"] = method, per_channel
+            mc_path = os.path.join(work, f"method_{method}_{per_channel}.json")
+            json.dump(mc, open(mc_path, "w"))
+            outm = os.path.join(work, f"method_{method}_{per_channel}")
+            r = run([amctq, "quantize", "--model", model, "--calib", calib, "--config", mc_path, "--out", outm, "--quiet"])
+            if r.returncode != 0:
+                failures.append(f"act_algo {method} (channel_wise {per_channel}) failed: {r.stderr.strip()}")
+                continue
+            rec = json.load(open(os.path.join(outm, "record.json")))
+            # one value per input channel: the image has 1, /7/Conv's input 32, the Gemm inputs 64 and more
+            if per_channel and not (all(isinstance(v["scale_d"], list) for v in rec.values()) and
+                                    len(rec["/7/Conv"]["scale_d"]) == 32 and len(rec["/0/Conv"]["scale_d"]) == 1):
+                failures.append(f"channel_wise {method}: record.json scale_d is not one value per channel")
+            for f in (f"{stem}_fake_quant_model.onnx", f"{stem}_deploy_model.onnx"):
+                y = ort.InferenceSession(os.path.join(outm, f), providers=["CPUExecutionProvider"]).run(None, {name: xs})[0]
+                agree = float(np.mean(y.argmax(1) == ref.argmax(1)))
+                print(f"act_algo {method} channel_wise {per_channel} {f}: top-1 agreement with float {agree:.3f}")
+                if agree < 0.75:
+                    failures.append(f"act_algo {method} (channel_wise {per_channel}) {f}: top-1 agreement {agree:.3f} < 0.75")
         c["activation"]["bogus_key"] = 1
         bad = os.path.join(work, "bad.json")
         json.dump(c, open(bad, "w"))
