@@ -27,13 +27,7 @@ void add_init(graph::model& m, const std::string& name, graph::tensor t) {
 }
 graph::node make(const std::string& name, const std::string& op, std::vector<std::string> in, std::vector<std::string> out = {},
                  std::vector<graph::attribute> attrs = {}) {
-  graph::node n;
-  n.name = name;
-  n.op_type = op;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  n.attributes = std::move(attrs);
-  return n;
+  return amctq::test::make_node(name, op, std::move(in), std::move(out), std::move(attrs));
 }
 /// layer (weights given) -> BatchNormalization(channels) -> Relu
 graph::model layer_bn(graph::node layer, std::int64_t channels, bool bias) {

@@ -29,13 +29,7 @@ std::vector<float> random(std::size_t n, float lo = -1, float hi = 1) { return a
 
 graph::node make(const std::string& name, const std::string& op, std::vector<std::string> in,
                  std::vector<std::string> out, std::vector<graph::attribute> attrs = {}) {
-  graph::node n;
-  n.name = name;
-  n.op_type = op;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  n.attributes = std::move(attrs);
-  return n;
+  return amctq::test::make_node(name, op, std::move(in), std::move(out), std::move(attrs));
 }
 
 struct net {

@@ -57,13 +57,7 @@ struct model_builder {
   }
   model_builder& node(const std::string& name, const std::string& op, std::vector<std::string> in,
                       std::vector<std::string> out, std::vector<graph::attribute> attrs = {}) {
-    graph::node n;
-    n.name = name;
-    n.op_type = op;
-    n.inputs = std::move(in);
-    n.outputs = std::move(out);
-    n.attributes = std::move(attrs);
-    m.main.nodes.push_back(std::move(n));
+    m.main.nodes.push_back(amctq::test::make_node(name, op, std::move(in), std::move(out), std::move(attrs)));
     return *this;
   }
 };
