@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,15 +89,17 @@ class activation_observers {
   }
 
   /// The activation params of watch() index i; per-channel params name the tensor's own axis.
+  /// The observer refuses, naming the tensor, when it saw no batch or no finite value.
   quant_params result(std::size_t i) const {
     const watched& w = *watched_.at(i);
-    AMCTQ_CHECK(w.batches > 0, errc::invalid_argument, "calibrate", "tensor '", w.name, "' was never observed");
-    AMCTQ_CHECK(w.values > w.obs.nonfinite(), errc::invalid_argument, "calibrate", "tensor '", w.name,
-                "' holds no finite value in the calibration batches, so it has no range to quantize");
     quant_params p = w.obs.result().params;
-    if (p.is_per_channel()) p.axis = static_cast<int>(w.axis);
+    if (p.is_per_channel()) p.axis = static_cast<int>(*w.axis);
     return p;
   }
+
+  /// The shape of watch() index i's tensor in the last batch (the deploy lowering needs its
+  /// rank and channel count, which the graph need not state); empty before any batch.
+  const std::vector<std::int64_t>& shape(std::size_t i) const { return watched_.at(i)->shape; }
 
  private:
   struct watched {
@@ -107,12 +110,11 @@ class activation_observers {
       AMCTQ_CHECK(v.type() == dtype::float32, errc::unsupported, "calibrate", "tensor '", name, "' is ",
                   to_string(v.type()), "; only float32 activations are quantized");
       const float* p = v.data<float>();
-      const auto n = static_cast<std::ptrdiff_t>(v.size());
       if (!settings.channel_wise) {
-        obs.observe(tensor_view<const float, 1>(p, {n}));
+        obs.observe(tensor_view<const float, 1>(p, {static_cast<std::ptrdiff_t>(v.size())}));
       } else {
         const std::size_t ax = channel_axis_of(channel_axis, v.rank(), name);
-        AMCTQ_CHECK(batches == 0 || ax == axis, errc::shape_mismatch, "calibrate", "tensor '", name,
+        AMCTQ_CHECK(!axis || ax == *axis, errc::shape_mismatch, "calibrate", "tensor '", name,
                     "' changed rank between calibration batches");
         axis = ax;
         std::ptrdiff_t outer = 1, inner = 1;
@@ -120,17 +122,15 @@ class activation_observers {
         for (std::size_t d = ax + 1; d < v.rank(); ++d) inner *= static_cast<std::ptrdiff_t>(v.dim(d));
         obs.observe(tensor_view<const float, 3>(p, {outer, static_cast<std::ptrdiff_t>(v.dim(ax)), inner}));
       }
-      values += v.size();
-      ++batches;
+      shape = v.shape();
     }
 
     std::string name;
     activation_quant settings;
     int channel_axis;
     activation_observer obs;
-    std::size_t axis = 0;  // the tensor axis per-channel batches were cut along
-    std::uint64_t values = 0;
-    int batches = 0;
+    std::optional<std::size_t> axis;  // the tensor axis per-channel batches were cut along
+    std::vector<std::int64_t> shape;  // of the last batch
   };
 
   static bool same_settings(const activation_quant& a, const activation_quant& b) {

@@ -211,27 +211,20 @@ class quantizer {
     activation_observers obs(ex);
     constexpr std::size_t no_observer = static_cast<std::size_t>(-1);
     std::vector<std::size_t> observer_of;
-    // The deploy lowering needs the layer input shapes (channel count, rank) the graph does not state.
-    std::map<std::string, std::vector<std::int64_t>> shapes;
-    std::vector<tensor_hooks::handle> shape_hooks;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const quant_layer& l = layers_[i];
-      if (l.input.empty()) {  // a weight-only kind
-        observer_of.push_back(no_observer);
-        continue;
-      }
-      observer_of.push_back(obs.watch(l.input, settings_[i].activation, find_layer_kind(l.op_type)->activation_channel_axis));
-      shape_hooks.push_back(ex.hooks().on_tensor(l.input, [&shapes](const std::string& n, const tensor& v) { shapes[n] = v.shape(); }));
+      const quant_layer& l = layers_[i];  // weight-only kinds have no input to observe
+      observer_of.push_back(l.input.empty() ? no_observer
+                                            : obs.watch(l.input, settings_[i].activation,
+                                                        find_layer_kind(l.op_type)->activation_channel_axis));
     }
     for (int b = 0; b < need; ++b) {
       ex.run(batches[static_cast<std::size_t>(b)]);
       if (progress) progress(b + 1, need);
     }
-    for (auto h : shape_hooks) ex.hooks().remove(h);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       layer_record& r = record_.layers[i];
       if (observer_of[i] == no_observer) continue;
-      r.input_shape = shapes[layers_[i].input];
+      r.input_shape = obs.shape(observer_of[i]);
       r.act = obs.result(observer_of[i]);
       // An int32 bias code needs one accumulator scale s_d * s_w[c]; with per-channel activations
       // there is none, so the bias stays float.

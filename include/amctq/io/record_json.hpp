@@ -23,9 +23,12 @@ inline std::string write_record_json(const graph::quant_record& rec) {
       e["scale_d"] = l.act.scale;
       e["offset_d"] = l.act.zero_point;
       e["act_axis"] = l.act.axis;
-    } else {
-      e["scale_d"] = l.act.scale.empty() ? 0.0f : l.act.scale[0];
-      e["offset_d"] = l.act.zero_point.empty() ? 0 : l.act.zero_point[0];
+    } else if (!l.act.scale.empty()) {
+      e["scale_d"] = l.act.scale[0];
+      e["offset_d"] = l.act.zero_point[0];
+    } else {  // a weight-only layer (Gather table): no input grid, and no made-up one
+      e["scale_d"] = nullptr;
+      e["offset_d"] = nullptr;
     }
     e["act_bits"] = l.act_bits;
     e["scale_w"] = l.wts.scale;
