@@ -1,6 +1,10 @@
-// Gemm and MatMul: transposes, alpha/beta, broadcast C, batched broadcasting, 1-D promotion.
+// Gemm and MatMul: transposes, alpha/beta, broadcast C, batched broadcasting, 1-D promotion;
+// MatMulInteger (amctq's simulation of the deploy model) on the same shape rules.
 #include <doctest/doctest.h>
 
+#include <random>
+
+#include "amctq/graph/integer_sim.hpp"
 #include "graph/builder.hpp"
 
 namespace test_gemm {
@@ -46,6 +50,44 @@ TEST_CASE("MatMul: batched with broadcasting and 1-D operands") {
   single_node bad("MatMul", {"a", "b"});
   CHECK_THROWS_AS(bad.run({{"a", ft({2, 2, 3}, std::vector<float>(12))}, {"b", ft({3, 3, 1}, std::vector<float>(9))}}),
                   amctq::error);
+}
+
+TEST_CASE("MatMulInteger: batched, broadcast, per-column B zero points; equals MatMul of (a - a_zp) and (b - b_zp)") {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> code(-128, 127);
+  auto codes = [&](std::vector<std::int64_t> shape) {
+    graph::tensor t(graph::dtype::int8, shape);
+    for (std::size_t i = 0; i < t.size(); ++i) t.data<std::int8_t>()[i] = static_cast<std::int8_t>(code(rng));
+    return t;
+  };
+  auto shifted = [](const graph::tensor& q, const std::vector<int>& zp) {  // float (q - zp[last dim])
+    graph::tensor f(graph::dtype::float32, q.shape());
+    const std::size_t n = static_cast<std::size_t>(q.shape().back());
+    for (std::size_t i = 0; i < q.size(); ++i)
+      f.data<float>()[i] = static_cast<float>(q.data<std::int8_t>()[i] - zp[zp.size() == 1 ? 0 : i % n]);
+    return f;
+  };
+  struct shapes {
+    std::vector<std::int64_t> a, b;
+    std::vector<int> b_zp;
+  };
+  // Attention's Q·Kᵀ [B, H, T, d] x [B, H, d, T]; a broadcast batch; a constant [K, N] with one
+  // zero point per column.
+  for (const shapes& sh : {shapes{{2, 3, 5, 4}, {2, 3, 4, 5}, {-3}}, shapes{{2, 1, 3, 6}, {4, 6, 2}, {5}},
+                           shapes{{3, 7}, {7, 4}, {1, -2, 0, 9}}}) {
+    const graph::tensor a = codes(sh.a), b = codes(sh.b);
+    std::vector<std::int8_t> bz(sh.b_zp.begin(), sh.b_zp.end());
+    const std::vector<std::int64_t> bz_shape = bz.size() == 1 ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{4};
+    single_node mi("MatMulInteger", {"a", "b", "a_zp", "b_zp"});
+    mi.constant("a_zp", graph::tensor::from<std::int8_t>({}, {std::int8_t{11}})).constant("b_zp", graph::tensor::from<std::int8_t>(bz_shape, bz));
+    mi.m.main.inputs = {amctq::test::info("a", graph::dtype::int8), amctq::test::info("b", graph::dtype::int8)};
+    const graph::tensor y = graph::simulate(mi.m, {{"a", a}, {"b", b}}).at("y");
+    REQUIRE(y.type() == graph::dtype::int32);
+    single_node mm("MatMul", {"a", "b"});
+    const graph::tensor ref = mm.run({{"a", shifted(a, {11})}, {"b", shifted(b, sh.b_zp)}});
+    REQUIRE(y.shape() == ref.shape());
+    for (std::size_t i = 0; i < y.size(); ++i) CHECK(static_cast<float>(y.data<std::int32_t>()[i]) == ref.data<float>()[i]);
+  }
 }
 
 }  // namespace test_gemm

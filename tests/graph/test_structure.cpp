@@ -106,22 +106,31 @@ TEST_CASE("layer kinds: every entry is complete and consistent") {
   CHECK(graph::layer_kind_names() == "Conv, ConvTranspose, Gemm, MatMul, AveragePool, Gather");
 }
 
-TEST_CASE("find_quant_layers says why a node of a quantizable kind stays float") {
+TEST_CASE("find_quant_layers: a MatMul of two activations quantizes both; the others say why they stay float") {
   graph::model m;
   m.opset_imports.push_back({"", 13});
   m.main.inputs = {info("a", graph::dtype::float32), info("b", graph::dtype::float32)};
   m.main.nodes = {make_node("attention_scores", "MatMul", {"a", "b"}, {"s"}),
-                  make_node("gemm_transA", "Gemm", {"s", "w"}, {"y"}, {attr_i("transA", 1)})};
+                  make_node("gemm_transA", "Gemm", {"s", "w"}, {"y"}, {attr_i("transA", 1)}),
+                  make_node("gemm_computed_weight", "Gemm", {"s", "a"}, {"z"}),
+                  make_node("constant_left", "MatMul", {"w", "s"}, {"u"})};
   graph::initializer w;
   w.name = "w";
   w.value = ft({2, 2}, {1, 2, 3, 4});
   m.main.initializers.push_back(w);
   std::vector<graph::float_layer> left;
-  CHECK(graph::find_quant_layers(m.main, &left).empty());
-  REQUIRE(left.size() == 2);
-  CHECK(left[0].name == "attention_scores");
-  CHECK(left[0].reason.find("not a float constant") != std::string::npos);
-  CHECK(left[1].reason.find("transA") != std::string::npos);
+  const auto layers = graph::find_quant_layers(m.main, &left);
+  REQUIRE(layers.size() == 1);
+  CHECK(layers[0].name == "attention_scores");
+  CHECK(layers[0].input == "a");
+  CHECK(layers[0].input_b == "b");
+  CHECK(layers[0].weight.empty());
+  REQUIRE(left.size() == 3);
+  CHECK(left[0].reason.find("transA") != std::string::npos);
+  CHECK(left[1].name == "gemm_computed_weight");
+  CHECK(left[1].reason.find("not a float constant") != std::string::npos);
+  CHECK(left[2].name == "constant_left");
+  CHECK(left[2].reason.find("input operand is a constant") != std::string::npos);
 }
 
 TEST_CASE("layer kind Gather: an embedding table is quantized per row, weight-only, and both models gather its codes") {

@@ -5,7 +5,8 @@ Exports small random-weight torch models (opset 13), one per case: Conv2d + Relu
 depthwise Conv2d + pointwise Conv2d, Conv3d, ConvTranspose2d (stride / padding / output_padding,
 with and without groups; and a decoder-sized one whose codes are summed in two parts), MatMul
 on a 3-D activation [B, T, C] x [C, K] (nn.Linear on 3-D input), Gemm with transB (nn.Linear on
-2-D input), AveragePool 2d, and a model in which two layers share one weight initializer.
+2-D input), AveragePool 2d, two-head self-attention (Q·Kᵀ and A·V: MatMuls of two activations), and a model
+in which two layers share one weight initializer.
 Quantizes each with amctq's pipeline driver (default config: W8A8, per-channel ARQ weights, IFMR
 asymmetric activations) and checks:
   - the deploy model's outputs in ORT (CPU EP, graph optimisations off and all on) are
@@ -137,6 +138,23 @@ class AvgPool(nn.Module):
         return self.fc(torch.flatten(y, 1))
 
 
+class Attention(nn.Module):
+    # Two-head self-attention on [B, T, C]: Q·Kᵀ ([B, H, T, d] x [B, H, d, T]) and A·V are MatMuls
+    # of two activations, quantized on both inputs (MatMulInteger of two int8 tensors, batch dims
+    # broadcast), besides the four Linear layers.
+    def __init__(self, dim=16, heads=2):
+        super().__init__()
+        self.heads, self.d = heads, dim // heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
+
+    def forward(self, x):
+        b, t, c = x.shape
+        split = lambda y: y.reshape(b, t, self.heads, self.d).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        a = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / self.d ** 0.5, dim=-1)
+        return self.o(torch.matmul(a, v).transpose(1, 2).reshape(b, t, c))
+
+
 class SharedWeight(nn.Module):
     def __init__(self):
         super().__init__()
@@ -157,7 +175,10 @@ CASES = [
     ("matmul-3d", MatMul3d, (7, 16)),
     ("gemm-transb", GemmTransB, (20,)),
     ("averagepool2d", AvgPool, (3, 8, 8)),
+    ("attention", Attention, (7, 16)),
 ]
+# Cases whose record must hold this many layers with a second quantized activation (scale_d_b).
+TWO_ACTIVATION_LAYERS = {"attention": 2}
 
 
 def export(module, shape, path):
@@ -176,6 +197,11 @@ def check_config(label, driver, model, calib, x, work, config, ref, max_err, fai
     if r.returncode != 0:
         failures.append(f"[{label}] the driver failed: {r.stderr.strip()}")
         return
+    with open(os.path.join(work, "record.json")) as f:
+        two = sum("scale_d_b" in e for e in json.load(f).values())
+    want = TWO_ACTIVATION_LAYERS.get(label.split(" ")[0], 0)
+    if two != want:
+        failures.append(f"[{label}] {two} layers quantize two activations, expected {want}")
     fq = compare_fake_quant(label, work, x, failures)
     dp = compare_deploy(label, work, x, failures)
     errs = {k: rel_err(y, ref) for k, y in (("fake-quant", fq), ("deploy", dp)) if y is not None}

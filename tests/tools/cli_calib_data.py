@@ -1,5 +1,6 @@
 """`amctq quantize` on a model with two inputs of different dtypes (int64 token ids into a Gather
-embedding, float32 features) and a MatMul between two activations: calibration data as one .npz
+embedding, float32 features), a MatMul between two activations (quantized on both inputs) and a
+MatMul whose left operand is a constant (which stays float): calibration data as one .npz
 (numpy.savez) or as NAME=FILE.npy per input gives byte-identical outputs; the run says how many
 layers were quantized and names the float one with its reason, float_layers.json lists it, and
 --strict refuses it; both saved models run in ONNX Runtime close to the float model. Bad data is
@@ -33,20 +34,23 @@ def make_model(path):
     rng = np.random.default_rng(0)
     emb = numpy_helper.from_array(rng.normal(size=(VOCAB, D)).astype(np.float32), "emb")
     w = numpy_helper.from_array(rng.normal(size=(D, 5)).astype(np.float32), "w")
+    mix = numpy_helper.from_array(rng.normal(size=(T, T)).astype(np.float32), "mix_w")
     nodes = [
         helper.make_node("Gather", ["emb", "ids"], ["e"], name="embed"),
         helper.make_node("Add", ["e", "feat"], ["h"], name="add"),
         helper.make_node("MatMul", ["h", "w"], ["y"], name="proj"),
         helper.make_node("Transpose", ["h"], ["ht"], name="ht", perm=[0, 2, 1]),
         helper.make_node("MatMul", ["h", "ht"], ["scores"], name="scores"),
+        helper.make_node("MatMul", ["mix_w", "h"], ["mixed"], name="mix"),
     ]
     g = helper.make_graph(
         nodes, "two_inputs",
         [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", T]),
          helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["n", T, D])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", T, 5]),
-         helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", T, T])],
-        [emb, w])
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", T, T]),
+         helper.make_tensor_value_info("mixed", TensorProto.FLOAT, ["n", T, D])],
+        [emb, w, mix])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.checker.check_model(m, full_check=True)
@@ -89,15 +93,17 @@ def main():
     a = os.path.join(work, "from_npz")
     r = quantize(tool, model, a, npz)
     check(r.returncode == 0, f"quantize with an .npz: {r.stderr.strip()}")
-    check("2 of 3 layers quantized" in r.stderr, f"the run counts the layers: {r.stderr!r}")
-    check("float: scores (MatMul): its weight operand is not a float constant" in r.stderr,
+    check("3 of 4 layers quantized" in r.stderr, f"the run counts the layers: {r.stderr!r}")
+    check("float: mix (MatMul): its input operand is a constant" in r.stderr,
           f"the float layer is named with its reason: {r.stderr!r}")
     fl = json.load(open(os.path.join(a, "float_layers.json")))
-    check(fl["quantized"] == 2 and fl["layers"] == 3 and list(fl["float"]) == ["scores"] and not fl["float"]["scores"]["asked"],
+    check(fl["quantized"] == 3 and fl["layers"] == 4 and list(fl["float"]) == ["mix"] and not fl["float"]["mix"]["asked"],
           f"float_layers.json lists the float layer: {fl}")
     rec = json.load(open(os.path.join(a, "record.json")))
-    check(set(rec) == {"embed", "proj"} and len(rec["embed"]["scale_w"]) == VOCAB,
-          f"record.json holds the embedding (one scale per row) and the projection: {sorted(rec)}")
+    check(set(rec) == {"embed", "proj", "scores"} and len(rec["embed"]["scale_w"]) == VOCAB,
+          f"record.json holds the embedding (one scale per row), the projection and the scores: {sorted(rec)}")
+    check("scale_d_b" in rec["scores"] and "scale_d_b" not in rec["proj"] and rec["scores"]["scale_w"] == [],
+          f"the scores MatMul has a second input grid and no weight: {rec.get('scores')}")
 
     b = os.path.join(work, "from_npy")
     r = quantize(tool, model, b, f"ids={ids_npy}", f"feat={feat_npy}")
@@ -115,7 +121,7 @@ def main():
             check(err < 0.05, f"{f} output {k} runs in ONNX Runtime within 5% of float (relative max error {err:.4f})")
 
     r = quantize(tool, model, os.path.join(work, "strict"), npz, extra=["--strict"])
-    check(r.returncode == 1 and "--strict: 'scores' would stay float" in r.stderr, f"--strict refuses: {r.stderr!r}")
+    check(r.returncode == 1 and "--strict: 'mix' would stay float" in r.stderr, f"--strict refuses: {r.stderr!r}")
     check(not os.path.exists(os.path.join(work, "strict", "record.json")), "--strict writes nothing")
 
     f64 = os.path.join(work, "feat64.npy")

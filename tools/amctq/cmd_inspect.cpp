@@ -107,6 +107,10 @@ void print_summary(std::ostream& out, const std::string& path, const amctq::grap
   out << "\nquantizable layers: " << layers.size() << "\n";
   for (const auto& l : layers) {
     const node& n = f.nodes[l.node_index];
+    if (!l.input_b.empty()) {
+      out << "  " << l.op_type << " " << l.name << "  activations " << l.input << " x " << l.input_b << "\n";
+      continue;
+    }
     if (l.weight.empty()) {
       out << "  " << l.op_type << " " << l.name << "  kernel " << dims_text(n.get_ints("kernel_shape")) << "\n";
       continue;

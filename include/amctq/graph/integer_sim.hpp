@@ -27,6 +27,7 @@
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/ops/conv.hpp"
 #include "amctq/graph/ops/elementwise.hpp"
+#include "amctq/graph/ops/gemm.hpp"
 #include "amctq/graph/ops/pool.hpp"
 
 namespace amctq::graph {
@@ -214,32 +215,35 @@ inline void conv_integer(ops::context& c) {
   c.out[0] = conv_accumulate(c, c.input(0), int8_scalar(c, 2), c.input(1), w_zp);
 }
 
-// MatMulInteger: A [..., K] (any leading dims) times a constant B [K, N], exact int32.
+// MatMulInteger: MatMul's shapes (batch dims broadcast: a constant B [K, N] or a second
+// activation, attention's K^T or V), exact int32 accumulation of (a - a_zp) * (b - b_zp[n]).
 inline void matmul_integer(ops::context& c) {
   c.require_inputs(2, 4);
   const tensor& a = c.input(0);
   const tensor& b = c.input(1);
-  AMCTQ_CHECK(b.rank() == 2 && a.rank() >= 1 && a.dim(a.rank() - 1) == b.dim(0), errc::shape_mismatch, c.where(),
-              "A ", ops::shape_string(a.shape()), " and B ", ops::shape_string(b.shape()), " (B must be [K, N])");
-  const std::int64_t K = b.dim(0), N = b.dim(1);
-  const std::int64_t rows = static_cast<std::int64_t>(a.size()) / K;
+  const ops::detail::matmul_plan p = ops::detail::plan_matmul(c, a.shape(), b.shape());
   const std::int32_t a_zp = int8_scalar(c, 2);
   const auto b_zp = c.has_input(3) ? zero_points(c, 3, c.input(3).size()) : std::vector<std::int32_t>{0};
-  auto at = [](const tensor& t, std::size_t i) -> std::int32_t {
-    return t.type() == dtype::int8 ? t.data<std::int8_t>()[i] : t.data<std::uint8_t>()[i];
+  AMCTQ_CHECK(b_zp.size() == 1 || static_cast<std::int64_t>(b_zp.size()) == p.N, errc::unsupported, c.where(),
+              "b_zero_point must be a scalar or hold one value per column (", p.N, "), got ", b_zp.size());
+  auto at = [](const tensor& t, std::int64_t i) -> std::int32_t {
+    const auto k = static_cast<std::size_t>(i);
+    return t.type() == dtype::int8 ? t.data<std::int8_t>()[k] : t.data<std::uint8_t>()[k];
   };
-  auto shape = a.shape();
-  shape.back() = N;
-  tensor& y = c.make_output(0, dtype::int32, shape);
+  tensor& y = c.make_output(0, dtype::int32, p.out_shape);
   std::int32_t* py = y.data<std::int32_t>();
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t j = 0; j < N; ++j) {
-      std::int64_t s = 0;
-      const std::int32_t bz = b_zp[b_zp.size() == 1 ? 0 : static_cast<std::size_t>(j)];
-      for (std::int64_t k = 0; k < K; ++k)
-        s += static_cast<std::int64_t>(at(a, static_cast<std::size_t>(r * K + k)) - a_zp) *
-             (at(b, static_cast<std::size_t>(k * N + j)) - bz);
-      py[r * N + j] = static_cast<std::int32_t>(s);  // ORT wraps int32 the same way
+  std::vector<std::int64_t> row(static_cast<std::size_t>(p.N));
+  for (std::size_t i = 0; i < p.a_offset.size(); ++i)
+    for (std::int64_t r = 0; r < p.M; ++r) {
+      std::fill(row.begin(), row.end(), 0);
+      for (std::int64_t k = 0; k < p.K; ++k) {
+        const std::int64_t x = at(a, p.a_offset[i] + r * p.K + k) - a_zp;
+        const std::int64_t base = p.b_offset[i] + k * p.N;
+        for (std::int64_t j = 0; j < p.N; ++j)
+          row[static_cast<std::size_t>(j)] += x * (at(b, base + j) - b_zp[b_zp.size() == 1 ? 0 : static_cast<std::size_t>(j)]);
+      }
+      std::int32_t* out = py + (static_cast<std::int64_t>(i) * p.M + r) * p.N;
+      for (std::int64_t j = 0; j < p.N; ++j) out[j] = static_cast<std::int32_t>(row[static_cast<std::size_t>(j)]);  // ORT wraps int32 the same way
     }
 }
 

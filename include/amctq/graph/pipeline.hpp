@@ -210,12 +210,17 @@ class quantizer {
     executor ex(calib_model_);
     activation_observers obs(ex);
     constexpr std::size_t no_observer = static_cast<std::size_t>(-1);
-    std::vector<std::size_t> observer_of;
+    std::vector<std::size_t> observer_of, observer_b_of;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const quant_layer& l = layers_[i];  // weight-only kinds have no input to observe
       observer_of.push_back(l.input.empty() ? no_observer
                                             : obs.watch(l.input, settings_[i].activation,
                                                         find_layer_kind(l.op_type)->activation_channel_axis));
+      // A second activation is quantized per tensor: MatMulInteger takes one zero point for it,
+      // and its channels are the product's reduction axis or its output columns, not the layer input's.
+      activation_quant b = settings_[i].activation;
+      b.channel_wise = false;
+      observer_b_of.push_back(l.input_b.empty() ? no_observer : obs.watch(l.input_b, b, 0));
     }
     for (int b = 0; b < need; ++b) {
       ex.run(batches[static_cast<std::size_t>(b)]);
@@ -226,6 +231,7 @@ class quantizer {
       if (observer_of[i] == no_observer) continue;
       r.input_shape = obs.shape(observer_of[i]);
       r.act = obs.result(observer_of[i]);
+      if (observer_b_of[i] != no_observer) r.act_b = obs.result(observer_b_of[i]);
       // An int32 bias code needs one accumulator scale s_d * s_w[c]; with per-channel activations
       // there is none, so the bias stays float.
       if (!layers_[i].bias.empty() && !r.act.is_per_channel()) {

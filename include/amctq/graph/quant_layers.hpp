@@ -1,5 +1,5 @@
 // Which nodes of a graph are quantizable layers (the kinds of layers/table.hpp), where their
-// weight, bias, input and output live, and the weight_layout of each weight. Layers that share a weight
+// weight, bias, inputs and output live, and the weight_layout of each weight. Layers that share a weight
 // initializer are refused: amctq quantizes (and balances, and folds BatchNorm into) each
 // layer's weights separately, which would silently change the other layer.
 #ifndef AMCTQ_GRAPH_QUANT_LAYERS_HPP
@@ -52,7 +52,9 @@ inline std::vector<quant_layer> find_quant_layers(const graph& g, std::vector<fl
     if (kind->weight_input >= 0) {
       const auto wi = static_cast<std::size_t>(kind->weight_input);
       const initializer* w = n.inputs.size() > wi ? g.find_initializer(n.inputs[wi]) : nullptr;
-      if (w == nullptr || w->value.type() != dtype::float32) {
+      if (w == nullptr && kind->activation_weight && n.inputs.size() > wi && !n.inputs[wi].empty()) {
+        l.input_b = n.inputs[wi];
+      } else if (w == nullptr || w->value.type() != dtype::float32) {
         // A weight-only kind without a float table (a Gather of shape values) is no layer at all.
         if (!kind->quantizes_input) continue;
         why = "its weight operand is not a float constant (an activation, or computed at run time)";
@@ -67,6 +69,8 @@ inline std::vector<quant_layer> find_quant_layers(const graph& g, std::vector<fl
         }
       }
     }
+    if (why == nullptr && !l.input.empty() && g.find_initializer(l.input) != nullptr)
+      why = "its input operand is a constant, not an activation";
     if (why == nullptr && kind->refuse != nullptr) why = kind->refuse(g, n);
     if (why != nullptr) {
       if (left != nullptr) left->push_back({l.name, l.op_type, why, false});

@@ -18,6 +18,7 @@ struct layer_record {
   std::string name;
   std::string op_type;
   quant_params act;                   ///< layer input (scale_d, offset_d)
+  quant_params act_b;                 ///< second activation input, per tensor (scale_d_b, offset_d_b); else empty
   quant_params wts;                   ///< weights (scale_w, offset_w); empty for AveragePool
   std::vector<std::uint32_t> shift_bit;
   std::vector<float> tensor_balance_factor;  ///< DMQ: x / f and w * f per input channel

@@ -1,5 +1,6 @@
 // record.json: AMCT's per-layer record as JSON, keyed by layer name: scale_d, offset_d (numbers;
-// lists, one per channel, with per-channel activations, plus act_axis), scale_w, offset_w,
+// lists, one per channel, with per-channel activations, plus act_axis), scale_d_b / offset_d_b
+// (the second input of a MatMul of two activations), scale_w, offset_w,
 // shift_bit, tensor_balance_factor, clusters (docs/pipeline.md describes each field).
 #ifndef AMCTQ_IO_RECORD_JSON_HPP
 #define AMCTQ_IO_RECORD_JSON_HPP
@@ -29,6 +30,10 @@ inline std::string write_record_json(const graph::quant_record& rec) {
     } else {  // a weight-only layer (Gather table): no input grid, and no made-up one
       e["scale_d"] = nullptr;
       e["offset_d"] = nullptr;
+    }
+    if (!l.act_b.scale.empty()) {  // the second activation of a MatMul of two activations
+      e["scale_d_b"] = l.act_b.scale[0];
+      e["offset_d_b"] = l.act_b.zero_point[0];
     }
     e["act_bits"] = l.act_bits;
     e["scale_w"] = l.wts.scale;

@@ -1,5 +1,6 @@
-// Gemm (transA = 0, alpha = 1) and MatMul with a constant 2-D right operand. Deploy:
-// MatMulInteger (B as [K, N]) + int32 bias + rescale to float, requantized by the next layer.
+// Gemm (transA = 0, alpha = 1) and MatMul with a constant 2-D right operand, or MatMul of two
+// activations (attention's Q·Kᵀ and A·V: both inputs quantized, no weight). Deploy: MatMulInteger
+// (a constant B as [K, N]) + int32 bias + rescale to float, requantized by the next layer.
 #ifndef AMCTQ_GRAPH_LAYERS_GEMM_HPP
 #define AMCTQ_GRAPH_LAYERS_GEMM_HPP
 
@@ -40,12 +41,20 @@ inline void gemm_qdq(qdq_lowering& c) {
 }
 
 inline void matmul_qdq(qdq_lowering& c) {
+  if (c.l.weight.empty()) return;  // two activations: both inputs' QDQ pairs come from lower_qdq.hpp
   tensor& w = const_cast<tensor&>(c.g.find_initializer(c.l.weight)->value);
   detail::lower_weight_and_bias_qdq(c, matmul_layout(c.n, w).out_axis);
 }
 
-/// MatMulInteger needs B as [K, N]: Gemm's transB weight is transposed.
+/// MatMulInteger needs B as [K, N]: Gemm's transB weight is transposed. Two activations: the
+/// int8 input_b is B, and the accumulator's scale is s_a * s_b.
 inline void matmul_integer_qoperator(qoperator_lowering& c) {
+  if (!c.l.input_b.empty()) {
+    c.out.push_back(detail::make_node("MatMulInteger", c.l.name, {c.x, c.xb, c.x_zero_point, c.xb_zero_point},
+                                      {c.l.name + "_acc"}));
+    detail::emit_integer_rescale(c, c.l.name + "_acc", {c.r.act.scale[0] * c.r.act_b.scale[0]}, false);
+    return;
+  }
   const tensor& wq = c.r.weight_q;
   tensor b = wq;
   if (c.l.op_type == "Gemm" && c.n.get_int("transB", 0) != 0) {
@@ -80,6 +89,7 @@ inline layer_kind matmul() {
   layer_kind k;
   k.op_type = "MatMul";
   k.weight_input = 1;
+  k.activation_weight = true;
   k.activation_channel_axis = -1;
   k.layout = matmul_layout;
   k.balance = true;

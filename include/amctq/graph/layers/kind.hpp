@@ -23,6 +23,9 @@ struct quant_layer {
   std::string name;
   std::string op_type;
   std::string input;   ///< activation input (the tensor the activation observer watches); empty for weight-only kinds
+  /// The second activation input of a layer whose weight operand is an activation (MatMul of
+  /// two activations: attention's Q·Kᵀ and A·V), quantized per tensor; empty otherwise.
+  std::string input_b;
   std::string output;
   std::string weight;  ///< initializer name; empty for kinds without a weight
   std::string bias;    ///< initializer name or empty
@@ -50,6 +53,7 @@ struct qoperator_lowering {
   const quant_layer& l;
   const layer_record& r;
   std::string x, x_scale, x_zero_point;
+  std::string xb = {}, xb_zero_point = {};  ///< the int8 input_b and its zero point, when the layer has one
   const quant_layer* target = nullptr;
   const layer_record* target_record = nullptr;
 };
@@ -61,6 +65,9 @@ struct layer_kind {
   /// Its input 0 is an activation that is calibrated and quantized; false for weight-only kinds
   /// (an embedding table read by Gather), whose quant_layer::input is then empty.
   bool quantizes_input = true;
+  /// A weight operand that is not a float constant is a second activation (quant_layer::input_b),
+  /// calibrated and quantized like input 0, and the layer has no weight: MatMul of two activations.
+  bool activation_weight = false;
   /// The axis of the layer input that per-channel activations are cut along (negative: from the end).
   int activation_channel_axis = 1;
   /// The weight's layout (output / input channel axes, groups); set iff weight_input >= 0.

@@ -3,6 +3,10 @@
 #ifndef AMCTQ_GRAPH_OPS_GEMM_HPP
 #define AMCTQ_GRAPH_OPS_GEMM_HPP
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include <Eigen/Core>
 
 #include "amctq/graph/op_table.hpp"
@@ -14,6 +18,51 @@ namespace detail {
 using gemm_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using gemm_map = Eigen::Map<gemm_matrix>;
 using gemm_cmap = Eigen::Map<const gemm_matrix>;
+
+/// MatMul's numpy shape rules over the shapes of A and B: 1-D operands promoted (and the added
+/// dim dropped from the output), batch dims broadcast. Batch i multiplies the M x K matrix at
+/// element a_offset[i] of A by the K x N matrix at b_offset[i] of B into the i-th M x N block of Y.
+struct matmul_plan {
+  std::int64_t M = 0, K = 0, N = 0;
+  std::vector<std::int64_t> out_shape;
+  std::vector<std::int64_t> a_offset, b_offset;
+};
+
+inline matmul_plan plan_matmul(const context& c, std::vector<std::int64_t> as, std::vector<std::int64_t> bs) {
+  AMCTQ_CHECK(!as.empty() && !bs.empty(), errc::shape_mismatch, c.where(), "operands must have rank >= 1");
+  const std::string a_text = shape_string(as), b_text = shape_string(bs);
+  const bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
+  if (a_vec) as.insert(as.begin(), 1);
+  if (b_vec) bs.push_back(1);
+  matmul_plan p;
+  p.M = as[as.size() - 2];
+  p.K = as.back();
+  p.N = bs.back();
+  AMCTQ_CHECK(bs[bs.size() - 2] == p.K, errc::shape_mismatch, c.where(), "inner dims differ: ", a_text, " x ", b_text);
+  const std::vector<std::int64_t> abatch(as.begin(), as.end() - 2), bbatch(bs.begin(), bs.end() - 2);
+  const auto batch = broadcast_shapes(c, abatch, bbatch);
+  p.out_shape = batch;
+  if (!a_vec) p.out_shape.push_back(p.M);
+  if (!b_vec) p.out_shape.push_back(p.N);
+  const auto sa = broadcast_strides(abatch, batch), sb = broadcast_strides(bbatch, batch);
+  const std::int64_t nb = numel(batch);
+  std::vector<std::int64_t> idx(batch.size(), 0);
+  for (std::int64_t i = 0; i < nb; ++i) {
+    std::int64_t oa = 0, ob = 0;
+    for (std::size_t d = 0; d < batch.size(); ++d) {
+      oa += idx[d] * sa[d];
+      ob += idx[d] * sb[d];
+    }
+    p.a_offset.push_back(oa * p.M * p.K);
+    p.b_offset.push_back(ob * p.K * p.N);
+    for (std::size_t d = batch.size(); d-- > 0;) {
+      if (++idx[d] < batch[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return p;
+}
+
 }  // namespace detail
 
 inline void gemm(context& c) {
@@ -60,40 +109,14 @@ inline void matmul(context& c) {
   const tensor& b = c.input(1);
   c.require_type(a, dtype::float32, "A");
   c.require_type(b, dtype::float32, "B");
-  AMCTQ_CHECK(a.rank() >= 1 && b.rank() >= 1, errc::shape_mismatch, c.where(), "operands must have rank >= 1");
-  // Promote 1-D operands to matrices, remembering to drop the added dim afterwards.
-  std::vector<std::int64_t> as = a.shape(), bs = b.shape();
-  const bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
-  if (a_vec) as.insert(as.begin(), 1);
-  if (b_vec) bs.push_back(1);
-  const std::int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
-  AMCTQ_CHECK(bs[bs.size() - 2] == K, errc::shape_mismatch, c.where(), "inner dims differ: ", shape_string(a.shape()),
-              " x ", shape_string(b.shape()));
-  const std::vector<std::int64_t> abatch(as.begin(), as.end() - 2), bbatch(bs.begin(), bs.end() - 2);
-  const auto batch = broadcast_shapes(c, abatch, bbatch);
-  std::vector<std::int64_t> yshape = batch;
-  if (!a_vec) yshape.push_back(M);
-  if (!b_vec) yshape.push_back(N);
-  tensor& y = c.make_output(0, dtype::float32, yshape);
-  const auto sa = broadcast_strides(abatch, batch), sb = broadcast_strides(bbatch, batch);
+  const detail::matmul_plan p = detail::plan_matmul(c, a.shape(), b.shape());
+  tensor& y = c.make_output(0, dtype::float32, p.out_shape);
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* py = y.data<float>();
-  const std::int64_t nb = numel(batch);
-  std::vector<std::int64_t> idx(batch.size(), 0);
-  for (std::int64_t i = 0; i < nb; ++i) {
-    std::int64_t oa = 0, ob = 0;
-    for (std::size_t d = 0; d < batch.size(); ++d) {
-      oa += idx[d] * sa[d];
-      ob += idx[d] * sb[d];
-    }
-    detail::gemm_map(py + i * M * N, M, N).noalias() =
-        detail::gemm_cmap(pa + oa * M * K, M, K) * detail::gemm_cmap(pb + ob * K * N, K, N);
-    for (std::size_t d = batch.size(); d-- > 0;) {
-      if (++idx[d] < batch[d]) break;
-      idx[d] = 0;
-    }
-  }
+  for (std::size_t i = 0; i < p.a_offset.size(); ++i)
+    detail::gemm_map(py + static_cast<std::int64_t>(i) * p.M * p.N, p.M, p.N).noalias() =
+        detail::gemm_cmap(pa + p.a_offset[i], p.M, p.K) * detail::gemm_cmap(pb + p.b_offset[i], p.K, p.N);
 }
 
 /// The gemm ops, by op_type (default domain). Adding one: its function above and one entry here.

@@ -1,5 +1,6 @@
-// The fake-quant model: every quantized layer reads its input through QuantizeLinear ->
-// DequantizeLinear (the calibrated scale_d / offset_d, per tensor or per channel), and its
+// The fake-quant model: every quantized layer reads its input (and a MatMul of two activations
+// its second one) through QuantizeLinear -> DequantizeLinear (the calibrated scale_d / offset_d,
+// per tensor or per channel), and its
 // kind's lowering (layers/) puts its weights as int8 codes through DequantizeLinear (per output
 // channel on the weight's channel axis) and its bias as int32 codes through DequantizeLinear
 // with scale s_d * s_w. Activations narrower than 8 bits are clipped to their grid before
@@ -44,6 +45,13 @@ inline void lower_layer_qdq(graph& g, std::vector<node>& before, node& n, const 
     if (it == dq_of.end())
       it = dq_of.emplace(key, emit_fake_quantize(g, before, l.input, l.name + "_input", r.act, r.input_shape.size())).first;
     n.inputs[0] = it->second;
+  }
+  if (!l.input_b.empty()) {
+    const auto wi = static_cast<std::size_t>(kind->weight_input);
+    const std::string key = key_of(l.input_b, r.act_b);
+    auto it = dq_of.find(key);
+    if (it == dq_of.end()) it = dq_of.emplace(key, emit_fake_quantize(g, before, l.input_b, l.name + "_input_b", r.act_b, 0)).first;
+    n.inputs[wi] = it->second;
   }
   if (kind->lower_qdq == nullptr) return;
   qdq_lowering c{g, before, n, l, r};

@@ -8,7 +8,7 @@
 //    the requantization clamp when the grid's zero point is its minimum (AMCT's asymmetric grid
 //    of a non-negative range), else it becomes Max(q, zero_point) on int8.
 //  - Each layer's kind (layers/*.hpp) then writes its integer form: QLinearConv / ConvInteger,
-//    MatMulInteger, the exact float ConvTranspose over codes, AveragePool as a unit-weight conv.
+//    MatMulInteger (of an activation and a constant, or of two activations), the exact float ConvTranspose over codes, AveragePool as a unit-weight conv.
 // Every integer op is simulated bit for bit by graph/integer_sim.hpp.
 #ifndef AMCTQ_GRAPH_PASSES_LOWER_QOPERATOR_HPP
 #define AMCTQ_GRAPH_PASSES_LOWER_QOPERATOR_HPP
@@ -131,12 +131,11 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
   std::map<std::string, std::string> int8_of;  // key_of(float tensor, grid) -> int8 tensor
   std::map<std::string, std::string> dq_of;    // the same for the fake-quant layers' dequantized inputs
   // The int8 input of layer i, quantizing the float tensor when no layer produced it.
-  auto int8_input = [&](std::size_t i) {
-    const quant_params& p = recs[i]->act;
-    const std::string key = detail::key_of(layers[i].input, p);
+  auto int8_input = [&](const std::string& t, const quant_params& p, const std::string& tag) {
+    const std::string key = detail::key_of(t, p);
     auto it = int8_of.find(key);
     if (it != int8_of.end()) return it->second;
-    const std::string q = detail::emit_quantize(g, out, layers[i].input, layers[i].name + "_input", p);
+    const std::string q = detail::emit_quantize(g, out, t, tag, p);
     int8_of[key] = q;
     return q;
   };
@@ -184,11 +183,16 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
       out.push_back(std::move(n));
       continue;
     }
-    const std::string x = int8_input(i);
+    const std::string x = int8_input(l.input, r.act, l.name + "_input");
     const std::string tag = l.name + "_x";
     detail::add_init(g, tag + "_scale", detail::scale_tensor(r.act.scale, false));
     detail::add_init(g, tag + "_zero_point", detail::int8_zero_points(r.act.zero_point, false));
     qoperator_lowering c{g, out, n, l, r, x, tag + "_scale", tag + "_zero_point"};
+    if (!l.input_b.empty()) {
+      c.xb = int8_input(l.input_b, r.act_b, l.name + "_input_b");
+      c.xb_zero_point = l.name + "_xb_zero_point";
+      detail::add_init(g, c.xb_zero_point, detail::int8_zero_points(r.act_b.zero_point, false));
+    }
     auto rq = requant.find(i);
     if (rq != requant.end()) {
       c.target = &layers[rq->second.target];
