@@ -51,7 +51,6 @@ sys.path.insert(0, HERE)
 
 try:
     import onnx
-    import onnxruntime as ort
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 except ImportError as e:
@@ -209,7 +208,8 @@ def in_detail(amctq, path, feeds, work):
 
 
 def check_layers(label, model, out_dir, allow_act_matmul, failures):
-    """(b): every Conv / Gemm / MatMul node a quantized layer. Returns (quantized, total, notes)."""
+    """(b): every Conv / Gemm / MatMul node a quantized layer. Returns (quantized, total, the
+    activation MatMuls tolerated in float)."""
     record = json.load(open(os.path.join(out_dir, "record.json")))
     floats = json.load(open(os.path.join(out_dir, "float_layers.json")))["float"]
     constants = {i.name for i in model.graph.initializer}
