@@ -9,7 +9,8 @@ jobs=$(nproc)
 echo "== build (Release, -march=native, -Werror)"
 bash "$root/scripts/build.sh" "$root/build" -DAMCTQ_WERROR=ON
 echo "== tests"
-ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
+# The wide model sweep (label sweep, tests/model_sweep) runs on request: ctest --test-dir build -L sweep
+ctest --test-dir "$root/build" --output-on-failure -j"$jobs" -LE sweep
 
 echo "== build (ASan + UBSan, -Og)"
 # -Og, not -O2: with the sanitizers' instrumentation GCC takes several times longer per test

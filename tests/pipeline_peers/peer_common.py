@@ -43,30 +43,45 @@ def rows(y):
     return y.reshape(y.shape[0], -1)
 
 
+def feeds_of(sess, x):
+    """`x` as a session's feeds: a dict (by input name) as it is, an array for the first input."""
+    return x if isinstance(x, dict) else {sess.get_inputs()[0].name: x}
+
+
 def compare_within_rounding(label, what, path, sim, x, failures, min_exact=0.9):
     """Model `path` in ORT without graph optimisations (the QDQ ops run as written, in float: the
     semantics amctq simulates) against amctq's simulation `sim`. Float convolutions sum in a
     different order in ORT (MLAS) and amctq (Eigen); a value that lands within rounding of a
     QuantizeLinear tie moves one level and that step propagates to the sample's outputs. So: at
     least `min_exact` of the samples equal within 1e-4 of the output magnitude, none further off
-    than 5% of it. Returns ORT's output, or None when ORT cannot run the model."""
+    than 5% of it. `x` is the first input's array or a dict of feeds by name; `sim` the first
+    output, or a list of every output (a sample's values of all outputs are then compared
+    together). Returns ORT's output (like `sim`: an array or a list), or None when ORT cannot
+    run the model."""
     try:
-        name = session(path, False).get_inputs()[0].name
-        y = session(path, False).run(None, {name: x})[0]
+        sess = session(path, False)
+        feeds = feeds_of(sess, x)
+        outs = sess.run(None, feeds)
     except Exception as e:
         failures.append(f"[{label}] ORT cannot run the {what} model: {str(e).strip().splitlines()[-1]}")
         return None
-    if y.shape != sim.shape:
-        failures.append(f"[{label}] {what} output {y.shape} but amctq's simulation {sim.shape}")
+    sims = sim if isinstance(sim, list) else [sim]
+    ys = outs if isinstance(sim, list) else outs[:1]
+    y = ys if isinstance(sim, list) else ys[0]
+    if len(ys) != len(sims) or any(a.shape != b.shape for a, b in zip(ys, sims)):
+        failures.append(f"[{label}] {what} outputs {[a.shape for a in ys]} but amctq's simulation "
+                        f"{[b.shape for b in sims]}")
         return y
-    tol = 1e-4 * max(1.0, float(np.abs(y).max()))
-    row_err = np.abs(rows(y) - rows(sim)).max(axis=1)
+    ort_rows = np.concatenate([rows(a) for a in ys], axis=1)
+    sim_rows = np.concatenate([rows(b) for b in sims], axis=1)
+    tol = 1e-4 * max(1.0, float(np.abs(ort_rows).max()))
+    row_err = np.abs(ort_rows - sim_rows).max(axis=1)
     exact = np.mean(row_err <= tol)
     print(f"[{label}] {what}: {exact:.4f} of samples equal amctq's simulation within {tol:.3g}; "
           f"max diff {row_err.max():.3g}")
-    if not (exact >= min_exact and row_err.max() <= 0.05 * np.abs(y).max()):
+    if not (exact >= min_exact and row_err.max() <= 0.05 * np.abs(ort_rows).max()):
         failures.append(f"[{label}] {what} model differs from amctq's simulation beyond float rounding")
-    session(path, True).run(None, {name: x})  # ORT fuses QDQ into integer kernels; it must still run
+    session(path, True).run(None, feeds)  # ORT fuses QDQ into integer kernels; it must still run
     return y
 
 
@@ -91,24 +106,39 @@ def compare_deploy(label, work, x, failures, exact=True):
     dsim = np.load(dsim_path)
     if not exact:
         return compare_within_rounding(label, "deploy", dp_path, dsim, x, failures)
+    dp = compare_bit_exact(label, dp_path, dsim, x, failures)
+    if dp is None:
+        return None
+    import onnx
+    ops = sorted({n.op_type for n in onnx.load(dp_path).graph.node})
+    print(f"[{label}] deploy ops: {', '.join(ops)}")
+    return dp
+
+
+def compare_bit_exact(label, dp_path, sim, x, failures):
+    """The deploy model `dp_path` in ORT, with graph optimisations disabled and with all enabled,
+    against amctq's integer simulation `sim`: every value bit-identical. `x` and `sim` as in
+    compare_within_rounding (an array or feeds by name; the first output or a list of all).
+    Returns ORT's output of the optimised run (like `sim`), or None when ORT cannot run it."""
+    sims = sim if isinstance(sim, list) else [sim]
     dp = None
     for optimize in (False, True):
         try:
             sess = session(dp_path, optimize)
-            dp = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+            outs = sess.run(None, feeds_of(sess, x))
         except Exception as e:  # ORT refusing an op form is a failure of this case, not of the run
             failures.append(f"[{label}] ORT cannot run the deploy model: {str(e).strip().splitlines()[-1]}")
             return None
-        same = dp.shape == dsim.shape and np.array_equal(dp.view(np.uint32), dsim.view(np.uint32))
-        bad = int(np.sum(dp.view(np.uint32) != dsim.view(np.uint32))) if dp.shape == dsim.shape else -1
+        dp = outs if isinstance(sim, list) else outs[0]
+        outs = outs if isinstance(sim, list) else outs[:1]
+        shapes_ok = len(outs) == len(sims) and all(a.shape == b.shape for a, b in zip(outs, sims))
+        bad = sum(int(np.sum(a.view(np.uint32) != b.view(np.uint32))) for a, b in zip(outs, sims)) if shapes_ok else -1
+        same = bad == 0
         print(f"[{label}] deploy (ORT {'optimised' if optimize else 'no optimisation'}): bit-identical to "
-              f"amctq's integer simulation: {same} ({bad} differing values of {dsim.size})")
+              f"amctq's integer simulation: {same} ({bad} differing values of {sum(b.size for b in sims)})")
         if not same:
             failures.append(f"[{label}] deploy model output (optimisations {'on' if optimize else 'off'}) is not "
                             f"bit-identical to amctq's integer simulation")
-    import onnx
-    ops = sorted({n.op_type for n in onnx.load(dp_path).graph.node})
-    print(f"[{label}] deploy ops: {', '.join(ops)}")
     return dp
 
 

@@ -1,4 +1,8 @@
-// `amctq run`: runs the float reference executor on .npy inputs and writes .npy outputs.
+// `amctq run`: runs a model on .npy inputs with amctq's executor and writes .npy outputs. The op
+// table is graph::simulation_ops() (amctq/graph/integer_sim.hpp): the float reference executor's
+// ops plus QuantizeLinear / DequantizeLinear / QLinearConv / ConvInteger / MatMulInteger computed
+// as ONNX Runtime computes them, so `amctq run` also simulates the fake-quant and deploy models
+// that `amctq quantize` saves (the deploy model bit for bit).
 //
 //   amctq run --model M.onnx --input X.npy [--input more.npy | --input NAME=file.npy]...
 //             [--output Y.npy | --output-dir DIR]
@@ -18,6 +22,7 @@
 
 #include "amctq/error.hpp"
 #include "amctq/graph/executor.hpp"
+#include "amctq/graph/integer_sim.hpp"
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
 #include "cli_report.hpp"
@@ -27,7 +32,10 @@ namespace {
 const char* const run_usage =
     "usage: amctq run --model M.onnx --input X.npy [--input more.npy | --input NAME=X.npy]...\n"
     "                 [--output Y.npy | --output-dir DIR]\n"
-    "Runs the float reference executor. Positional --input files bind in order to the graph's\n"
+    "Runs M.onnx with amctq's executor: the float reference ops plus QuantizeLinear,\n"
+    "DequantizeLinear, QLinearConv, ConvInteger and MatMulInteger as ONNX Runtime computes them,\n"
+    "so it also simulates the fake-quant and deploy models amctq quantize saves (the deploy model\n"
+    "bit for bit). Positional --input files bind in order to the graph's\n"
     "non-initializer inputs; NAME=path binds by name. --output writes the first output,\n"
     "--output-dir writes every output as DIR/<name>.npy (characters other than letters, digits,\n"
     "'_', '-' and '.' become '_'; a name that then repeats gets _2, _3, ...).\n"
@@ -94,7 +102,7 @@ int cmd_run(int argc, char** argv) {
       feeds[name] = io::read_npy(path);
     }
 
-    graph::executor ex(m);
+    graph::executor ex(m, graph::simulation_ops());
     const auto out = ex.run(feeds);
     AMCTQ_CHECK(!m.main.outputs.empty(), errc::invalid_argument, "amctq run", "the model has no outputs");
     if (!output_dir.empty()) {

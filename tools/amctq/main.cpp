@@ -43,7 +43,7 @@ const subcommand commands[] = {
     {"calib", cmd_calib, "calibrate one tensor from .npy batches and print its quantization params as JSON"},
 #endif
 #ifdef AMCTQ_HAS_CMD_RUN
-    {"run", cmd_run, "run the float reference executor on .npy inputs"},
+    {"run", cmd_run, "run a model (float, fake-quant or deploy) with amctq's executor on .npy inputs"},
 #endif
 #ifdef AMCTQ_HAS_CMD_INSPECT
     {"inspect", cmd_inspect, "summarise an ONNX model"},
