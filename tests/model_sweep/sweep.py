@@ -2,16 +2,13 @@
 blocks, a YOLO-style detector and a U-Net quantize end to end with the amctq tool.
 
 usage: sweep.py AMCTQ_BIN WORKDIR [--set light|full] [--only NAME[,NAME...]] [--keep]
-                [--allow-activation-matmul-float]
 
 Exports the set (export_sweep_models.py) into WORKDIR/models, then for every model:
  (a) `amctq run` on the float model against ONNX Runtime (CPU EP, one thread): every output
      within 1e-4 of its largest magnitude;
  (b) `amctq quantize` with the default config: every Conv / Gemm / MatMul node of the model is
      a quantized layer (record.json); one left in float is named with float_layers.json's reason
-     and fails the model. --allow-activation-matmul-float (or AMCTQ_SWEEP_ALLOW_ACTIVATION_MATMUL=1)
-     tolerates, and still lists, MatMuls of two activations (attention Q K^T and A V) left in
-     float: for use until amctq quantizes that form; the ctest entries do not pass it;
+     and fails the model (MatMuls of two activations, attention's Q K^T and A V, included);
  (c) both saved models run in ONNX Runtime on test.npz;
  (d) `amctq run` (graph::simulation_ops) on both, against ORT (graph optimisations off):
      - tensor by tensor on two test samples: every QuantizeLinear / DequantizeLinear /
@@ -111,10 +108,6 @@ def amctq_run(amctq, model_path, input_files, out_dir, output_names):
     return [np.load(os.path.join(out_dir, stem_of(n) + ".npy")) for n in output_names], time.time() - t
 
 
-def is_activation_matmul(node, constants):
-    return node.op_type == "MatMul" and all(i not in constants for i in node.input)
-
-
 # The ops amctq's simulation computes as ONNX Runtime does (graph::simulation_ops). The deploy
 # model's other ops are float ops; those ORT computes with its own approximations or summation
 # order (MLAS Sigmoid / Erf / Tanh, LayerNormalization, a float MatMul of two activations, ...)
@@ -207,15 +200,12 @@ def in_detail(amctq, path, feeds, work):
     return first, rel, bad, len(iso.node)
 
 
-def check_layers(label, model, out_dir, allow_act_matmul, failures):
-    """(b): every Conv / Gemm / MatMul node a quantized layer. Returns (quantized, total, the
-    activation MatMuls tolerated in float)."""
+def check_layers(label, model, out_dir, failures):
+    """(b): every Conv / Gemm / MatMul node a quantized layer. Returns (quantized, total)."""
     record = json.load(open(os.path.join(out_dir, "record.json")))
     floats = json.load(open(os.path.join(out_dir, "float_layers.json")))["float"]
-    constants = {i.name for i in model.graph.initializer}
-    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
     nodes = [n for n in model.graph.node if n.op_type in QUANTIZED_KINDS]
-    quantized, tolerated = 0, []
+    quantized = 0
     for n in nodes:
         if not n.name:
             failures.append(f"[{label}] (b) a {n.op_type} node has no name; record.json cannot name it")
@@ -223,12 +213,8 @@ def check_layers(label, model, out_dir, allow_act_matmul, failures):
             quantized += 1
         else:
             why = floats.get(n.name, {}).get("reason", "not in record.json nor in float_layers.json")
-            if allow_act_matmul and is_activation_matmul(n, constants):
-                tolerated.append(n.name)
-                print(f"[{label}] (b) tolerated (--allow-activation-matmul-float): {n.name} left in float: {why}")
-            else:
-                failures.append(f"[{label}] (b) {n.op_type} {n.name} is not quantized: {why}")
-    return quantized, len(nodes), tolerated
+            failures.append(f"[{label}] (b) {n.op_type} {n.name} is not quantized: {why}")
+    return quantized, len(nodes)
 
 
 def ort_quantize(model_path, calib, out_path, op_types):
@@ -240,7 +226,7 @@ def ort_quantize(model_path, calib, out_path, op_types):
     return out_path
 
 
-def sweep_model(amctq, name, models_dir, work, allow_act_matmul, failures, row):
+def sweep_model(amctq, name, models_dir, work, failures, row):
     """Checks (a)-(e) on one exported model; fills `row` (the table's) as it goes."""
     label = name
     folder = os.path.join(models_dir, name)
@@ -283,7 +269,7 @@ def sweep_model(amctq, name, models_dir, work, allow_act_matmul, failures, row):
     if r.returncode != 0:
         failures.append(f"[{label}] (b) amctq quantize failed: {r.stderr.strip()}")
         return
-    row["layers"] = check_layers(label, model, qdir, allow_act_matmul, failures)
+    row["layers"] = check_layers(label, model, qdir, failures)
 
     # (c) + (d) both saved models in ORT and in amctq's simulation
     fq_path = os.path.join(qdir, "model_fake_quant_model.onnx")
@@ -366,7 +352,7 @@ def table(rows):
         layers = r.get("layers")
         ints = [r[k] for k in ("int_ops_fake-quant", "int_ops_deploy") if k in r]
         ints = (sum(i[0] for i in ints), sum(i[1] for i in ints)) if ints else None
-        lq = "-" if not layers else f"{layers[0]}/{layers[1]}" + (f" ({len(layers[2])} act. MatMul float)" if layers[2] else "")
+        lq = "-" if not layers else f"{layers[0]}/{layers[1]}"
         diff = r["sqnr_amctq"] - r["sqnr_ort"] if "sqnr_amctq" in r and "sqnr_ort" in r else None
         lines.append(f"| {r['model']} | {lq} | {fmt(r.get('exec_err'), '.1e')} | {r.get('deploy_exact', '-')} | "
                      f"{f'{ints[0]}/{ints[1]}' if ints else '-'} | "
@@ -383,8 +369,6 @@ def main():
     ap.add_argument("--set", choices=["light", "full"], default="light")
     ap.add_argument("--only", default="", help="comma-separated model names (default: the whole set)")
     ap.add_argument("--keep", action="store_true", help="keep the files of models that pass (default: only of those that fail)")
-    ap.add_argument("--allow-activation-matmul-float", action="store_true",
-                    default=os.environ.get("AMCTQ_SWEEP_ALLOW_ACTIVATION_MATMUL") == "1")
     a = ap.parse_args()
     if not os.path.exists(a.amctq):
         print(f"FAIL: the amctq tool was not built at {a.amctq}", file=sys.stderr)
@@ -406,7 +390,7 @@ def main():
             continue
         row = {"model": name}
         try:
-            sweep_model(a.amctq, name, models_dir, a.work, a.allow_activation_matmul_float, failures, row)
+            sweep_model(a.amctq, name, models_dir, a.work, failures, row)
         except Exception as e:  # a crash in one model's checks must name it and let the rest run
             failures.append(f"[{name}] sweep crashed: {type(e).__name__}: {e}")
             row["ok"] = False
