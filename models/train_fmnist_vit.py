@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from fmnist_data import load  # noqa: E402  (this folder is on sys.path when run as a script)
+from train_fmnist_cnn import accuracy  # noqa: E402  (test accuracy in batches of 1000, eval mode)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIM, HEADS, MLP, DEPTH, PATCH = 64, 4, 128, 3, 4
@@ -103,13 +104,6 @@ def blas_library():
     with open("/proc/self/maps") as f:
         libs = {line.split()[-1] for line in f if "blas" in line.rsplit("/", 1)[-1]}
     return sorted(os.path.realpath(p) for p in libs)
-
-
-def accuracy(model, x, y):
-    model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model(torch.from_numpy(x[i:i + 1000])).argmax(1) for i in range(0, len(x), 1000)])
-    return float((pred.numpy() == y).mean())
 
 
 def main():
