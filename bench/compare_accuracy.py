@@ -171,17 +171,28 @@ def torch_cnn(model, qconfig):
 
 
 def torch_vit(model, qconfig):
-    """FX graph-mode PTQ with the engine's default QConfigMapping, its global qconfig replaced.
+    """FX graph-mode PTQ with the engine's default QConfigMapping, its default qconfig replaced.
     In torch 1.13 that quantizes far more than the Linear layers: Conv, every Linear, LayerNorm,
     the position-embedding and residual adds, Q K^T and A V (quantized::matmul), the score
     scaling and Softmax (fixed output grid 1/256) run on quantized tensors; only GELU runs in
     float between a dequantize and a quantize (fx_op_counts prints the split)."""
     import torch
-    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization import QConfig, get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
     from train_fmnist_vit import make_model
     base = torch_from_onnx(make_model(), model)
-    mapping = get_default_qconfig_mapping(torch.backends.quantized.engine).set_global(qconfig)
+    mapping = get_default_qconfig_mapping(torch.backends.quantized.engine)
+    default = mapping.global_qconfig
+    # The default mapping names Conv, Linear, ReLU, BatchNorm with the same qconfig object as its
+    # global one, and LayerNorm with its activation observer (and a float weight); all of them
+    # take the bench's qconfig, else set_global alone would leave them at fbgemm's default.
+    # The fixed-grid ops (Softmax, Sigmoid, Tanh, ...) keep their fixed 8-bit output grids.
+    for kind, qc in list(mapping.object_type_qconfigs.items()):
+        if qc is default:
+            mapping.set_object_type(kind, qconfig)
+        elif qc is not None and qc.activation is default.activation:
+            mapping.set_object_type(kind, QConfig(activation=qconfig.activation, weight=qc.weight))
+    mapping.set_global(qconfig)
     return prepare_fx(base, mapping, (torch.from_numpy(np.load(CALIB)[:1]),)), convert_fx
 
 
