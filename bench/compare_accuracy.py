@@ -19,8 +19,9 @@ Settings W8A8, W4A8, W8A4 (weights per channel, symmetric; activations as each t
              the model is rebuilt with the training script's make_model and loaded from the ONNX
              initializers (torch_from_onnx). CNN: eager mode (BatchNorm kept separate in the ONNX,
              fused here by fuse_modules). ViT: FX graph mode (prepare_fx / convert_fx with the
-             engine's default QConfigMapping, its global qconfig replaced by the one above):
-             Conv and Linear run quantized; what FX leaves float is printed (see torch_vit)
+             engine's default QConfigMapping, the qconfig above wherever it had the default):
+             Conv, Linear, LayerNorm, the adds, the attention matmuls and Softmax run
+             quantized, GELU in float; the split is printed (torch_vit, fx_op_counts)
 amctq's float_layers.json count (layers quantized of layers found) is printed per model.
 Calibration uses the same 256 images (models/fmnist_calib.npy) as one batch for every tool.
 Calibration time (fastest of 3 runs; ORT's 2048-bin Entropy runs once): amctq = the whole
