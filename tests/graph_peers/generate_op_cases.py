@@ -129,7 +129,7 @@ for mode, trans, exclude in itertools.product(["linear", "cubic"], transforms, [
     for k, sc in enumerate(([1, 1, 0.5, 0.5], [1, 1, 0.6, 0.3], [1, 1, 2, 0.7], [1, 1, 1.5, 2], [1, 1, 0.25, 0.45])):
         n = helper.make_node("Resize", ins + ["scales"], ["y"], **attrs)
         case(f"{tag}_scales{k}", n, {"x": x4(2, 2, 8, 11)}, {**roi, "scales": np.array(sc, np.float32)}, 18)
-    for k, sz in enumerate(([2, 2, 3, 4], [2, 2, 5, 2], [2, 2, 12, 5])):
+    for k, sz in enumerate(([2, 2, 3, 4], [2, 2, 5, 2], [2, 2, 12, 5], [2, 2, 1, 2])):
         n = helper.make_node("Resize", ins + ["", "sizes"], ["y"], **attrs)
         case(f"{tag}_sizes{k}", n, {"x": x4(2, 2, 8, 11)}, {**roi, "sizes": np.array(sz, np.int64)}, 18)
     if roi: continue

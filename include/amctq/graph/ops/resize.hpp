@@ -92,8 +92,9 @@ inline void cubic_weights(double r, double a, double w[4]) {
 /// Without antialias: linear's 2 or cubic's 4 neighbours of x. With antialias (opset 18), as ONNX's
 /// reference and ONNX Runtime define it: the kernel (triangle of support 1, cubic of support 2) is
 /// evaluated at s * (i - x) with s = min(scale, 1), so when downsampling it is stretched over
-/// ceil(support / s) source rows each side of x; the weights are normalised to sum 1. The window
-/// starts right of x - support / s, taking the row left of an integer x as x's floor like ONNX.
+/// ceil(support / s) source rows each side of x; the weights are normalised to sum 1. The k rows
+/// start k / 2 - 1 left of floor(x) (of x - 1 when x is whole, as in ONNX's reference): every row
+/// the stretched kernel reaches, plus rows of weight 0.
 inline void interpolation_taps(const resize_options& o, double x, double scale, std::size_t k, double* w,
                                std::int64_t& first) {
   const double f = std::floor(x), r = x - f;
@@ -316,7 +317,7 @@ inline void resize(context& c) {
   o.cubic_a = c.n.get_float("cubic_coeff_a", -0.75f);
   o.exclude_outside = c.n.get_int("exclude_outside", 0) != 0;
   o.extrapolation = c.n.get_float("extrapolation_value", 0.0f);
-  o.antialias = c.n.get_int("antialias", 0) != 0;
+  o.antialias = c.opset >= 18 && c.n.get_int("antialias", 0) != 0;  // the attribute is new in 18
   AMCTQ_CHECK(!o.antialias || o.mode != detail::resize_mode::nearest, errc::invalid_argument, c.where(),
               "antialias needs mode linear or cubic");
   std::vector<std::int64_t> axes = c.n.get_ints("axes");
