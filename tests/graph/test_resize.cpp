@@ -1,6 +1,6 @@
 // Resize and Upsample as torch.onnx exports them (nn.Upsample / F.interpolate, scale 2 and sizes,
 // nearest and bilinear with align_corners False / True), the opset 10 and Upsample forms, and
-// nearest on integer tensors; the ONNX node tests cover the other modes and transforms.
+// nearest on integer tensors, antialias; the ONNX node tests cover the other modes and transforms.
 #include <doctest/doctest.h>
 
 #include <limits>
@@ -91,9 +91,36 @@ TEST_CASE("Resize: opset 10 and Upsample (asymmetric; nearest floors), nearest o
   single_node lin_int("Resize", {"x", "", "scales"}, {attr_s("mode", "linear")}, 13);
   lin_int.constant("scales", ft({2}, {1, 2}));
   CHECK_THROWS_WITH_AS(lin_int.run({{"x", it64({2, 2}, {1, 2, 3, 4})}}), doctest::Contains("n0"), amctq::error);
-  single_node aa("Resize", {"x", "", "scales"}, {attr_s("mode", "linear"), attr_i("antialias", 1)}, 18);
+  single_node aa("Resize", {"x", "", "scales"}, {attr_i("antialias", 1)}, 18);  // nearest
   aa.constant("scales", ft({4}, {1, 1, 0.5f, 0.5f}));
   CHECK_THROWS_WITH_AS(aa.run({{"x", x22}}), doctest::Contains("antialias"), amctq::error);
+}
+
+TEST_CASE("Resize: antialias stretches the linear / cubic kernel by 1 / scale when shrinking, not when growing") {
+  const auto x = ft({1, 1, 1, 4}, {1, 2, 3, 4});
+  auto shrunk = [&](const char* mode, std::int64_t exclude_outside) {
+    single_node r("Resize", {"x", "", "scales"},
+                  {attr_s("mode", mode), attr_i("antialias", 1), attr_i("exclude_outside", exclude_outside)}, 18);
+    r.constant("scales", ft({4}, {1, 1, 1, 0.5f}));
+    return r.run({{"x", x}});
+  };
+  // Linear, half_pixel, scale 0.5: output 0 sits at 0.5, the triangle of half-width 2 weighs rows
+  // -1, 0, 1, 2 by 1/4, 3/4, 3/4, 1/4 (over 2); row -1 is row 0's value, or dropped by exclude_outside.
+  check_close(shrunk("linear", 0), {1, 1, 1, 2}, {3.25f / 2, 6.75f / 2});
+  check_close(shrunk("linear", 1), {1, 1, 1, 2}, {3.0f / 1.75f, 5.75f / 1.75f});
+  // Cubic (a = -0.75) of half-width 4: rows -3..4 at distances 1.75 .. 0.25 .. 1.75 weigh
+  // -0.03515625, -0.10546875, 0.26171875, 0.87890625 and back (summing to 2); ONNX Runtime agrees.
+  check_close(shrunk("cubic", 0), {1, 1, 1, 2}, {1.490234375f, 3.509765625f});
+  check_close(shrunk("cubic", 1), {1, 1, 1, 2}, {1.5673468f, 3.432653f});
+  // Growing: the kernel keeps its width, so the result is plain linear / cubic interpolation.
+  for (const char* mode : {"linear", "cubic"}) {
+    single_node plain("Resize", {"x", "", "scales"}, {attr_s("mode", mode)}, 18);
+    single_node aa("Resize", {"x", "", "scales"}, {attr_s("mode", mode), attr_i("antialias", 1)}, 18);
+    plain.constant("scales", ft({4}, {1, 1, 2, 2.5f}));
+    aa.constant("scales", ft({4}, {1, 1, 2, 2.5f}));
+    const auto want = plain.run({{"x", x22}});
+    check_close(aa.run({{"x", x22}}), want.shape(), amctq::test::values(want));
+  }
 }
 
 TEST_CASE("Resize: downsampling nearest and linear, a non-integer scale, tf_crop_and_resize extrapolation") {

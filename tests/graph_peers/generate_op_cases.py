@@ -2,7 +2,8 @@
 """Writes single-node cases of the data-movement, Resize / Upsample and normalization ops with
 ONNX Runtime's outputs as the reference (CPU), as OUT/<name>/model.onnx + test_data_set_0: every
 Resize mode x coordinate transform x nearest_mode on up- / down- / non-integer scales and sizes,
-N-D linear, opset 10 Resize and Upsample, LayerNormalization on several axes with Mean /
+N-D linear, antialias (linear / cubic, every transform, exclude_outside, up / down, keep_aspect_ratio_policy),
+opset 10 Resize and Upsample, LayerNormalization on several axes with Mean /
 InvStdDev, GroupNormalization 18 / 21, InstanceNormalization, 60 random Slices (negative axes,
 steps, INT64 sentinels), Tile, Expand, DepthToSpace / SpaceToDepth, ScatterND / ScatterElements
 with every reduction, GatherElements. Fixed seed; configurations ONNX Runtime rejects (e.g. cubic
@@ -116,4 +117,37 @@ for red in ["none", "add", "mul", "max", "min"]:
     case(f"scatterel_{red}", n, {"x": x4(3, 4)}, {"i": np.array([[1, 3], [0, 0], [2, 1]], np.int64), "u": x4(3, 2)}, 18)
 n = helper.make_node("GatherElements", ["x", "i"], ["y"], axis=-2)
 case("gatherel", n, {"x": x4(3, 4, 2)}, {"i": rng.integers(-3, 3, size=(2, 4, 2)).astype(np.int64)}, 13)
+# Resize antialias (opset 18 / 19): linear and cubic, every coordinate transform, exclude_outside,
+# scales and sizes, shrinking (the kernel stretched), growing (no effect), both on different axes,
+# 2-D / NHWC / 5-D inputs, keep_aspect_ratio_policy with axes, tf_crop_and_resize with a roi.
+transforms = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric", "tf_crop_and_resize"]
+for mode, trans, exclude in itertools.product(["linear", "cubic"], transforms, [0, 1]):
+    tag = f"resize_aa_{mode}_{trans}_{exclude}"
+    roi = {"roi": np.array([0, 0, 0.1, -0.2, 1, 1, 0.8, 1.1], np.float32)} if trans == "tf_crop_and_resize" else {}
+    ins = ["x", "roi" if roi else ""]
+    attrs = dict(mode=mode, coordinate_transformation_mode=trans, exclude_outside=exclude, antialias=1, extrapolation_value=-2.0)
+    for k, sc in enumerate(([1, 1, 0.5, 0.5], [1, 1, 0.6, 0.3], [1, 1, 2, 0.7], [1, 1, 1.5, 2], [1, 1, 0.25, 0.45])):
+        n = helper.make_node("Resize", ins + ["scales"], ["y"], **attrs)
+        case(f"{tag}_scales{k}", n, {"x": x4(2, 2, 8, 11)}, {**roi, "scales": np.array(sc, np.float32)}, 18)
+    for k, sz in enumerate(([2, 2, 3, 4], [2, 2, 5, 2], [2, 2, 12, 5], [2, 2, 1, 2])):
+        n = helper.make_node("Resize", ins + ["", "sizes"], ["y"], **attrs)
+        case(f"{tag}_sizes{k}", n, {"x": x4(2, 2, 8, 11)}, {**roi, "sizes": np.array(sz, np.int64)}, 18)
+    if roi: continue
+    n = helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)
+    case(f"{tag}_2d", n, {"x": x4(9, 13)}, {"scales": np.array([0.45, 0.3], np.float32)}, 19)
+    n = helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)
+    case(f"{tag}_nhwc", n, {"x": x4(1, 10, 7, 3)}, {"scales": np.array([1, 0.4, 0.6, 1], np.float32)}, 19)
+    n = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], **attrs)
+    case(f"{tag}_2d_sizes", n, {"x": x4(9, 13)}, {"sizes": np.array([4, 20], np.int64)}, 19)
+for mode, policy in itertools.product(["linear", "cubic"], ["not_larger", "not_smaller"]):
+    n = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode=mode, antialias=1, axes=[2, 3],
+                         keep_aspect_ratio_policy=policy)
+    case(f"resize_aa_{mode}_{policy}", n, {"x": x4(1, 2, 10, 14)}, {"sizes": np.array([4, 9], np.int64)}, 18)
+    n = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode, antialias=1, cubic_coeff_a=-0.5, axes=[-1, -2])
+    case(f"resize_aa_{mode}_axes_a{policy == 'not_larger'}", n, {"x": x4(1, 2, 10, 14)},
+         {"scales": np.array([0.3, 0.7] if policy == "not_larger" else [0.8, 0.15], np.float32)}, 18)
+for trans in ["half_pixel", "align_corners"]:
+    n = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear", antialias=1, coordinate_transformation_mode=trans)
+    case(f"resize_aa_linear_5d_{trans}", n, {"x": x4(1, 2, 6, 7, 9)}, {"scales": np.array([1, 1, 0.5, 0.7, 0.35], np.float32)}, 18)
+    case(f"resize_aa_linear_3d_{trans}", n, {"x": x4(6, 7, 9)}, {"scales": np.array([0.5, 1, 0.35], np.float32)}, 18)
 print(f"generate_op_cases: wrote {count} cases to {root}", file=sys.stderr)

@@ -1,7 +1,7 @@
 // Resize (opsets 10-19) and Upsample (opsets 7-9): nearest (every nearest_mode, any fixed-width
 // element type), linear and cubic (float32), every coordinate_transformation_mode, scales or sizes,
-// opset 18's axes and keep_aspect_ratio_policy. Interpolation is separable, so the op runs one pass
-// per resized axis, each from a precomputed table of (source row, weight) taps per output row.
+// opset 18's axes, keep_aspect_ratio_policy and antialias. Interpolation is separable, so the op runs
+// one pass per resized axis, each from a precomputed table of (source row, weight) taps per output row.
 #ifndef AMCTQ_GRAPH_OPS_RESIZE_HPP
 #define AMCTQ_GRAPH_OPS_RESIZE_HPP
 
@@ -25,6 +25,7 @@ struct resize_options {
   std::string nearest = "round_prefer_floor";  ///< nearest_mode; "simple" is opset 10 / Upsample
   float cubic_a = -0.75f;
   bool exclude_outside = false;
+  bool antialias = false;  ///< opset 18: linear / cubic kernel stretched by 1 / scale when downsampling
   float extrapolation = 0.0f;
 };
 
@@ -76,23 +77,64 @@ inline std::int64_t nearest_index(const context& c, const std::string& m, double
   return static_cast<std::int64_t>(downsampling ? std::ceil(x) : std::floor(x));
 }
 
+/// The cubic convolution kernel (Keys, coefficient a) at distance |s| <= 1 and 1 < |s| < 2.
+inline double cubic_near(double s, double a) { return ((a + 2) * s - (a + 3)) * s * s + 1; }
+inline double cubic_far(double s, double a) { return ((a * s - 5 * a) * s + 8 * a) * s - 4 * a; }
+
 inline void cubic_weights(double r, double a, double w[4]) {
-  auto near = [a](double s) { return ((a + 2) * s - (a + 3)) * s * s + 1; };            // |s| <= 1
-  auto far = [a](double s) { return ((a * s - 5 * a) * s + 8 * a) * s - 4 * a; };      // 1 < |s| < 2
-  w[0] = far(1 + r);
-  w[1] = near(r);
-  w[2] = near(1 - r);
-  w[3] = far(2 - r);
+  w[0] = cubic_far(1 + r, a);
+  w[1] = cubic_near(r, a);
+  w[2] = cubic_near(1 - r, a);
+  w[3] = cubic_far(2 - r, a);
+}
+
+/// Taps of one output row (at source coordinate x) into w / first, t.k of them.
+/// Without antialias: linear's 2 or cubic's 4 neighbours of x. With antialias (opset 18), as ONNX's
+/// reference and ONNX Runtime define it: the kernel (triangle of support 1, cubic of support 2) is
+/// evaluated at s * (i - x) with s = min(scale, 1), so when downsampling it is stretched over
+/// ceil(support / s) source rows each side of x; the weights are normalised to sum 1. The k rows
+/// start k / 2 - 1 left of floor(x) (of x - 1 when x is whole, as in ONNX's reference): every row
+/// the stretched kernel reaches, plus rows of weight 0.
+inline void interpolation_taps(const resize_options& o, double x, double scale, std::size_t k, double* w,
+                               std::int64_t& first) {
+  const double f = std::floor(x), r = x - f;
+  if (!o.antialias) {
+    first = static_cast<std::int64_t>(f);
+    w[0] = 1 - r;
+    w[1] = r;
+    if (o.mode == resize_mode::cubic) {
+      cubic_weights(r, o.cubic_a, w);
+      --first;
+    }
+    return;
+  }
+  const double s = std::min(scale, 1.0);
+  const auto base = static_cast<std::int64_t>(r == 0 ? f - 1 : f);
+  first = base + 1 - static_cast<std::int64_t>(k / 2);
+  for (std::size_t t = 0; t < k; ++t) {
+    const double u = std::abs(s * (static_cast<double>(first + static_cast<std::int64_t>(t)) - x));
+    if (o.mode == resize_mode::linear) w[t] = std::max(0.0, 1 - u);
+    else w[t] = u <= 1 ? cubic_near(u, o.cubic_a) : u < 2 ? cubic_far(u, o.cubic_a) : 0.0;
+  }
+}
+
+/// Taps per output row: 1 (nearest), 2 (linear), 4 (cubic); with antialias 2 * ceil(support / s).
+inline std::size_t taps_per_row(const resize_options& o, double scale) {
+  if (o.mode == resize_mode::nearest) return 1;
+  const double support = o.mode == resize_mode::linear ? 1 : 2;
+  if (!o.antialias) return static_cast<std::size_t>(2 * support);
+  return 2 * static_cast<std::size_t>(std::ceil(support / std::min(scale, 1.0)));
 }
 
 inline resize_table make_resize_table(const context& c, const resize_options& o, std::int64_t in_len, std::int64_t out_len,
                                       double scale, double roi_start, double roi_end) {
   resize_table t;
-  t.k = o.mode == resize_mode::nearest ? 1 : o.mode == resize_mode::linear ? 2 : 4;
   const auto n = static_cast<std::size_t>(out_len);
+  t.k = n == 0 ? 1 : taps_per_row(o, scale);  // no rows: sizes of 0 give scale 0
   t.index.assign(n * t.k, 0);
   t.weight.assign(n * t.k, 0.0f);
   t.outside.assign(n, 0);
+  std::vector<double> w(t.k);
   for (std::size_t j = 0; j < n; ++j) {
     const double x = original_coordinate(c, o.transform, static_cast<float>(j), static_cast<float>(scale),
                                          static_cast<float>(in_len), static_cast<float>(out_len),
@@ -107,23 +149,20 @@ inline resize_table make_resize_table(const context& c, const resize_options& o,
       t.weight[j] = 1.0f;
       continue;
     }
-    const double f = std::floor(x), r = x - f;
-    const auto i0 = static_cast<std::int64_t>(f);
-    double w[4] = {1 - r, r, 0, 0};
-    std::int64_t first = i0;
-    if (o.mode == resize_mode::cubic) {
-      cubic_weights(r, o.cubic_a, w);
-      first = i0 - 1;
-    }
+    std::int64_t first = 0;
+    interpolation_taps(o, x, scale, t.k, w.data(), first);
     double sum = 0;
     for (std::size_t k = 0; k < t.k; ++k) {
       const std::int64_t i = first + static_cast<std::int64_t>(k);
       if (o.exclude_outside && (i < 0 || i >= in_len)) w[k] = 0;
       sum += w[k];
     }
+    // Rows past the edges take the edge row's value (so their weight adds to it) unless
+    // exclude_outside drops them; either way antialias and exclude_outside renormalise.
+    const bool normalise = (o.exclude_outside || o.antialias) && sum != 0;
     for (std::size_t k = 0; k < t.k; ++k) {
       t.index[j * t.k + k] = clamp(first + static_cast<std::int64_t>(k));
-      t.weight[j * t.k + k] = static_cast<float>(o.exclude_outside && sum != 0 ? w[k] / sum : w[k]);
+      t.weight[j * t.k + k] = static_cast<float>(normalise ? w[k] / sum : w[k]);
     }
   }
   return t;
@@ -256,7 +295,7 @@ inline void upsample(context& c) {
 
 /// Resize (opsets 10-19). Opset 10 behaves like Upsample; from 11 the attributes choose the
 /// coordinate transform, nearest rounding, cubic coefficient and extrapolation; 18 adds axes,
-/// keep_aspect_ratio_policy and antialias (only antialias = 0 is supported).
+/// keep_aspect_ratio_policy and antialias (linear and cubic).
 inline void resize(context& c) {
   const tensor& x = c.input(0);
   const std::size_t r = x.rank();
@@ -278,7 +317,9 @@ inline void resize(context& c) {
   o.cubic_a = c.n.get_float("cubic_coeff_a", -0.75f);
   o.exclude_outside = c.n.get_int("exclude_outside", 0) != 0;
   o.extrapolation = c.n.get_float("extrapolation_value", 0.0f);
-  AMCTQ_CHECK(c.n.get_int("antialias", 0) == 0, errc::unsupported, c.where(), "antialias = 1 is not supported");
+  o.antialias = c.opset >= 18 && c.n.get_int("antialias", 0) != 0;  // the attribute is new in 18
+  AMCTQ_CHECK(!o.antialias || o.mode != detail::resize_mode::nearest, errc::invalid_argument, c.where(),
+              "antialias needs mode linear or cubic");
   std::vector<std::int64_t> axes = c.n.get_ints("axes");
   if (axes.empty())
     for (std::size_t d = 0; d < r; ++d) axes.push_back(static_cast<std::int64_t>(d));
