@@ -8,7 +8,9 @@
 //    window wrap around; its Python port is signed, the evident intent).
 //  - pytorch: Caffe2's NormMinimization walk with quantile step 1e-5, stopping at the first
 //    window whose error increases (a local minimum, as PyTorch does).
-// Scoring is O(levels) per window via histogram_moments, not PyTorch's O(bins).
+// Scoring is O(levels) per window via histogram_moments, not PyTorch's O(bins); amct's search
+// scores only the windows whose O(1) lower bound does not exceed a score already found (the same
+// pick as scoring all of them: tests/algorithms/test_hfmg_search.cpp).
 #ifndef AMCTQ_ALGORITHMS_HFMG_HPP
 #define AMCTQ_ALGORITHMS_HFMG_HPP
 
@@ -59,8 +61,9 @@ struct window_scorer {
 // dw^3 / (18 sqrt 12); integrating by parts over the piecewise-constant density, the interior is
 // mass * dw^2/12 within Phi_max * (density at both ends + total variation of the density). The
 // float error of score() (prefix sums over the bins, cancellation of moments about the centre,
-// the sum over the levels) is below (bins + levels) * eps * total * range^2 times a small
-// constant; `margin` is 64 times that.
+// the sum over the levels) is of the order of (bins + levels) * eps * total * range^2; `margin`
+// is 64 times that, over 10^8 times the largest excess of the bound without it over score()
+// seen on the tests' histograms.
 struct window_bound {
   const histogram_moments& m;
   const binned_histogram& h;
