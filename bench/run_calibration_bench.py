@@ -99,8 +99,8 @@ def main():
         ("histogram accumulation >= 1 G elements/s", N / hist_t / 1e9, 1.0, "G/s", True),
         ("entropy search 2048->128 <= 1 ms", a[name("BM_entropy_search_2048_to_128")] * 1e3, 1.0, "ms", False),
         ("MSE search <= 1 ms", a[name("BM_mse_search")] * 1e3, 1.0, "ms", False),
-        ("HFMG search, amct 4096/2048 bins <= 1 ms", max(a[name("BM_hfmg_search/0/4096")],
-                                                               a[name("BM_hfmg_search/0/2048")]) * 1e3, 1.0, "ms", False),
+        ("HFMG search, amct 4096/2048 bins <= 1 ms",
+         max(a[name("BM_hfmg_search/0/4096")], a[name("BM_hfmg_search/0/2048")]) * 1e3, 1.0, "ms", False),
         ("IFMR of 16M floats <= 3x one minmax pass", a[name("BM_ifmr_over_minmax") + ":ratio"], 3.0, "x minmax",
          False),
     ]
