@@ -111,12 +111,15 @@ void BM_mse_search(benchmark::State& s) {
   }
 }
 
+// Args: preset (0 amct, 1 pytorch), bins.
 void BM_hfmg_search(benchmark::State& s) {
   amctq::quant_spec spec;
   spec.symmetric = false;
   const auto how = s.range(0) ? amctq::preset::pytorch : amctq::preset::amct;
+  amctq::hfmg_options o;
+  o.bins = static_cast<int>(s.range(1));
   for (auto _ : s) {
-    auto r = amctq::hfmg_range(fine_histogram(), spec, how);
+    auto r = amctq::hfmg_range(fine_histogram(), spec, how, o);
     benchmark::DoNotOptimize(r);
   }
 }
@@ -170,7 +173,7 @@ BENCHMARK(BM_histogram_count_only)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_histogram_add)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_entropy_search_2048_to_128)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_mse_search)->Arg(1)->Arg(0)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_hfmg_search)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_hfmg_search)->Args({0, 4096})->Args({0, 2048})->Args({1, 2048})->Args({1, 4096})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ifmr_full_16M)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ifmr_over_minmax)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

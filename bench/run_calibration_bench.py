@@ -83,7 +83,12 @@ def main():
         ("entropy search 2048 -> 128", a[name("BM_entropy_search_2048_to_128")], peers["ORT entropy search 2048->128"],
          "ORT get_entropy_threshold"),
         ("MSE search", a[name("BM_mse_search")], peers["PyTorch HistogramObserver qparams"], "torch HistogramObserver"),
-        ("HFMG search", a[name("BM_hfmg_search")], peers["PyTorch HistogramObserver qparams"], "torch HistogramObserver"),
+        ("HFMG search, amct, 4096 bins", a[name("BM_hfmg_search/0/4096")], peers["PyTorch HistogramObserver qparams"],
+         "torch HistogramObserver"),
+        ("HFMG search, amct, 2048 bins", a[name("BM_hfmg_search/0/2048")], peers["PyTorch HistogramObserver qparams"],
+         "torch HistogramObserver"),
+        ("HFMG search, pytorch, 2048 bins", a[name("BM_hfmg_search/1/2048")], peers["PyTorch HistogramObserver qparams"],
+         "torch HistogramObserver"),
     ]
     print(f"{'work':38s} {'amctq':>11s} {'peer':>11s} {'speed-up':>9s}  peer")
     for work, t, p, pname in rows:
@@ -94,8 +99,8 @@ def main():
         ("histogram accumulation >= 1 G elements/s", N / hist_t / 1e9, 1.0, "G/s", True),
         ("entropy search 2048->128 <= 1 ms", a[name("BM_entropy_search_2048_to_128")] * 1e3, 1.0, "ms", False),
         ("MSE search <= 1 ms", a[name("BM_mse_search")] * 1e3, 1.0, "ms", False),
-        ("HFMG or MSE search <= 1 ms (the faster)", min(a[name("BM_hfmg_search")], a[name("BM_mse_search")]) * 1e3, 1.0,
-         "ms", False),
+        ("HFMG search, amct 4096/2048 bins <= 1 ms",
+         max(a[name("BM_hfmg_search/0/4096")], a[name("BM_hfmg_search/0/2048")]) * 1e3, 1.0, "ms", False),
         ("IFMR of 16M floats <= 3x one minmax pass", a[name("BM_ifmr_over_minmax") + ":ratio"], 3.0, "x minmax",
          False),
     ]

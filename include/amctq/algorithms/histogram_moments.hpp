@@ -34,7 +34,18 @@ class histogram_moments {
     }
   }
 
+  /// Moments about center() (count, sum of x, sum of x^2; x measured from center()).
+  struct cum {
+    double c0, c1, c2;
+  };
+
   double total() const noexcept { return table_.back().below.c0; }
+  double center() const noexcept { return center_; }
+  std::size_t bins() const noexcept { return bins_; }
+  /// Bin k's count / width.
+  double density(std::size_t k) const noexcept { return table_[k].density; }
+  /// Moments of the mass below center() + u.
+  cum below_local(double u) const noexcept { return at_local(u); }
   double lo() const noexcept { return lo_; }
   double hi() const noexcept { return lo_ + w_ * static_cast<double>(bins_); }
 
@@ -62,9 +73,6 @@ class histogram_moments {
   }
 
  private:
-  struct cum {
-    double c0, c1, c2;
-  };
   struct row {
     cum below;       // moments of the mass below the bin
     double density;  // the bin's count / width (fractional counts too: not a difference of sums)
