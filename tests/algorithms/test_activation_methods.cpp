@@ -129,9 +129,8 @@ TEST_CASE("percentile: AMCT's k-th largest / smallest exactly") {
   CHECK(amct_rank(0.999, 100000) == 100);
 }
 
-// The KL of the window [a, b) of a histogram, bin by bin: the mass outside folded into the end
-// bins, the window cut into `levels` levels at bin floor(j * len / levels) (pytorch-quantization's
-// linspace split), each level's mass spread evenly over its non-empty bins.
+// TensorRT's KL of the window [a, b) of a histogram, bin by bin: the mass outside folded into
+// the end bins, each level's mass spread evenly over its non-empty bins.
 double kl_bin_by_bin(const std::vector<double>& counts, std::size_t a, std::size_t b, std::size_t levels) {
   std::vector<double> p(counts.begin() + a, counts.begin() + b);
   const std::size_t len = b - a;
@@ -139,8 +138,9 @@ double kl_bin_by_bin(const std::vector<double>& counts, std::size_t a, std::size
   for (std::size_t k = 0; k < a; ++k) left += counts[k];
   for (std::size_t k = b; k < counts.size(); ++k) right += counts[k];
   std::vector<double> q(len, 0.0);
+  const std::size_t per = len / levels;
   for (std::size_t j = 0; j < levels; ++j) {
-    const std::size_t s = j * len / levels, e = (j + 1) * len / levels;
+    const std::size_t s = j * per, e = j + 1 == levels ? len : s + per;
     double mass = 0.0;
     std::size_t nz = 0;
     for (std::size_t k = s; k < e; ++k) {
@@ -182,15 +182,15 @@ TEST_CASE("entropy: a spike of exact zeros does not cap the window (issue 17)") 
   }
 }
 
-TEST_CASE("entropy: the prefix-sum KL equals the KL computed bin by bin") {
+TEST_CASE("entropy: the prefix-sum KL equals TensorRT's KL computed bin by bin") {
   const auto v = laplace_outliers(100000, 4);
   const auto fine = histogram_of(v);
   const std::size_t Q = 32;
-  SUBCASE("symmetric windows [0, i)") {
+  SUBCASE("symmetric windows [0, i), in a scan's order (levels before the last are reused)") {
     const float amax = std::max(std::fabs(fine.min), std::fabs(fine.max));
     const auto h = resample(fine, 0.0, amax, 512, true);
     detail::kl_windows fast(h.counts, Q);
-    for (std::size_t i : {32u, 33u, 63u, 64u, 100u, 257u, 511u, 512u, 300u, 64u}) {
+    for (std::size_t i : {32u, 33u, 63u, 64u, 100u, 257u, 511u, 512u}) {
       CAPTURE(i);
       const double want = kl_bin_by_bin(h.counts, 0, i, Q);
       if (std::isinf(want)) CHECK(std::isinf(fast(0, i)));

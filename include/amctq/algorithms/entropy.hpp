@@ -98,7 +98,7 @@ class kl_windows {
     const double out_l = cum_[a], out_r = n - cum_[b];
     if ((out_l > 0.0 && !(c_[a] > 0.0)) || (out_r > 0.0 && !(c_[b - 1] > 0.0)))
       return std::numeric_limits<double>::infinity();
-    const std::size_t len = b - a;
+    const std::size_t len = b - a, per = len / levels_;
     // Sum P log P: the window's c log c with its end bins replaced by the outlier-augmented ones.
     double plogp = xlx_[b] - xlx_[a];
     if (len == 1) {
@@ -107,29 +107,48 @@ class kl_windows {
       plogp += xlogx(c_[a] + out_l) - xlogx(c_[a]) + xlogx(c_[b - 1] + out_r) - xlogx(c_[b - 1]);
     }
     // Sum P log Q over bins: mass * log(mass / nonzero) per level, plus the outliers times log q
-    // of their end levels. Level j is the bins [a + floor(j len / L), a + floor((j + 1) len / L)).
-    double nz_log = 0.0;
-    for (std::size_t j = 0; j < levels_; ++j) {
-      const std::size_t s = level_edge(a, len, j), e = level_edge(a, len, j + 1);
-      mass_[j] = cum_[e] - cum_[s];
-      nz_log += mass_[j] > 0.0 ? mass_[j] * log_n_[nz_[e] - nz_[s]] : 0.0;
+    // of their end bins. All levels but the last depend only on the start and the level width,
+    // which a scan over the end meets again and again: they are kept from the previous window.
+    if (a != leading_start_ || per != leading_width_) {
+      leading_ = leading_levels(a, per);
+      leading_start_ = a;
+      leading_width_ = per;
     }
-    double plogq = sum_xlogx(mass_.data(), levels_) - nz_log;
-    if (out_l > 0.0) plogq += out_l * log_q(a, level_edge(a, len, 1));
-    if (out_r > 0.0) plogq += out_r * log_q(level_edge(a, len, levels_ - 1), b);
+    const std::size_t last = a + (levels_ - 1) * per;
+    double plogq = leading_ + level_term(last, b);
+    if (out_l > 0.0) plogq += out_l * log_q(a, levels_ == 1 ? b : a + per);
+    if (out_r > 0.0) plogq += out_r * log_q(last, b);
     return (plogp - plogq) / n + std::log(inside / n);
   }
 
  private:
-  std::size_t level_edge(std::size_t a, std::size_t len, std::size_t j) const { return a + j * len / levels_; }
-
   // log of the value q gives each non-empty bin of the level [s, e).
   double log_q(std::size_t s, std::size_t e) const { return std::log(cum_[e] - cum_[s]) - log_n_[nz_[e] - nz_[s]]; }
+
+  double level_term(std::size_t s, std::size_t e) const {
+    const double m = cum_[e] - cum_[s];
+    return m > 0.0 ? m * log_q(s, e) : 0.0;
+  }
+
+  // Sum of level_term over the levels [a + j*per, a + (j+1)*per), j < levels - 1, with the
+  // logs of the masses vectorised.
+  double leading_levels(std::size_t a, std::size_t per) {
+    const std::size_t count = levels_ - 1;
+    double nz_log = 0.0;
+    for (std::size_t j = 0; j < count; ++j) {
+      const std::size_t s = a + j * per, e = s + per;
+      mass_[j] = cum_[e] - cum_[s];
+      nz_log += mass_[j] > 0.0 ? mass_[j] * log_n_[nz_[e] - nz_[s]] : 0.0;
+    }
+    return sum_xlogx(mass_.data(), count) - nz_log;
+  }
 
   const std::vector<double>& c_;
   std::size_t levels_;
   std::vector<double> cum_, xlx_, log_n_, mass_;
   std::vector<std::size_t> nz_;
+  std::size_t leading_start_ = std::numeric_limits<std::size_t>::max(), leading_width_ = 0;
+  double leading_ = 0.0;
 };
 
 // numpy's float32 sum of a contiguous 1-D array: pairwise in blocks of at most 128 (eight
