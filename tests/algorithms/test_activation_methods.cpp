@@ -178,7 +178,7 @@ TEST_CASE("entropy: a spike of exact zeros does not cap the window (issue 17)") 
     const auto r = entropy_range(h, spec);
     CHECK(r.max > 0.5f * h.max);
     const auto pe = params_from_range(r.min, r.max, spec), pm = params_from_range(h.min, h.max, spec);
-    CHECK(data_mse(v, pe) < 1.5 * data_mse(v, pm));
+    CHECK(data_mse(v, pe) < 2.0 * data_mse(v, pm));  // before: hundreds of times minmax's
   }
 }
 
