@@ -100,6 +100,7 @@ struct channel_state {
   float average_min = 0.0f;
   float average_max = 0.0f;
   histogram_state histogram;
+  ort_histogram_state ort_histogram;  ///< entropy under the onnxruntime preset: ORT's own histogram
   extreme_values_state tails;
   std::vector<double> batch_values;  ///< pot_diffs: fix position of each batch
 };
@@ -193,6 +194,7 @@ class activation_observer {
         ++ch.batches;
       }
     }
+    if (uses_ort_histogram()) observe_ort(x, batch);
     if (fused) return;
     const bool hist = needs_histogram(), tails = needs_tails() && !tails_first,
                pot = o_.method == calib_method::pot_diffs;
@@ -251,6 +253,11 @@ class activation_observer {
       a.min = std::fmin(a.min, b.min);
       a.max = std::fmax(a.max, b.max);
       a.hist.merge(b.hist);
+      if (!b.ort.empty()) {
+        AMCTQ_CHECK(a.ort.empty(), errc::unsupported, where, "tensor '", o_.name,
+                    "': ONNX Runtime's entropy histogram depends on batch order; observers with data cannot merge");
+        a.ort = b.ort;
+      }
       a.tails.merge(b.tails);
       a.batch_values.insert(a.batch_values.end(), b.batch_values.begin(), b.batch_values.end());
     }
@@ -303,6 +310,7 @@ class activation_observer {
       cs.average_min = ch.average.min;
       cs.average_max = ch.average.max;
       cs.histogram = ch.hist.to_state();
+      cs.ort_histogram = ch.ort.to_state();
       extreme_values t = ch.tails;
       cs.tails = t.to_state();
       cs.batch_values = ch.batch_values;
@@ -336,6 +344,7 @@ class activation_observer {
                     ob.o_.histogram_capacity);
         ch.hist = pow2_histogram::from_state(cs.histogram);
       }
+      ch.ort = ort_histogram::from_state(static_cast<std::size_t>(ob.o_.entropy.bins), cs.ort_histogram);
       if (!cs.tails.largest.empty() || !cs.tails.smallest.empty()) {
         AMCTQ_CHECK(cs.tails.capacity == ob.o_.tail_capacity, errc::parse, where, "channel ", c,
                     ": tails capacity differs from the options'");
@@ -354,12 +363,32 @@ class activation_observer {
     std::uint64_t batches = 0;
     calib_range average{};
     pow2_histogram hist;
+    ort_histogram ort;
     extreme_values tails;
     std::vector<double> batch_values;
-    channel(std::uint32_t hc, std::uint32_t tc) : hist(hc), tails(tc) {}
+    channel(std::uint32_t hc, std::uint32_t tc, std::size_t ob) : hist(hc), ort(ob), tails(tc) {}
   };
 
+  // Entropy under the onnxruntime preset keeps ORT's histogram instead of the pow2 one: ORT's
+  // windows need ORT's bin counts (ort_histogram.hpp).
+  bool uses_ort_histogram() const noexcept {
+    return o_.method == calib_method::entropy && o_.how == preset::onnxruntime;
+  }
+
+  // Each channel's finite values of the batch into its ORT histogram, in one add per batch as
+  // ORT collects them.
+  template <class T, std::size_t R>
+  void observe_ort(const tensor_view<T, R>& x, const std::vector<value_range>& batch) {
+    std::vector<std::vector<float>> vals(ch_.size());
+    for_each_run(x, o_.spec.axis, [&](std::size_t c, const float* p, std::size_t n, std::ptrdiff_t stride) {
+      for (std::size_t i = 0; i < n; ++i) vals[c].push_back(p[static_cast<std::ptrdiff_t>(i) * stride]);
+    });
+    for (std::size_t c = 0; c < ch_.size(); ++c)
+      if (!batch[c].empty()) ch_[c].ort.add(vals[c].data(), vals[c].size());
+  }
+
   bool needs_histogram() const noexcept {
+    if (uses_ort_histogram()) return false;
     switch (o_.method) {
       case calib_method::minmax:
       case calib_method::moving_average:
@@ -372,7 +401,7 @@ class activation_observer {
   }
 
   void init_channels(std::size_t n) {
-    ch_.assign(n, channel(o_.histogram_capacity, o_.tail_capacity));
+    ch_.assign(n, channel(o_.histogram_capacity, o_.tail_capacity, static_cast<std::size_t>(o_.entropy.bins)));
   }
 
   // Below this many values a batch sits in cache anyway, and two passes cost less than the
@@ -456,6 +485,7 @@ class activation_observer {
       }
       default: break;
     }
+    if (uses_ort_histogram() && !ch.ort.empty()) return entropy_range(ch.ort, o_.entropy);
     const binned_histogram h = ch.hist.to_binned();
     extreme_values tails = ch.tails;
     switch (o_.method) {

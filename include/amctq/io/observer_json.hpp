@@ -56,6 +56,10 @@ inline nlohmann::json to_json(const observer_state& s) {
                        {"base", c.histogram.base},         {"counts", c.histogram.counts},
                        {"min", detail::finite_or_null(c.histogram.min)},
                        {"max", detail::finite_or_null(c.histogram.max)}};
+    if (!c.ort_histogram.counts.empty())
+      cj["ort_histogram"] = {{"counts", c.ort_histogram.counts}, {"threshold", c.ort_histogram.threshold},
+                             {"threshold_f32", c.ort_histogram.threshold_f32}, {"min", c.ort_histogram.min},
+                             {"max", c.ort_histogram.max}};
     cj["tails"] = {{"capacity", c.tails.capacity}, {"largest", c.tails.largest}, {"smallest", c.tails.smallest}};
     cj["batch_values"] = c.batch_values;
     chans.push_back(std::move(cj));
@@ -93,6 +97,15 @@ inline observer_state observer_state_from_json(const nlohmann::json& j) {
     c.histogram.counts = detail::json_get<std::vector<std::uint64_t>>(h, "counts", hw);
     c.histogram.min = detail::json_float_or(h, "min", inf, hw);
     c.histogram.max = detail::json_float_or(h, "max", -inf, hw);
+    if (cj.contains("ort_histogram")) {  // entropy under the onnxruntime preset only
+      const auto o = detail::json_get<nlohmann::json>(cj, "ort_histogram", where);
+      const std::string ow = where + ".ort_histogram";
+      c.ort_histogram.counts = detail::json_get<std::vector<std::uint64_t>>(o, "counts", ow);
+      c.ort_histogram.threshold = detail::json_get<double>(o, "threshold", ow);
+      c.ort_histogram.threshold_f32 = detail::json_get<bool>(o, "threshold_f32", ow);
+      c.ort_histogram.min = detail::json_get<float>(o, "min", ow);
+      c.ort_histogram.max = detail::json_get<float>(o, "max", ow);
+    }
     const auto t = detail::json_get<nlohmann::json>(cj, "tails", where);
     const std::string tw = where + ".tails";
     c.tails.capacity = detail::json_get<std::uint32_t>(t, "capacity", tw);
