@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "amctq/error.hpp"
@@ -76,11 +77,11 @@ class ort_histogram {
       threshold_ = t;
       threshold_f32_ = true;
       counts_.assign(bins_, 0);
-      count(x, n, counts_);
+      count(x, n);
       return;
     }
     if (static_cast<double>(t) <= threshold_) {
-      count(x, n, counts_);
+      count(x, n);
       return;
     }
     const std::vector<std::uint64_t> old = std::move(counts_);
@@ -99,7 +100,7 @@ class ort_histogram {
       threshold_f32_ = true;
     }
     counts_.assign(old_n + 2 * half, 0);
-    count(x, n, counts_);
+    count(x, n);
     for (std::size_t k = 0; k < old_n; ++k) counts_[half + k] += old[k];
   }
 
@@ -136,8 +137,9 @@ class ort_histogram {
     return {-threshold_, threshold_};
   }
 
-  // numpy.histogram(x, len(out), range=(-threshold, threshold)) added to out.
-  void count(const float* x, std::size_t n, std::vector<std::uint64_t>& out) const {
+  // numpy.histogram(x, bins(), range=(-threshold, threshold)) added to the counts.
+  void count(const float* x, std::size_t n) {
+    std::vector<std::uint64_t>& out = counts_;
     const std::size_t nb = out.size();
     const auto [lo, hi] = outer_edges();
     // Operand types as numpy 1.x promotes them: data float32, range scalars cast to float32 in
@@ -148,9 +150,7 @@ class ort_histogram {
     const double span = f32 ? static_cast<double>(hi32 - lo32) : hi - lo;
     const auto norm = static_cast<float>(static_cast<double>(nb) / span);
     std::vector<float> edges(nb + 1);
-    const double step = (hi - lo) / static_cast<double>(nb);
-    for (std::size_t k = 0; k < nb; ++k) edges[k] = static_cast<float>(static_cast<double>(k) * step + lo);
-    edges[nb] = static_cast<float>(hi);
+    for (std::size_t k = 0; k <= nb; ++k) edges[k] = edge(k);
     for (std::size_t i = 0; i < n; ++i) {
       const float v = x[i];
       if (!(v >= lo32 && v <= hi32)) continue;  // NaN too
