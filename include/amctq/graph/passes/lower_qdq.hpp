@@ -39,20 +39,16 @@ inline void lower_layer_qdq(graph& g, std::vector<node>& before, node& n, const 
   const layer_kind* kind = find_layer_kind(l.op_type);
   AMCTQ_CHECK(kind != nullptr, errc::invalid_argument, "save_model", "layer '", l.name, "': ", l.op_type,
               " is not a quantizable kind");
-  if (kind->quantizes_input) {
-    const std::string key = key_of(l.input, r.act);
+  // The dequantized copy of tensor t on grid p, emitted once per (tensor, grid).
+  auto dequantized = [&](const std::string& t, const quant_params& p, const std::string& tag, std::size_t rank) {
+    const std::string key = key_of(t, p);
     auto it = dq_of.find(key);
-    if (it == dq_of.end())
-      it = dq_of.emplace(key, emit_fake_quantize(g, before, l.input, l.name + "_input", r.act, r.input_shape.size())).first;
-    n.inputs[0] = it->second;
-  }
-  if (!l.input_b.empty()) {
-    const auto wi = static_cast<std::size_t>(kind->weight_input);
-    const std::string key = key_of(l.input_b, r.act_b);
-    auto it = dq_of.find(key);
-    if (it == dq_of.end()) it = dq_of.emplace(key, emit_fake_quantize(g, before, l.input_b, l.name + "_input_b", r.act_b, 0)).first;
-    n.inputs[wi] = it->second;
-  }
+    if (it == dq_of.end()) it = dq_of.emplace(key, emit_fake_quantize(g, before, t, tag, p, rank)).first;
+    return it->second;
+  };
+  if (kind->quantizes_input) n.inputs[0] = dequantized(l.input, r.act, l.name + "_input", r.input_shape.size());
+  if (!l.input_b.empty())
+    n.inputs[static_cast<std::size_t>(kind->weight_input)] = dequantized(l.input_b, r.act_b, l.name + "_input_b", 0);
   if (kind->lower_qdq == nullptr) return;
   qdq_lowering c{g, before, n, l, r};
   kind->lower_qdq(c);
