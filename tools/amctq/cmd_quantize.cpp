@@ -150,6 +150,15 @@ int cmd_quantize(int argc, char** argv) {
         std::cerr << "\n";
       }
     }
+    if (!quiet) {
+      graph::passes::rounding_options ro;
+      ro.on_layer = [](const graph::passes::rounding_report& r) {
+        std::cerr << "amctq quantize: adaround: " << r.layer << ": " << r.changed << " of " << r.weights
+                  << " codes off round-to-nearest, output error " << r.nearest_loss << " -> " << r.learned_loss << " ("
+                  << r.columns << " columns, " << r.seconds << " s)\n";
+      };
+      q.set_rounding_options(std::move(ro));
+    }
     try {
       q.quantize_preprocess(batches, [&](int done, int total) {
         if (!quiet) std::cerr << "amctq quantize: balance batch " << done << "/" << total << "\n";

@@ -25,6 +25,7 @@
 #include "amctq/graph/passes/fold_constants.hpp"
 #include "amctq/graph/passes/graph_edit.hpp"
 #include "amctq/graph/passes/insert_balance.hpp"
+#include "amctq/graph/passes/learn_rounding.hpp"
 #include "amctq/graph/passes/vitis_globals.hpp"
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/quant_layers.hpp"
@@ -154,6 +155,10 @@ class quantizer {
   const passes::float_globals_report& float_globals() const noexcept { return float_globals_; }
   /// One entry per bias include_bias_corr corrected (in the first calibrate()).
   const std::vector<passes::bias_correction_entry>& bias_corrections() const noexcept { return bias_corrections_; }
+  /// One entry per layer whose rounding was learned (wts_algo adaround, in the first calibrate()).
+  const std::vector<passes::rounding_report>& rounding_reports() const noexcept { return rounding_reports_; }
+  /// The column cache bound and a per-layer callback of learned rounding.
+  void set_rounding_options(passes::rounding_options o) { rounding_options_ = std::move(o); }
 
   /// AMCT's quantize_preprocess: DMQ balancing for every layer with a dmq_balancer_param. Runs
   /// the first batch_num batches once, computes the factors s, folds W · s into the weights and
@@ -167,7 +172,8 @@ class quantizer {
     balance(batches, config_.batch_num, progress);
   }
 
-  /// Quantizes the weights of every enabled layer (ARQ, then NUQ where wts_algo is nuq).
+  /// Quantizes the weights of every enabled layer (ARQ, then NUQ where wts_algo is nuq; AdaRound
+  /// layers start from ARQ, and calibrate() learns their rounding from its batches).
   /// calibrate() calls it when it has not run.
   void quantize_model() {
     if (model_quantized_) return;
@@ -192,6 +198,7 @@ class quantizer {
     check_batch_count(batches, "calibrate");
     const int need = config_.batch_num;
     quantize_model();
+    if (!rounded_) learn_rounding(batches);
     record_ = quant_record{};
     record_.layers = weights_;
     // Vitis include_bias_corr: each bias absorbs its layer's mean output shift under the
@@ -301,6 +308,19 @@ class quantizer {
     balanced_ = true;
   }
 
+  // AdaRound (docs/algorithms/weights.md, "AdaRound"): once, on the float model, before bias
+  // correction and activation calibration see the calibration model's weights.
+  void learn_rounding(const std::vector<batch>& batches) {
+    std::vector<passes::rounding_layer> todo;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const layer_settings& s = settings_[i];
+      if (s.weights.algo != wts_algo::adaround || layers_[i].weight.empty()) continue;
+      todo.push_back({&layers_[i], &weights_[i], s.weights.adaround, s.activation});
+    }
+    rounding_reports_ = passes::learn_rounding(model_, calib_model_, todo, batches, config_.batch_num, rounding_options_);
+    rounded_ = true;
+  }
+
   void quantize_weights(const quant_layer& l, const weight_quant& wq, layer_record& r, model& calib) {
     tensor& w = model_.main.find_initializer(l.weight)->value;
     const node& n = model_.main.nodes[l.node_index];
@@ -338,6 +358,9 @@ class quantizer {
   passes::float_globals_report float_globals_;
   std::vector<passes::bias_correction_entry> bias_corrections_;
   bool bias_corrected_ = false;
+  std::vector<passes::rounding_report> rounding_reports_;
+  passes::rounding_options rounding_options_;
+  bool rounded_ = false;
   std::vector<quant_layer> layers_;
   std::vector<float_layer> float_layers_;
   std::vector<layer_settings> settings_;

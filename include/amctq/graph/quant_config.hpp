@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "amctq/algorithms/adaround.hpp"
 #include "amctq/algorithms/observer.hpp"
 #include "amctq/error.hpp"
 #include "amctq/graph/layers/table.hpp"
@@ -21,9 +22,16 @@
 
 namespace amctq::graph {
 
-enum class wts_algo { arq, nuq };
+enum class wts_algo { arq, nuq, adaround };
 
-inline const char* to_string(wts_algo a) noexcept { return a == wts_algo::arq ? "arq" : "nuq"; }
+inline const char* to_string(wts_algo a) noexcept {
+  switch (a) {
+    case wts_algo::arq: return "arq";
+    case wts_algo::nuq: return "nuq";
+    case wts_algo::adaround: return "adaround";
+  }
+  return "?";
+}
 
 /// Activation (layer input) quantization of one layer: which activation_observer method runs
 /// and its parameters. Only the parameters of `algo` are used; the others keep their defaults so
@@ -59,6 +67,7 @@ struct weight_quant {
   wts_algo algo = wts_algo::arq;
   int num_steps = 32;        ///< NUQ levels kept, {16, 32}
   int num_of_iteration = 1;  ///< NUQ refinement passes, 0..5
+  adaround_options adaround; ///< learned rounding (wts_algo adaround), starting from ARQ's scales
   /// The range -> scale rule (arq_options::how). amct: AMCT's 127/128 rule, 2^(b-1) - 1 steps
   /// on the dominant side; pytorch / onnxruntime: max|w| / (2^(b-1) - 0.5) on the full
   /// [-2^(b-1), 2^(b-1) - 1] grid, a finer step that pays at 4 bits.
@@ -174,6 +183,24 @@ inline void validate(const weight_quant& w, const std::string& path) {
     config_fail(path + ".num_of_iteration", concat("must be in [0, 5], got ", w.num_of_iteration));
   if (w.algo == wts_algo::nuq && w.num_bits != 8)
     config_fail(path + ".num_bits", concat("NUQ selects levels of the 8-bit grid; num_bits must be 8, got ", w.num_bits));
+  const adaround_options& a = w.adaround;
+  const std::string ap = path + ".adaround";
+  if (!(a.iterations >= 1 && a.iterations <= 1000000))
+    config_fail(ap + ".iterations", concat("must be in [1, 1000000], got ", a.iterations));
+  if (!(a.batch >= 1 && a.batch <= 65536)) config_fail(ap + ".batch", concat("must be in [1, 65536], got ", a.batch));
+  if (!(a.columns >= a.batch && a.columns <= (1 << 24)))
+    config_fail(ap + ".columns", concat("must be in [batch (", a.batch, "), 16777216], got ", a.columns));
+  if (!(std::isfinite(a.reg_param) && a.reg_param > 0.0f && a.reg_param < 1.0f))
+    config_fail(ap + ".reg_param", concat("must be in (0, 1), got ", detail::num(a.reg_param)));
+  if (!(std::isfinite(a.beta_start) && std::isfinite(a.beta_end) && a.beta_start > a.beta_end && a.beta_end > 0.0f))
+    config_fail(ap + ".beta_range", concat("must be [start, end] with start > end > 0, got [", detail::num(a.beta_start),
+                                           ", ", detail::num(a.beta_end), "]"));
+  if (!(a.warm_start >= 0.0f && a.warm_start < 1.0f))
+    config_fail(ap + ".warm_start", concat("must be in [0, 1), got ", detail::num(a.warm_start)));
+  if (!(std::isfinite(a.learning_rate) && a.learning_rate > 0.0f && a.learning_rate <= 1.0f))
+    config_fail(ap + ".learning_rate", concat("must be in (0, 1], got ", detail::num(a.learning_rate)));
+  if (!(a.drop_prob >= 0.0f && a.drop_prob <= 1.0f))
+    config_fail(ap + ".drop_prob", concat("must be in [0, 1], got ", detail::num(a.drop_prob)));
 }
 
 inline void validate(const layer_settings& s, const std::string& path) {

@@ -143,7 +143,8 @@ inline graph::wts_algo parse_wts_algo(const ojson& j, const std::string& path) {
   const std::string s = get_string(j, path);
   if (s == "arq" || s == "arq_quantize") return graph::wts_algo::arq;
   if (s == "nuq" || s == "nuq_quantize") return graph::wts_algo::nuq;
-  key_error(path, "must be arq or nuq, got \"" + clip(s) + "\"");
+  if (s == "adaround" || s == "ada_quantize") return graph::wts_algo::adaround;
+  key_error(path, "must be arq, nuq or adaround, got \"" + clip(s) + "\"");
 }
 
 // Applies the keys present in j onto a (partial objects override only what they name).
@@ -174,8 +175,32 @@ inline void apply_activation(const ojson& j, graph::activation_quant& a, const s
   }
 }
 
+inline void apply_adaround(const ojson& j, adaround_options& a, const std::string& path) {
+  allow_keys(j, path, {"iterations", "batch", "columns", "reg_param", "beta_range", "warm_start", "learning_rate",
+                       "drop_prob", "seed"});
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string k = it.key(), p = path + "." + k;
+    if (k == "iterations") a.iterations = get_int(*it, p);
+    else if (k == "batch") a.batch = get_int(*it, p);
+    else if (k == "columns") a.columns = get_int(*it, p);
+    else if (k == "reg_param") a.reg_param = get_float(*it, p);
+    else if (k == "beta_range") {
+      if (!it->is_array() || it->size() != 2) key_error(p, "must be [start, end], got " + quoted(*it));
+      a.beta_start = get_float((*it)[0], p + "[0]");
+      a.beta_end = get_float((*it)[1], p + "[1]");
+    } else if (k == "warm_start") a.warm_start = get_float(*it, p);
+    else if (k == "learning_rate") a.learning_rate = get_float(*it, p);
+    else if (k == "drop_prob") a.drop_prob = get_float(*it, p);
+    else if (k == "seed") {
+      const int seed = get_int(*it, p);
+      if (seed < 0) key_error(p, "must be >= 0, got " + std::to_string(seed));
+      a.seed = static_cast<std::uint64_t>(seed);
+    }
+  }
+}
+
 inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::string& path) {
-  allow_keys(j, path, {"num_bits", "channel_wise", "wts_algo", "num_steps", "num_of_iteration", "preset"});
+  allow_keys(j, path, {"num_bits", "channel_wise", "wts_algo", "num_steps", "num_of_iteration", "preset", "adaround"});
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string k = it.key(), p = path + "." + k;
     if (k == "num_bits") w.num_bits = get_int(*it, p);
@@ -183,7 +208,10 @@ inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::str
     else if (k == "wts_algo") w.algo = parse_wts_algo(*it, p);
     else if (k == "num_steps") w.num_steps = get_int(*it, p);
     else if (k == "num_of_iteration") w.num_of_iteration = get_int(*it, p);
-    else if (k == "preset") {
+    else if (k == "adaround") {
+      if (!it->is_object()) key_error(p, "must be an object, got " + quoted(*it));
+      apply_adaround(*it, w.adaround, p);
+    } else if (k == "preset") {
       const std::string name = get_string(*it, p);
       if (!preset_from_string(name, w.how)) key_error(p, "must be amct, onnxruntime or pytorch, got \"" + clip(name) + "\"");
     }
@@ -236,12 +264,26 @@ inline ojson activation_json(const graph::activation_quant& a) {
                {"calib_statistic_method", to_string(a.calib_statistic_method)}};
 }
 inline ojson weights_json(const graph::weight_quant& w) {
-  return ojson{{"num_bits", w.num_bits},
-               {"channel_wise", w.channel_wise},
-               {"wts_algo", graph::to_string(w.algo)},
-               {"num_steps", w.num_steps},
-               {"num_of_iteration", w.num_of_iteration},
-               {"preset", to_string(w.how)}};
+  ojson j{{"num_bits", w.num_bits},
+          {"channel_wise", w.channel_wise},
+          {"wts_algo", graph::to_string(w.algo)},
+          {"num_steps", w.num_steps},
+          {"num_of_iteration", w.num_of_iteration},
+          {"preset", to_string(w.how)}};
+  // Only where it is used: every layer of a default config would otherwise carry nine keys.
+  if (w.algo == graph::wts_algo::adaround) {
+    const adaround_options& a = w.adaround;
+    j["adaround"] = ojson{{"iterations", a.iterations},
+                          {"batch", a.batch},
+                          {"columns", a.columns},
+                          {"reg_param", short_float(a.reg_param)},
+                          {"beta_range", {short_float(a.beta_start), short_float(a.beta_end)}},
+                          {"warm_start", short_float(a.warm_start)},
+                          {"learning_rate", short_float(a.learning_rate)},
+                          {"drop_prob", short_float(a.drop_prob)},
+                          {"seed", a.seed}};
+  }
+  return j;
 }
 inline ojson layer_json(const graph::layer_settings& s) {
   ojson j{{"quant_enable", s.quant_enable}, {"activation", activation_json(s.activation)},

@@ -10,6 +10,7 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/layers/kind.hpp"
 #include "amctq/graph/layers/lowering.hpp"
+#include "amctq/graph/ops/conv.hpp"
 
 namespace amctq::graph::layers {
 
@@ -38,6 +39,26 @@ inline weight_layout conv_family_layout(const node& n, tensor& w, bool transpose
 }
 
 inline weight_layout conv_layout(const node& n, tensor& w) { return conv_family_layout(n, w, false); }
+
+/// Conv's weight columns: each image's im2col, group by group, as the executor's Conv builds them.
+inline void conv_columns(const node& n, const tensor& x, const tensor& w, const columns_sink& take) {
+  std::vector<float> scratch;
+  const ops::context ctx{n, 0, {}, {}, scratch};
+  const std::vector<std::int64_t> kernel(w.shape().begin() + 2, w.shape().end());
+  const ops::window win = ops::forward_window(ctx, x.shape(), kernel, false);
+  const std::int64_t images = x.dim(0), C = x.dim(1), G = n.get_int("group", 1), Cg = C / G;
+  input_columns cols;
+  cols.groups = G;
+  cols.rows = Cg * win.kernel_size();
+  cols.count = win.out_size();
+  cols.data.resize(static_cast<std::size_t>(G * cols.rows * cols.count));
+  for (std::int64_t i = 0; i < images; ++i) {
+    for (std::int64_t g = 0; g < G; ++g)
+      ops::detail::im2col(x.data<float>() + (i * C + g * Cg) * win.in_size(), Cg, win,
+                          cols.data.data() + g * cols.rows * cols.count);
+    take(cols);
+  }
+}
 
 inline void conv_qdq(qdq_lowering& c) {
   tensor& w = const_cast<tensor&>(c.g.find_initializer(c.l.weight)->value);
@@ -96,6 +117,7 @@ inline layer_kind conv() {
   k.bias_input = 2;
   k.activation_channel_axis = 1;
   k.layout = conv_layout;
+  k.weight_columns = conv_columns;
   k.balance = k.equalize = k.correct_bias = k.fold_batchnorm = true;
   k.requantizes = true;
   k.lower_qdq = conv_qdq;

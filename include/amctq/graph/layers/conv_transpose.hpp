@@ -87,6 +87,24 @@ namespace amctq::graph::layers {
 
 inline weight_layout conv_transpose_layout(const node& n, tensor& w) { return conv_family_layout(n, w, true); }
 
+/// ConvTranspose's weight columns: each input pixel's channels, group by group. Its GEMM
+/// (columns_transposed) makes every (output channel, tap) contribution of a pixel before col2im
+/// sums the overlapping ones, so learned rounding reconstructs those contributions; they are
+/// the output itself when the stride is the kernel (no overlap).
+inline void conv_transpose_columns(const node& n, const tensor& x, const tensor&, const columns_sink& take) {
+  const std::int64_t images = x.dim(0), G = n.get_int("group", 1);
+  input_columns cols;
+  cols.groups = G;
+  cols.rows = x.dim(1) / G;
+  cols.count = static_cast<std::int64_t>(x.size()) / std::max<std::int64_t>(images * x.dim(1), 1);
+  const std::size_t per_image = static_cast<std::size_t>(G * cols.rows * cols.count);
+  for (std::int64_t i = 0; i < images; ++i) {
+    const float* p = x.data<float>() + static_cast<std::size_t>(i) * per_image;
+    cols.data.assign(p, p + per_image);  // an image of [C, spatial...] is already [G][C/G][pixels]
+    take(cols);
+  }
+}
+
 inline void conv_transpose_qdq(qdq_lowering& c) {
   tensor& w = const_cast<tensor&>(c.g.find_initializer(c.l.weight)->value);
   detail::lower_weight_and_bias_qdq(c, conv_transpose_layout(c.n, w).out_axis);
@@ -171,6 +189,8 @@ inline layer_kind conv_transpose() {
   k.bias_input = 2;
   k.activation_channel_axis = 1;
   k.layout = conv_transpose_layout;
+  k.weight_columns = conv_transpose_columns;
+  k.columns_transposed = true;
   k.balance = k.equalize = k.correct_bias = k.fold_batchnorm = true;
   k.lower_qdq = conv_transpose_qdq;
   k.lower_qoperator = conv_transpose_qoperator;

@@ -4,6 +4,8 @@
 #ifndef AMCTQ_GRAPH_LAYERS_GEMM_HPP
 #define AMCTQ_GRAPH_LAYERS_GEMM_HPP
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,24 @@ inline weight_layout matmul_layout(const node& n, tensor& w) {
               "MatMul with a constant right operand of rank ", w.rank(), " is not supported (rank 2 only)");
   return matmul_weight_layout(tensor_view<float, 2>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.dim(0)),
                                                                        static_cast<std::ptrdiff_t>(w.dim(1))}));
+}
+
+/// Gemm's and MatMul's weight columns: each row of the input's last axis (Gemm has transA = 0,
+/// see gemm_refuse), transposed to [K][rows] a stretch of at most 1024 rows at a time.
+inline void row_columns(const node&, const tensor& x, const tensor&, const columns_sink& take) {
+  const std::int64_t K = x.rank() == 0 ? 1 : x.dim(x.rank() - 1);
+  const std::int64_t total = K > 0 ? static_cast<std::int64_t>(x.size()) / K : 0;
+  constexpr std::int64_t stretch = 1024;
+  input_columns cols;
+  cols.rows = K;
+  for (std::int64_t r0 = 0; r0 < total; r0 += stretch) {
+    cols.count = std::min(stretch, total - r0);
+    cols.data.resize(static_cast<std::size_t>(K * cols.count));
+    const float* p = x.data<float>() + r0 * K;
+    for (std::int64_t j = 0; j < cols.count; ++j)
+      for (std::int64_t k = 0; k < K; ++k) cols.data[static_cast<std::size_t>(k * cols.count + j)] = p[j * K + k];
+    take(cols);
+  }
 }
 
 inline const char* gemm_refuse(const graph&, const node& n) {
@@ -78,6 +98,7 @@ inline layer_kind gemm() {
   k.bias_input = 2;
   k.activation_channel_axis = -1;
   k.layout = gemm_layout;
+  k.weight_columns = row_columns;
   k.refuse = gemm_refuse;
   k.balance = k.equalize = k.correct_bias = k.fold_batchnorm = true;
   k.lower_qdq = gemm_qdq;
@@ -92,6 +113,7 @@ inline layer_kind matmul() {
   k.activation_weight = true;
   k.activation_channel_axis = -1;
   k.layout = matmul_layout;
+  k.weight_columns = row_columns;
   k.balance = true;
   k.lower_qdq = matmul_qdq;
   k.lower_qoperator = matmul_integer_qoperator;

@@ -8,6 +8,8 @@
 #define AMCTQ_GRAPH_LAYERS_KIND_HPP
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,17 @@ struct qoperator_lowering {
   const layer_record* target_record = nullptr;
 };
 
+/// A stretch of a layer's input as the columns its weight multiplies (learned rounding
+/// reconstructs the layer's output on them): `groups` blocks of rows x count floats, row-major,
+/// group outermost. Column j of block g is what weight group g multiplies into one output
+/// position: an im2col column (Conv), one input row (Gemm, MatMul), one input pixel's channels
+/// (ConvTranspose, whose weight multiplies it from the transposed side).
+struct input_columns {
+  std::int64_t groups = 1, rows = 0, count = 0;
+  std::vector<float> data;
+};
+using columns_sink = std::function<void(const input_columns&)>;
+
 struct layer_kind {
   std::string op_type;
   int weight_input = -1;  ///< input index of the float weight initializer; -1: the kind has none
@@ -72,6 +85,12 @@ struct layer_kind {
   int activation_channel_axis = 1;
   /// The weight's layout (output / input channel axes, groups); set iff weight_input >= 0.
   weight_layout (*layout)(const node& n, tensor& w) = nullptr;
+  /// Calls take() on successive stretches of input x as weight columns (weight w gives the
+  /// kernel); nullptr: the kind's rounding cannot be learned (weights get ARQ).
+  void (*weight_columns)(const node& n, const tensor& x, const tensor& w, const columns_sink& take) = nullptr;
+  /// The weight multiplies its columns from the transposed side: the GEMM's rows are
+  /// (output channel, kernel tap) pairs and it reduces over the input channels (ConvTranspose).
+  bool columns_transposed = false;
   /// Why a node of this op_type cannot be quantized exactly (it stays float), or nullptr.
   const char* (*refuse)(const graph& g, const node& n) = nullptr;
   bool balance = false;          ///< DMQ / SmoothQuant may scale its input channels into the weight
