@@ -4,11 +4,14 @@ Fashion-MNIST model, same calibration images, same 10k test set:
   --model vit   models/fmnist_vit.onnx: the small vision transformer of models/train_fmnist_vit.py
 
 usage: python bench/compare_accuracy.py --amctq BUILD/tools/amctq/amctq [--model cnn|vit] [--work DIR]
-                                        [--settings W8A8,W4A8,W8A4]
+                                        [--settings W8A8,W4A8,W8A4] [--methods ifmr,mse,...]
+                                        [--wts-algo arq,adaround] [--weight-presets amct,pytorch] [--no-peers]
 
-Settings W8A8, W4A8, W8A4 (weights per channel, symmetric; activations as each tool does them):
+Settings W8A8, W4A8, W8A4 by default; W3A8, W2A8, W4A4, W2A4 on request (weights per channel,
+symmetric; activations as each tool does them):
   amctq      every activation method (ifmr, hfmg, entropy, mse, percentile, minmax) with ARQ
-             weights, each with AMCT's weight scale rule and with weights.preset = pytorch
+             weights (--wts-algo adaround: learned rounding too, one run each, it is the slow one),
+             each with AMCT's weight scale rule and with weights.preset = pytorch
              ("w:pytorch": max|w| / (2^(b-1) - 0.5) on the full signed grid); the deploy model
              (integer ops) and the fake-quant model both run in ORT
   ORT        onnxruntime.quantization.quantize_static, QDQ format, per-channel weights, MinMax /
@@ -29,6 +32,7 @@ Calibration time (fastest of 3 runs; ORT's 2048-bin Entropy runs once): amctq = 
 Printed as a table.
 """
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -44,7 +48,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "models"))
 import fmnist_data  # noqa: E402  (models/fmnist_data.py: loader and normalisation)
 CALIB = os.path.join(ROOT, "models", "fmnist_calib.npy")
-SETTINGS = {"W8A8": (8, 8), "W4A8": (4, 8), "W8A4": (8, 4)}
+SETTINGS = {"W8A8": (8, 8), "W4A8": (4, 8), "W8A4": (8, 4), "W3A8": (3, 8), "W2A8": (2, 8), "W4A4": (4, 4),
+            "W2A4": (2, 4)}
+DEFAULT_SETTINGS = "W8A8,W4A8,W8A4"
+METHODS = ("ifmr", "hfmg", "entropy", "mse", "percentile", "minmax")
 REPEATS = 3
 
 
@@ -66,7 +73,7 @@ def predict_onnx(path, x):
     return np.concatenate([s.run(None, {name: x[i:i + 1000]})[0] for i in range(0, len(x), 1000)])
 
 
-def run_amctq(tool, work, model, wbits, abits, method, x, weight_preset="amct"):
+def run_amctq(tool, work, model, wbits, abits, method, x, weight_preset="amct", wts_algo="arq"):
     """Deploy and fake-quant outputs on x, the `amctq quantize` wall time, its stderr on failure,
     and float_layers.json's count ("quantized" of "layers")."""
     cfg_path = os.path.join(work, "base_config.json")
@@ -77,11 +84,12 @@ def run_amctq(tool, work, model, wbits, abits, method, x, weight_preset="amct"):
     cfg["activation"]["num_bits"] = abits
     cfg["activation"]["act_algo"] = method
     cfg["weights"]["preset"] = weight_preset
-    out = os.path.join(work, f"amctq_{method}_{weight_preset}_w{wbits}a{abits}")
+    cfg["weights"]["wts_algo"] = wts_algo
+    out = os.path.join(work, f"amctq_{method}_{weight_preset}_{wts_algo}_w{wbits}a{abits}")
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "config.json")
     json.dump(cfg, open(path, "w"))
-    r, dt = fastest(REPEATS, lambda: subprocess.run([tool, "quantize", "--model", model, "--calib", CALIB, "--config",
+    r, dt = fastest(1 if wts_algo == "adaround" else REPEATS, lambda: subprocess.run([tool, "quantize", "--model", model, "--calib", CALIB, "--config",
                                                      path, "--out", out, "--quiet"], capture_output=True, text=True))
     if r.returncode != 0:
         return None, dt, r.stderr.strip(), None
@@ -252,7 +260,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--amctq", required=True)
     ap.add_argument("--model", choices=sorted(MODELS), default="cnn")
-    ap.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of " + ", ".join(SETTINGS))
+    ap.add_argument("--settings", default=DEFAULT_SETTINGS, help="comma-separated subset of " + ", ".join(SETTINGS))
+    ap.add_argument("--methods", default=",".join(METHODS), help="amctq activation methods, comma-separated")
+    ap.add_argument("--wts-algo", default="arq", help="amctq weight algorithms, comma-separated: arq, adaround, nuq")
+    ap.add_argument("--weight-presets", default="amct,pytorch", help="amctq weight scale rules, comma-separated")
+    ap.add_argument("--no-peers", action="store_true", help="amctq rows only")
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
     file, title, build_torch = MODELS[args.model]
@@ -273,25 +285,26 @@ def main():
 
     add("float", "-", "-", ref, 0.0)
     for setting, (wb, ab) in settings.items():
-        for weight_preset in ("amct", "pytorch"):
-            for method in ("ifmr", "hfmg", "entropy", "mse", "percentile", "minmax"):
-                outs, dt, err, counts = run_amctq(args.amctq, work, model, wb, ab, method, x, weight_preset)
-                label = method + ("" if weight_preset == "amct" else " w:pytorch")
-                if outs is None:
-                    add("amctq", label, setting, None, dt, err)
-                else:
-                    notes["amctq"] = (f"{counts['quantized']} of {counts['layers']} layers quantized; float: "
-                                      + (", ".join(f"{k} ({v['op_type']})" for k, v in counts["float"].items())
-                                         or "none"))
-                    add("amctq deploy", label, setting, outs["deploy"], dt)
-                    add("amctq fake-q", label, setting, outs["fake-quant"], dt)
-        for method in ("MinMax", "Entropy", "Percentile"):
+        for weight_preset, wts_algo, method in itertools.product(args.weight_presets.split(","),
+                                                                 args.wts_algo.split(","), args.methods.split(",")):
+            outs, dt, err, counts = run_amctq(args.amctq, work, model, wb, ab, method, x, weight_preset, wts_algo)
+            label = (method + ("" if weight_preset == "amct" else " w:pytorch")
+                     + ("" if wts_algo == "arq" else " " + wts_algo))
+            if outs is None:
+                add("amctq", label, setting, None, dt, err)
+            else:
+                notes["amctq"] = (f"{counts['quantized']} of {counts['layers']} layers quantized; float: "
+                                  + (", ".join(f"{k} ({v['op_type']})" for k, v in counts["float"].items())
+                                     or "none"))
+                add("amctq deploy", label, setting, outs["deploy"], dt)
+                add("amctq fake-q", label, setting, outs["fake-quant"], dt)
+        for method in () if args.no_peers else ("MinMax", "Entropy", "Percentile"):
             try:
                 path, dt = run_ort(work, model, wb, ab, method)
                 add("ORT qstatic", method, setting, predict_onnx(path, x), dt)
             except Exception as e:  # noqa: BLE001 - report, keep the table going
                 add("ORT qstatic", method, setting, None, float("nan"), str(e).splitlines()[0][:80])
-        for obs in ("MinMax", "Histogram"):
+        for obs in () if args.no_peers else ("MinMax", "Histogram"):
             try:
                 out, dt, converted = run_torch(model, build_torch, wb, ab, obs, x)
                 add("PyTorch PTQ", obs, setting, out, dt)
