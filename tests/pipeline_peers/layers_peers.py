@@ -236,6 +236,14 @@ def main():
         cfg["activation"]["num_bits"] = cfg["weights"]["num_bits"] = 4
         check_config(label + " w4a4-sym", driver, model, calib, x, os.path.join(case, "w4a4"), cfg, ref,
                      REL_ERR_MAX_4BIT, failures)
+        # Learned rounding on every kind's own weight columns (short run; the Gemm cases have one
+        # column per calibration row).
+        with open(os.path.join(case, "config_used.json")) as f:
+            cfg = json.load(f)
+        cfg["weights"].update(num_bits=4, preset="pytorch", wts_algo="adaround",
+                              adaround={"iterations": 100, "batch": 16, "seed": 1})
+        check_config(label + " w4a8-adaround", driver, model, calib, x, os.path.join(case, "adaround"), cfg, ref,
+                     REL_ERR_MAX_4BIT, failures)
 
     # Shared weights: quantizing one layer's copy would silently change the other's.
     case = os.path.join(work, "shared-weight")

@@ -135,6 +135,13 @@ def main():
     c["weights"]["num_bits"] = 4
     c["weights"]["preset"] = "pytorch"
     variants["w4a8-pytorch-weights"] = c
+    # Learned rounding (QDrop inputs, short run): its codes go through both saved models like ARQ's.
+    c = copy.deepcopy(base)
+    c["weights"]["num_bits"] = 4
+    c["weights"]["preset"] = "pytorch"
+    c["weights"]["wts_algo"] = "adaround"
+    c["weights"]["adaround"] = {"iterations": 150, "batch": 32, "drop_prob": 0.5, "seed": 3}
+    variants["w4a8-adaround-qdrop"] = c
     # Every activation observer method through the pipeline (ifmr is the default above).
     for method in ("minmax", "moving_average", "percentile", "entropy", "mse", "hfmg", "aciq_laplace",
                    "aciq_gaussian", "pot_diffs"):
