@@ -110,6 +110,34 @@ TEST_CASE("pipeline: AdaRound at 4-bit weights keeps ARQ's grid, lowers every la
   CHECK(s_ada > s_arq + 1.0);
 }
 
+TEST_CASE("pipeline: AdaRound learns on the balanced weights beside DMQ balance and CLE") {
+  const auto m = io::read_onnx(path("fmnist_cnn.onnx"));
+  const graph::batch calib{{"image", io::read_npy(path("fmnist_calib.npy"))}};
+  const auto ref = graph::run(m, calib).at("logits");
+  auto run = [&](graph::wts_algo algo) {
+    auto c = config_for(m, algo, 4, 300);
+    c.global.include_cle = true;
+    for (auto& l : c.layers)
+      if (l.op_type == "Conv" || l.op_type == "Gemm") l.settings.dmq_balancer_param = 0.5f;
+    graph::quantizer q(m, c);
+    q.quantize_preprocess({calib});
+    q.calibrate({calib});
+    return q;
+  };
+  const graph::quantizer arq = run(graph::wts_algo::arq), ada = run(graph::wts_algo::adaround);
+  REQUIRE(ada.rounding_reports().size() == 6);
+  for (const auto& rep : ada.rounding_reports()) {
+    CAPTURE(rep.layer);
+    CHECK(rep.learned_loss <= rep.nearest_loss * 1.0001);
+  }
+  auto out = [&](const graph::quantizer& q) {
+    return sqnr(ref, graph::simulate(graph::lower_qoperator(q.float_model(), q.layers(), q.record()), calib).at("logits"));
+  };
+  const double s_arq = out(arq), s_ada = out(ada);
+  MESSAGE("with CLE and DMQ balance, 4-bit weights: deploy SQNR ARQ ", s_arq, " dB, AdaRound ", s_ada, " dB");
+  CHECK(s_ada > s_arq);
+}
+
 TEST_CASE("pipeline: AdaRound is a function of its seed") {
   const auto m = io::read_onnx(path("fmnist_cnn.onnx"));
   const graph::batch calib{{"image", io::read_npy(path("fmnist_calib.npy"))}};
