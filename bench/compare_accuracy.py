@@ -118,6 +118,8 @@ def run_ort(work, model, wbits, abits, method):
 
 def quantize_ort(work, model, wbits, abits, method, out, reader):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    if wbits not in (4, 8) or abits not in (4, 8):
+        raise ValueError(f"quantize_static has 4- and 8-bit types only, not W{wbits}A{abits}")
     calib_method = getattr(CalibrationMethod, method)
     cache = None
     if method == "Entropy":
@@ -239,8 +241,8 @@ def run_torch(model, build, wbits, abits, observer, x):
     engines = torch.backends.quantized.supported_engines
     torch.backends.quantized.engine = next(e for e in ("fbgemm", "x86", "onednn", "qnnpack") if e in engines)
     act = tq.MinMaxObserver if observer == "MinMax" else tq.HistogramObserver
-    amax = 255 if abits == 8 else 15
-    wmax = 127 if wbits == 8 else 7
+    amax = 2 ** abits - 1
+    wmax = 2 ** (wbits - 1) - 1
     qconfig = tq.QConfig(
         activation=act.with_args(dtype=torch.quint8, quant_min=0, quant_max=amax),
         weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
