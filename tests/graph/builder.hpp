@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -12,6 +13,17 @@
 #include "amctq/graph/executor.hpp"
 
 namespace amctq::test {
+
+/// Signal-to-quantization-noise ratio in dB of y against the float reference ref.
+inline double sqnr_db(const graph::tensor& ref, const graph::tensor& y) {
+  double s = 0, e = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double r = ref.data<float>()[i], d = r - y.data<float>()[i];
+    s += r * r;
+    e += d * d;
+  }
+  return 10.0 * std::log10(s / std::max(e, 1e-30));
+}
 
 /// n floats uniform in [lo, hi) from the test's own generator (each test file seeds its own).
 inline std::vector<float> uniform_floats(std::mt19937& rng, std::size_t n, float lo = -1, float hi = 1) {

@@ -15,7 +15,7 @@
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
-#include "builder.hpp"
+#include "graph/builder.hpp"
 
 namespace test_pipeline_adaround {
 
@@ -23,14 +23,9 @@ using namespace amctq;
 
 namespace {
 
-double sqnr(const graph::tensor& ref, const graph::tensor& y) {
-  double s = 0.0, e = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    const double r = ref.data<float>()[i], d = r - y.data<float>()[i];
-    s += r * r;
-    e += d * d;
-  }
-  return 10.0 * std::log10(s / std::max(e, 1e-30));
+// Output SQNR (dB) of q's deploy model, in amctq's integer simulation, against the float output.
+double deploy_sqnr(const graph::quantizer& q, const graph::batch& in, const graph::tensor& ref, const std::string& out) {
+  return test::sqnr_db(ref, graph::simulate(graph::lower_qoperator(q.float_model(), q.layers(), q.record()), in).at(out));
 }
 
 graph::quant_config config_for(const graph::model& m, graph::wts_algo algo, int wbits, int iterations = 400,
@@ -66,9 +61,6 @@ TEST_CASE("pipeline: AdaRound at 4-bit weights keeps ARQ's grid, lowers every la
   const auto m = io::read_onnx(path("fmnist_cnn.onnx"));
   const graph::batch calib{{"image", io::read_npy(path("fmnist_calib.npy"))}};
   const auto ref = graph::run(m, calib).at("logits");
-  auto output_sqnr = [&](const graph::quantizer& q) {
-    return sqnr(ref, graph::simulate(graph::lower_qoperator(q.float_model(), q.layers(), q.record()), calib).at("logits"));
-  };
 
   graph::quantizer arq(m, config_for(m, graph::wts_algo::arq, 4));
   arq.calibrate({calib});
@@ -105,7 +97,7 @@ TEST_CASE("pipeline: AdaRound at 4-bit weights keeps ARQ's grid, lowers every la
           }
     CHECK(off_grid == 0);
   }
-  const double s_arq = output_sqnr(arq), s_ada = output_sqnr(ada);
+  const double s_arq = deploy_sqnr(arq, calib, ref, "logits"), s_ada = deploy_sqnr(ada, calib, ref, "logits");
   MESSAGE("4-bit weights, mse activations: deploy logits SQNR vs float ARQ ", s_arq, " dB, AdaRound ", s_ada, " dB");
   CHECK(s_ada > s_arq + 1.0);
 }
@@ -130,10 +122,7 @@ TEST_CASE("pipeline: AdaRound learns on the balanced weights beside DMQ balance 
     CAPTURE(rep.layer);
     CHECK(rep.learned_loss <= rep.nearest_loss * 1.0001);
   }
-  auto out = [&](const graph::quantizer& q) {
-    return sqnr(ref, graph::simulate(graph::lower_qoperator(q.float_model(), q.layers(), q.record()), calib).at("logits"));
-  };
-  const double s_arq = out(arq), s_ada = out(ada);
+  const double s_arq = deploy_sqnr(arq, calib, ref, "logits"), s_ada = deploy_sqnr(ada, calib, ref, "logits");
   MESSAGE("with CLE and DMQ balance, 4-bit weights: deploy SQNR ARQ ", s_arq, " dB, AdaRound ", s_ada, " dB");
   CHECK(s_ada > s_arq);
 }
@@ -223,10 +212,7 @@ TEST_CASE("pipeline: AdaRound learns depthwise Conv and ConvTranspose rounding o
     MESSAGE(rep.layer, ": ", rep.changed, " of ", rep.weights, " changed, ", rep.nearest_loss, " -> ", rep.learned_loss);
     CHECK(rep.learned_loss < rep.nearest_loss);
   }
-  auto out = [&](const graph::quantizer& q) {
-    return sqnr(ref, graph::simulate(graph::lower_qoperator(q.float_model(), q.layers(), q.record()), calib).at("y"));
-  };
-  const double s_arq = out(arq), s_ada = out(ada);
+  const double s_arq = deploy_sqnr(arq, calib, ref, "y"), s_ada = deploy_sqnr(ada, calib, ref, "y");
   MESSAGE("depthwise Conv + ConvTranspose, 3-bit weights: output SQNR ARQ ", s_arq, " dB, AdaRound ", s_ada, " dB");
   CHECK(s_ada > s_arq);
 }

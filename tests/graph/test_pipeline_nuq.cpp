@@ -19,6 +19,7 @@
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
 #include "amctq/io/record_json.hpp"
+#include "graph/builder.hpp"
 
 namespace test_pipeline_nuq {
 
@@ -38,16 +39,7 @@ graph::quant_config nuq_config(const graph::model& m, int steps) {
   return c;
 }
 
-// Output SQNR in dB of y against the float reference.
-double sqnr(const graph::tensor& ref, const graph::tensor& y) {
-  double s = 0.0, e = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    const double r = ref.data<float>()[i], d = r - y.data<float>()[i];
-    s += r * r;
-    e += d * d;
-  }
-  return 10.0 * std::log10(s / std::max(e, 1e-30));
-}
+using test::sqnr_db;
 
 // Weight SQNR in dB of the layer's dequantized codes against its float weights.
 double weight_sqnr(const graph::quantizer& q, const graph::quant_layer& l) {
@@ -57,7 +49,7 @@ double weight_sqnr(const graph::quantizer& q, const graph::quant_layer& l) {
   const graph::layer_record& r = *q.record().find(l.name);
   arq_dequantize(r.weight_q.data<std::int8_t>(), tensor_view<float, 1>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())}),
                  graph::layout_of(f.main.nodes[l.node_index], w), r.wts);
-  return sqnr(ref, w);
+  return sqnr_db(ref, w);
 }
 
 }  // namespace
@@ -70,7 +62,7 @@ TEST_CASE("pipeline: NUQ keeps at most num_steps int8 levels per layer, in both 
   graph::quantizer arq(m, graph::create_quant_config(m));
   arq.calibrate({calib});
   const auto arq_out = graph::simulate(graph::lower_qoperator(arq.float_model(), arq.layers(), arq.record()), calib);
-  const double arq_sqnr = sqnr(ref, arq_out.at("logits"));
+  const double arq_sqnr = sqnr_db(ref, arq_out.at("logits"));
 
   for (int steps : {16, 32}) {
     CAPTURE(steps);
@@ -105,8 +97,8 @@ TEST_CASE("pipeline: NUQ keeps at most num_steps int8 levels per layer, in both 
       per_layer += " " + l.name + " " + std::to_string(weight_sqnr(arq, *al)).substr(0, 5) + "->" +
                    std::to_string(weight_sqnr(q, l)).substr(0, 5);
     }
-    const double dep = sqnr(ref, graph::simulate(deploy, calib).at("logits"));
-    const double fq = sqnr(ref, graph::simulate(fake, calib).at("logits"));
+    const double dep = sqnr_db(ref, graph::simulate(deploy, calib).at("logits"));
+    const double fq = sqnr_db(ref, graph::simulate(fake, calib).at("logits"));
     MESSAGE("NUQ num_steps ", steps, ": logits SQNR vs float on the 256 calibration images: deploy ", dep,
             " dB, fake-quant ", fq, " dB (plain ARQ deploy ", arq_sqnr, " dB); weight SQNR dB ARQ->NUQ:", per_layer);
     CHECK(dep > 10.0);  // still a working model, not a broken one

@@ -201,15 +201,7 @@ std::vector<graph::batch> calib_batches(std::size_t n, int batches, std::uint32_
   return out;
 }
 
-double sqnr_db(const graph::tensor& ref, const graph::tensor& y) {
-  double s = 0, e = 0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    const double r = ref.data<float>()[i], d = r - y.data<float>()[i];
-    s += r * r;
-    e += d * d;
-  }
-  return 10.0 * std::log10(s / std::max(e, 1e-30));
-}
+using test::sqnr_db;
 
 }  // namespace
 
