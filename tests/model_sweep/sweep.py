@@ -31,6 +31,8 @@ WORKDIR/sweep_table.md). Exit status 1 on any failure, each named by
 model and check. Without torch, torchvision, onnx or onnxruntime it fails, never skips.
 """
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -217,12 +219,27 @@ def check_layers(label, model, out_dir, failures):
     return quantized, len(nodes)
 
 
-def ort_quantize(model_path, calib, out_path, op_types):
-    """ONNX Runtime's quantize_static: QDQ, per-channel int8 weights, MinMax int8 activations."""
+def ort_quantize(model_path, calib, out_path, op_types, method=CalibrationMethod.MinMax, calib_options=None):
+    """ONNX Runtime's quantize_static: QDQ, per-channel int8 weights, int8 activations calibrated
+    by `method` (MinMax by default). `calib_options` go to ORT's calibrator factory, since
+    quantize_static passes it no histogram size (its Entropy default is 128 bins, not 2048)."""
     kwargs = {"op_types_to_quantize": list(op_types)} if op_types else {}
-    quantize_static(model_path, out_path, Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
-                    calibrate_method=CalibrationMethod.MinMax, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, **kwargs)
+    qmod = sys.modules[quantize_static.__module__]
+    factory = qmod.create_calibrator
+
+    def with_options(*a, **k):
+        k["extra_options"] = {**(k.get("extra_options") or {}), **calib_options}
+        return factory(*a, **k)
+
+    if calib_options:
+        qmod.create_calibrator = with_options
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
+            quantize_static(model_path, out_path, Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
+                            calibrate_method=method, activation_type=QuantType.QInt8,
+                            weight_type=QuantType.QInt8, **kwargs)
+    finally:
+        qmod.create_calibrator = factory
     return out_path
 
 
