@@ -1,7 +1,7 @@
 """Activation methods against ONNX Runtime's calibrators on the sweep's models (issue 17).
 
 usage: method_sweep.py AMCTQ_BIN WORKDIR [--set light|full] [--only NAME[,NAME...]]
-                       [--methods M[,M...]] [--test N]
+                       [--methods M[,M...]] [--ort C[,C...]|none] [--test N] [--table]
 
 For every model (export_sweep_models.py, 16 calibration samples), the output SQNR of the
 fake-quant model against float, both in ONNX Runtime, on the first N test samples (default 16):
@@ -11,10 +11,9 @@ fake-quant model against float, both in ONNX Runtime, on the first N test sample
    (its defaults: 2048 bins, 99.999, |x| histogram).
 Target: entropy >= ORT Entropy - 1 dB; every other method >= ORT MinMax - 1 dB; percentile also
 >= ORT Percentile - 1 dB. Prints one row per model as it finishes and a table at the end
-(WORKDIR/method_table.md, rows also in WORKDIR/method_rows.json). Measures; exits 0 unless a
-tool fails.
+(WORKDIR/method_table.md, rows also in WORKDIR/method_rows.json, where a rerun of some methods
+or calibrators updates a model's row). Measures; exits 0 unless a tool fails.
 """
-import argparse
 import json
 import logging
 import os
@@ -53,7 +52,7 @@ def amctq_quantize(amctq, model_path, calib_path, out, method):
     return os.path.join(out, "model_fake_quant_model.onnx")
 
 
-def measure(amctq, name, models_dir, work, methods, n_test):
+def measure(amctq, name, models_dir, work, methods, ort_methods, n_test):
     folder = os.path.join(models_dir, name)
     model_path = os.path.join(folder, "model.onnx")
     outs = [o.name for o in onnx.load(model_path).graph.output]
@@ -68,7 +67,8 @@ def measure(amctq, name, models_dir, work, methods, n_test):
         return sqnr_db(y, [v for o, v in zip(outs, run_ort(path, test, optimize=False)) if o in fouts])
 
     row = {"model": name}
-    for label, (method, options) in ORT.items():
+    for label in ort_methods:
+        method, options = ORT[label]
         try:
             row[f"ort_{label}"] = sqnr_of(ort_quantize(model_path, calib, os.path.join(mwork, f"ort_{label}.onnx"),
                                                        QUANTIZED_KINDS, method, options))
@@ -96,12 +96,9 @@ def table(rows, methods):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("amctq")
-    ap.add_argument("work")
-    ap.add_argument("--set", choices=["light", "full"], default="light")
-    ap.add_argument("--only", default="")
+    ap = sweep.arguments(__doc__.splitlines()[0])
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--ort", default=",".join(ORT), help="ORT calibrators to run, or none")
     ap.add_argument("--test", type=int, default=16, help="test samples measured (default 16)")
     ap.add_argument("--table", action="store_true", help="only print the table of the rows measured so far")
     a = ap.parse_args()
@@ -109,7 +106,7 @@ def main():
     warnings.simplefilter("ignore")
     logging.getLogger().setLevel(logging.ERROR)
     methods = a.methods.split(",")
-    names = a.only.split(",") if a.only else export_sweep_models.model_names(a.set)
+    names = sweep.chosen_models(a)
     models_dir = os.path.join(a.work, "models")
     rows_path = os.path.join(a.work, "method_rows.json")
     rows = json.load(open(rows_path)) if os.path.exists(rows_path) else []
@@ -119,17 +116,19 @@ def main():
         try:
             if not os.path.exists(os.path.join(models_dir, name, "model.onnx")):
                 export_sweep_models.export(name, models_dir)
-            row = measure(a.amctq, name, models_dir, a.work, methods, a.test)
+            ort_methods = [] if a.ort == "none" else a.ort.split(",")
+            row = measure(a.amctq, name, models_dir, a.work, methods, ort_methods, a.test)
         except Exception as e:
             print(f"FAIL: [{name}] {type(e).__name__}: {e}", flush=True)
             failed = True
             continue
+        row = {**next((r for r in rows if r["model"] == name), {}), **row}
         rows = [r for r in rows if r["model"] != name] + [row]
         with open(rows_path, "w") as f:
             json.dump(rows, f, indent=1)
         print(f"== {name} ({time.time() - t:.0f} s): " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k != "model")
-              + f"; misses: {'; '.join(misses(row, methods)) or 'none'}", flush=True)
-    text = table(rows, methods)
+              + f"; misses: {'; '.join(misses(row, METHODS)) or 'none'}", flush=True)
+    text = table(rows, METHODS)
     print(text)
     with open(os.path.join(a.work, "method_table.md"), "w") as f:
         f.write(text + "\n")

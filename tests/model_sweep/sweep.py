@@ -379,12 +379,22 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description):
+    """The command line every sweep over the exported models takes: tool, work folder, set, --only."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("amctq")
     ap.add_argument("work")
     ap.add_argument("--set", choices=["light", "full"], default="light")
     ap.add_argument("--only", default="", help="comma-separated model names (default: the whole set)")
+    return ap
+
+
+def chosen_models(a):
+    return a.only.split(",") if a.only else export_sweep_models.model_names(a.set)
+
+
+def main():
+    ap = arguments(__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the files of models that pass (default: only of those that fail)")
     a = ap.parse_args()
     if not os.path.exists(a.amctq):
@@ -393,7 +403,7 @@ def main():
     export_sweep_models.torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # torch.onnx.export's tracer warnings, one per model
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's advice to pre-process, per model
-    names = a.only.split(",") if a.only else export_sweep_models.model_names(a.set)
+    names = chosen_models(a)
     models_dir = os.path.join(a.work, "models")
     failures, rows = [], []
     t0 = time.time()
