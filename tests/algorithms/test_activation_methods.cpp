@@ -182,6 +182,26 @@ TEST_CASE("entropy: a spike of exact zeros does not cap the window (issue 17)") 
   }
 }
 
+TEST_CASE("entropy: a spike just above 0 (a Softmax output) does not cap the window (issue 17)") {
+  // Attention weights: rows of a softmax over 49 peaked logits, all > 0, most of the mass in
+  // the first bins. The range's low end is made 0 on export, so that bin sits on the zero
+  // level like exact zeros; left unflattened it kept the window at 2 x levels bins.
+  std::mt19937 rng(23);
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  std::vector<float> v;
+  for (int row = 0; row < 4000; ++row) {
+    float e[49], sum = 0.0f;
+    for (float& x : e) sum += (x = std::exp(d(rng)));
+    for (float x : e) v.push_back(x / sum);
+  }
+  quant_spec spec;
+  spec.symmetric = false;
+  const auto h = histogram_of(v);
+  REQUIRE(h.min > 0.0f);
+  const auto r = entropy_range(h, spec);
+  CHECK(r.max > 0.4f * h.max);
+}
+
 TEST_CASE("entropy: the prefix-sum KL equals TensorRT's KL computed bin by bin") {
   const auto v = laplace_outliers(100000, 4);
   const auto fine = histogram_of(v);

@@ -50,6 +50,40 @@ TEST_CASE("observer state JSON round trip merges exactly, per-tensor and per-cha
   CHECK(empty.channels.empty());
 }
 
+TEST_CASE("ONNX Runtime histogram states (entropy; percentile on x and on |x|) survive JSON") {
+  // A second batch beyond the first's range grows ORT's histogram: by whole bins on both sides
+  // for x, by np.arange edges for |x|, which the state must carry.
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> v(3000);
+  for (auto& x : v) x = n(rng);
+  for (std::size_t i = 2000; i < v.size(); ++i) v[i] *= 4.0f;
+  for (calib_method m : {calib_method::entropy, calib_method::percentile}) {
+    for (bool sym : {false, true}) {
+      CAPTURE(to_string(m));
+      CAPTURE(sym);
+      observer_options o;
+      o.method = m;
+      o.how = preset::onnxruntime;
+      o.spec.symmetric = sym;
+      o.entropy.bins = o.percentile.bins = 256;
+      o.percentile.percentile = 99.9;
+      activation_observer a(o);
+      a.observe(make_view(v.data(), {2000}));
+      a.observe(make_view(v.data() + 2000, {1000}));
+      const auto state = a.to_state();
+      CHECK(state.channels[0].ort_histogram.edges.size() ==
+            (m == calib_method::percentile && sym ? state.channels[0].ort_histogram.counts.size() + 1 : 0));
+      CHECK(state.channels[0].ort_histogram.counts.size() > 256);  // grown
+      const auto back = activation_observer::from_state(
+          o, io::observer_state_from_json(nlohmann::json::parse(io::to_json(state).dump())));
+      const auto ra = a.result(), rb = back.result();
+      CHECK(ra.ranges[0].min == rb.ranges[0].min);
+      CHECK(ra.ranges[0].max == rb.ranges[0].max);
+    }
+  }
+}
+
 TEST_CASE("malformed observer state JSON names the key") {
   observer_options o;
   activation_observer a(o);

@@ -31,6 +31,8 @@ WORKDIR/sweep_table.md). Exit status 1 on any failure, each named by
 model and check. Without torch, torchvision, onnx or onnxruntime it fails, never skips.
 """
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -217,12 +219,27 @@ def check_layers(label, model, out_dir, failures):
     return quantized, len(nodes)
 
 
-def ort_quantize(model_path, calib, out_path, op_types):
-    """ONNX Runtime's quantize_static: QDQ, per-channel int8 weights, MinMax int8 activations."""
+def ort_quantize(model_path, calib, out_path, op_types, method=CalibrationMethod.MinMax, calib_options=None):
+    """ONNX Runtime's quantize_static: QDQ, per-channel int8 weights, int8 activations calibrated
+    by `method` (MinMax by default). `calib_options` go to ORT's calibrator factory, since
+    quantize_static passes it no histogram size (its Entropy default is 128 bins, not 2048)."""
     kwargs = {"op_types_to_quantize": list(op_types)} if op_types else {}
-    quantize_static(model_path, out_path, Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
-                    calibrate_method=CalibrationMethod.MinMax, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, **kwargs)
+    qmod = sys.modules[quantize_static.__module__]
+    factory = qmod.create_calibrator
+
+    def with_options(*a, **k):
+        k["extra_options"] = {**(k.get("extra_options") or {}), **calib_options}
+        return factory(*a, **k)
+
+    if calib_options:
+        qmod.create_calibrator = with_options
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
+            quantize_static(model_path, out_path, Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
+                            calibrate_method=method, activation_type=QuantType.QInt8,
+                            weight_type=QuantType.QInt8, **kwargs)
+    finally:
+        qmod.create_calibrator = factory
     return out_path
 
 
@@ -362,12 +379,22 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description):
+    """The command line every sweep over the exported models takes: tool, work folder, set, --only."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("amctq")
     ap.add_argument("work")
     ap.add_argument("--set", choices=["light", "full"], default="light")
     ap.add_argument("--only", default="", help="comma-separated model names (default: the whole set)")
+    return ap
+
+
+def chosen_models(a):
+    return a.only.split(",") if a.only else export_sweep_models.model_names(a.set)
+
+
+def main():
+    ap = arguments(__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the files of models that pass (default: only of those that fail)")
     a = ap.parse_args()
     if not os.path.exists(a.amctq):
@@ -376,7 +403,7 @@ def main():
     export_sweep_models.torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # torch.onnx.export's tracer warnings, one per model
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's advice to pre-process, per model
-    names = a.only.split(",") if a.only else export_sweep_models.model_names(a.set)
+    names = chosen_models(a)
     models_dir = os.path.join(a.work, "models")
     failures, rows = [], []
     t0 = time.time()

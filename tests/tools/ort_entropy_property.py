@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Property test (issue 17): `amctq calib --method entropy --preset onnxruntime` equals ONNX
-Runtime's own HistogramCollector("entropy") bit for bit, on generated families of data where a
-re-binned histogram used to drift from ORT's: outlier-heavy (Laplace body, a few values far out),
-skewed (log-normal, one-sided exponential), multi-modal (two or three separated bumps),
-mostly-zero (post-ReLU with 90-99 % exact zeros), constant blocks (long runs of one value among
-noise, and an all-constant tensor), plus normal and half-normal. Each family is drawn with
-several seeds, bin counts and level counts, as one batch and split into batches (ORT's merge:
-the range grows by whole bins when a later batch exceeds it; amctq's ort_histogram must follow).
+"""Property test (issue 17): `amctq calib --preset onnxruntime` with `--method entropy` and with
+`--method percentile` equals ONNX Runtime's own HistogramCollector ("entropy", "percentile") bit
+for bit, on generated families of data where a re-binned histogram used to drift from ORT's:
+outlier-heavy (Laplace body, a few values far out), skewed (log-normal, one-sided exponential),
+multi-modal (two or three separated bumps), mostly-zero (post-ReLU with 90-99 % exact zeros),
+constant blocks (long runs of one value among noise, and an all-constant tensor), plus normal and
+half-normal. Each family is drawn with several seeds, bin counts and level counts, as one batch
+and split into batches (ORT's merges: for x, the range grows by whole bins on both sides when a
+later batch exceeds it; for percentile's symmetric |x| histogram, bins are appended with np.arange
+and values below the first edge are dropped; amctq's ort_histogram must follow). Percentile runs
+with symmetric (|x| histogram) and asymmetric (x histogram) ranges at 99.999, 99.9 and 99 %.
 
 usage: ort_entropy_property.py AMCTQ_BIN WORKDIR [--cases N]
 Fails (never skips) without numpy or onnxruntime.
@@ -69,57 +72,78 @@ def half_normal(rng, n):
 FAMILIES = [outliers, skewed, multimodal, mostly_zero, constant_block, normal, half_normal]
 
 
-def ort_range(batches, bins, levels):
-    c = HistogramCollector("entropy", False, bins, levels, 99.99, "same")
-    for b in batches:  # one collect per batch: ORT's merge_histogram between them
-        c.collect({"t": [b]})
-    lo, hi = c.compute_collection_result()["t"][:2]
+def ort_range(method, batches, bins, levels=128, percentile=99.99, symmetric=False):
+    c = HistogramCollector(method, symmetric, bins, levels, percentile, "same")
+    stdout = sys.stdout
+    sys.stdout = open(os.devnull, "w")  # ORT prints its progress
+    try:
+        for b in batches:  # one collect per batch: ORT's merge between them
+            c.collect({"t": [b]})
+        lo, hi = c.compute_collection_result()["t"][:2]
+    finally:
+        sys.stdout.close()
+        sys.stdout = stdout
     return np.float32(lo), np.float32(hi)
+
+
+def draw(fam, seed):
+    """(values, the same values in 2-4 batches): ascending |x| when seed is odd, so the range
+    grows across batches; in order otherwise."""
+    rng = np.random.default_rng([17, FAMILIES.index(fam), seed])
+    n = int(rng.integers(2000, 40000))
+    x = fam(rng, n).astype(np.float32)
+    split = int(rng.integers(2, 5))
+    return x, np.array_split(x if seed % 2 == 0 else x[np.argsort(np.abs(x), kind="stable")], split)
+
+
+def compare(amctq, work, batches, options, want, label, failures):
+    files = []
+    for i, b in enumerate(batches):
+        files.append(os.path.join(work, f"b{i}.npy"))
+        np.save(files[-1], b)
+    r = subprocess.run([amctq, "calib", "--preset", "onnxruntime"] + options + files, capture_output=True, text=True)
+    if r.returncode != 0:
+        failures.append(f"{label}: amctq calib failed: {r.stderr.strip()}")
+        return
+    j = json.loads(r.stdout)
+    got = (np.float32(j["min"]), np.float32(j["max"]))
+    if got != want:
+        failures.append(f"{label}: amctq [{got[0]!r}, {got[1]!r}], ORT [{want[0]!r}, {want[1]!r}]")
 
 
 def main():
     amctq, work = sys.argv[1], sys.argv[2]
     cases = int(sys.argv[sys.argv.index("--cases") + 1]) if "--cases" in sys.argv else 2
     os.makedirs(work, exist_ok=True)
-    failures, total = [], 0
-    devnull = open(os.devnull, "w")
+    failures, total = [], {"entropy": 0, "percentile": 0}
     for fam in FAMILIES:
-        for seed in range(cases):
-            rng = np.random.default_rng([17, FAMILIES.index(fam), seed])
-            n = int(rng.integers(2000, 40000))
-            x = fam(rng, n).astype(np.float32)
-            # ORT's search is Python loops, O(bins * levels): 2048 bins for the outlier family's
-            # first draw (the reported case), fewer elsewhere to keep the test under a minute
-            bins, levels = (2048, 128) if fam is outliers and seed == 0 else [(384, 64), (256, 32)][seed % 2]
-            # one batch, then the same values in 2-4 batches (ascending absmax first when seed is
-            # odd, so the range grows across batches)
-            split = int(rng.integers(2, 5))
-            parts = np.array_split(x if seed % 2 == 0 else x[np.argsort(np.abs(x), kind="stable")], split)
+        for seed in range(cases + 1):
+            x, parts = draw(fam, seed)
             for batches in ([x], parts):
-                total += 1
-                files = []
-                for i, b in enumerate(batches):
-                    files.append(os.path.join(work, f"b{i}.npy"))
-                    np.save(files[-1], b)
-                stdout = sys.stdout
-                sys.stdout = devnull  # ORT prints its progress
-                try:
-                    want = ort_range(batches, bins, levels)
-                finally:
-                    sys.stdout = stdout
-                r = subprocess.run([amctq, "calib", "--method", "entropy", "--preset", "onnxruntime", "--bins",
-                                    str(bins), "--levels", str(levels)] + files, capture_output=True, text=True)
-                label = f"{fam.__name__} seed {seed} ({n} values, {len(batches)} batch(es), bins {bins}, levels {levels})"
-                if r.returncode != 0:
-                    failures.append(f"{label}: amctq calib failed: {r.stderr.strip()}")
+                where = f"{fam.__name__} seed {seed} ({x.size} values, {len(batches)} batch(es)"
+                # Percentile is one pass over the CDF: ORT's default 2048 bins everywhere, one
+                # more seed than entropy.
+                for sym in (True, False):
+                    pct = (99.999, 99.9, 99.0)[(seed + sym) % 3]
+                    total["percentile"] += 1
+                    compare(amctq, work, batches, ["--method", "percentile", "--percentile", str(pct),
+                                                   "--symmetric" if sym else "--asymmetric"],
+                            ort_range("percentile", batches, 2048, percentile=pct, symmetric=sym),
+                            f"percentile {pct} {'symmetric' if sym else 'asymmetric'} {where})", failures)
+                if seed == cases:
                     continue
-                j = json.loads(r.stdout)
-                got = (np.float32(j["min"]), np.float32(j["max"]))
-                if got != want:
-                    failures.append(f"{label}: amctq [{got[0]!r}, {got[1]!r}], ORT [{want[0]!r}, {want[1]!r}]")
+                # ORT's entropy search is Python loops, O(bins * levels): 2048 bins for the
+                # outlier family's first draw (the reported case), fewer elsewhere to keep the
+                # test under a minute.
+                bins, levels = (2048, 128) if fam is outliers and seed == 0 else [(384, 64), (256, 32)][seed % 2]
+                total["entropy"] += 1
+                compare(amctq, work, batches, ["--method", "entropy", "--bins", str(bins), "--levels", str(levels)],
+                        ort_range("entropy", batches, bins, levels),
+                        f"entropy {where}, bins {bins}, levels {levels})", failures)
     for f in failures:
         print("FAIL:", f)
-    print(f"{total - len(failures)} / {total} cases equal ONNX Runtime's entropy range bit for bit")
+    print(f"{sum(total.values()) - len(failures)} / {sum(total.values())} cases ({total['entropy']} entropy, "
+          f"{total['percentile']} percentile) equal ONNX Runtime's range bit for bit")
     sys.exit(1 if failures else 0)
 
 

@@ -3,8 +3,9 @@
 // in KL divergence to the original (with the mass outside the window folded into its end bins).
 //  - symmetric specs: histogram of |x| over [0, absmax] with `bins` bins, windows [0, i) for
 //    i = levels .. bins (TensorRT / pytorch-quantization), threshold = upper edge of the window.
-//  - asymmetric specs: histogram of x over [min, max]; windows [a, b) of at least `levels` bins,
-//    found by optimising b for fixed a and a for fixed b in turn until neither moves.
+//  - asymmetric specs: histogram of x over [min, max] in 2 x bins bins (the symmetric search's
+//    resolution per level); windows [a, b) of at least `levels` bins, found by optimising b for
+//    fixed a and a for fixed b in turn until neither moves.
 //  - preset onnxruntime: ORT's EntropyCalibrater literally (windows growing around the zero
 //    bin of a histogram over [-absmax, absmax], integer-truncated expanded q, remainder bins
 //    left at 0, eps = 1e-4 smoothing, scipy's normalisation) — O(bins^2) as in ORT.
@@ -30,7 +31,7 @@
 namespace amctq {
 
 struct entropy_options {
-  int bins = 2048;  ///< histogram bins the windows are cut from
+  int bins = 2048;  ///< histogram bins the windows are cut from (asymmetric: 2 x bins over [min, max])
   int levels = 0;   ///< quantization levels; 0: 2^(bits-1) symmetric, 2^bits asymmetric (128 for onnxruntime)
   int max_rounds = 8;  ///< asymmetric: alternations of the two window ends
 };
@@ -88,6 +89,13 @@ class kl_windows {
   }
 
   double total() const { return cum_.back(); }
+
+  /// Whether [a, b) keeps at least as many values as it folds in from outside. A window that
+  /// clips the bulk is no clipping of outliers, and KL cannot tell: with most of the mass folded
+  /// into an end bin alone in its level, P and Q are both nearly that bin and KL is near 0.
+  bool keeps_majority(std::size_t a, std::size_t b) const {
+    return cum_[a] + (cum_.back() - cum_[b]) <= cum_[b] - cum_[a];
+  }
 
   /// KL for the window [a, b) (b - a >= levels); +inf when an end bin is empty but receives
   /// outliers (Q would be 0 where P is not), as in TensorRT.
@@ -254,7 +262,7 @@ inline std::size_t onnxruntime_levels(const entropy_options& o, std::size_t bins
   return levels;
 }
 
-// The bin holding 0 takes the mean count of its neighbours when it holds more. Every grid the
+// The bin at 0 takes the mean count of its neighbours when it holds more. Every grid the
 // search leads to has 0 as a level (an integer zero point, or a symmetric grid), so values at 0
 // lose nothing; but KL's Q spreads a level's mass evenly over its non-empty bins, and a spike
 // of exact zeros (post-ReLU: often half the tensor) merged with one neighbour costs about
@@ -262,9 +270,17 @@ inline std::size_t onnxruntime_levels(const entropy_options& o, std::size_t bins
 // wider than 2 x levels bins (its zero level would hold 2 bins): resnet18's post-ReLU inputs
 // were clipped to 1/4 of their range, output SQNR 7 dB. pytorch-quantization's
 // _compute_amax_entropy sets bins[0] = bins[1] for the same reason.
+// The bin at 0 is the one holding 0, or the end bin when the data stop less than a bin short
+// of 0: the exported range is made to contain 0, so that bin's values sit on the zero level
+// too. A Softmax output (all > 0, half of it below 1/2000 of the max) is such a spike, and
+// left in place it capped the window at 2 x levels bins the same way (the ViT's attention
+// weights clipped at 0.25 of 0.99).
 inline void flatten_zero_spike(binned_histogram& h) {
-  if (!(h.lo <= 0.0 && 0.0 < h.hi())) return;
-  const auto k = std::min(static_cast<std::size_t>(std::floor(-h.lo / h.width)), h.bins() - 1);
+  std::size_t k = 0;
+  if (h.lo <= 0.0 && 0.0 < h.hi()) k = std::min(static_cast<std::size_t>(std::floor(-h.lo / h.width)), h.bins() - 1);
+  else if (h.lo > 0.0 && h.lo < h.width) k = 0;
+  else if (h.hi() <= 0.0 && -h.hi() < h.width) k = h.bins() - 1;
+  else return;
   double sum = 0.0;
   int n = 0;
   if (k > 0) sum += h.counts[k - 1], ++n;
@@ -301,6 +317,7 @@ inline calib_range entropy_range(const binned_histogram& fine, const quant_spec&
     double best = std::numeric_limits<double>::infinity();
     std::size_t best_i = bins;
     for (std::size_t i = levels; i <= bins; ++i) {
+      if (!kl.keeps_majority(0, i)) continue;
       const double v = kl(0, i);
       if (v < best) {
         best = v;
@@ -312,14 +329,22 @@ inline calib_range entropy_range(const binned_histogram& fine, const quant_spec&
   }
   const std::size_t levels = o.levels ? static_cast<std::size_t>(o.levels) : std::size_t{1} << spec.bits;
   AMCTQ_CHECK(levels <= bins, errc::invalid_argument, "entropy_range", "levels (", levels, ") exceed bins (", bins, ")");
-  binned_histogram h = resample(fine, fine.min, fine.max, bins);
+  // 2 x bins over [min, max]: as many bins per level as the symmetric search's `bins` over
+  // [0, absmax] at half the levels (and TensorRT's and ORT's 2048 bins for 128 levels). With
+  // `bins`, the full window held 8 bins per level and every window under a quarter of the range
+  // had Q = P inside (one bin per level), so on spiky tensors (the per-channel clusters of
+  // mobilenet / efficientnet blocks) the search clipped one side to about half its range
+  // (efficientnet_b1 output SQNR 24.6 dB, 36.0 with 2 x bins; issue 17).
+  const std::size_t abins = 2 * bins;
+  binned_histogram h = resample(fine, fine.min, fine.max, abins);
   detail::flatten_zero_spike(h);
   detail::kl_windows kl(h.counts, levels);
-  std::size_t a = 0, b = bins;
+  std::size_t a = 0, b = abins;
   for (int round = 0; round < o.max_rounds; ++round) {
     const std::size_t a0 = a, b0 = b;
     double best = std::numeric_limits<double>::infinity();
-    for (std::size_t e = a + levels; e <= bins; ++e) {
+    for (std::size_t e = a + levels; e <= abins; ++e) {
+      if (!kl.keeps_majority(a, e)) continue;
       const double v = kl(a, e);
       if (v < best) {
         best = v;
@@ -328,6 +353,7 @@ inline calib_range entropy_range(const binned_histogram& fine, const quant_spec&
     }
     best = std::numeric_limits<double>::infinity();
     for (std::size_t s = 0; s + levels <= b; ++s) {
+      if (!kl.keeps_majority(s, b)) continue;
       const double v = kl(s, b);
       if (v < best) {
         best = v;

@@ -100,7 +100,7 @@ struct channel_state {
   float average_min = 0.0f;
   float average_max = 0.0f;
   histogram_state histogram;
-  ort_histogram_state ort_histogram;  ///< entropy under the onnxruntime preset: ORT's own histogram
+  ort_histogram_state ort_histogram;  ///< entropy / percentile under the onnxruntime preset: ORT's own histogram
   extreme_values_state tails;
   std::vector<double> batch_values;  ///< pot_diffs: fix position of each batch
 };
@@ -255,7 +255,7 @@ class activation_observer {
       a.hist.merge(b.hist);
       if (!b.ort.empty()) {
         AMCTQ_CHECK(a.ort.empty(), errc::unsupported, where, "tensor '", o_.name,
-                    "': ONNX Runtime's entropy histogram depends on batch order; observers with data cannot merge");
+                    "': ONNX Runtime's histogram depends on batch order; observers with data cannot merge");
         a.ort = b.ort;
       }
       a.tails.merge(b.tails);
@@ -344,7 +344,7 @@ class activation_observer {
                     ob.o_.histogram_capacity);
         ch.hist = pow2_histogram::from_state(cs.histogram);
       }
-      ch.ort = ort_histogram::from_state(static_cast<std::size_t>(ob.o_.entropy.bins), cs.ort_histogram);
+      ch.ort = ort_histogram::from_state(ob.ort_bins(), ob.ort_collector(), cs.ort_histogram);
       if (!cs.tails.largest.empty() || !cs.tails.smallest.empty()) {
         AMCTQ_CHECK(cs.tails.capacity == ob.o_.tail_capacity, errc::parse, where, "channel ", c,
                     ": tails capacity differs from the options'");
@@ -366,13 +366,21 @@ class activation_observer {
     ort_histogram ort;
     extreme_values tails;
     std::vector<double> batch_values;
-    channel(std::uint32_t hc, std::uint32_t tc, std::size_t ob) : hist(hc), ort(ob), tails(tc) {}
+    channel(std::uint32_t hc, std::uint32_t tc, ort_histogram oh) : hist(hc), ort(std::move(oh)), tails(tc) {}
   };
 
-  // Entropy under the onnxruntime preset keeps ORT's histogram instead of the pow2 one: ORT's
-  // windows need ORT's bin counts (ort_histogram.hpp).
+  // Entropy and percentile under the onnxruntime preset keep ORT's histogram instead of the pow2
+  // one: ORT's windows and percentiles need ORT's bin counts (ort_histogram.hpp).
   bool uses_ort_histogram() const noexcept {
-    return o_.method == calib_method::entropy && o_.how == preset::onnxruntime;
+    return (o_.method == calib_method::entropy || o_.method == calib_method::percentile) &&
+           o_.how == preset::onnxruntime;
+  }
+  std::size_t ort_bins() const noexcept {
+    return static_cast<std::size_t>(o_.method == calib_method::percentile ? o_.percentile.bins : o_.entropy.bins);
+  }
+  // ORT's percentile with a symmetric range histograms |x| (collect_absolute_value).
+  ort_collect ort_collector() const noexcept {
+    return o_.method == calib_method::percentile && o_.spec.symmetric ? ort_collect::magnitudes : ort_collect::values;
   }
 
   // Each channel's finite values of the batch into its ORT histogram, in one add per batch as
@@ -397,11 +405,11 @@ class activation_observer {
     }
   }
   bool needs_tails() const noexcept {
-    return o_.method == calib_method::percentile || o_.method == calib_method::ifmr;
+    return (o_.method == calib_method::percentile && !uses_ort_histogram()) || o_.method == calib_method::ifmr;
   }
 
   void init_channels(std::size_t n) {
-    ch_.assign(n, channel(o_.histogram_capacity, o_.tail_capacity, static_cast<std::size_t>(o_.entropy.bins)));
+    ch_.assign(n, channel(o_.histogram_capacity, o_.tail_capacity, ort_histogram(ort_bins(), ort_collector())));
   }
 
   // Below this many values a batch sits in cache anyway, and two passes cost less than the
@@ -485,7 +493,9 @@ class activation_observer {
       }
       default: break;
     }
-    if (uses_ort_histogram() && !ch.ort.empty()) return entropy_range(ch.ort, o_.entropy);
+    if (uses_ort_histogram() && !ch.ort.empty())
+      return o_.method == calib_method::percentile ? percentile_range(ch.ort, o_.percentile)
+                                                   : entropy_range(ch.ort, o_.entropy);
     const binned_histogram h = ch.hist.to_binned();
     extreme_values tails = ch.tails;
     switch (o_.method) {

@@ -60,6 +60,7 @@ inline nlohmann::json to_json(const observer_state& s) {
       cj["ort_histogram"] = {{"counts", c.ort_histogram.counts}, {"threshold", c.ort_histogram.threshold},
                              {"threshold_f32", c.ort_histogram.threshold_f32}, {"min", c.ort_histogram.min},
                              {"max", c.ort_histogram.max}};
+    if (!c.ort_histogram.edges.empty()) cj["ort_histogram"]["edges"] = c.ort_histogram.edges;
     cj["tails"] = {{"capacity", c.tails.capacity}, {"largest", c.tails.largest}, {"smallest", c.tails.smallest}};
     cj["batch_values"] = c.batch_values;
     chans.push_back(std::move(cj));
@@ -97,7 +98,7 @@ inline observer_state observer_state_from_json(const nlohmann::json& j) {
     c.histogram.counts = detail::json_get<std::vector<std::uint64_t>>(h, "counts", hw);
     c.histogram.min = detail::json_float_or(h, "min", inf, hw);
     c.histogram.max = detail::json_float_or(h, "max", -inf, hw);
-    if (cj.contains("ort_histogram")) {  // entropy under the onnxruntime preset only
+    if (cj.contains("ort_histogram")) {  // entropy and percentile under the onnxruntime preset only
       const auto o = detail::json_get<nlohmann::json>(cj, "ort_histogram", where);
       const std::string ow = where + ".ort_histogram";
       c.ort_histogram.counts = detail::json_get<std::vector<std::uint64_t>>(o, "counts", ow);
@@ -105,6 +106,7 @@ inline observer_state observer_state_from_json(const nlohmann::json& j) {
       c.ort_histogram.threshold_f32 = detail::json_get<bool>(o, "threshold_f32", ow);
       c.ort_histogram.min = detail::json_get<float>(o, "min", ow);
       c.ort_histogram.max = detail::json_get<float>(o, "max", ow);
+      if (o.contains("edges")) c.ort_histogram.edges = detail::json_get<std::vector<float>>(o, "edges", ow);  // |x| only
     }
     const auto t = detail::json_get<nlohmann::json>(cj, "tails", where);
     const std::string tw = where + ".tails";
