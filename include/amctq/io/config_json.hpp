@@ -402,13 +402,16 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
   return c;
 }
 
-inline graph::quant_config read_config_json(const std::string& path) {
+/// The whole text of a config file.
+inline std::string read_config_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   AMCTQ_CHECK(in.good(), errc::io, "read_config_json", "cannot open '", path, "'");
   std::ostringstream s;
   s << in.rdbuf();
-  return read_config_json_text(s.str());
+  return s.str();
 }
+
+inline graph::quant_config read_config_json(const std::string& path) { return read_config_json_text(read_config_text(path)); }
 
 /// Writes the config atomically (a failed write leaves any existing file untouched).
 inline void save_config_json(const graph::quant_config& c, const std::string& path) {
