@@ -222,21 +222,46 @@ TEST_CASE("vitis config: each key on its own") {
       }
       CHECK(layer(resolve(j), "/11/Conv").activation.algo == m);
       CHECK(layer(resolve(j), "/0/Conv").activation.algo == m);
+      // diffs on a graph input tries one position, as vai_q_pytorch does.
+      if (m == calib_method::pot_diffs) CHECK(layer(resolve(j), "/0/Conv").activation.diffs_scope == 1);
     }
     j["tensor_quantize_config"]["activation"] = {{"method", "kl"}};
     CHECK(mentions(refusal(j), "config.tensor_quantize_config.activation.method: must be one of maxmin"));
   }
-  SUBCASE("method, weights: maxmin only so far") {
+  SUBCASE("method, weights: maxmin (ARQ) and diffs") {
     json j = honoured();
+    CHECK(layer(resolve(j), "/7/Conv").weights.diffs_scope == 0);
+    j["tensor_quantize_config"]["weights"] = {{"method", "diffs"}, {"scale_type", "power_of_two"}};
+    const auto& w = layer(resolve(j), "/7/Conv").weights;
+    CHECK(w.diffs_scope == 5);
+    CHECK(w.scale_kind == scale_type::power_of_two);
+    j["tensor_quantize_config"]["weights"]["per_channel"] = true;
+    CHECK(mentions(refusal(j), "config.tensor_quantize_config.weights.per_channel: per-channel diffs weights"));
+    j["tensor_quantize_config"]["weights"] = {{"method", "diffs"}};
+    CHECK(mentions(refusal(j), "config.overall_quantize_config.scale_type: method diffs searches"));
     j["tensor_quantize_config"]["weights"] = {{"method", "mse"}};
     CHECK(mentions(refusal(j), "unsupported|[amctq.unsupported] config: config.tensor_quantize_config.weights.method"));
   }
-  SUBCASE("round_mode: half_even only so far") {
+  SUBCASE("round_mode: every mode for weights and per-tensor activations; half_even for the bias") {
     json j = honoured();
-    for (const char* m : {"half_up", "half_down", "std_round"}) {
-      j["tensor_quantize_config"]["activation"] = {{"round_mode", m}};
-      CHECK(mentions(refusal(j), "config.tensor_quantize_config.activation.round_mode: round_mode"));
+    const std::pair<const char*, round_mode> modes[] = {{"half_even", round_mode::half_even},
+                                                        {"half_up", round_mode::half_up},
+                                                        {"half_down", round_mode::half_down},
+                                                        {"std_round", round_mode::half_away}};
+    for (const auto& [name, m] : modes) {
+      j["tensor_quantize_config"]["activation"] = {{"round_mode", name}};
+      j["tensor_quantize_config"]["weights"] = {{"round_mode", name}};
+      const auto c = resolve(j);
+      CHECK(layer(c, "/7/Conv").activation.rounding == m);
+      CHECK(layer(c, "/7/Conv").weights.rounding == m);
+      CHECK(layer(c, "/0/Conv").activation.rounding == round_mode::half_even);  // the "input" type's
     }
+    j["tensor_quantize_config"]["activation"]["per_channel"] = true;
+    CHECK(mentions(refusal(j), "config.tensor_quantize_config.activation.round_mode: round_mode std_round for "
+                               "per-channel activation"));
+    j = honoured();
+    j["overall_quantize_config"]["round_mode"] = "half_up";
+    CHECK(mentions(refusal(j), "config.overall_quantize_config.round_mode: bias round_mode half_up"));
   }
   SUBCASE("symmetry") {
     json j = honoured();
@@ -263,10 +288,19 @@ TEST_CASE("vitis config: each key on its own") {
     j["tensor_quantize_config"]["weights"] = {{"narrow_range", true}};
     CHECK(mentions(refusal(j), "config.tensor_quantize_config.weights.narrow_range"));
   }
-  SUBCASE("scale_type: power_of_two with diffs; other methods refused so far") {
+  SUBCASE("scale_type: float, power_of_two with any method; diffs needs power_of_two") {
     json j = honoured();
-    j["tensor_quantize_config"]["activation"] = {{"scale_type", "power_of_two"}};
-    CHECK(mentions(refusal(j), "config.tensor_quantize_config.activation.scale_type: scale_type power_of_two"));
+    CHECK(layer(resolve(j), "/7/Conv").activation.scale_kind == scale_type::float32);
+    CHECK(layer(resolve(j), "/7/Conv").weights.scale_kind == scale_type::float32);
+    j["overall_quantize_config"]["scale_type"] = "power_of_two";
+    for (const char* m : {"maxmin", "percentile", "entropy", "mse"}) {
+      j["tensor_quantize_config"]["activation"] = {{"method", m}};
+      const auto c = resolve(j);
+      CHECK(layer(c, "/7/Conv").activation.scale_kind == scale_type::power_of_two);
+      CHECK(layer(c, "/7/Conv").weights.scale_kind == scale_type::power_of_two);
+      CHECK(layer(c, "/7/Conv").weights.diffs_scope == 0);
+    }
+    j = honoured();
     j["tensor_quantize_config"]["activation"] = {{"method", "diffs"}};
     CHECK(mentions(refusal(j), "config.overall_quantize_config.scale_type: method diffs searches"));
   }

@@ -196,11 +196,13 @@ inline std::vector<std::string> onnx_kinds(const std::string& layer_type) {
 }  // namespace detail
 
 /// True when `text` is a vai_q_pytorch config: a JSON object with `overall_quantize_config`.
+/// Parsed with the config reader's own guards (depth, duplicate keys), which throw as it would;
+/// text that is not JSON at all is left to the amctq reader to report.
 inline bool is_vitis_config_text(const std::string& text) {
   try {
-    const auto j = io::detail::ojson::parse(text, nullptr, false);
+    const auto j = io::detail::parse_unique_keys(text);
     return j.is_object() && j.contains("overall_quantize_config");
-  } catch (const std::exception&) {
+  } catch (const nlohmann::json::exception&) {
     return false;
   }
 }
@@ -288,11 +290,16 @@ inline batch_statistic statistic_of(const std::string& s) {
   return batch_statistic::modal;
 }
 
-// Settings every amctq tensor grid shares: round mode, signedness, narrow range.
+// Vitis round modes -> amctq's; std_round is C's round(), half away from zero.
+inline round_mode rounding_of(const tensor_params& p) {
+  if (p.round_mode == "half_up") return round_mode::half_up;
+  if (p.round_mode == "half_down") return round_mode::half_down;
+  if (p.round_mode == "std_round") return round_mode::half_away;
+  return round_mode::half_even;
+}
+
+// Settings every amctq tensor grid shares: signedness, narrow range.
 inline void check_common(const tensor_params& p, const char* what) {
-  if (p.round_mode != "half_even")
-    unsupported(p.origin("round_mode"), "round_mode \"" + p.round_mode + "\" for " + what +
-                                            " is not supported yet (amctq rounds half to even, as ONNX QuantizeLinear)");
   if (!p.is_signed)
     unsupported(p.origin("signed"), std::string("unsigned ") + what + " are not supported (amctq's grids are int8)");
   if (p.narrow_range)
@@ -309,16 +316,20 @@ inline graph::activation_quant to_activation(const tensor_params& p, const char*
   a.algo = activation_method(p);
   a.asymmetric = !p.symmetry;
   a.channel_wise = p.per_channel;
+  a.rounding = rounding_of(p);
+  if (a.channel_wise && a.rounding != round_mode::half_even)
+    unsupported(p.origin("round_mode"), "round_mode " + p.round_mode + " for per-channel " + what +
+                                            " is not supported (per-tensor grids take every round mode)");
   check_common(p, what);
+  a.scale_kind = p.scale_type == "float" ? scale_type::float32 : scale_type::power_of_two;
   if (a.algo == calib_method::pot_diffs) {
     if (p.scale_type != "power_of_two")
       unsupported(p.origin("scale_type"), std::string("method diffs searches power-of-two scales; scale_type float "
                                                       "cannot go with it for ") + what);
     a.calib_statistic_method = statistic_of(p.calib_statistic_method);
+    // vai_q_pytorch tries a single position for graph inputs (the one whose grid covers them).
+    if (std::string(what) == "input") a.diffs_scope = 1;
   } else {
-    if (p.scale_type != "float")
-      unsupported(p.origin("scale_type"), std::string("scale_type power_of_two with method ") + p.method + " for " +
-                                              what + " is not supported yet (method diffs gives power-of-two scales)");
     if (p.calib_statistic_method != "modal")
       unsupported(p.origin("calib_statistic_method"),
                   "calib_statistic_method " + p.calib_statistic_method + " applies to method diffs only in amctq");
@@ -337,14 +348,22 @@ inline graph::weight_quant to_weights(const tensor_params& p) {
     unsupported(p.origin("bit_width"), "bit_width " + std::to_string(p.bit_width) +
                                            " for weights: amctq stores weights as int8, so 2 to 8 bits");
   w.num_bits = p.bit_width;
-  if (p.method != "maxmin")
-    unsupported(p.origin("method"), "method " + p.method +
-                                        " for weights is not supported yet; amctq's weights use maxmin (ARQ)");
+  if (p.method != "maxmin" && p.method != "diffs")
+    unsupported(p.origin("method"), "method " + p.method + " for weights is not supported; amctq's weights use "
+                                                           "maxmin (ARQ's min/max) or diffs");
   if (!p.symmetry) unsupported(p.origin("symmetry"), "asymmetric weights are not supported (ARQ is symmetric)");
-  if (p.scale_type != "float")
-    unsupported(p.origin("scale_type"), "power_of_two weight scales are not supported yet");
   check_common(p, "weights");
   w.channel_wise = p.per_channel;
+  w.rounding = rounding_of(p);
+  w.scale_kind = p.scale_type == "float" ? scale_type::float32 : scale_type::power_of_two;
+  if (p.method == "diffs") {
+    if (p.scale_type != "power_of_two")
+      unsupported(p.origin("scale_type"), "method diffs searches power-of-two scales; scale_type float cannot go "
+                                          "with it for weights");
+    if (p.per_channel)
+      unsupported(p.origin("per_channel"), "per-channel diffs weights are not supported yet (maxmin is)");
+    w.diffs_scope = pot_options{}.scope;
+  }
   return w;
 }
 
@@ -355,23 +374,26 @@ inline void check_bias(const tensor_params& p) {
     unsupported(p.origin("bit_width"), "bias bit_width " + std::to_string(p.bit_width) +
                                            " is not supported yet; amctq quantizes biases to 32 bits on the accumulator "
                                            "grid (scale s_d * s_w); give tensor_quantize_config.bias.bit_width 32");
+  if (p.round_mode != "half_even")
+    unsupported(p.origin("round_mode"), "bias round_mode " + p.round_mode + " is not supported yet (the int32 bias "
+                                                                              "rounds half to even); give "
+                                                                              "tensor_quantize_config.bias.round_mode "
+                                                                              "half_even");
 }
 
 // The quantized layer (if any) whose output `tensor` is, through ops that commute with
 // quantization (Relu, MaxPool, Reshape, ...): Vitis quantizes that layer's output, which amctq
 // quantizes where the next layer reads it.
 inline const graph::quant_layer* producing_layer(const graph::model& m, const std::vector<graph::quant_layer>& layers,
+                                                 const std::map<std::string, const graph::node*>& producer_of,
                                                  std::string tensor) {
   for (std::size_t guard = 0; guard <= m.main.nodes.size(); ++guard) {
-    const graph::node* producer = nullptr;
-    for (const auto& n : m.main.nodes)
-      for (const auto& o : n.outputs)
-        if (!o.empty() && o == tensor) producer = &n;
-    if (!producer) return nullptr;
+    const auto p = producer_of.find(tensor);
+    if (p == producer_of.end()) return nullptr;
     for (const auto& l : layers)
       if (l.output == tensor) return &l;
-    if (!graph::detail::commutes_with_quantize(m.main, *producer, m.opset())) return nullptr;
-    tensor = producer->inputs[0];
+    if (!graph::detail::commutes_with_quantize(m.main, *p->second, m.opset())) return nullptr;
+    tensor = p->second->inputs[0];
   }
   return nullptr;
 }
@@ -408,6 +430,10 @@ inline graph::quant_config to_quant_config(const config& v, const graph::model& 
   graph::model prepared = model;
   graph::prepare_float_model(prepared);
   const auto layers = graph::find_quant_layers(prepared.main);
+  std::map<std::string, const graph::node*> producer_of;
+  for (const auto& n : prepared.main.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty()) producer_of[o] = &n;
   std::map<std::string, settings> resolved;
   for (const auto& l : layers) {
     settings s = v.global;
@@ -446,7 +472,7 @@ inline graph::quant_config to_quant_config(const config& v, const graph::model& 
       // top level's grid for the graph input.
       from = s.quantized[vitis::input] ? &s : &v.global;
       t = vitis::input;
-    } else if (const graph::quant_layer* p = detail::producing_layer(prepared, layers, l.input)) {
+    } else if (const graph::quant_layer* p = detail::producing_layer(prepared, layers, producer_of, l.input)) {
       from = &resolved[p->name];
     }
     if (!from->quantized[t])
