@@ -335,6 +335,29 @@ TEST_CASE("vitis config: each key on its own") {
   }
 }
 
+TEST_CASE("vitis config: written in amctq's format it reads back the same (scale_type, round_mode, diffs_scope)") {
+  json j = honoured();
+  j["overall_quantize_config"]["scale_type"] = "power_of_two";
+  j["tensor_quantize_config"]["weights"] = {{"method", "diffs"}, {"round_mode", "std_round"}};
+  j["tensor_quantize_config"]["activation"] = {{"method", "mse"}, {"round_mode", "half_up"}};
+  const auto c = resolve(j);
+  const auto back = io::read_config_json_text(io::write_config_json(c));
+  REQUIRE(back.layers.size() == c.layers.size());
+  for (std::size_t i = 0; i < c.layers.size(); ++i) {
+    const auto& a = c.layers[i].settings;
+    const auto& b = back.layers[i].settings;
+    INFO(c.layers[i].name);
+    CHECK(b.activation.scale_kind == a.activation.scale_kind);
+    CHECK(b.activation.rounding == a.activation.rounding);
+    CHECK(b.activation.algo == a.activation.algo);
+    CHECK(b.weights.scale_kind == a.weights.scale_kind);
+    CHECK(b.weights.rounding == a.weights.rounding);
+    CHECK(b.weights.diffs_scope == a.weights.diffs_scope);
+  }
+  CHECK(layer(back, "/7/Conv").weights.diffs_scope == 5);
+  CHECK(layer(back, "/7/Conv").activation.rounding == round_mode::half_up);
+}
+
 TEST_CASE("vitis config: errors name the entry") {
   json j = honoured();
   j.erase("target_device");
