@@ -10,9 +10,11 @@
 
 namespace amctq {
 
-/// Rounds v to an integer-valued float. The fractional part v - trunc(v) (or v - floor(v)) is
-/// exact in binary floating point, so the tie test is exact too; floor(v + 0.5) would not be
-/// (0.49999997f + 0.5f rounds up to 1).
+/// Rounds v to an integer-valued float. The fractional part v - trunc(v), and v - floor(v) for
+/// v >= 0, is exact in binary floating point, so the tie test is exact too; floor(v + 0.5) would
+/// not be (0.49999997f + 0.5f rounds up to 1). For v in (-1, 0), v - floor(v) = v + 1 is not
+/// always exact (-0.49999997f + 1 rounds to 0.5), which only half_up tolerates; half_down is
+/// therefore half_up of -v, negated (as 0 - x, so that it gives +0 like the other modes).
 template <round_mode M>
 inline float round_as(float v) noexcept {
   if constexpr (M == round_mode::half_even) {
@@ -21,10 +23,12 @@ inline float round_as(float v) noexcept {
     const float t = std::trunc(v);
     return std::fabs(v - t) >= 0.5f ? t + std::copysign(1.0f, v) : t;
   } else {
-    const float f = std::floor(v);
-    const float d = v - f;
-    if constexpr (M == round_mode::half_up) return d >= 0.5f ? f + 1.0f : f;
-    else return d > 0.5f ? f + 1.0f : f;
+    if constexpr (M == round_mode::half_up) {
+      const float f = std::floor(v);
+      return v - f >= 0.5f ? f + 1.0f : f;
+    } else {
+      return 0.0f - round_as<round_mode::half_up>(-v);
+    }
   }
 }
 

@@ -9,7 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "amctq/graph/integer_sim.hpp"
+#include "amctq/graph/layers/lowering.hpp"
 #include "amctq/graph/pipeline.hpp"
+#include "amctq/kernels/fake_quantize.hpp"
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
 
@@ -101,6 +104,115 @@ TEST_CASE("pipeline include_bias_corr: every Conv and Gemm bias corrected before
   const auto bias0 = q.float_model().main.find_initializer(q.layers()[0].bias)->value;
   q.calibrate({{{"image", x}}});
   CHECK(q.float_model().main.find_initializer(q.layers()[0].bias)->value == bias0);
+}
+
+TEST_CASE("saved-model rounding: the op chain for half_up / half_down / half_away equals the kernel's fake_quantize") {
+  // Exact ties (k + 0.5) * s of both signs, their float neighbours, values past the grid, zero,
+  // and random values; a power-of-two scale keeps the ties exact, a float one tests the division.
+  for (const float s : {0.125f, 0.0173f}) {
+    std::vector<float> x = {0.0f, -0.0f, 1e9f, -1e9f};
+    for (int k = -140; k <= 140; ++k) {
+      const float t = (static_cast<float>(k) + 0.5f) * s;
+      x.insert(x.end(), {t, std::nextafter(t, 1e9f), std::nextafter(t, -1e9f), static_cast<float>(k) * s});
+    }
+    for (const int zp : {0, -3})
+      for (const round_mode mode : {round_mode::half_up, round_mode::half_down, round_mode::half_away}) {
+        INFO(s, " ", zp, " ", std::string(to_string(mode)));
+        const quant_params p = make_params(s, zp, -128, 127);
+        graph::model m;
+        m.opset_imports.push_back({"", 17});
+        graph::value_info in;
+        in.name = "x";
+        in.elem_type = graph::dtype::float32;
+        m.main.inputs.push_back(in);
+        const std::string y = graph::detail::emit_fake_quantize(m.main, m.main.nodes, "x", "t", p, 1, mode);
+        graph::value_info out;
+        out.name = y;
+        out.elem_type = graph::dtype::float32;
+        m.main.outputs.push_back(out);
+        const auto got = graph::simulate(m, {{"x", graph::tensor::from<float>({static_cast<std::int64_t>(x.size())}, x)}}).at(y);
+        std::vector<float> want(x.size());
+        fake_quantize(make_view(x.data(), {static_cast<std::ptrdiff_t>(x.size())}),
+                      make_view(want.data(), {static_cast<std::ptrdiff_t>(x.size())}), p, mode);
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < x.size(); ++i) differ += got.data<float>()[i] != want[i];
+        CHECK(differ == 0);
+        // The modes do differ on the ties, so the check can fail.
+        std::vector<float> even(x.size());
+        fake_quantize(make_view(x.data(), {static_cast<std::ptrdiff_t>(x.size())}),
+                      make_view(even.data(), {static_cast<std::ptrdiff_t>(x.size())}), p, round_mode::half_even);
+        CHECK(even != want);
+      }
+  }
+}
+
+TEST_CASE("pipeline scale_type power_of_two: every activation and weight scale is 2^k, for any method") {
+  const auto m = io::read_onnx(path("fmnist_cnn.onnx"));
+  const auto x = io::read_npy(path("fmnist_calib.npy"));
+  auto is_pot = [](float s) {
+    int e = 0;
+    return s > 0.0f && std::frexp(s, &e) == 0.5f;
+  };
+  struct variant {
+    calib_method act;
+    bool channel_wise;
+    int diffs_scope;
+  };
+  for (const variant v : {variant{calib_method::ifmr, true, 0}, variant{calib_method::mse, false, 0},
+                          variant{calib_method::pot_diffs, false, 5}}) {
+    auto c = config_with(m, false, false, false);
+    for (auto& l : c.layers) {
+      l.settings.activation.algo = v.act;
+      l.settings.activation.scale_kind = scale_type::power_of_two;
+      l.settings.weights.scale_kind = scale_type::power_of_two;
+      l.settings.weights.channel_wise = v.channel_wise;
+      l.settings.weights.diffs_scope = v.diffs_scope;
+    }
+    graph::quantizer q(m, c);
+    q.calibrate({{{"image", x}}});
+    std::size_t scales = 0;
+    for (const auto& r : q.record().layers) {
+      INFO(r.name, " ", to_string(v.act));
+      for (const auto* scale : {&r.act.scale, &r.wts.scale})
+        for (float s : *scale) {
+          CHECK(is_pot(s));
+          ++scales;
+        }
+      if (!r.wts.scale.empty()) CHECK(r.wts.is_per_channel() == v.channel_wise);
+    }
+    CHECK(scales > 7);
+  }
+  // Without power_of_two, ARQ and IFMR scales are not powers of two.
+  graph::quantizer q(m, config_with(m, false, false, false));
+  q.calibrate({{{"image", x}}});
+  CHECK_FALSE(is_pot(q.record().layers[2].act.scale[0]));
+  CHECK_FALSE(is_pot(q.record().layers[2].wts.scale[0]));
+}
+
+TEST_CASE("pipeline diffs weights: the position with the least squared error, not always the covering one") {
+  const auto m = io::read_onnx(path("fmnist_cnn.onnx"));
+  const auto x = io::read_npy(path("fmnist_calib.npy"));
+  auto c = config_with(m, false, false, false);
+  for (auto& l : c.layers) {
+    l.settings.weights.scale_kind = scale_type::power_of_two;
+    l.settings.weights.channel_wise = false;
+  }
+  graph::quantizer maxmin(m, c);
+  maxmin.quantize_model();
+  for (auto& l : c.layers) l.settings.weights.diffs_scope = 5;
+  graph::quantizer diffs(m, c);
+  diffs.quantize_model();
+  maxmin.calibrate({{{"image", x}}});
+  diffs.calibrate({{{"image", x}}});
+  int finer = 0;
+  for (std::size_t i = 0; i < maxmin.record().layers.size(); ++i) {
+    const auto& a = maxmin.record().layers[i].wts.scale;
+    const auto& b = diffs.record().layers[i].wts.scale;
+    if (a.empty()) continue;
+    CHECK(b[0] <= a[0]);  // diffs starts at the covering position and tries finer ones
+    finer += b[0] < a[0];
+  }
+  CHECK(finer > 0);
 }
 #endif
 

@@ -1,6 +1,7 @@
 // Peer driver: quantizes a model end to end with amctq, saves the exported models, and writes
 // amctq's own simulation of each on the given inputs, for pipeline_peers.py to compare with
 // ONNX Runtime.  usage: pipeline_driver MODEL.onnx CALIB.npy INPUTS.npy OUTDIR [CONFIG.json]
+// (amctq's config format or a Vitis AI one)
 #include <cstdio>
 #include <iostream>
 
@@ -9,6 +10,7 @@
 #include "amctq/io/config_json.hpp"
 #include "amctq/io/onnx.hpp"
 #include "amctq/io/save_model.hpp"
+#include "amctq/io/vitis_config_json.hpp"
 #include "npy_min.hpp"
 
 using namespace amctq;
@@ -20,7 +22,7 @@ int main(int argc, char** argv) {
   }
   try {
     const graph::model m = io::read_onnx(argv[1]);
-    graph::quant_config cfg = argc > 5 ? io::read_config_json(argv[5]) : graph::create_quant_config(m);
+    graph::quant_config cfg = argc > 5 ? io::read_quant_config(argv[5], m) : graph::create_quant_config(m);
     io::save_config_json(cfg, std::string(argv[4]) + "/config_used.json");
     graph::quantizer q(m, cfg);
     const std::string input = m.main.inputs.at(0).name;

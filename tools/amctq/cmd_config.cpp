@@ -2,6 +2,7 @@
 // edit and pass to `amctq quantize --config`.
 //
 //   amctq config --model M.onnx [--out C.json] [--batch-num N] [--skip LAYER]... [--symmetric-activations]
+//   amctq config --model M.onnx --format vitis [--out C.json]
 #include <iostream>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/config_json.hpp"
+#include "amctq/io/vitis_config_json.hpp"
 #include "amctq/io/onnx_reader.hpp"
 #include "cli_report.hpp"
 
@@ -16,6 +18,7 @@ namespace {
 
 const char* const config_usage =
     "usage: amctq config --model M.onnx [--out C.json] [--batch-num N] [--skip LAYER]... [--symmetric-activations]\n"
+    "       amctq config --model M.onnx --format vitis [--out C.json]\n"
     "Writes the default quantization config of M.onnx as JSON (to stdout without --out): global\n"
     "settings, overall / weights / activation / bias defaults, layer_type overrides and one entry\n"
     "per quantizable layer (Conv, ConvTranspose, Gemm, MatMul, AveragePool; BatchNorm folded first).\n"
@@ -24,6 +27,8 @@ const char* const config_usage =
     "  --batch-num N             calibration batches quantize will need (default 1)\n"
     "  --skip LAYER              leave this layer in float (repeatable; names as in the config)\n"
     "  --symmetric-activations   activation_offset false: activations without zero point\n"
+    "  --format amctq|vitis      amctq (default): the config above; vitis: the Vitis AI user guide's default\n"
+    "                            vai_q_pytorch config (diffs, power-of-two, std_round, CLE and bias correction)\n"
     "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
 
 }  // namespace
@@ -34,6 +39,7 @@ int cmd_config(int argc, char** argv) {
   std::vector<std::string> skip;
   int batch_num = 1;
   bool offset = true;
+  std::string format = "amctq";
   try {
     for (int i = 0; i < argc; ++i) {
       const std::string a = argv[i];
@@ -50,6 +56,11 @@ int cmd_config(int argc, char** argv) {
       else if (a == "--out") out = cli::path_value(value(), a, "amctq config");
       else if (a == "--skip") skip.push_back(value());
       else if (a == "--symmetric-activations") offset = false;
+      else if (a == "--format") {
+        format = value();
+        AMCTQ_CHECK(format == "amctq" || format == "vitis", errc::invalid_argument, "amctq config",
+                    "--format must be amctq or vitis, got '", format, "'");
+      }
       else if (a == "--batch-num") {
         const std::string v = value();
         std::size_t used = 0;
@@ -60,11 +71,21 @@ int cmd_config(int argc, char** argv) {
       } else AMCTQ_THROW(errc::invalid_argument, "amctq config", "unknown option '", a, "' (see amctq config --help)");
     }
     AMCTQ_CHECK(!model_path.empty(), errc::invalid_argument, "amctq config", "--model is required");
+    AMCTQ_CHECK(format == "amctq" || (skip.empty() && batch_num == 1 && offset), errc::invalid_argument, "amctq config",
+                "--skip, --batch-num and --symmetric-activations apply to --format amctq only");
   } catch (const std::exception& e) {
     return cli::report(e, "amctq config", cli::bad_usage);
   }
   try {
     const graph::model m = io::read_onnx(model_path);
+    if (format == "vitis") {
+      // The guide's default is the same for every model; the model is still read, so that a bad
+      // path fails here and not at quantize time.
+      const std::string text = io::vitis::vitis_default_config_json();
+      if (out.empty()) std::cout << text;
+      else io::write_file_atomic(out, text.data(), text.size());
+      return 0;
+    }
     const graph::quant_config c = graph::create_quant_config(m, skip, batch_num, offset);
     if (out.empty()) std::cout << io::write_config_json(c);
     else io::save_config_json(c, out);

@@ -20,6 +20,7 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/config_json.hpp"
+#include "amctq/io/vitis_config_json.hpp"
 #include "amctq/io/calibration_data.hpp"
 #include "amctq/io/onnx_reader.hpp"
 #include "amctq/io/save_model.hpp"
@@ -43,7 +44,8 @@ const char* const quantize_usage =
     "                   any dtype the input has (float64 is converted to a float32 input, integer\n"
     "                   widths to each other); the first axis N holds the rows, split into batch_num\n"
     "                   batches of N / batch_num rows (the last N mod batch_num rows are unused)\n"
-    "  --config C.json  quantization config (see `amctq config`); default: amctq config's default\n"
+    "  --config C.json  quantization config (see `amctq config`); default: amctq config's default.\n"
+    "                   A Vitis AI vai_q_pytorch config (with overall_quantize_config) is read as written\n"
     "                   (batch_num 1, IFMR activations, ARQ per-channel int8 weights); its\n"
     "                   global.convert_relu6_to_relu / include_cle / include_bias_corr turn on\n"
     "                   the Vitis AI passes (see docs/pipeline.md)\n"
@@ -107,7 +109,7 @@ int cmd_quantize(int argc, char** argv) {
                 "--config ", config_path, ": no such file");
     const graph::model m = io::read_onnx(model_path);
     io::check_written_opset(m);  // before the long part
-    const graph::quant_config cfg = config_path.empty() ? graph::create_quant_config(m) : io::read_config_json(config_path);
+    const graph::quant_config cfg = config_path.empty() ? graph::create_quant_config(m) : io::read_quant_config(config_path, m);
     const io::calibration_data data = io::read_calibration_data(calib_specs, m, input_name);
     const std::vector<graph::batch> batches = io::split_batches(data, cfg.batch_num);
     std::string calib_text;

@@ -26,6 +26,7 @@ inline quant_spec activation_spec(const activation_quant& a) {
   s.bits = a.num_bits;
   s.is_signed = true;
   s.symmetric = !a.asymmetric;
+  s.scale_kind = a.scale_kind;
   return s;
 }
 
@@ -140,7 +141,7 @@ class activation_observers {
            a.search_range_end == b.search_range_end && a.search_step == b.search_step &&
            a.num_of_bins == b.num_of_bins && a.hist_bins == b.hist_bins && a.percentile == b.percentile &&
            a.averaging_constant == b.averaging_constant && a.diffs_scope == b.diffs_scope &&
-           a.calib_statistic_method == b.calib_statistic_method;
+           a.calib_statistic_method == b.calib_statistic_method && a.scale_kind == b.scale_kind;
   }
 
   executor& ex_;

@@ -30,6 +30,7 @@
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/quant_layers.hpp"
 #include "amctq/graph/quant_record.hpp"
+#include "amctq/graph/weight_params.hpp"
 
 namespace amctq::graph {
 
@@ -184,6 +185,7 @@ class quantizer {
       r.name = layers_[i].name;
       r.op_type = layers_[i].op_type;
       r.act_bits = settings_[i].activation.num_bits;
+      r.act_rounding = settings_[i].activation.rounding;
       auto f = balance_.find(r.name);
       if (f != balance_.end()) r.tensor_balance_factor = f->second;
       if (!layers_[i].weight.empty()) quantize_weights(layers_[i], settings_[i].weights, r, calib_model_);
@@ -325,21 +327,15 @@ class quantizer {
     tensor& w = model_.main.find_initializer(l.weight)->value;
     const node& n = model_.main.nodes[l.node_index];
     const weight_layout L = layout_of(n, w);
-    arq_options cfg;
-    cfg.bits = wq.num_bits;
-    cfg.symmetric = true;
-    // ONNX per-axis params name one tensor axis; grouped ConvTranspose has no such axis.
-    cfg.per_channel = wq.channel_wise && L.out_channel_is_axis();
-    cfg.how = wq.how;
     const tensor_view<const float, 1> flat(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())});
-    r.wts = arq_params(flat, L, cfg);
+    r.wts = weight_params(flat, L, wq, l.name);
     r.weight_q = tensor(dtype::int8, w.shape());
     std::int8_t* codes = r.weight_q.data<std::int8_t>();
-    arq_quantize(flat, L, r.wts, codes);
+    arq_quantize(flat, L, r.wts, codes, wq.rounding);
     tensor& fq = calib.main.find_initializer(l.weight)->value;
     const tensor_view<float, 1> calib_w(fq.data<float>(), {static_cast<std::ptrdiff_t>(fq.size())});
     if (wq.algo != wts_algo::nuq) {
-      arq_fake_quantize(calib_w, L, r.wts);
+      arq_fake_quantize(calib_w, L, r.wts, wq.rounding);
       return;
     }
     // NUQ (docs/pipeline.md, "NUQ weights"): keep num_steps of the layer's 256 int8 levels. nuq_optimal is the exact

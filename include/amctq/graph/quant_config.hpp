@@ -58,6 +58,10 @@ struct activation_quant {
   // pot_diffs (Vitis AI diffs)
   int diffs_scope = 5;               ///< power-of-two positions tried, [1, 64]
   batch_statistic calib_statistic_method = batch_statistic::modal;  ///< across batches
+  /// power_of_two: the method's scale rounded up to 2^k (pot_diffs gives one anyway).
+  scale_type scale_kind = scale_type::float32;
+  /// How x / s rounds in the saved models; other than half_even, per tensor only.
+  round_mode rounding = round_mode::half_even;
 };
 
 /// Weight quantization of one layer.
@@ -72,6 +76,11 @@ struct weight_quant {
   /// on the dominant side; pytorch / onnxruntime: max|w| / (2^(b-1) - 0.5) on the full
   /// [-2^(b-1), 2^(b-1) - 1] grid, a finer step that pays at 4 bits.
   preset how = preset::amct;
+  /// power_of_two: scales 2^k, ARQ's rounded up (or, with diffs_scope > 0, Vitis diffs').
+  scale_type scale_kind = scale_type::float32;
+  /// > 0: Vitis diffs chooses the power-of-two scale among this many positions, per tensor.
+  int diffs_scope = 0;
+  round_mode rounding = round_mode::half_even;  ///< how w / s rounds to the int8 codes
 };
 
 /// The part of a layer's settings that layer_type / layer_name overrides may change.
@@ -171,6 +180,9 @@ inline void validate(const activation_quant& a, const std::string& path) {
   in_half_open(a.averaging_constant, 0.0f, 1.0f, "averaging_constant");
   if (!(a.diffs_scope >= 1 && a.diffs_scope <= 64))
     config_fail(path + ".diffs_scope", concat("must be in [1, 64], got ", a.diffs_scope));
+  // The saved models round a per-channel grid with QuantizeLinear, half to even.
+  if (a.rounding != round_mode::half_even && a.channel_wise)
+    config_fail(path + ".round_mode", concat(to_string(a.rounding), " needs per-tensor activations (channel_wise false)"));
 }
 
 inline void validate(const weight_quant& w, const std::string& path) {
@@ -181,8 +193,16 @@ inline void validate(const weight_quant& w, const std::string& path) {
     config_fail(path + ".num_steps", concat("must be 16 or 32, got ", w.num_steps));
   if (!(w.num_of_iteration >= 0 && w.num_of_iteration <= 5))
     config_fail(path + ".num_of_iteration", concat("must be in [0, 5], got ", w.num_of_iteration));
+  if (!(w.diffs_scope >= 0 && w.diffs_scope <= 64))
+    config_fail(path + ".diffs_scope", concat("must be in [0, 64], got ", w.diffs_scope));
+  if (w.diffs_scope > 0 && (w.channel_wise || w.scale_kind != scale_type::power_of_two))
+    config_fail(path + ".diffs_scope", "diffs searches one power-of-two scale per tensor: needs channel_wise false and "
+                                       "scale_type power_of_two");
   if (w.algo == wts_algo::nuq && w.num_bits != 8)
     config_fail(path + ".num_bits", concat("NUQ selects levels of the 8-bit grid; num_bits must be 8, got ", w.num_bits));
+  if (w.algo == wts_algo::adaround && w.rounding != round_mode::half_even)
+    config_fail(path + ".round_mode", concat("AdaRound learns each weight's rounding; round_mode must stay half_even, got ",
+                                             to_string(w.rounding)));
   const adaround_options& a = w.adaround;
   const std::string ap = path + ".adaround";
   if (!(a.iterations >= 1 && a.iterations <= 1000000))

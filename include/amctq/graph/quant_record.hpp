@@ -26,6 +26,7 @@ struct layer_record {
   tensor weight_q;                    ///< int8 codes, same shape as the float weight
   std::vector<std::int32_t> bias_q;   ///< int32, round(b / (s_w * s_d)); empty when no bias
   int act_bits = 8;
+  round_mode act_rounding = round_mode::half_even;  ///< how x / scale_d rounds in both saved models
   std::vector<std::int64_t> input_shape;  ///< the layer input's shape in the last calibration batch
 };
 

@@ -139,6 +139,19 @@ inline batch_statistic parse_batch_statistic(const ojson& j, const std::string& 
     if (s == to_string(b)) return b;
   key_error(path, "must be one of modal, max, mean, median, got \"" + clip(s) + "\"");
 }
+inline scale_type parse_scale_type(const ojson& j, const std::string& path) {
+  const std::string s = get_string(j, path);
+  if (s == "float") return scale_type::float32;
+  if (s == "power_of_two") return scale_type::power_of_two;
+  key_error(path, "must be float or power_of_two, got \"" + clip(s) + "\"");
+}
+inline round_mode parse_round_mode(const ojson& j, const std::string& path) {
+  const std::string s = get_string(j, path);
+  for (round_mode m : {round_mode::half_even, round_mode::half_away, round_mode::half_up, round_mode::half_down})
+    if (s == to_string(m)) return m;
+  key_error(path, "must be half_even, half_away, half_up or half_down, got \"" + clip(s) + "\"");
+}
+inline const char* scale_type_name(scale_type t) { return t == scale_type::float32 ? "float" : "power_of_two"; }
 inline graph::wts_algo parse_wts_algo(const ojson& j, const std::string& path) {
   const std::string s = get_string(j, path);
   if (s == "arq" || s == "arq_quantize") return graph::wts_algo::arq;
@@ -151,7 +164,7 @@ inline graph::wts_algo parse_wts_algo(const ojson& j, const std::string& path) {
 inline void apply_activation(const ojson& j, graph::activation_quant& a, const std::string& path) {
   allow_keys(j, path, {"num_bits", "asymmetric", "channel_wise", "act_algo", "skip_nonfinite", "max_percentile",
                        "min_percentile", "search_range", "search_step", "num_of_bins", "hist_bins", "percentile",
-                       "averaging_constant", "diffs_scope", "calib_statistic_method"});
+                       "averaging_constant", "diffs_scope", "calib_statistic_method", "scale_type", "round_mode"});
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string k = it.key(), p = path + "." + k;
     if (k == "num_bits") a.num_bits = get_int(*it, p);
@@ -172,6 +185,8 @@ inline void apply_activation(const ojson& j, graph::activation_quant& a, const s
     else if (k == "averaging_constant") a.averaging_constant = get_float(*it, p);
     else if (k == "diffs_scope") a.diffs_scope = get_int(*it, p);
     else if (k == "calib_statistic_method") a.calib_statistic_method = parse_batch_statistic(*it, p);
+    else if (k == "scale_type") a.scale_kind = parse_scale_type(*it, p);
+    else if (k == "round_mode") a.rounding = parse_round_mode(*it, p);
   }
 }
 
@@ -200,7 +215,8 @@ inline void apply_adaround(const ojson& j, adaround_options& a, const std::strin
 }
 
 inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::string& path) {
-  allow_keys(j, path, {"num_bits", "channel_wise", "wts_algo", "num_steps", "num_of_iteration", "preset", "adaround"});
+  allow_keys(j, path, {"num_bits", "channel_wise", "wts_algo", "num_steps", "num_of_iteration", "preset", "scale_type",
+                       "diffs_scope", "round_mode", "adaround"});
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string k = it.key(), p = path + "." + k;
     if (k == "num_bits") w.num_bits = get_int(*it, p);
@@ -208,6 +224,9 @@ inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::str
     else if (k == "wts_algo") w.algo = parse_wts_algo(*it, p);
     else if (k == "num_steps") w.num_steps = get_int(*it, p);
     else if (k == "num_of_iteration") w.num_of_iteration = get_int(*it, p);
+    else if (k == "scale_type") w.scale_kind = parse_scale_type(*it, p);
+    else if (k == "diffs_scope") w.diffs_scope = get_int(*it, p);
+    else if (k == "round_mode") w.rounding = parse_round_mode(*it, p);
     else if (k == "adaround") {
       if (!it->is_object()) key_error(p, "must be an object, got " + quoted(*it));
       apply_adaround(*it, w.adaround, p);
@@ -261,7 +280,9 @@ inline ojson activation_json(const graph::activation_quant& a) {
                {"percentile", short_float(a.percentile)},
                {"averaging_constant", short_float(a.averaging_constant)},
                {"diffs_scope", a.diffs_scope},
-               {"calib_statistic_method", to_string(a.calib_statistic_method)}};
+               {"calib_statistic_method", to_string(a.calib_statistic_method)},
+               {"scale_type", scale_type_name(a.scale_kind)},
+               {"round_mode", to_string(a.rounding)}};
 }
 inline ojson weights_json(const graph::weight_quant& w) {
   ojson j{{"num_bits", w.num_bits},
@@ -269,7 +290,10 @@ inline ojson weights_json(const graph::weight_quant& w) {
           {"wts_algo", graph::to_string(w.algo)},
           {"num_steps", w.num_steps},
           {"num_of_iteration", w.num_of_iteration},
-          {"preset", to_string(w.how)}};
+          {"preset", to_string(w.how)},
+          {"scale_type", scale_type_name(w.scale_kind)},
+          {"diffs_scope", w.diffs_scope},
+          {"round_mode", to_string(w.rounding)}};
   // Only where it is used: every layer of a default config would otherwise carry nine keys.
   if (w.algo == graph::wts_algo::adaround) {
     const adaround_options& a = w.adaround;
@@ -444,13 +468,16 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
   return c;
 }
 
-inline graph::quant_config read_config_json(const std::string& path) {
+/// The whole text of a config file.
+inline std::string read_config_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   AMCTQ_CHECK(in.good(), errc::io, "read_config_json", "cannot open '", path, "'");
   std::ostringstream s;
   s << in.rdbuf();
-  return read_config_json_text(s.str());
+  return s.str();
 }
+
+inline graph::quant_config read_config_json(const std::string& path) { return read_config_json_text(read_config_text(path)); }
 
 /// Writes the config atomically (a failed write leaves any existing file untouched).
 inline void save_config_json(const graph::quant_config& c, const std::string& path) {

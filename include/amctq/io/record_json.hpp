@@ -36,6 +36,7 @@ inline std::string write_record_json(const graph::quant_record& rec) {
       e["offset_d_b"] = l.act_b.zero_point[0];
     }
     e["act_bits"] = l.act_bits;
+    if (l.act_rounding != round_mode::half_even) e["act_round_mode"] = to_string(l.act_rounding);
     e["scale_w"] = l.wts.scale;
     e["offset_w"] = l.wts.zero_point;
     e["shift_bit"] = l.shift_bit;

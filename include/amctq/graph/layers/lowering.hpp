@@ -77,12 +77,57 @@ inline void check_exportable(const layer_record& r) {
               "-bit activations cannot be stored in ONNX int8 tensors; use num_bits 4 or 8");
 }
 
+/// The int8 codes of x on the per-tensor grid p rounded by `mode` (not half_even), from standard
+/// ONNX ops, since QuantizeLinear rounds half to even only. With v = x / s (the division
+/// QuantizeLinear does), a = |v| and d = a - floor(a) (exact: a >= 0), the magnitude rounds up
+/// when d > 0.5, or d == 0.5 and the mode says so for v's sign: q = sign(v) * (floor(a) + up).
+/// Every step is exact in float, so ONNX Runtime and amctq's executor agree bit for bit, and
+/// with round_as (rounding.hpp). Then + zero point, clamped to [qmin, qmax], cast to int8.
+inline std::string emit_rounded_quantize(graph& g, std::vector<node>& out, const std::string& x,
+                                         const std::string& tag, const quant_params& p, round_mode mode) {
+  AMCTQ_CHECK(!p.is_per_channel(), errc::unsupported, "save_model", "tensor '", x, "': ", to_string(mode),
+              " rounding needs a per-tensor grid");
+  const std::string t = tag + "_round";
+  auto f32 = [&](const std::string& name, float v) { add_init(g, name, tensor::from<float>({}, {v})); };
+  f32(t + "_half", 0.5f);
+  f32(t + "_zero", 0.0f);
+  f32(t + "_zero_point", static_cast<float>(p.zero_point[0]));
+  f32(t + "_qmin", static_cast<float>(p.qmin));
+  f32(t + "_qmax", static_cast<float>(p.qmax));
+  auto op = [&](const char* type, const std::string& name, std::vector<std::string> in, std::vector<attribute> a = {}) {
+    out.push_back(make_node(type, t + name, std::move(in), {t + name}, std::move(a)));
+    return t + name;
+  };
+  auto to_float = [&](const std::string& b) { return op("Cast", b.substr(t.size()) + "_f", {b}, {int_attr("to", 1)}); };
+  const std::string v = op("Div", "_v", {x, tag + "_scale"});
+  const std::string a = op("Abs", "_a", {v});
+  const std::string fa = op("Floor", "_floor", {a});
+  const std::string d = op("Sub", "_frac", {a, fa});
+  // A tie rounds the magnitude up always (half_away), for v > 0 (half_up), for v < 0 (half_down).
+  std::string tie = to_float(op("Equal", "_tie", {d, t + "_half"}));
+  if (mode == round_mode::half_up) tie = op("Mul", "_tie_up", {tie, to_float(op("Greater", "_pos", {v, t + "_zero"}))});
+  if (mode == round_mode::half_down) tie = op("Mul", "_tie_up", {tie, to_float(op("Less", "_neg", {v, t + "_zero"}))});
+  const std::string up = op("Add", "_up", {to_float(op("Greater", "_above", {d, t + "_half"})), tie});
+  const std::string mag = op("Add", "_mag", {fa, up});
+  const std::string q = op("Mul", "_signed", {mag, op("Sign", "_sign", {v})});
+  const std::string z = op("Add", "_shifted", {q, t + "_zero_point"});
+  const std::string c = op("Clip", "_clipped", {z, t + "_qmin", t + "_qmax"});
+  out.push_back(make_node("Cast", tag + "_quantize", {c}, {tag + "_quantized"}, {int_attr("to", 3)}));
+  return tag + "_quantized";
+}
+
 /// Emits QuantizeLinear of x on grid p (per-tensor, or per-channel on p.axis of a rank-`rank`
 /// tensor), clipped first to the grid when it is narrower than int8 (int8 storage cannot clamp
 /// to [-8, 7]); returns the int8 tensor's name. The scale / zero point initializers are
-/// tag + "_scale" / "_zero_point".
+/// tag + "_scale" / "_zero_point". Other rounding than half_even: emit_rounded_quantize.
 inline std::string emit_quantize(graph& g, std::vector<node>& out, const std::string& x, const std::string& tag,
-                                 const quant_params& p, std::size_t rank = 0) {
+                                 const quant_params& p, std::size_t rank = 0,
+                                 round_mode mode = round_mode::half_even) {
+  if (mode != round_mode::half_even) {
+    add_init(g, tag + "_scale", scale_tensor(p.scale, false));
+    add_init(g, tag + "_zero_point", int8_zero_points(p.zero_point, false));
+    return emit_rounded_quantize(g, out, x, tag, p, mode);
+  }
   std::string src = x;
   const bool vec = p.is_per_channel();
   if (p.qmin > -128 || p.qmax < 127) {
@@ -118,8 +163,9 @@ inline std::string emit_quantize(graph& g, std::vector<node>& out, const std::st
 
 /// Emits QuantizeLinear -> DequantizeLinear of x on grid p; returns the dequantized tensor's name.
 inline std::string emit_fake_quantize(graph& g, std::vector<node>& out, const std::string& x, const std::string& tag,
-                                      const quant_params& p, std::size_t rank) {
-  const std::string q = emit_quantize(g, out, x, tag, p, rank);
+                                      const quant_params& p, std::size_t rank,
+                                      round_mode mode = round_mode::half_even) {
+  const std::string q = emit_quantize(g, out, x, tag, p, rank, mode);
   std::vector<attribute> axis;
   if (p.is_per_channel()) axis.push_back(int_attr("axis", p.axis));
   out.push_back(make_node("DequantizeLinear", tag + "_dequantize", {q, tag + "_scale", tag + "_zero_point"},

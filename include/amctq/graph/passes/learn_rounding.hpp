@@ -106,12 +106,12 @@ class column_reservoir {
   std::vector<float> data_;
 };
 
-// x fake-quantized with p: per tensor, or per channel along p.axis of x.
-inline tensor fake_quantized_input(const tensor& x, const quant_params& p) {
+// x fake-quantized with p (rounding as mode): per tensor, or per channel along p.axis of x.
+inline tensor fake_quantized_input(const tensor& x, const quant_params& p, round_mode mode) {
   tensor y = x;
   const auto n = static_cast<std::ptrdiff_t>(x.size());
   if (!p.is_per_channel()) {
-    fake_quantize(tensor_view<const float, 1>(x.data<float>(), {n}), tensor_view<float, 1>(y.data<float>(), {n}), p);
+    fake_quantize(tensor_view<const float, 1>(x.data<float>(), {n}), tensor_view<float, 1>(y.data<float>(), {n}), p, mode);
     return y;
   }
   std::ptrdiff_t outer = 1, inner = 1;
@@ -121,7 +121,7 @@ inline tensor fake_quantized_input(const tensor& x, const quant_params& p) {
   quant_params q = p;
   q.axis = 1;
   fake_quantize(tensor_view<const float, 3>(x.data<float>(), {outer, c, inner}),
-                tensor_view<float, 3>(y.data<float>(), {outer, c, inner}), q);
+                tensor_view<float, 3>(y.data<float>(), {outer, c, inner}), q, mode);
   return y;
 }
 
@@ -167,7 +167,7 @@ struct layer_columns {
 
   // One pass of each model over the batches, watching the layer's input.
   void collect(const model& float_model, const model& calib_model, const quant_layer& l, const quant_params* qp,
-               const std::vector<std::map<std::string, tensor>>& batches, std::size_t used) {
+               round_mode mode, const std::vector<std::map<std::string, tensor>>& batches, std::size_t used) {
     const layer_kind* kind = find_layer_kind(l.op_type);
     const node& n = float_model.main.nodes[l.node_index];
     const tensor& w = float_model.main.find_initializer(l.weight)->value;
@@ -179,7 +179,7 @@ struct layer_columns {
     auto into = [&](column_reservoir& r) { return [&r](const input_columns& c) { r.add(c); }; };
     feed(float_model, [&](const tensor& x) { kind->weight_columns(n, x, w, into(target)); });
     feed(calib_model, [&](const tensor& x) {
-      if (has_quantized) kind->weight_columns(n, fake_quantized_input(x, *qp), w, into(quantized));
+      if (has_quantized) kind->weight_columns(n, fake_quantized_input(x, *qp, mode), w, into(quantized));
       if (has_unquantized) kind->weight_columns(n, x, w, into(unquantized));
     });
   }
@@ -371,7 +371,7 @@ inline std::vector<rounding_report> learn_rounding(const model& float_model, mod
     const float p = rl.options.drop_prob;
     const quant_params* qp = input_params[i] ? &*input_params[i] : nullptr;
     detail::layer_columns cols(rl.options, qp != nullptr, p > 0.0f && qp != nullptr);
-    cols.collect(float_model, calib_model, *rl.layer, qp, batches, used);
+    cols.collect(float_model, calib_model, *rl.layer, qp, rl.input.rounding, batches, used);
     tensor& cw = calib_model.main.find_initializer(rl.layer->weight)->value;
     reports.push_back(detail::optimise_layer(float_model, rl, cols, cw));
     if (opt.on_layer) opt.on_layer(reports.back());

@@ -23,10 +23,11 @@ namespace amctq::graph {
 
 namespace detail {
 
-/// A map key naming tensor t on grid p: layers that read the same tensor on the same grid share
-/// one quantized copy.
-inline std::string key_of(const std::string& t, const quant_params& p) {
+/// A map key naming tensor t on grid p rounded by `mode`: layers that read the same tensor on the
+/// same grid share one quantized copy.
+inline std::string key_of(const std::string& t, const quant_params& p, round_mode mode = round_mode::half_even) {
   std::string k = t + "|" + std::to_string(p.axis) + "|" + std::to_string(p.qmin) + "|" + std::to_string(p.qmax);
+  if (mode != round_mode::half_even) k += std::string("|") + to_string(mode);
   for (std::size_t c = 0; c < p.scale.size(); ++c)
     k += "|" + std::to_string(p.scale[c]) + "|" + std::to_string(p.zero_point[c]);
   return k;
@@ -41,9 +42,9 @@ inline void lower_layer_qdq(graph& g, std::vector<node>& before, node& n, const 
               " is not a quantizable kind");
   // The dequantized copy of tensor t on grid p, emitted once per (tensor, grid).
   auto dequantized = [&](const std::string& t, const quant_params& p, const std::string& tag, std::size_t rank) {
-    const std::string key = key_of(t, p);
+    const std::string key = key_of(t, p, r.act_rounding);
     auto it = dq_of.find(key);
-    if (it == dq_of.end()) it = dq_of.emplace(key, emit_fake_quantize(g, before, t, tag, p, rank)).first;
+    if (it == dq_of.end()) it = dq_of.emplace(key, emit_fake_quantize(g, before, t, tag, p, rank, r.act_rounding)).first;
     return it->second;
   };
   if (kind->quantizes_input) n.inputs[0] = dequantized(l.input, r.act, l.name + "_input", r.input_shape.size());

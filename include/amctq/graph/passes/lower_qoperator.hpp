@@ -114,8 +114,9 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
       auto li = layer_at.find(k);
       if (li != layer_at.end()) {
         p.target = li->second;
-        // QLinearConv writes one grid, onto the target's quantized input.
-        ok = find_layer_kind(layers[li->second].op_type)->quantizes_input && !recs[li->second]->act.is_per_channel();
+        // QLinearConv writes one grid, onto the target's quantized input, rounding half to even.
+        ok = find_layer_kind(layers[li->second].op_type)->quantizes_input && !recs[li->second]->act.is_per_channel() &&
+             recs[li->second]->act_rounding == round_mode::half_even;
         break;
       }
       if (!detail::commutes_with_quantize(g, c, opset)) break;
@@ -131,11 +132,11 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
   std::map<std::string, std::string> int8_of;  // key_of(float tensor, grid) -> int8 tensor
   std::map<std::string, std::string> dq_of;    // the same for the fake-quant layers' dequantized inputs
   // The int8 input of layer i, quantizing the float tensor when no layer produced it.
-  auto int8_input = [&](const std::string& t, const quant_params& p, const std::string& tag) {
-    const std::string key = detail::key_of(t, p);
+  auto int8_input = [&](const std::string& t, const quant_params& p, const std::string& tag, round_mode mode) {
+    const std::string key = detail::key_of(t, p, mode);
     auto it = int8_of.find(key);
     if (it != int8_of.end()) return it->second;
-    const std::string q = detail::emit_quantize(g, out, t, tag, p);
+    const std::string q = detail::emit_quantize(g, out, t, tag, p, 0, mode);
     int8_of[key] = q;
     return q;
   };
@@ -183,13 +184,13 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
       out.push_back(std::move(n));
       continue;
     }
-    const std::string x = int8_input(l.input, r.act, l.name + "_input");
+    const std::string x = int8_input(l.input, r.act, l.name + "_input", r.act_rounding);
     const std::string tag = l.name + "_x";
     detail::add_init(g, tag + "_scale", detail::scale_tensor(r.act.scale, false));
     detail::add_init(g, tag + "_zero_point", detail::int8_zero_points(r.act.zero_point, false));
     qoperator_lowering c{g, out, n, l, r, x, tag + "_scale", tag + "_zero_point"};
     if (!l.input_b.empty()) {
-      c.xb = int8_input(l.input_b, r.act_b, l.name + "_input_b");
+      c.xb = int8_input(l.input_b, r.act_b, l.name + "_input_b", r.act_rounding);
       c.xb_zero_point = l.name + "_xb_zero_point";
       detail::add_init(g, c.xb_zero_point, detail::int8_zero_points(r.act_b.zero_point, false));
     }

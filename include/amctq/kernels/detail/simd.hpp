@@ -65,10 +65,12 @@ inline xsimd::batch<float, A> round_as(const xsimd::batch<float, A>& v) noexcept
     const B t = xsimd::trunc(v);
     return xsimd::select(xsimd::abs(v - t) >= B(0.5f), t + xsimd::copysign(B(1.0f), v), t);
   } else {
-    const B f = xsimd::floor(v);
-    const B d = v - f;
-    if constexpr (M == round_mode::half_up) return xsimd::select(d >= B(0.5f), f + B(1.0f), f);
-    else return xsimd::select(d > B(0.5f), f + B(1.0f), f);
+    if constexpr (M == round_mode::half_up) {
+      const B f = xsimd::floor(v);
+      return xsimd::select(v - f >= B(0.5f), f + B(1.0f), f);
+    } else {  // as the scalar one: v - floor(v) is inexact for some v in (-1, 0)
+      return B(0.0f) - round_as<round_mode::half_up>(-v);
+    }
   }
 }
 
