@@ -106,6 +106,9 @@ def check_power_of_two(label, work, failures):
     print(f"[{label}] {values.size} fake-quant scales, all powers of two: {bool(np.all(mantissa == 0.5))}")
 
 
+ROUND_MODE_VARIANTS = ("pot-vitis-round", "round-half-down")  # inputs rounded other than half to even
+
+
 def check_rounded(label, work, failures):
     """Round-mode configs: record.json names the mode of some layers' inputs, and both models
     round each such input with its own op chain (one Sign node per rounded grid)."""
@@ -229,7 +232,7 @@ def main():
             check_balance_nuq(label, os.path.join(work, label), cfg, failures)
         if label.startswith("pot-"):
             check_power_of_two(label, os.path.join(work, label), failures)
-        if "round" in label:
+        if label in ROUND_MODE_VARIANTS:
             check_rounded(label, os.path.join(work, label), failures)
         if cfg.get("weights", {}).get("preset") == "pytorch":
             check_weight_grid(label, os.path.join(work, label), -8, failures)
