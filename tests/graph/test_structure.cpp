@@ -176,6 +176,21 @@ TEST_CASE("layer kind Gather: an embedding table is quantized per row, weight-on
     for (const auto& n : model->main.nodes) gathers_of_int8 += n.op_type == "DequantizeLinear" && n.name == "embed_weight_dequantize";
     CHECK(gathers_of_int8 == 1);
   }
+  // With wts_algo adaround everywhere the table keeps round-to-nearest, its least-error rounding
+  // (each row is read as it is); the MatMul learns.
+  auto c = graph::create_quant_config(m);
+  for (auto& l : c.layers) {
+    l.settings.weights.algo = graph::wts_algo::adaround;
+    l.settings.weights.adaround.batch = 4;  // 6 ids: 6 columns
+    l.settings.weights.adaround.iterations = 20;
+  }
+  graph::quantizer qa(m, c);
+  qa.calibrate({{{"ids", x}}});
+  REQUIRE(qa.rounding_reports().size() == 1);
+  CHECK(qa.rounding_reports()[0].layer == "head");
+  const graph::tensor& codes = qa.record().layers[0].weight_q;
+  REQUIRE(codes.size() == r.weight_q.size());
+  for (std::size_t i = 0; i < codes.size(); ++i) CHECK(codes.data<std::int8_t>()[i] == r.weight_q.data<std::int8_t>()[i]);
   // A Gather along another axis stays float, with the reason.
   m.main.nodes[0].attributes = {attr_i("axis", 1)};
   std::vector<graph::float_layer> left;

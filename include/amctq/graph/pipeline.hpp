@@ -316,7 +316,11 @@ class quantizer {
     std::vector<passes::rounding_layer> todo;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const layer_settings& s = settings_[i];
-      if (s.weights.algo != wts_algo::adaround || layers_[i].weight.empty()) continue;
+      // A kind without weight columns keeps ARQ's codes: Gather's table is read row by row, so
+      // round-to-nearest already is its least-error rounding.
+      if (s.weights.algo != wts_algo::adaround || layers_[i].weight.empty() ||
+          !find_layer_kind(layers_[i].op_type)->weight_columns)
+        continue;
       todo.push_back({&layers_[i], &weights_[i], s.weights.adaround, s.activation});
     }
     rounding_reports_ = passes::learn_rounding(model_, calib_model_, todo, batches, config_.batch_num, rounding_options_);
