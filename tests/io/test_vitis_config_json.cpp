@@ -232,7 +232,7 @@ TEST_CASE("vitis config: each key on its own") {
     json j = honoured();
     CHECK(layer(resolve(j), "/7/Conv").weights.diffs_scope == 0);
     j["tensor_quantize_config"]["weights"] = {{"method", "diffs"}, {"scale_type", "power_of_two"}};
-    const auto& w = layer(resolve(j), "/7/Conv").weights;
+    const graph::weight_quant w = layer(resolve(j), "/7/Conv").weights;  // a copy: resolve() returns a temporary
     CHECK(w.diffs_scope == 5);
     CHECK(w.scale_kind == scale_type::power_of_two);
     j["tensor_quantize_config"]["weights"]["per_channel"] = true;
