@@ -10,7 +10,7 @@
 #include "amctq/error.hpp"
 #include "amctq/graph/layers/kind.hpp"
 #include "amctq/graph/layers/lowering.hpp"
-#include "amctq/graph/ops/conv.hpp"
+#include "amctq/graph/ops/im2col.hpp"
 
 namespace amctq::graph::layers {
 
