@@ -218,6 +218,7 @@ inline rounding_report optimise_layer(const model& m, const rounding_layer& rl, 
   // Per group: the float weight, per-row scale, v and Adam's moments, the float target W·X.
   struct group_state {
     col_matrix w, v, m1, m2, scale_rows, y;
+    adaround::adam_state adam;  ///< over m1 / m2; each group steps once per iteration
   };
   std::vector<group_state> gs(static_cast<std::size_t>(G));
   for (std::int64_t g = 0; g < G; ++g) {
@@ -236,6 +237,7 @@ inline rounding_report optimise_layer(const model& m, const rounding_layer& rl, 
     }
     s.m1 = col_matrix::Zero(R, K);
     s.m2 = col_matrix::Zero(R, K);
+    s.adam = {s.m1.data(), s.m2.data(), 0};
     s.y = s.w * xf.group(g);
   }
   const auto& x_loss = xq ? *xq : *xc;  // the deployed layer reads quantized inputs
@@ -253,7 +255,6 @@ inline rounding_report optimise_layer(const model& m, const rounding_layer& rl, 
   }
 
   col_matrix xin(K, B), yb(R, B), soft(R, K), dsoft(R, K), err(R, B), grad(R, K);
-  adaround::adam_state adam;
   std::size_t cursor = order.size();
   std::vector<std::int64_t> idx(static_cast<std::size_t>(B));
   for (int t = 0; t < o.iterations; ++t) {
@@ -267,7 +268,6 @@ inline rounding_report optimise_layer(const model& m, const rounding_layer& rl, 
       j = order[cursor++];
     }
     const float beta = adaround::beta_at(o, t, o.iterations);
-    const int step = adam.step;
     double loss = 0;
     for (std::int64_t g = 0; g < G; ++g) {
       group_state& s = gs[static_cast<std::size_t>(g)];
@@ -297,10 +297,7 @@ inline rounding_report optimise_layer(const model& m, const rounding_layer& rl, 
       for (std::int64_t i = 0; i < R; ++i)
         for (std::int64_t k = 0; k < K; ++k)
           grad(i, k) = grad(i, k) * dsoft(i, k) + adaround::regulariser_grad(s.v(i, k), beta, o.reg_param);
-      adam.step = step;  // one Adam step per iteration, the groups being one parameter vector
-      adam.m = s.m1.data();
-      adam.v2 = s.m2.data();
-      adaround::adam_step(s.v.data(), grad.data(), static_cast<std::size_t>(R * K), adam, o.learning_rate);
+      adaround::adam_step(s.v.data(), grad.data(), static_cast<std::size_t>(R * K), s.adam, o.learning_rate);
     }
     AMCTQ_CHECK(std::isfinite(loss), errc::non_finite, where, "the reconstruction loss became ", loss, " at step ", t + 1,
                 " of ", o.iterations, "; the layer's weight or calibration input holds values too large for float");
