@@ -95,12 +95,23 @@ TEST_CASE("vitis config: the guide's default config, as `amctq config --format v
   const auto v = io::vitis::parse_vitis_config(d.dump());
   CHECK(v.global.params[io::vitis::activation].round_mode == "half_up");
   CHECK(v.global.params[io::vitis::weights].scale_type == "power_of_two");
-  // Parts amctq does not do yet are refused, each naming its key, one after the other.
-  json j = d;
-  CHECK(mentions(refusal(j), "unsupported|[amctq.unsupported] config: config.keep_add_layer_accuracy: false"));
-  j["keep_add_layer_accuracy"] = true;
-  CHECK(mentions(refusal(j), "unsupported|"));
-  CHECK(mentions(refusal(j), "config.overall_quantize_config.bit_width: bias bit_width 8"));
+  // Read as written: Add / Concat and every layer output quantized, an 8-bit diffs bias rounded
+  // half away, activations rounded half up, all on power-of-two grids.
+  const auto c = io::vitis::to_quant_config(v, cnn());
+  CHECK_FALSE(c.global.keep_add_layer_accuracy);
+  CHECK(c.global.quantize_outputs);
+  CHECK(c.activation.algo == calib_method::pot_diffs);
+  CHECK(c.activation.rounding == round_mode::half_up);
+  const auto& conv = layer(c, "/7/Conv");
+  CHECK(conv.bias.num_bits == 8);
+  CHECK(conv.bias.rounding == round_mode::half_away);
+  CHECK(conv.bias.scale_kind == scale_type::power_of_two);
+  CHECK(conv.bias.diffs_scope == 5);
+  REQUIRE(conv.output.has_value());
+  CHECK(conv.output->rounding == round_mode::half_up);
+  CHECK(conv.output->algo == calib_method::pot_diffs);
+  CHECK(conv.weights.rounding == round_mode::half_away);
+  CHECK(layer(c, "/0/Conv").activation.diffs_scope == 1);  // the graph input: one position, as vai_q_pytorch
 }
 
 TEST_CASE("vitis config: the guide's example config (layer_type and layer_name entries)") {
@@ -131,6 +142,57 @@ TEST_CASE("vitis config: the guide's example config (layer_type and layer_name e
   CHECK(layer(c, "/16/Gemm").activation.percentile == doctest::Approx(99.9));
   // /18/Gemm reads /16/Gemm's output: that layer's own activation, entropy.
   CHECK(layer(c, "/18/Gemm").activation.algo == calib_method::entropy);
+}
+
+// UG1414's example pytorch_quantize_config.json as the guide prints it, with its layer_name (a
+// vai_q_pytorch module name) replaced by the bundled model's first Conv.
+json guide_example() {
+  return json::parse(R"({
+    "convert_relu6_to_relu": false, "convert_silu_to_hswish": false, "include_cle": false,
+    "keep_first_last_layer_accuracy": false, "keep_add_layer_accuracy": false, "include_bias_corr": false,
+    "target_device": "CPU", "quantizable_data_type": ["input", "weights", "bias", "activation"],
+    "overall_quantize_config": {"bit_width": 8, "method": "maxmin", "round_mode": "half_even", "symmetry": true,
+      "per_channel": false, "signed": true, "narrow_range": false, "scale_type": "float",
+      "calib_statistic_method": "max"},
+    "tensor_quantize_config": {"activation": {"method": "mse"}},
+    "layer_quantize_config": [
+      {"layer_type": "torch.nn.Conv2d", "layer_name": null, "quantizable_data_type": ["weights", "bias", "activation"],
+       "overall_quantize_config": {"bit_width": 8, "method": "maxmin", "round_mode": "half_even", "symmetry": true,
+         "per_channel": false, "signed": true, "narrow_range": false, "scale_type": "float",
+         "calib_statistic_method": "max"},
+       "tensor_quantize_config": {"weights": {"per_channel": true}, "activation": {"method": "entropy"}}},
+      {"layer_type": null, "layer_name": "/0/Conv", "quantizable_data_type": ["weights", "bias", "activation"],
+       "overall_quantize_config": {"bit_width": 8, "method": "maxmin", "round_mode": "half_even", "symmetry": true,
+         "per_channel": false, "signed": true, "narrow_range": false, "scale_type": "float",
+         "calib_statistic_method": "max"},
+       "tensor_quantize_config": {"activation": {"round_mode": "half_up"}}}
+    ]
+  })");
+}
+
+TEST_CASE("vitis config: UG1414's example config as printed (null layer_type / layer_name, max statistic)") {
+  REQUIRE(io::vitis::is_vitis_config_text(guide_example().dump()));
+  const auto c = resolve(guide_example());
+  CHECK_FALSE(c.global.keep_add_layer_accuracy);
+  CHECK(c.global.quantize_outputs);
+  CHECK(c.activation.algo == calib_method::mse);  // Add / Concat: the top level's activation
+  CHECK(layer(c, "/7/Conv").weights.channel_wise);  // the Conv2d entry
+  CHECK_FALSE(layer(c, "/16/Gemm").weights.channel_wise);
+  CHECK(layer(c, "/0/Conv").activation.algo == calib_method::minmax);  // the graph input: maxmin
+  // /0/Conv's name entry stacks on its type entry and sets every listed type back to maxmin,
+  // per tensor, its output rounding half up; /4/Conv reads that output.
+  REQUIRE(layer(c, "/0/Conv").output.has_value());
+  CHECK(layer(c, "/0/Conv").output->algo == calib_method::minmax);
+  CHECK(layer(c, "/0/Conv").output->rounding == round_mode::half_up);
+  CHECK_FALSE(layer(c, "/0/Conv").weights.channel_wise);
+  CHECK(layer(c, "/4/Conv").activation.rounding == round_mode::half_up);
+  CHECK(layer(c, "/7/Conv").output->algo == calib_method::entropy);
+  CHECK(layer(c, "/11/Conv").activation.algo == calib_method::entropy);  // reads /7/Conv's output
+  CHECK(layer(c, "/16/Gemm").bias.num_bits == 8);  // overall bit_width 8 reaches the bias
+  CHECK(layer(c, "/16/Gemm").bias.scale_kind == scale_type::float32);
+  json j = guide_example();
+  j["convert_silu_to_hswish"] = true;
+  CHECK(mentions(refusal(j), "unsupported|[amctq.unsupported] config: config.convert_silu_to_hswish: true"));
 }
 
 TEST_CASE("vitis config: hierarchy overall < tensor < layer_type < layer_name") {
@@ -204,6 +266,9 @@ TEST_CASE("vitis config: each key on its own") {
     CHECK(layer(c, "/7/Conv").activation.num_bits == 4);
     j["overall_quantize_config"]["bit_width"] = 16;
     CHECK(mentions(refusal(j), "unsupported|"));
+    CHECK(mentions(refusal(j), "config.overall_quantize_config.bit_width: bit_width 16 for activation"));
+    j["tensor_quantize_config"]["activation"] = {{"bit_width", 8}};
+    j["tensor_quantize_config"]["input"] = {{"bit_width", 8}};
     CHECK(mentions(refusal(j), "config.overall_quantize_config.bit_width: bit_width 16 for weights"));
   }
   SUBCASE("method, activations: maxmin, percentile, entropy, mse, diffs") {
@@ -261,7 +326,7 @@ TEST_CASE("vitis config: each key on its own") {
                                "per-channel activation"));
     j = honoured();
     j["overall_quantize_config"]["round_mode"] = "half_up";
-    CHECK(mentions(refusal(j), "config.overall_quantize_config.round_mode: bias round_mode half_up"));
+    CHECK(layer(resolve(j), "/7/Conv").bias.rounding == round_mode::half_up);  // the int32 code rounds half up
   }
   SUBCASE("symmetry") {
     json j = honoured();
@@ -280,13 +345,25 @@ TEST_CASE("vitis config: each key on its own") {
     CHECK(layer(c, "/7/Conv").activation.channel_wise);
     CHECK_FALSE(layer(c, "/0/Conv").activation.channel_wise);  // reads the graph input
   }
-  SUBCASE("signed, narrow_range: refused") {
+  SUBCASE("signed false: unsigned activations; weights and biases refuse it") {
     json j = honoured();
+    j["tensor_quantize_config"]["activation"] = {{"signed", false}};
+    const auto c = resolve(j);
+    CHECK_FALSE(layer(c, "/7/Conv").activation.is_signed);
+    CHECK(layer(c, "/0/Conv").activation.is_signed);  // reads the graph input: the "input" type's
     j["overall_quantize_config"]["signed"] = false;
-    CHECK(mentions(refusal(j), "config.overall_quantize_config.signed: unsigned"));
-    j = honoured();
+    CHECK(mentions(refusal(j), "config.overall_quantize_config.signed: unsigned weights"));
+  }
+  SUBCASE("narrow_range: activations and weights") {
+    json j = honoured();
     j["tensor_quantize_config"]["weights"] = {{"narrow_range", true}};
-    CHECK(mentions(refusal(j), "config.tensor_quantize_config.weights.narrow_range"));
+    j["tensor_quantize_config"]["activation"] = {{"narrow_range", true}};
+    const auto c = resolve(j);
+    CHECK(layer(c, "/7/Conv").weights.narrow_range);
+    CHECK(layer(c, "/7/Conv").activation.narrow_range);
+    CHECK_FALSE(layer(c, "/0/Conv").activation.narrow_range);
+    j["tensor_quantize_config"]["bias"] = {{"bit_width", 8}, {"narrow_range", true}};
+    CHECK(mentions(refusal(j), "config.tensor_quantize_config.bias.narrow_range: a narrow_range bias"));
   }
   SUBCASE("scale_type: float, power_of_two with any method; diffs needs power_of_two") {
     json j = honoured();
@@ -311,13 +388,31 @@ TEST_CASE("vitis config: each key on its own") {
                                                    {"calib_statistic_method", s}};
       CHECK(std::string(to_string(layer(resolve(j), "/7/Conv").activation.calib_statistic_method)) == s);
     }
+    // maxmin's range is over all batches: "max" (and the guide's default "modal") say just that.
     j["tensor_quantize_config"]["activation"] = {{"calib_statistic_method", "max"}};
-    CHECK(mentions(refusal(j), "applies to method diffs only"));
+    CHECK(layer(resolve(j), "/7/Conv").activation.algo == calib_method::minmax);
+    j["tensor_quantize_config"]["activation"] = {{"calib_statistic_method", "mean"}};
+    CHECK(mentions(refusal(j), "calib_statistic_method mean with method maxmin is not supported"));
+    // The histogram methods merge every batch, whatever the statistic.
+    j["tensor_quantize_config"]["activation"] = {{"calib_statistic_method", "median"}, {"method", "mse"}};
+    CHECK(layer(resolve(j), "/7/Conv").activation.algo == calib_method::mse);
   }
-  SUBCASE("bias: 32 bits on the accumulator grid") {
+  SUBCASE("bias: 32 bits on the accumulator grid, or 2 to 8 on a grid of its own") {
     json j = honoured();
+    CHECK(layer(resolve(j), "/7/Conv").bias.num_bits == 32);
+    j["tensor_quantize_config"]["bias"] = {{"bit_width", 8}};
+    auto b = layer(resolve(j), "/7/Conv").bias;
+    CHECK(b.num_bits == 8);
+    CHECK(b.scale_kind == scale_type::float32);
+    CHECK(b.diffs_scope == 0);
+    j["tensor_quantize_config"]["bias"] = {{"bit_width", 6}, {"method", "diffs"}, {"scale_type", "power_of_two"}};
+    b = layer(resolve(j), "/7/Conv").bias;
+    CHECK(b.num_bits == 6);
+    CHECK(b.diffs_scope == 5);
     j["tensor_quantize_config"]["bias"] = {{"bit_width", 16}};
     CHECK(mentions(refusal(j), "config.tensor_quantize_config.bias.bit_width: bias bit_width 16"));
+    j["tensor_quantize_config"]["bias"] = {{"bit_width", 8}, {"method", "entropy"}};
+    CHECK(mentions(refusal(j), "config.tensor_quantize_config.bias.method: method entropy for the bias"));
   }
   SUBCASE("quantizable_data_type") {
     json j = honoured();
@@ -328,10 +423,17 @@ TEST_CASE("vitis config: each key on its own") {
     j["quantizable_data_type"] = {"weights", "weights"};
     CHECK(mentions(refusal(j), "config.quantizable_data_type[1]: \"weights\" is listed twice"));
   }
-  SUBCASE("keep_add_layer_accuracy false: refused") {
+  SUBCASE("keep_add_layer_accuracy, activation: Add / Concat and layer outputs") {
     json j = honoured();
+    auto c = resolve(j);
+    CHECK(c.global.keep_add_layer_accuracy);
+    CHECK(c.global.quantize_outputs);
     j["keep_add_layer_accuracy"] = false;
-    CHECK(mentions(refusal(j), "unsupported|[amctq.unsupported] config: config.keep_add_layer_accuracy"));
+    j["quantizable_data_type"] = {"input", "weights", "bias"};
+    j["layer_quantize_config"] = json::parse(R"([{"layer_type": "Conv", "quantizable_data_type": ["weights", "bias", "activation"],
+        "overall_quantize_config": {"bit_width": 8}}])");
+    // /16/Gemm reads the AveragePool's output, which no layer's activation now quantizes.
+    CHECK(mentions(refusal(j), "leaves '/15/Flatten_output_0', the input of layer '/16/Gemm', float"));
   }
 }
 

@@ -5,8 +5,8 @@ Exports small random-weight torch models (opset 13), one per case: Conv2d + Relu
 depthwise Conv2d + pointwise Conv2d, Conv3d, ConvTranspose2d (stride / padding / output_padding,
 with and without groups; and a decoder-sized one whose codes are summed in two parts), MatMul
 on a 3-D activation [B, T, C] x [C, K] (nn.Linear on 3-D input), Gemm with transB (nn.Linear on
-2-D input), AveragePool 2d, two-head self-attention (Q·Kᵀ and A·V: MatMuls of two activations), and a model
-in which two layers share one weight initializer.
+2-D input), AveragePool 2d, two-head self-attention (Q·Kᵀ and A·V: MatMuls of two activations), a
+residual block with a Concat and a Sigmoid, and a model in which two layers share one weight initializer.
 Quantizes each with amctq's pipeline driver (default config: W8A8, per-channel ARQ weights, IFMR
 asymmetric activations) and checks:
   - the deploy model's outputs in ORT (CPU EP, graph optimisations off and all on) are
@@ -16,6 +16,9 @@ asymmetric activations) and checks:
     float rounding of a tie; none further off than 5%: see peer_common.compare_fake_quant);
   - both are close to the float model: relative L2 error ||y_q - y_float|| / ||y_float|| below
     REL_ERR_MAX, printed per case;
+  - under Vitis AI's default config (power-of-two grids, 8-bit biases, every layer output and every
+    Add / Concat input and output quantized where it is made), the same, and every tensor
+    record.json lists is quantized where it is made in both models;
   - the shared-weight model is refused with a message naming the shared initializer.
 Fails (exit 1) when torch or onnxruntime is missing or any check fails.
 """
@@ -42,6 +45,17 @@ REL_ERR_MAX = 0.05
 # 4-bit weights and activations (16 levels): measured 5-22%; a wrong scale or layout is still ~1.
 REL_ERR_MAX_4BIT = 0.3
 CALIB_ROWS, TEST_ROWS = 64, 192
+# Vitis' default: per-tensor power-of-two grids (up to twice the step of a float scale) on
+# weights, biases, inputs and every layer output: measured 1.1-2.7% (2026-12-07).
+REL_ERR_MAX_VITIS = 0.1
+VITIS_DEFAULT = {
+    "convert_relu6_to_relu": False, "include_cle": True, "include_bias_corr": True,
+    "keep_first_last_layer_accuracy": False, "keep_add_layer_accuracy": False, "target_device": "DPU",
+    "quantizable_data_type": ["input", "weights", "bias", "activation"],
+    "overall_quantize_config": {"bit_width": 8, "method": "diffs", "round_mode": "std_round", "symmetry": True,
+                                "per_channel": False, "signed": True, "narrow_range": False,
+                                "scale_type": "power_of_two", "calib_statistic_method": "modal"},
+    "tensor_quantize_config": {"activation": {"method": "diffs", "round_mode": "half_up"}}}
 
 
 class ConvReluLinear(nn.Module):
@@ -155,6 +169,22 @@ class Attention(nn.Module):
         return self.o(torch.matmul(a, v).transpose(1, 2).reshape(b, t, c))
 
 
+class ResidualConcat(nn.Module):
+    # A residual block (Conv -> Relu -> Conv, Add, Relu), a Concat of two branches and a Sigmoid
+    # before the head: what Vitis' keep_add_layer_accuracy false and output quantization reach.
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.side = nn.Conv2d(4, 2, 1)
+        self.fc = nn.Linear(6 * 5 * 5, 5)
+
+    def forward(self, x):
+        r = torch.relu(x + self.c2(torch.relu(self.c1(x))))
+        y = torch.cat([r, torch.sigmoid(self.side(x))], dim=1)
+        return self.fc(torch.flatten(y, 1))
+
+
 class SharedWeight(nn.Module):
     def __init__(self):
         super().__init__()
@@ -176,6 +206,7 @@ CASES = [
     ("gemm-transb", GemmTransB, (20,)),
     ("averagepool2d", AvgPool, (3, 8, 8)),
     ("attention", Attention, (7, 16)),
+    ("residual-concat", ResidualConcat, (4, 5, 5)),
 ]
 # Cases whose record must hold this many layers with a second quantized activation (scale_d_b).
 TWO_ACTIVATION_LAYERS = {"attention": 2}
@@ -211,6 +242,27 @@ def check_config(label, driver, model, calib, x, work, config, ref, max_err, fai
             failures.append(f"[{label}] {k} relative error {v:.4f} vs float exceeds {max_err}")
 
 
+def check_points(label, work, failures):
+    """Every tensor record.json lists as quantized where it is made is read, in both saved models,
+    through a rounding chain or QuantizeLinear that writes it from '<tensor>_unquantized' (or,
+    for a graph input, through its quantized copy); the model output is one of them."""
+    import onnx
+    with open(os.path.join(work, "record.json")) as f:
+        points = json.load(f).get("quantized_tensors", {})
+    if "y" not in points:
+        failures.append(f"[{label}] the model output 'y' is not among the quantized tensors {sorted(points)}")
+    for kind in ("fake_quant", "deploy"):
+        g = onnx.load(os.path.join(work, f"model_{kind}_model.onnx")).graph
+        made = {o for n in g.node for o in n.output}
+        inputs = {i.name for i in g.input}
+        for t in points:
+            if t in inputs:
+                continue
+            if t + "_unquantized" not in made or t not in made:
+                failures.append(f"[{label}] {kind}: tensor '{t}' is not quantized where it is made")
+    print(f"[{label}] tensors quantized where they are made: {len(points)}")
+
+
 def main():
     driver, work = sys.argv[1:3]
     os.makedirs(work, exist_ok=True)
@@ -244,6 +296,12 @@ def main():
                               adaround={"iterations": 100, "batch": 16, "seed": 1})
         check_config(label + " w4a8-adaround", driver, model, calib, x, os.path.join(case, "adaround"), cfg, ref,
                      REL_ERR_MAX_4BIT, failures)
+        # Vitis AI's default config as vai_q_pytorch's guide writes it: power-of-two diffs grids,
+        # std_round (activations half up), 8-bit biases on their own grids, every layer output
+        # and every Add / Concat input and output quantized where it is made.
+        check_config(label + " vitis-default", driver, model, calib, x, os.path.join(case, "vitis"),
+                     VITIS_DEFAULT, ref, REL_ERR_MAX_VITIS, failures)
+        check_points(label + " vitis-default", os.path.join(case, "vitis"), failures)
 
     # Shared weights: quantizing one layer's copy would silently change the other's.
     case = os.path.join(work, "shared-weight")

@@ -30,6 +30,32 @@ DATA = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 MEAN, STD = 0.2860, 0.3530
 
 
+# UG1414's example pytorch_quantize_config.json as the guide prints it; its layer_name (a
+# vai_q_pytorch module name) is the bundled model's first Conv here.
+_EXAMPLE_OVERALL = {"bit_width": 8, "method": "maxmin", "round_mode": "half_even", "symmetry": True,
+                    "per_channel": False, "signed": True, "narrow_range": False, "scale_type": "float",
+                    "calib_statistic_method": "max"}
+VITIS_EXAMPLE = {
+    "convert_relu6_to_relu": False, "include_cle": False, "keep_first_last_layer_accuracy": False,
+    "keep_add_layer_accuracy": False, "include_bias_corr": False, "target_device": "CPU",
+    "quantizable_data_type": ["input", "weights", "bias", "activation"],
+    "overall_quantize_config": _EXAMPLE_OVERALL,
+    "tensor_quantize_config": {"activation": {"method": "mse"}},
+    "layer_quantize_config": [
+        {"layer_type": "torch.nn.Conv2d", "layer_name": None,
+         "quantizable_data_type": ["weights", "bias", "activation"], "overall_quantize_config": _EXAMPLE_OVERALL,
+         "tensor_quantize_config": {"weights": {"per_channel": True}, "activation": {"method": "entropy"}}},
+        {"layer_type": None, "layer_name": "/0/Conv", "quantizable_data_type": ["weights", "bias", "activation"],
+         "overall_quantize_config": _EXAMPLE_OVERALL, "tensor_quantize_config": {"activation": {"round_mode": "half_up"}}}]}
+
+
+def layer_records(work):
+    """record.json's layers (its top level, without the quantized_tensors entry)."""
+    rec = json.load(open(os.path.join(work, "record.json")))
+    rec.pop("quantized_tensors", None)
+    return rec
+
+
 def check(label, driver, model, calib, x, work, config, ref, failures):
     r = run_driver(driver, model, calib, x, work, config)
     if r.returncode != 0:
@@ -42,7 +68,7 @@ def check(label, driver, model, calib, x, work, config, ref, failures):
     if agree < 0.98:
         failures.append(f"[{label}] fake-quant top-1 ORT vs amctq {agree:.4f} < 0.98")
     per_channel_act = config is not None and json.dumps(config).find('"channel_wise": true') >= 0 and \
-        any(isinstance(v["scale_d"], list) for v in json.load(open(os.path.join(work, "record.json"))).values())
+        any(isinstance(v["scale_d"], list) for v in layer_records(work).values())
     dp = compare_deploy(label, work, x, failures, exact=not per_channel_act)
     if dp is not None:
         print(f"[{label}] deploy: top-1 agreement with float {top1(dp, ref):.4f}")
@@ -54,7 +80,7 @@ def check_balance_nuq(label, work, config, failures):
     num_steps values, all of them record.json's clusters."""
     import onnx
     import onnx.numpy_helper
-    rec = json.load(open(os.path.join(work, "record.json")))
+    rec = layer_records(work)
     balanced = [k for k, v in rec.items() if v["tensor_balance_factor"]]
     nuq = {k: v["clusters"] for k, v in rec.items() if v["clusters"]}
     steps = config["weights"].get("num_steps", 32) if config["weights"].get("wts_algo") == "nuq" else None
@@ -106,7 +132,7 @@ def check_power_of_two(label, work, failures):
     print(f"[{label}] {values.size} fake-quant scales, all powers of two: {bool(np.all(mantissa == 0.5))}")
 
 
-ROUND_MODE_VARIANTS = ("pot-vitis-round", "round-half-down")  # inputs rounded other than half to even
+ROUND_MODE_VARIANTS = ("pot-vitis-round", "pot-vitis-default", "round-half-down")  # inputs rounded other than half to even
 
 
 def check_rounded(label, work, failures):
@@ -114,13 +140,30 @@ def check_rounded(label, work, failures):
     round each such input with its own op chain (one Sign node per rounded grid)."""
     import onnx
     rec = json.load(open(os.path.join(work, "record.json")))
-    rounded = [k for k, v in rec.items() if v.get("act_round_mode")]
+    rounded = [k for k, v in layer_records(work).items() if v.get("act_round_mode")]
+    rounded += [k for k, v in rec.get("quantized_tensors", {}).items() if v.get("act_round_mode")]
     for kind in ("fake_quant", "deploy"):
         g = onnx.load(os.path.join(work, f"model_{kind}_model.onnx")).graph
         signs = sum(n.op_type == "Sign" for n in g.node)
         if not rounded or signs < 1 or signs > len(rounded):
             failures.append(f"[{label}] {kind}: {signs} rounding chains for {len(rounded)} rounded layer inputs")
     print(f"[{label}] layer inputs rounded other than half-even: {len(rounded)}")
+
+
+def check_unsigned_narrow(label, work, agree, failures):
+    """Unsigned grids are stored in int8 with the zero point at -128 (the unsigned grid's code 0);
+    narrow-range weights never use -128; the model stays close to float (the unsigned grids only
+    read Relu outputs)."""
+    import onnx
+    import onnx.numpy_helper
+    rec = layer_records(work)
+    unsigned = [k for k, v in rec.items() if v["offset_d"] == -128]
+    g = onnx.load(os.path.join(work, "model_deploy_model.onnx")).graph
+    lowest = min(int(onnx.numpy_helper.to_array(i).min()) for i in g.initializer if i.name.endswith("_weight_quantized"))
+    if len(unsigned) < 2 or lowest < -127 or agree < 0.95:
+        failures.append(f"[{label}] {len(unsigned)} layer inputs on unsigned grids, lowest weight code {lowest}, "
+                        f"top-1 agreement with float {agree:.4f}")
+    print(f"[{label}] layer inputs on unsigned grids: {unsigned}; lowest weight code {lowest}")
 
 
 def main():
@@ -220,6 +263,27 @@ def main():
     vitis_default["tensor_quantize_config"] = {"bias": {"bit_width": 32, "round_mode": "half_even"},
                                                "activation": {"round_mode": "half_up"}}
     variants["pot-vitis-round"] = vitis_default
+    # The guide's default config exactly as `amctq config --format vitis` writes it: 8-bit diffs
+    # biases on their own grids, every layer output (the logits too) quantized where it is made.
+    guide_default = copy.deepcopy(variants["pot-vitis-diffs"])
+    guide_default.update(include_cle=True, include_bias_corr=True, keep_add_layer_accuracy=False)
+    guide_default["overall_quantize_config"]["round_mode"] = "std_round"
+    guide_default["tensor_quantize_config"] = {"activation": {"method": "diffs", "round_mode": "half_up"}}
+    variants["pot-vitis-default"] = guide_default
+    # UG1414's example config (maxmin, float scales, mse / entropy activations, per-channel Conv
+    # weights, 8-bit float-scale biases, the first Conv's output rounded half up).
+    variants["vitis-example"] = VITIS_EXAMPLE
+    # Unsigned grids on the Convs' outputs (all after a Relu; negative values would clip to 0, as
+    # on Vitis' unsigned grids) and narrow-range weights and activations.
+    unsigned = copy.deepcopy(variants["pot-vitis-diffs"])
+    unsigned["tensor_quantize_config"] = {"bias": {"bit_width": 32}, "activation": {"narrow_range": True},
+                                          "weights": {"narrow_range": True}, "input": {"narrow_range": True}}
+    unsigned["layer_quantize_config"] = [
+        {"layer_type": "torch.nn.Conv2d", "quantizable_data_type": ["weights", "bias", "activation"],
+         "overall_quantize_config": {"narrow_range": True},
+         "tensor_quantize_config": {"bias": {"bit_width": 32, "narrow_range": False},
+                                    "activation": {"signed": False, "narrow_range": False}}}]
+    variants["vitis-unsigned-narrow"] = unsigned
     c = copy.deepcopy(base)
     c["activation"]["round_mode"] = "half_down"
     c["activation"]["act_algo"] = "minmax"
@@ -232,6 +296,9 @@ def main():
             check_balance_nuq(label, os.path.join(work, label), cfg, failures)
         if label.startswith("pot-"):
             check_power_of_two(label, os.path.join(work, label), failures)
+        if label == "vitis-unsigned-narrow":
+            sim = np.load(os.path.join(work, label, "fake_quant_sim.npy"))
+            check_unsigned_narrow(label, os.path.join(work, label), top1(sim, ref), failures)
         if label in ROUND_MODE_VARIANTS:
             check_rounded(label, os.path.join(work, label), failures)
         if cfg.get("weights", {}).get("preset") == "pytorch":

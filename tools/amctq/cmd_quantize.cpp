@@ -174,6 +174,10 @@ int cmd_quantize(int argc, char** argv) {
     }
     if (!quiet && cfg.global.include_bias_corr)
       std::cerr << "amctq quantize: include_bias_corr: " << q.bias_corrections().size() << " biases corrected\n";
+    if (!quiet && !q.tensor_points().empty())
+      std::cerr << "amctq quantize: " << q.record().tensors.size()
+                << " tensors quantized where they are made (layer outputs, Add / Concat; record.json quantized_tensors)\n";
+    for (const auto& note : q.tensor_notes()) std::cerr << "amctq quantize: note: " << note << "\n";
     const std::string stem = std::filesystem::path(model_path).stem().string();
     const auto paths = io::save_model(q, out_dir, stem);
     for (const auto& note : paths.notes) std::cerr << "amctq quantize: note: " << note << "\n";

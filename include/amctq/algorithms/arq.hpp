@@ -28,6 +28,7 @@ struct arq_options {
   bool symmetric = true;    ///< AMCT weights are always symmetric (offset_w = 0)
   preset how = preset::amct;
   scale_type scale_kind = scale_type::float32;  ///< power_of_two: each scale rounded up to 2^k
+  bool narrow_range = false;  ///< drop the lowest code (int8: [-127, 127])
 };
 
 /// Scales (and zero points) of weight w under opt. Per channel there is one entry per output
@@ -44,6 +45,7 @@ quant_params arq_params(const tensor_view<T, R>& w, const weight_layout& L, cons
   spec.symmetric = opt.symmetric;
   spec.axis = opt.per_channel ? L.out_axis : per_tensor;
   spec.scale_kind = opt.scale_kind;
+  spec.narrow_range = opt.narrow_range;
   validate(spec, where);
   if (!opt.per_channel) {
     const value_range r = minmax(tensor_view<const float, R>(w));

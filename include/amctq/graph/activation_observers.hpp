@@ -20,14 +20,32 @@
 
 namespace amctq::graph {
 
-/// The quant_spec of a layer's activation: signed grid (AMCT), offset iff asymmetric.
+/// An unsigned grid whose zero is code 0 (Vitis `signed: false, symmetry: true`): it stores a
+/// negative value as 0, so its observer sees the tensor with negatives clipped to 0.
+inline bool zero_at_code_0(const activation_quant& a) { return !a.is_signed && !a.asymmetric; }
+
+/// The quant_spec of a layer's activation: signed grid (AMCT) unless asked otherwise, offset iff
+/// asymmetric. A zero at code 0 is the asymmetric unsigned grid of a range starting at 0.
 inline quant_spec activation_spec(const activation_quant& a) {
   quant_spec s;
   s.bits = a.num_bits;
-  s.is_signed = true;
-  s.symmetric = !a.asymmetric;
+  s.is_signed = a.is_signed;
+  s.symmetric = !a.asymmetric && !zero_at_code_0(a);
+  s.narrow_range = a.narrow_range;
   s.scale_kind = a.scale_kind;
   return s;
+}
+
+/// The same grid stored in int8 (the saved models' activation type): an unsigned b-bit grid
+/// [lo, hi] with zero point z holds exactly the values of [lo - 2^(b-1), hi - 2^(b-1)] with zero
+/// point z - 2^(b-1), and rounds the same, since the shift is an integer.
+inline quant_params as_int8_storage(quant_params p, const activation_quant& a) {
+  if (a.is_signed) return p;
+  const std::int32_t shift = std::int32_t{1} << (a.num_bits - 1);
+  p.qmin -= shift;
+  p.qmax -= shift;
+  for (auto& z : p.zero_point) z -= shift;
+  return p;
 }
 
 /// The observer options of a layer's activation config. Per-channel observers see the tensor as
@@ -77,12 +95,18 @@ class activation_observers {
 
   /// Watches `tensor_name` under `a`; channel_axis is the tensor axis of per-channel
   /// activations (negative counts from the end). Returns the index result() takes.
-  std::size_t watch(const std::string& tensor_name, const activation_quant& a, int channel_axis) {
+  /// With `float_only`, a tensor of another type (a Concat of shape values) is passed over and
+  /// counted in not_float() instead of refused.
+  std::size_t watch(const std::string& tensor_name, const activation_quant& a, int channel_axis,
+                    bool float_only = false) {
     for (std::size_t i = 0; i < watched_.size(); ++i)
       if (watched_[i]->name == tensor_name && watched_[i]->channel_axis == channel_axis &&
-          same_settings(watched_[i]->settings, a))
+          same_settings(watched_[i]->settings, a)) {
+        watched_[i]->float_only = watched_[i]->float_only && float_only;
         return i;
+      }
     auto w = std::make_unique<watched>(tensor_name, a, channel_axis);
+    w->float_only = float_only;
     watched* raw = w.get();
     watched_.push_back(std::move(w));
     handles_.push_back(ex_.hooks().on_tensor(tensor_name, [raw](const std::string&, const tensor& v) { raw->observe(v); }));
@@ -93,7 +117,7 @@ class activation_observers {
   /// The observer refuses, naming the tensor, when it saw no batch or no finite value.
   quant_params result(std::size_t i) const {
     const watched& w = *watched_.at(i);
-    quant_params p = w.obs.result().params;
+    quant_params p = as_int8_storage(w.obs.result().params, w.settings);
     if (p.is_per_channel()) p.axis = static_cast<int>(*w.axis);
     return p;
   }
@@ -102,15 +126,27 @@ class activation_observers {
   /// rank and channel count, which the graph need not state); empty before any batch.
   const std::vector<std::int64_t>& shape(std::size_t i) const { return watched_.at(i)->shape; }
 
+  /// Batches in which watch() index i (watched float_only) held another type than float32.
+  int not_float(std::size_t i) const { return watched_.at(i)->not_float; }
+
  private:
   struct watched {
     watched(std::string t, const activation_quant& a, int ca)
         : name(std::move(t)), settings(a), channel_axis(ca), obs(observer_options_for(a, name)) {}
 
     void observe(const tensor& v) {
+      if (float_only && v.type() != dtype::float32) {
+        ++not_float;
+        return;
+      }
       AMCTQ_CHECK(v.type() == dtype::float32, errc::unsupported, "calibrate", "tensor '", name, "' is ",
                   to_string(v.type()), "; only float32 activations are quantized");
       const float* p = v.data<float>();
+      if (zero_at_code_0(settings)) {
+        clipped.resize(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) clipped[i] = p[i] < 0.0f ? 0.0f : p[i];  // NaN kept, for the observer to judge
+        p = clipped.data();
+      }
       if (!settings.channel_wise) {
         obs.observe(tensor_view<const float, 1>(p, {static_cast<std::ptrdiff_t>(v.size())}));
       } else {
@@ -132,6 +168,9 @@ class activation_observers {
     activation_observer obs;
     std::optional<std::size_t> axis;  // the tensor axis per-channel batches were cut along
     std::vector<std::int64_t> shape;  // of the last batch
+    bool float_only = false;
+    int not_float = 0;
+    std::vector<float> clipped;  // the batch with negatives at 0 (zero_at_code_0)
   };
 
   static bool same_settings(const activation_quant& a, const activation_quant& b) {
@@ -141,7 +180,8 @@ class activation_observers {
            a.search_range_end == b.search_range_end && a.search_step == b.search_step &&
            a.num_of_bins == b.num_of_bins && a.hist_bins == b.hist_bins && a.percentile == b.percentile &&
            a.averaging_constant == b.averaging_constant && a.diffs_scope == b.diffs_scope &&
-           a.calib_statistic_method == b.calib_statistic_method && a.scale_kind == b.scale_kind;
+           a.calib_statistic_method == b.calib_statistic_method && a.scale_kind == b.scale_kind &&
+           a.is_signed == b.is_signed && a.narrow_range == b.narrow_range;
   }
 
   executor& ex_;

@@ -30,6 +30,7 @@
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/quant_layers.hpp"
 #include "amctq/graph/quant_record.hpp"
+#include "amctq/graph/tensor_points.hpp"
 #include "amctq/graph/weight_params.hpp"
 
 namespace amctq::graph {
@@ -47,6 +48,7 @@ inline layer_settings settings_for(const quant_config& c, const std::string& op_
   layer_settings s;
   s.activation = c.activation;
   s.weights = c.weights;
+  s.bias = c.bias;
   return s;
 }
 
@@ -138,6 +140,10 @@ class quantizer {
     }
     check_distinct_weights(model_.main, enabled);
     layers_ = std::move(enabled);
+    points_ = find_tensor_points(model_.main, model_.opset(), layers_, settings_, config_);
+    for (const auto& p : points_)
+      AMCTQ_CHECK(p.settings.num_bits <= 8, errc::unsupported, "quantizer", "tensor '", p.tensor, "' (", p.reason,
+                  "): ", p.settings.num_bits, "-bit activations cannot be exported (int8 storage); use 4 or 8");
   }
 
   const model& float_model() const noexcept { return model_; }
@@ -147,6 +153,11 @@ class quantizer {
   /// The nodes of a quantizable kind that stay float, and why: the config asked for it
   /// (asked = true), or the node has a form its kind cannot quantize exactly.
   const std::vector<float_layer>& float_layers() const noexcept { return float_layers_; }
+  /// The tensors quantized where they are made (layer outputs, Add / Concat inputs and outputs:
+  /// graph/tensor_points.hpp), as the config asks; the record holds those that calibrate() found float.
+  const std::vector<tensor_point>& tensor_points() const noexcept { return points_; }
+  /// One line per tensor point calibrate() passed over (not float: a Concat of shape values).
+  const std::vector<std::string>& tensor_notes() const noexcept { return tensor_notes_; }
   const quant_record& record() const {
     AMCTQ_CHECK(calibrated_, errc::invalid_argument, "quantizer::record", "calibrate() has not run");
     return record_;
@@ -231,9 +242,20 @@ class quantizer {
       b.channel_wise = false;
       observer_b_of.push_back(l.input_b.empty() ? no_observer : obs.watch(l.input_b, b, 0));
     }
+    std::vector<std::size_t> point_of;
+    for (const auto& p : points_) point_of.push_back(obs.watch(p.tensor, p.settings, 1, /*float_only=*/true));
     for (int b = 0; b < need; ++b) {
       ex.run(batches[static_cast<std::size_t>(b)]);
       if (progress) progress(b + 1, need);
+    }
+    tensor_notes_.clear();
+    for (std::size_t i = 0; i < points_.size(); ++i) {
+      const tensor_point& p = points_[i];
+      if (obs.not_float(point_of[i]) > 0) {
+        tensor_notes_.push_back("tensor '" + p.tensor + "' (" + p.reason + ") is not float: left as it is");
+        continue;
+      }
+      record_.tensors.push_back({p.tensor, p.reason, obs.result(point_of[i]), p.settings.num_bits, p.settings.rounding});
     }
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       layer_record& r = record_.layers[i];
@@ -249,7 +271,7 @@ class quantizer {
         tensor& w = model_.main.find_initializer(layers_[i].weight)->value;
         const auto channels = static_cast<std::size_t>(layout_of(n, w).out_channels());
         const std::vector<float> bias = passes::detail::effective_bias(model_.main, n, channels);
-        r.bias_q = quantize_bias(bias.data(), bias.size(), r.act.scale[0], r.wts, r.name);
+        quantize_layer_bias(bias, settings_[i].bias, r);
       }
     }
     calibrated_ = true;
@@ -327,6 +349,24 @@ class quantizer {
     rounded_ = true;
   }
 
+  // The int32 accumulator code of the bias; a bias narrower than 32 bits goes onto its own grid
+  // first, and its values there make the int32 code.
+  static void quantize_layer_bias(const std::vector<float>& bias, const bias_quant& bq, layer_record& r) {
+    const auto n = static_cast<std::ptrdiff_t>(bias.size());
+    const tensor_view<const float, 1> b(bias.data(), {n});
+    if (bq.num_bits == 32) {
+      r.bias_q = quantize_bias(bias.data(), bias.size(), r.act.scale[0], r.wts, r.name, bq.rounding);
+      return;
+    }
+    r.bias_grid = bias_grid_params(b, bq, r.name);
+    r.bias_grid_q.assign(bias.size(), 0);
+    quantize(b, tensor_view<std::int8_t, 1>(r.bias_grid_q.data(), {n}), r.bias_grid, bq.rounding);
+    std::vector<float> values(bias.size());
+    dequantize(tensor_view<const std::int8_t, 1>(r.bias_grid_q.data(), {n}), tensor_view<float, 1>(values.data(), {n}),
+               r.bias_grid);
+    r.bias_q = quantize_bias(values.data(), values.size(), r.act.scale[0], r.wts, r.name);
+  }
+
   void quantize_weights(const quant_layer& l, const weight_quant& wq, layer_record& r, model& calib) {
     tensor& w = model_.main.find_initializer(l.weight)->value;
     const node& n = model_.main.nodes[l.node_index];
@@ -363,6 +403,8 @@ class quantizer {
   bool rounded_ = false;
   std::vector<quant_layer> layers_;
   std::vector<float_layer> float_layers_;
+  std::vector<tensor_point> points_;
+  std::vector<std::string> tensor_notes_;
   std::vector<layer_settings> settings_;
   std::map<std::string, std::vector<float>> balance_;
   std::vector<layer_record> weights_;  ///< quantize_model(): each layer's weight part of the record

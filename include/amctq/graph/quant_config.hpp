@@ -62,6 +62,10 @@ struct activation_quant {
   scale_type scale_kind = scale_type::float32;
   /// How x / s rounds in the saved models; other than half_even, per tensor only.
   round_mode rounding = round_mode::half_even;
+  /// false: the unsigned grid [0, 2^b - 1] (Vitis `signed: false`), stored as int8 with the zero
+  /// point moved down by 2^(b-1), which represents the same values exactly.
+  bool is_signed = true;
+  bool narrow_range = false;  ///< drop the lowest code (int8: [-127, 127])
 };
 
 /// Weight quantization of one layer.
@@ -81,6 +85,18 @@ struct weight_quant {
   /// > 0: Vitis diffs chooses the power-of-two scale among this many positions, per tensor.
   int diffs_scope = 0;
   round_mode rounding = round_mode::half_even;  ///< how w / s rounds to the int8 codes
+  bool narrow_range = false;  ///< drop the lowest code (int8: [-127, 127])
+};
+
+/// Bias quantization of one layer. 32 bits: the int32 code on the accumulator's grid s_d · s_w
+/// that every ONNX integer op takes. 2..8 bits (Vitis): first onto a grid of its own, one
+/// symmetric power-of-two or float scale for the whole bias (min/max, or diffs' search), and
+/// the int32 accumulator code made from that value.
+struct bias_quant {
+  int num_bits = 32;
+  round_mode rounding = round_mode::half_even;  ///< how b / s rounds on the bias grid (or onto int32)
+  scale_type scale_kind = scale_type::float32;  ///< of the bias grid (num_bits < 32)
+  int diffs_scope = 0;  ///< > 0: diffs chooses the bias grid's power-of-two scale
 };
 
 /// The part of a layer's settings that layer_type / layer_name overrides may change.
@@ -88,6 +104,10 @@ struct layer_settings {
   bool quant_enable = true;
   activation_quant activation;
   weight_quant weights;
+  bias_quant bias;
+  /// The grid of the layer's output where outputs are quantized (global quantize_outputs);
+  /// unset: the layer's activation settings.
+  std::optional<activation_quant> output;
   std::optional<float> dmq_balancer_param;  ///< DMQ / SmoothQuant migration strength, [0.2, 0.8]
 };
 
@@ -104,6 +124,12 @@ struct global_settings {
   bool include_bias_corr = false;               ///< bias correction after weight quantization
   bool convert_relu6_to_relu = false;
   bool keep_first_last_layer_accuracy = false;  ///< leave the first and last quantizable layer in float
+  /// false: Add and Concat inputs and outputs are quantized too, with the top-level activation
+  /// settings (graph/tensor_points.hpp).
+  bool keep_add_layer_accuracy = true;
+  /// Every quantized layer's output is quantized too (Vitis `activation`), where no quantized
+  /// layer reads it already: before a residual Add, a model output, ...
+  bool quantize_outputs = false;
   std::string target = "onnxruntime";           ///< deploy target: "onnxruntime" (QLinear* ops)
 };
 
@@ -116,7 +142,7 @@ struct quant_config {
   int overall_num_bits = 8;        ///< "overall": the bit width weights and activations start from
   activation_quant activation;     ///< "activation": defaults of every layer's activation
   weight_quant weights;            ///< "weights": defaults of every layer's weights
-  int bias_num_bits = 32;          ///< "bias": int32 only (ONNX QLinearConv / ConvInteger)
+  bias_quant bias;                 ///< "bias": defaults of every layer's bias
   std::map<std::string, layer_settings> layer_type;  ///< per op type overrides, resolved
   std::vector<layer_config> layers;                  ///< every quantizable layer, resolved
 
@@ -183,6 +209,22 @@ inline void validate(const activation_quant& a, const std::string& path) {
   // The saved models round a per-channel grid with QuantizeLinear, half to even.
   if (a.rounding != round_mode::half_even && a.channel_wise)
     config_fail(path + ".round_mode", concat(to_string(a.rounding), " needs per-tensor activations (channel_wise false)"));
+  if (!a.is_signed && a.num_bits > 8)
+    config_fail(path + ".signed", concat("false needs num_bits <= 8 (int8 storage), got ", a.num_bits));
+}
+
+inline void validate(const bias_quant& b, const std::string& path) {
+  using detail::config_fail;
+  using amctq::detail::concat;
+  if (!(b.num_bits == 32 || (b.num_bits >= 2 && b.num_bits <= 8)))
+    config_fail(path + ".num_bits", concat("must be 32 (the accumulator's grid) or in [2, 8], got ", b.num_bits));
+  if (!(b.diffs_scope >= 0 && b.diffs_scope <= 64))
+    config_fail(path + ".diffs_scope", concat("must be in [0, 64], got ", b.diffs_scope));
+  if (b.num_bits == 32 && (b.diffs_scope > 0 || b.scale_kind != scale_type::float32))
+    config_fail(path + ".num_bits", "32 puts the bias on its accumulator's grid s_d * s_w; scale_type and diffs_scope "
+                                    "apply to a bias grid of 2 to 8 bits");
+  if (b.diffs_scope > 0 && b.scale_kind != scale_type::power_of_two)
+    config_fail(path + ".diffs_scope", "diffs searches power-of-two scales: needs scale_type power_of_two");
 }
 
 inline void validate(const weight_quant& w, const std::string& path) {
@@ -226,6 +268,12 @@ inline void validate(const weight_quant& w, const std::string& path) {
 inline void validate(const layer_settings& s, const std::string& path) {
   validate(s.activation, path + ".activation");
   validate(s.weights, path + ".weights");
+  validate(s.bias, path + ".bias");
+  if (s.output) {
+    validate(*s.output, path + ".output");
+    if (s.output->channel_wise)
+      detail::config_fail(path + ".output.channel_wise", "layer outputs are quantized per tensor");
+  }
   if (s.dmq_balancer_param && !(*s.dmq_balancer_param >= 0.2f && *s.dmq_balancer_param <= 0.8f))
     detail::config_fail(path + ".dmq_balancer_param",
                         amctq::detail::concat("must be in [0.2, 0.8], got ", detail::num(*s.dmq_balancer_param)));
@@ -238,7 +286,7 @@ inline void validate(const quant_config& c) {
   if (c.batch_num < 1) config_fail("config.batch_num", concat("must be >= 1, got ", c.batch_num));
   if (!(c.overall_num_bits >= 2 && c.overall_num_bits <= 16))
     config_fail("config.overall.num_bits", concat("must be in [2, 16], got ", c.overall_num_bits));
-  if (c.bias_num_bits != 32) config_fail("config.bias.num_bits", concat("must be 32, got ", c.bias_num_bits));
+  validate(c.bias, "config.bias");
   if (c.global.target != "onnxruntime")
     config_fail("config.global.target", concat("must be \"onnxruntime\", got \"", c.global.target, "\""));
   validate(c.activation, "config.activation");

@@ -164,7 +164,8 @@ inline graph::wts_algo parse_wts_algo(const ojson& j, const std::string& path) {
 inline void apply_activation(const ojson& j, graph::activation_quant& a, const std::string& path) {
   allow_keys(j, path, {"num_bits", "asymmetric", "channel_wise", "act_algo", "skip_nonfinite", "max_percentile",
                        "min_percentile", "search_range", "search_step", "num_of_bins", "hist_bins", "percentile",
-                       "averaging_constant", "diffs_scope", "calib_statistic_method", "scale_type", "round_mode"});
+                       "averaging_constant", "diffs_scope", "calib_statistic_method", "scale_type", "round_mode", "signed",
+                       "narrow_range"});
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string k = it.key(), p = path + "." + k;
     if (k == "num_bits") a.num_bits = get_int(*it, p);
@@ -187,6 +188,19 @@ inline void apply_activation(const ojson& j, graph::activation_quant& a, const s
     else if (k == "calib_statistic_method") a.calib_statistic_method = parse_batch_statistic(*it, p);
     else if (k == "scale_type") a.scale_kind = parse_scale_type(*it, p);
     else if (k == "round_mode") a.rounding = parse_round_mode(*it, p);
+    else if (k == "signed") a.is_signed = get_bool(*it, p);
+    else if (k == "narrow_range") a.narrow_range = get_bool(*it, p);
+  }
+}
+
+inline void apply_bias(const ojson& j, graph::bias_quant& b, const std::string& path) {
+  allow_keys(j, path, {"num_bits", "round_mode", "scale_type", "diffs_scope"});
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string k = it.key(), p = path + "." + k;
+    if (k == "num_bits") b.num_bits = get_int(*it, p);
+    else if (k == "round_mode") b.rounding = parse_round_mode(*it, p);
+    else if (k == "scale_type") b.scale_kind = parse_scale_type(*it, p);
+    else if (k == "diffs_scope") b.diffs_scope = get_int(*it, p);
   }
 }
 
@@ -216,7 +230,7 @@ inline void apply_adaround(const ojson& j, adaround_options& a, const std::strin
 
 inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::string& path) {
   allow_keys(j, path, {"num_bits", "channel_wise", "wts_algo", "num_steps", "num_of_iteration", "preset", "scale_type",
-                       "diffs_scope", "round_mode", "adaround"});
+                       "diffs_scope", "round_mode", "adaround", "narrow_range"});
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string k = it.key(), p = path + "." + k;
     if (k == "num_bits") w.num_bits = get_int(*it, p);
@@ -227,6 +241,7 @@ inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::str
     else if (k == "scale_type") w.scale_kind = parse_scale_type(*it, p);
     else if (k == "diffs_scope") w.diffs_scope = get_int(*it, p);
     else if (k == "round_mode") w.rounding = parse_round_mode(*it, p);
+    else if (k == "narrow_range") w.narrow_range = get_bool(*it, p);
     else if (k == "adaround") {
       if (!it->is_object()) key_error(p, "must be an object, got " + quoted(*it));
       apply_adaround(*it, w.adaround, p);
@@ -239,15 +254,23 @@ inline void apply_weights(const ojson& j, graph::weight_quant& w, const std::str
 
 inline void apply_layer(const ojson& j, graph::layer_settings& s, const std::string& path, bool with_op_type) {
   if (with_op_type)
-    allow_keys(j, path, {"op_type", "quant_enable", "activation", "weights", "dmq_balancer_param"});
+    allow_keys(j, path, {"op_type", "quant_enable", "activation", "weights", "bias", "output", "dmq_balancer_param"});
   else
-    allow_keys(j, path, {"quant_enable", "activation", "weights", "dmq_balancer_param"});
+    allow_keys(j, path, {"quant_enable", "activation", "weights", "bias", "output", "dmq_balancer_param"});
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string k = it.key(), p = path + "." + k;
     if (k == "quant_enable") s.quant_enable = get_bool(*it, p);
     else if (k == "activation") apply_activation(*it, s.activation, p);
     else if (k == "weights") apply_weights(*it, s.weights, p);
-    else if (k == "dmq_balancer_param") {
+    else if (k == "bias") apply_bias(*it, s.bias, p);
+    else if (k == "output") {
+      if (it->is_null()) {
+        s.output.reset();
+      } else {
+        if (!s.output) s.output = s.activation;  // a partial object overrides the input's settings
+        apply_activation(*it, *s.output, p);
+      }
+    } else if (k == "dmq_balancer_param") {
       if (it->is_null()) s.dmq_balancer_param.reset();
       else s.dmq_balancer_param = get_float(*it, p);
     }
@@ -282,7 +305,15 @@ inline ojson activation_json(const graph::activation_quant& a) {
                {"diffs_scope", a.diffs_scope},
                {"calib_statistic_method", to_string(a.calib_statistic_method)},
                {"scale_type", scale_type_name(a.scale_kind)},
-               {"round_mode", to_string(a.rounding)}};
+               {"round_mode", to_string(a.rounding)},
+               {"signed", a.is_signed},
+               {"narrow_range", a.narrow_range}};
+}
+inline ojson bias_json(const graph::bias_quant& b) {
+  return ojson{{"num_bits", b.num_bits},
+               {"round_mode", to_string(b.rounding)},
+               {"scale_type", scale_type_name(b.scale_kind)},
+               {"diffs_scope", b.diffs_scope}};
 }
 inline ojson weights_json(const graph::weight_quant& w) {
   ojson j{{"num_bits", w.num_bits},
@@ -293,7 +324,8 @@ inline ojson weights_json(const graph::weight_quant& w) {
           {"preset", to_string(w.how)},
           {"scale_type", scale_type_name(w.scale_kind)},
           {"diffs_scope", w.diffs_scope},
-          {"round_mode", to_string(w.rounding)}};
+          {"round_mode", to_string(w.rounding)},
+          {"narrow_range", w.narrow_range}};
   // Only where it is used: every layer of a default config would otherwise carry nine keys.
   if (w.algo == graph::wts_algo::adaround) {
     const adaround_options& a = w.adaround;
@@ -311,7 +343,8 @@ inline ojson weights_json(const graph::weight_quant& w) {
 }
 inline ojson layer_json(const graph::layer_settings& s) {
   ojson j{{"quant_enable", s.quant_enable}, {"activation", activation_json(s.activation)},
-          {"weights", weights_json(s.weights)}};
+          {"weights", weights_json(s.weights)}, {"bias", bias_json(s.bias)}};
+  if (s.output) j["output"] = activation_json(*s.output);
   if (s.dmq_balancer_param) j["dmq_balancer_param"] = short_float(*s.dmq_balancer_param);
   return j;
 }
@@ -339,6 +372,7 @@ inline graph::layer_settings defaults_of(const graph::quant_config& c) {
   graph::layer_settings s;
   s.activation = c.activation;
   s.weights = c.weights;
+  s.bias = c.bias;
   return s;
 }
 
@@ -356,11 +390,13 @@ inline std::string write_config_json(const graph::quant_config& c) {
                       {"include_bias_corr", c.global.include_bias_corr},
                       {"convert_relu6_to_relu", c.global.convert_relu6_to_relu},
                       {"keep_first_last_layer_accuracy", c.global.keep_first_last_layer_accuracy},
+                      {"keep_add_layer_accuracy", c.global.keep_add_layer_accuracy},
+                      {"quantize_outputs", c.global.quantize_outputs},
                       {"target", c.global.target}};
   j["overall"] = ojson{{"num_bits", c.overall_num_bits}};
   j["weights"] = detail::weights_json(c.weights);
   j["activation"] = detail::activation_json(c.activation);
-  j["bias"] = ojson{{"num_bits", c.bias_num_bits}};
+  j["bias"] = detail::bias_json(c.bias);
   const graph::layer_settings base = detail::defaults_of(c);
   const ojson base_json = detail::layer_json(base);
   ojson types = ojson::object();
@@ -405,13 +441,16 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
   if (j.contains("global")) {
     const auto& g = j["global"];
     detail::allow_keys(g, "config.global", {"include_cle", "include_bias_corr", "convert_relu6_to_relu",
-                                            "keep_first_last_layer_accuracy", "target"});
+                                            "keep_first_last_layer_accuracy", "keep_add_layer_accuracy",
+                                            "quantize_outputs", "target"});
     for (auto it = g.begin(); it != g.end(); ++it) {
       const std::string k = it.key(), p = "config.global." + k;
       if (k == "include_cle") c.global.include_cle = detail::get_bool(*it, p);
       else if (k == "include_bias_corr") c.global.include_bias_corr = detail::get_bool(*it, p);
       else if (k == "convert_relu6_to_relu") c.global.convert_relu6_to_relu = detail::get_bool(*it, p);
       else if (k == "keep_first_last_layer_accuracy") c.global.keep_first_last_layer_accuracy = detail::get_bool(*it, p);
+      else if (k == "keep_add_layer_accuracy") c.global.keep_add_layer_accuracy = detail::get_bool(*it, p);
+      else if (k == "quantize_outputs") c.global.quantize_outputs = detail::get_bool(*it, p);
       else if (k == "target") c.global.target = detail::get_string(*it, p);
     }
   }
@@ -433,10 +472,7 @@ inline graph::quant_config read_config_json_text(const std::string& text) {
                                amctq::detail::concat("sets the weights' width too, which must be in [2, 8] (int8 storage), got ",
                                               c.weights.num_bits, "; give weights.num_bits to keep 8-bit weights"));
   if (j.contains("activation")) detail::apply_activation(j["activation"], c.activation, "config.activation");
-  if (j.contains("bias")) {
-    detail::allow_keys(j["bias"], "config.bias", {"num_bits"});
-    if (j["bias"].contains("num_bits")) c.bias_num_bits = detail::get_int(j["bias"]["num_bits"], "config.bias.num_bits");
-  }
+  if (j.contains("bias")) detail::apply_bias(j["bias"], c.bias, "config.bias");
   const graph::layer_settings base = detail::defaults_of(c);
   if (j.contains("layer_type")) {
     const auto& t = j["layer_type"];

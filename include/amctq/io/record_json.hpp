@@ -5,6 +5,7 @@
 #ifndef AMCTQ_IO_RECORD_JSON_HPP
 #define AMCTQ_IO_RECORD_JSON_HPP
 
+#include <cmath>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +15,10 @@
 #include "amctq/io/atomic_file.hpp"
 
 namespace amctq::io {
+
+/// The top-level key of the tensors quantized where they are made (quant_record::tensors),
+/// beside the layers' names.
+inline constexpr const char* tensors_key = "quantized_tensors";
 
 inline std::string write_record_json(const graph::quant_record& rec) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
@@ -42,7 +47,26 @@ inline std::string write_record_json(const graph::quant_record& rec) {
     e["shift_bit"] = l.shift_bit;
     e["tensor_balance_factor"] = l.tensor_balance_factor;
     e["clusters"] = l.clusters;
+    if (!l.bias_grid.scale.empty()) {  // a bias of its own width: its grid (the int32 code follows from it)
+      e["scale_bias"] = l.bias_grid.scale[0];
+      e["bias_bits"] = static_cast<int>(std::lround(std::log2(l.bias_grid.qmax + 1.0))) + 1;  // qmax = 2^(b-1) - 1
+    }
     j[l.name] = std::move(e);
+  }
+  if (!rec.tensors.empty()) {
+    AMCTQ_CHECK(!j.contains(tensors_key), errc::unsupported, "save_model", "a layer is named '", tensors_key,
+                "', the key record.json keeps for the tensors quantized where they are made; rename the node");
+    nlohmann::ordered_json ts = nlohmann::ordered_json::object();
+    for (const auto& t : rec.tensors) {
+      nlohmann::ordered_json e;
+      e["reason"] = t.reason;
+      e["scale_d"] = t.act.scale[0];
+      e["offset_d"] = t.act.zero_point[0];
+      e["act_bits"] = t.bits;
+      if (t.rounding != round_mode::half_even) e["act_round_mode"] = to_string(t.rounding);
+      ts[t.tensor] = std::move(e);
+    }
+    j[tensors_key] = std::move(ts);
   }
   return j.dump(2) + "\n";
 }

@@ -218,9 +218,15 @@ inline config parse_vitis_config(const std::string& text) {
     AMCTQ_THROW(errc::parse, "config", "not valid JSON: ", e.what());
   }
   io::detail::allow_keys(j, "config",
-                         {"convert_relu6_to_relu", "include_cle", "include_bias_corr", "keep_first_last_layer_accuracy",
+                         {"convert_relu6_to_relu", "convert_silu_to_hswish", "change_concat_input_fix",
+                          "change_pool_input_fix", "include_cle", "include_bias_corr", "keep_first_last_layer_accuracy",
                           "keep_add_layer_accuracy", "target_device", "quantizable_data_type", "overall_quantize_config",
                           "tensor_quantize_config", "layer_quantize_config"});
+  // vai_q_pytorch's other switches (the guide's example writes the first): accepted when off.
+  for (const char* k : {"convert_silu_to_hswish", "change_concat_input_fix", "change_pool_input_fix"})
+    if (j.contains(k) && detail::get_bool(j[k], std::string("config.") + k))
+      detail::unsupported(std::string("config.") + k, "true is not supported (it changes the model or DPU fix "
+                                                      "positions amctq does not model); set it to false");
   for (const char* req : {"target_device", "quantizable_data_type", "overall_quantize_config"})
     if (!j.contains(req)) detail::key_error(std::string("config.") + req, "is required in a Vitis AI config");
   config c;
@@ -244,7 +250,9 @@ inline config parse_vitis_config(const std::string& text) {
       const ojson& x = lq[i];
       io::detail::allow_keys(x, e.path, {"layer_type", "layer_name", "quantizable_data_type", "overall_quantize_config",
                                          "tensor_quantize_config"});
-      const bool by_type = x.contains("layer_type"), by_name = x.contains("layer_name");
+      // The guide's example writes the unused one as null.
+      const bool by_type = x.contains("layer_type") && !x["layer_type"].is_null();
+      const bool by_name = x.contains("layer_name") && !x["layer_name"].is_null();
       if (by_type == by_name)
         detail::key_error(e.path, by_type ? "gives both layer_type and layer_name; an entry names one"
                                           : "needs layer_type or layer_name");
@@ -298,12 +306,11 @@ inline round_mode rounding_of(const tensor_params& p) {
   return round_mode::half_even;
 }
 
-// Settings every amctq tensor grid shares: signedness, narrow range.
-inline void check_common(const tensor_params& p, const char* what) {
+// Unsigned grids hold non-negative values; weights and biases have both signs.
+inline void check_signed(const tensor_params& p, const char* what) {
   if (!p.is_signed)
-    unsupported(p.origin("signed"), std::string("unsigned ") + what + " are not supported (amctq's grids are int8)");
-  if (p.narrow_range)
-    unsupported(p.origin("narrow_range"), std::string("narrow_range ") + what + " are not supported yet");
+    unsupported(p.origin("signed"), std::string("unsigned ") + what + " are not supported (they hold both signs; "
+                                                                       "unsigned grids are for activations)");
 }
 
 /// A layer input's grid: the activation observer method and its parameters.
@@ -317,10 +324,11 @@ inline graph::activation_quant to_activation(const tensor_params& p, const char*
   a.asymmetric = !p.symmetry;
   a.channel_wise = p.per_channel;
   a.rounding = rounding_of(p);
+  a.is_signed = p.is_signed;
+  a.narrow_range = p.narrow_range;
   if (a.channel_wise && a.rounding != round_mode::half_even)
     unsupported(p.origin("round_mode"), "round_mode " + p.round_mode + " for per-channel " + what +
                                             " is not supported (per-tensor grids take every round mode)");
-  check_common(p, what);
   a.scale_kind = p.scale_type == "float" ? scale_type::float32 : scale_type::power_of_two;
   if (a.algo == calib_method::pot_diffs) {
     if (p.scale_type != "power_of_two")
@@ -329,11 +337,16 @@ inline graph::activation_quant to_activation(const tensor_params& p, const char*
     a.calib_statistic_method = statistic_of(p.calib_statistic_method);
     // vai_q_pytorch tries a single position for graph inputs (the one whose grid covers them).
     if (std::string(what) == "input") a.diffs_scope = 1;
-  } else {
-    if (p.calib_statistic_method != "modal")
+  } else if (a.algo == calib_method::minmax) {
+    // amctq's maxmin is the range over every batch: the per-batch ranges' max. modal is the
+    // guide's default for every method, and vai_q_pytorch reads it as that too.
+    if (p.calib_statistic_method != "modal" && p.calib_statistic_method != "max")
       unsupported(p.origin("calib_statistic_method"),
-                  "calib_statistic_method " + p.calib_statistic_method + " applies to method diffs only in amctq");
+                  "calib_statistic_method " + p.calib_statistic_method + " with method maxmin is not supported: "
+                  "amctq's maxmin takes the range over all batches (max)");
   }
+  // percentile, entropy, mse: one histogram over all batches, as in vai_q_pytorch, whatever the
+  // statistic names.
   if (p.percentage) {
     if (a.algo != calib_method::percentile)
       unsupported(p.origin("percentage"), "percentage applies to method percentile only");
@@ -352,8 +365,9 @@ inline graph::weight_quant to_weights(const tensor_params& p) {
     unsupported(p.origin("method"), "method " + p.method + " for weights is not supported; amctq's weights use "
                                                            "maxmin (ARQ's min/max) or diffs");
   if (!p.symmetry) unsupported(p.origin("symmetry"), "asymmetric weights are not supported (ARQ is symmetric)");
-  check_common(p, "weights");
+  check_signed(p, "weights");
   w.channel_wise = p.per_channel;
+  w.narrow_range = p.narrow_range;
   w.rounding = rounding_of(p);
   w.scale_kind = p.scale_type == "float" ? scale_type::float32 : scale_type::power_of_two;
   if (p.method == "diffs") {
@@ -367,18 +381,31 @@ inline graph::weight_quant to_weights(const tensor_params& p) {
   return w;
 }
 
-// amctq quantizes a bias to int32 on its accumulator's grid s_d · s_w, the form every ONNX
-// integer op takes; a Vitis bias of another width has a grid of its own.
-inline void check_bias(const tensor_params& p) {
-  if (p.bit_width != 32)
+// A bias of 32 bits goes straight onto its accumulator's grid s_d · s_w (the form every ONNX
+// integer op takes); a narrower one onto a grid of its own first (graph::bias_quant).
+inline graph::bias_quant to_bias(const tensor_params& p) {
+  graph::bias_quant b;
+  if (p.bit_width != 32 && (p.bit_width < 2 || p.bit_width > 8))
     unsupported(p.origin("bit_width"), "bias bit_width " + std::to_string(p.bit_width) +
-                                           " is not supported yet; amctq quantizes biases to 32 bits on the accumulator "
-                                           "grid (scale s_d * s_w); give tensor_quantize_config.bias.bit_width 32");
-  if (p.round_mode != "half_even")
-    unsupported(p.origin("round_mode"), "bias round_mode " + p.round_mode + " is not supported yet (the int32 bias "
-                                                                              "rounds half to even); give "
-                                                                              "tensor_quantize_config.bias.round_mode "
-                                                                              "half_even");
+                                           " is not supported: 2 to 8 (a grid of its own, int8 storage) or 32 (the "
+                                           "accumulator's grid)");
+  b.num_bits = p.bit_width;
+  b.rounding = rounding_of(p);
+  if (b.num_bits == 32) return b;  // the accumulator's scale is s_d · s_w: method and scale type have nothing to choose
+  if (p.method != "maxmin" && p.method != "diffs")
+    unsupported(p.origin("method"), "method " + p.method + " for the bias is not supported; maxmin or diffs");
+  if (!p.symmetry) unsupported(p.origin("symmetry"), "an asymmetric bias is not supported");
+  check_signed(p, "biases");
+  if (p.narrow_range) unsupported(p.origin("narrow_range"), "a narrow_range bias is not supported");
+  if (p.per_channel) unsupported(p.origin("per_channel"), "a per-channel bias grid is not supported");
+  b.scale_kind = p.scale_type == "float" ? scale_type::float32 : scale_type::power_of_two;
+  if (p.method == "diffs") {
+    if (p.scale_type != "power_of_two")
+      unsupported(p.origin("scale_type"), "method diffs searches power-of-two scales; scale_type float cannot go "
+                                          "with it for the bias");
+    b.diffs_scope = pot_options{}.scope;
+  }
+  return b;
 }
 
 // The quantized layer (if any) whose output `tensor` is, through ops that commute with
@@ -413,10 +440,11 @@ inline bool is_graph_input(const graph::model& m, const std::string& tensor) {
 /// top level's. Throws errc::unsupported naming the key of any value amctq cannot honour.
 inline graph::quant_config to_quant_config(const config& v, const graph::model& model) {
   using detail::unsupported;
-  if (!v.keep_add_layer_accuracy)
-    unsupported("config.keep_add_layer_accuracy",
-                "false (quantize Add and Concat) is not supported yet: amctq leaves them in float; set it to true");
   graph::quant_config c = graph::create_quant_config(model);
+  c.global.keep_add_layer_accuracy = v.keep_add_layer_accuracy;
+  c.global.quantize_outputs = v.global.quantized[vitis::activation];
+  // The grid of outputs no layer's own settings decide (Add, Concat): the top level's.
+  if (v.global.quantized[vitis::activation]) c.activation = detail::to_activation(v.global.params[vitis::activation], "activation");
   c.global.convert_relu6_to_relu = v.convert_relu6_to_relu;
   c.global.include_cle = v.include_cle;
   c.global.include_bias_corr = v.include_bias_corr;
@@ -460,9 +488,16 @@ inline graph::quant_config to_quant_config(const config& v, const graph::model& 
     if (!l.bias.empty()) {
       if (!q[vitis::bias])
         unsupported(s.quantized_from, "layer '" + l.name + "' leaves its bias float; amctq quantizes it with the layer");
-      detail::check_bias(s.params[vitis::bias]);
+      lc->settings.bias = detail::to_bias(s.params[vitis::bias]);
     }
     if (has_weight) lc->settings.weights = detail::to_weights(s.params[vitis::weights]);
+    if (c.global.quantize_outputs) {
+      if (!q[vitis::activation])
+        unsupported(s.quantized_from, "layer '" + l.name + "' leaves its output float while the top level quantizes "
+                                                            "activations; amctq quantizes every layer's output then");
+      lc->settings.output = detail::to_activation(s.params[vitis::activation], "activation");
+      lc->settings.output->channel_wise = false;  // outputs are quantized per tensor
+    }
     if (l.input.empty()) continue;  // weight-only kinds (Gather)
     // The grid of the layer's input: a graph input's, or the output grid of the layer it reads.
     const settings* from = &v.global;

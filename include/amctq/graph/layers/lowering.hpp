@@ -197,14 +197,21 @@ inline bool lower_weight_and_bias_qdq(qdq_lowering& c, std::ptrdiff_t out_axis) 
   const layer_record& r = c.r;
   if (c.l.bias.empty() || r.bias_q.empty()) return false;
   const std::string bt = c.l.name + "_bias";
-  const auto nb = r.bias_q.size();
-  add_init(c.g, bt + "_quantized", tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, r.bias_q));
-  add_init(c.g, bt + "_scale", tensor::from<float>({static_cast<std::int64_t>(nb)}, bias_scales(r, nb)));
-  add_init(c.g, bt + "_zero_point",
-           tensor::from<std::int32_t>({static_cast<std::int64_t>(nb)}, std::vector<std::int32_t>(nb, 0)));
+  const auto nb = static_cast<std::int64_t>(r.bias_q.size());
+  std::vector<attribute> axis;
+  if (!r.bias_grid.scale.empty()) {
+    // A bias of its own bit width: its codes on its own grid, the values the layer adds.
+    add_init(c.g, bt + "_quantized", tensor::from<std::int8_t>({nb}, r.bias_grid_q));
+    add_init(c.g, bt + "_scale", scale_tensor(r.bias_grid.scale, false));
+    add_init(c.g, bt + "_zero_point", int8_zero_points(r.bias_grid.zero_point, false));
+  } else {
+    add_init(c.g, bt + "_quantized", tensor::from<std::int32_t>({nb}, r.bias_q));
+    add_init(c.g, bt + "_scale", tensor::from<float>({nb}, bias_scales(r, r.bias_q.size())));
+    add_init(c.g, bt + "_zero_point", tensor::from<std::int32_t>({nb}, std::vector<std::int32_t>(r.bias_q.size(), 0)));
+    axis.push_back(int_attr("axis", 0));
+  }
   c.before.push_back(make_node("DequantizeLinear", bt + "_dequantize",
-                               {bt + "_quantized", bt + "_scale", bt + "_zero_point"}, {bt + "_dequantized"},
-                               {int_attr("axis", 0)}));
+                               {bt + "_quantized", bt + "_scale", bt + "_zero_point"}, {bt + "_dequantized"}, axis));
   c.n.inputs[2] = bt + "_dequantized";
   return true;
 }

@@ -16,6 +16,7 @@
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/layers/lowering.hpp"
 #include "amctq/graph/passes/graph_edit.hpp"
+#include "amctq/graph/passes/quantize_tensors.hpp"
 #include "amctq/graph/quant_layers.hpp"
 #include "amctq/graph/quant_record.hpp"
 
@@ -88,6 +89,7 @@ inline model lower_qdq(const model& float_model, const std::vector<quant_layer>&
     nodes.push_back(std::move(g.nodes[k]));
   }
   g.nodes = std::move(nodes);
+  passes::quantize_tensors(g, rec.tensors);
   passes::detail::drop_unused_constants(g);
   g.value_infos.clear();  // intermediate shapes/types changed; ONNX Runtime infers them again
   m.producer_name = "amctq";

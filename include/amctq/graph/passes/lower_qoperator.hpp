@@ -27,24 +27,12 @@
 #include "amctq/graph/passes/lower_qdq.hpp"
 #include "amctq/graph/quant_layers.hpp"
 #include "amctq/graph/quant_record.hpp"
+#include "amctq/graph/tensor_points.hpp"
+#include "amctq/graph/passes/quantize_tensors.hpp"
 
 namespace amctq::graph {
 
 namespace detail {
-
-inline bool commutes_with_quantize(const graph& g, const node& n, std::int64_t opset) {
-  static const std::set<std::string> ops = {"Relu", "MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze",
-                                            "Unsqueeze", "Identity", "Dropout", "Pad"};
-  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
-  if (!ops.count(n.op_type) || n.outputs.empty() || n.inputs.empty()) return false;
-  for (std::size_t i = 1; i < n.outputs.size(); ++i)
-    if (!n.outputs[i].empty()) return false;  // MaxPool indices, Dropout mask
-  // The int8 Pad needs its pad value as a constant to quantize it (a missing one is 0).
-  if (n.op_type == "Pad")
-    return opset >= 11 && (n.inputs.size() < 3 || n.inputs[2].empty() ||
-                           passes::detail::scalar_constant(g, n.inputs[2]).has_value());
-  return true;
-}
 
 /// A quantized value of `v` on grid `p` (what QuantizeLinear with the grid clamp gives).
 inline std::int8_t quantize_one(float v, const quant_params& p) {
@@ -204,6 +192,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
     if (c.target != nullptr) int8_of[detail::key_of(c.target->input, c.target_record->act)] = c.target->input;
   }
   g.nodes = std::move(out);
+  passes::quantize_tensors(g, rec.tensors);
   passes::detail::drop_unused_constants(g);
   g.value_infos.clear();
   m.producer_name = "amctq";
