@@ -33,3 +33,10 @@ if ! "$venv/bin/python" -c "import onnxruntime, onnx, numpy" 2>/dev/null; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "onnxruntime==${AMCTQ_ORT_VERSION:-1.32.0}" \
     "onnx==${AMCTQ_ONNX_VERSION:-1.23.2}" "numpy==$np" >&2
 fi
+# The Python package (python/, pyproject.toml) builds with nanobind through scikit-build-core, and
+# its tests run under pytest; pinned like the peers above.
+if ! "$venv/bin/python" -c "import nanobind, scikit_build_core, pytest" 2>/dev/null; then
+  echo "setup: pip install nanobind scikit-build-core pytest" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "nanobind==${AMCTQ_NANOBIND_VERSION:-3.1.0}" \
+    "scikit-build-core==${AMCTQ_SKBUILD_VERSION:-1.1.2}" "pytest==${AMCTQ_PYTEST_VERSION:-9.2.0}" >&2
+fi

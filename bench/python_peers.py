@@ -1,0 +1,70 @@
+"""The Python package against its peers, in one run on the same arrays (issue 20's targets):
+amctq.fake_quantize on 16M floats vs torch.fake_quantize_per_tensor_affine (goal: at least 5x),
+and amctq.calibrate(method="entropy") vs ONNX Runtime's entropy calibrator (HistogramCollector,
+what EntropyCalibrater runs; goal: at least 100x). Prints medians and ratios; one thread each.
+
+usage: PYTHONPATH=<dir holding amctq> .venv/bin/python bench/python_peers.py [--n 16777216] [--reps 7]
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from onnxruntime.quantization.calibrate import HistogramCollector
+
+import amctq
+
+
+def median_seconds(fn, reps):
+    fn()  # warm: page faults of fresh outputs, lazy imports
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def ort_entropy(x, bins, levels):
+    c = HistogramCollector("entropy", False, bins, levels, 99.999, "same")
+    c.collect({"t": [x]})
+    return c.compute_collection_result()["t"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1 << 24)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--ort-reps", type=int, default=3, help="ORT's calibrator takes seconds per run")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    x = np.random.default_rng(0).standard_normal(a.n).astype(np.float32)
+    xt = torch.from_numpy(x)
+    out = np.empty_like(x)
+    scale = 0.02
+    rows = []
+
+    def row(name, seconds, base=None, peer=""):
+        rows.append((name, seconds, None if base is None else f"{base / seconds:8.1f}x {peer}"))
+
+    t_torch = median_seconds(lambda: torch.fake_quantize_per_tensor_affine(xt, scale, 0, -128, 127), a.reps)
+    row("torch.fake_quantize_per_tensor_affine", t_torch)
+    row("amctq.fake_quantize (new output)", median_seconds(lambda: amctq.fake_quantize(x, scale, 0), a.reps), t_torch, "torch")
+    row("amctq.fake_quantize (out=)", median_seconds(lambda: amctq.fake_quantize(x, scale, 0, out=out), a.reps), t_torch, "torch")
+    # Both sides compute the same thing: amctq with ONNX Runtime's preset equals ORT's range bit for bit
+    # (tests/tools/ort_entropy_property.py); amctq's own entropy (amct preset) is listed too.
+    t_ort = median_seconds(lambda: ort_entropy(x, 2048, 128), a.ort_reps)
+    row("onnxruntime HistogramCollector('entropy', 2048 bins, 128 levels)", t_ort)
+    row("amctq.calibrate(method='entropy', preset='onnxruntime')",
+        median_seconds(lambda: amctq.calibrate(x, method="entropy", preset="onnxruntime", bins=2048, levels=128),
+                       a.reps), t_ort, "ONNX Runtime")
+    row("amctq.calibrate(method='entropy')", median_seconds(lambda: amctq.calibrate(x, method="entropy"), a.reps), t_ort, "ONNX Runtime")
+
+    print(f"{a.n} float32 values; medians of {a.reps} runs ({a.ort_reps} for ONNX Runtime); one thread each")
+    for name, s, ratio in rows:
+        print(f"  {name:<66} {s * 1e3:10.2f} ms" + ("" if ratio is None else f"   {ratio}"))
+
+
+if __name__ == "__main__":
+    main()
