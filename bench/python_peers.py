@@ -60,10 +60,25 @@ def main():
         median_seconds(lambda: amctq.calibrate(x, method="entropy", preset="onnxruntime", bins=2048, levels=128),
                        a.reps), t_ort, "ONNX Runtime")
     row("amctq.calibrate(method='entropy')", median_seconds(lambda: amctq.calibrate(x, method="entropy"), a.reps), t_ort, "ONNX Runtime")
+    # ORT's entropy threshold is symmetric (|x| <= T); amctq's default window is asymmetric.
+    row("amctq.calibrate(method='entropy', symmetric=True)",
+        median_seconds(lambda: amctq.calibrate(x, method="entropy", symmetric=True), a.reps), t_ort, "ONNX Runtime")
+
+    # Where the time goes: one pass over the data (histogram) and the threshold search.
+    collector = HistogramCollector("entropy", False, 2048, 128, 99.999, "same")
+    t_collect = median_seconds(lambda: collector.collect({"t": [x]}), a.ort_reps)
+    t_search = median_seconds(collector.compute_collection_result, a.ort_reps)
+    row("  onnxruntime: collect (histogram)", t_collect)
+    row("  onnxruntime: compute_collection_result (search)", t_search)
+    ob = amctq.Observer("entropy")
+    row("  amctq: Observer.observe (histogram)", median_seconds(lambda: amctq.Observer("entropy").observe(x), a.reps),
+        t_collect, "ONNX Runtime's collect")
+    ob.observe(x)
+    row("  amctq: Observer.result (search)", median_seconds(ob.result, a.reps), t_search, "ONNX Runtime's search")
 
     print(f"{a.n} float32 values; medians of {a.reps} runs ({a.ort_reps} for ONNX Runtime); one thread each")
     for name, s, ratio in rows:
-        print(f"  {name:<66} {s * 1e3:10.2f} ms" + ("" if ratio is None else f"   {ratio}"))
+        print(f"  {name:<68} {s * 1e3:10.2f} ms" + ("" if ratio is None else f"   {ratio}"))
 
 
 if __name__ == "__main__":
