@@ -12,10 +12,12 @@
 
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include "amctq/algorithms/observer.hpp"
 #include "amctq/io/observer_json.hpp"
 #include "arrays.hpp"
+#include "calib_fields.hpp"
 #include "bindings.hpp"
 
 namespace amctq::python {
@@ -120,30 +122,6 @@ observer_options make_options(const std::string& method, int bits, bool symmetri
   return o;
 }
 
-// What `amctq calib` prints, fields in its order; floats are the float32 values themselves.
-nb::dict result_dict(const observer_options& o, const calib_result& r, std::uint64_t nonfinite) {
-  nb::dict j;
-  j["method"] = to_string(o.method);
-  j["preset"] = to_string(o.how);
-  j["bits"] = o.spec.bits;
-  j["symmetric"] = o.spec.symmetric;
-  j["axis"] = o.spec.axis == per_tensor ? nb::none() : nb::cast(o.spec.axis);
-  auto field = [&](auto get) -> nb::object {
-    if (o.spec.axis == per_tensor) return nb::cast(get(0));
-    nb::list a;
-    for (std::size_t c = 0; c < r.ranges.size(); ++c) a.append(get(c));
-    return a;
-  };
-  j["min"] = field([&](std::size_t c) { return r.ranges[c].min; });
-  j["max"] = field([&](std::size_t c) { return r.ranges[c].max; });
-  j["scale"] = field([&](std::size_t c) { return r.params.scale[c]; });
-  j["zero_point"] = field([&](std::size_t c) { return r.params.zero_point[c]; });
-  j["qmin"] = r.params.qmin;
-  j["qmax"] = r.params.qmax;
-  j["nonfinite"] = nonfinite;
-  return j;
-}
-
 // One activation_observer; the mutex serialises threads that share it, since observe() runs
 // without the GIL.
 class py_observer {
@@ -177,7 +155,9 @@ class py_observer {
       nb::gil_scoped_release unlocked;  // the searches (IFMR, entropy, ...) run here
       r = now.result();
     }
-    return result_dict(now.options(), r, now.nonfinite());
+    nb::dict fields;
+    cli::put_calib_fields(fields, nb::none(), now.options(), r, now.nonfinite());
+    return fields;
   }
 
   std::string state() {
