@@ -15,10 +15,13 @@ def _code_dtype(bits, signed):
     return _CODE_TYPES[(width, bool(signed))]
 
 
-def _output(out, shape, dtype):
+def _output(out, shape, dtype, where):
     if out is None:
         return np.empty(shape, dtype=dtype)
-    return as_array(out, "out", "output")
+    out = as_array(out, "out", where)
+    if not out.flags.writeable:
+        raise Error(f"[amctq.invalid_argument] {where}: out is read-only")
+    return out
 
 
 def fake_quantize(x, scale, zero_point, bits=8, signed=True, axis=None, round_mode="half_even", out=None,
@@ -32,7 +35,7 @@ def fake_quantize(x, scale, zero_point, bits=8, signed=True, axis=None, round_mo
     passes): ``numpy.unpackbits(mask, bitorder="little")[:x.size]``.
     """
     xa = as_array(x, "x", "fake_quantize")
-    y = _output(out, xa.shape, np.float32)
+    y = _output(out, xa.shape, np.float32, "fake_quantize")
     bits_out = np.zeros((xa.size + 7) // 8, dtype=np.uint8) if mask else None
     s, z = grid_values(scale, zero_point)
     _core._fake_quantize(xa, y, s, z, bits, signed, narrow_range, axis, round_mode, bits_out)
@@ -47,7 +50,7 @@ def quantize(x, scale, zero_point, bits=8, signed=True, axis=None, round_mode="h
     uint8, int16, uint16, int32). Equals ONNX QuantizeLinear for 8 and 16 bits.
     """
     xa = as_array(x, "x", "quantize")
-    q = _output(out, xa.shape, _code_dtype(bits, signed))
+    q = _output(out, xa.shape, _code_dtype(bits, signed), "quantize")
     s, z = grid_values(scale, zero_point)
     _core._quantize(xa, q, s, z, bits, signed, narrow_range, axis, round_mode)
     return q
@@ -67,7 +70,7 @@ def dequantize(q, scale, zero_point, axis=None, out=None, bits=None, signed=None
                         "uint16 or int32")
         bits = bits if bits is not None else min(kind.itemsize * 8, 16)
         signed = signed if signed is not None else kind.kind == "i"
-    y = _output(out, qa.shape, np.float32)
+    y = _output(out, qa.shape, np.float32, "dequantize")
     s, z = grid_values(scale, zero_point)
     _core._dequantize(qa, y, s, z, bits, signed, narrow_range, axis)
     return y

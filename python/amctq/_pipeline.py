@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -42,6 +43,8 @@ def quantize_model(model_path, calib, config=None, out_dir=".", stem=None):
     if stem is None:
         stem = os.path.splitext(os.path.basename(model_path))[0]
     paths = _core._quantize_model(model_path, config_path, config_text, batches, split, os.fspath(out_dir), stem)
+    for note in paths["notes"]:  # what `amctq quantize` prints as "note:" (conversions, deploy exactness)
+        warnings.warn(f"amctq.quantize_model: {note}", stacklevel=2)
     with open(paths["record"], encoding="utf-8") as f:
         return json.load(f)
 

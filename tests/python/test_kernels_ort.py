@@ -118,6 +118,11 @@ def test_wrong_dtype_is_an_error_not_a_copy():
         amctq.fake_quantize(np.zeros(4), 0.1, 0)
     with pytest.raises(amctq.Error, match="out has dtype float64"):
         amctq.fake_quantize(np.zeros(4, np.float32), 0.1, 0, out=np.zeros(4))
+    frozen = np.zeros(4, np.float32)
+    frozen.setflags(write=False)
+    assert amctq.fake_quantize(frozen, 0.1, 0).shape == (4,)  # read-only input: fine
+    with pytest.raises(amctq.Error, match="fake_quantize: out is read-only"):
+        amctq.fake_quantize(frozen, 0.1, 0, out=frozen)
     with pytest.raises(amctq.Error, match="out must have the shape of the input"):
         amctq.fake_quantize(np.zeros((2, 3), np.float32), 0.1, 0, out=np.zeros((3, 2), np.float32))
 

@@ -65,3 +65,12 @@ def test_bad_override_names_the_key(files):
     model, _ = files
     with pytest.raises(amctq.Error, match=r"config.activation.act_algox: unknown key"):
         amctq.create_quant_config(model, activation={"act_algox": "mse"})
+
+
+def test_float64_data_is_converted_with_a_note(files, tmp_path):
+    # As `amctq quantize` does with a float64 .npy: converted to the input's float32, and said.
+    model, calib = files
+    x = np.load(calib)
+    with pytest.warns(UserWarning, match="holds float64, converted to float32"):
+        converted = amctq.quantize_model(model, x.astype(np.float64), out_dir=tmp_path / "a")
+    assert converted == amctq.quantize_model(model, x, out_dir=tmp_path / "b")
