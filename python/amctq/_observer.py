@@ -50,10 +50,10 @@ class Observer:
     def __getstate__(self):
         return {"args": self._args, "batches": self._batches, "state": self._core.state()}
 
-    def __setstate__(self, d):
-        self.__init__(**d["args"])
-        self._core.set_state(d["state"])
-        self._batches = d["batches"]
+    def __setstate__(self, state):
+        self.__init__(**state["args"])
+        self._core.set_state(state["state"])
+        self._batches = state["batches"]
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._args.items())
