@@ -1,5 +1,7 @@
 """Observer and calibrate: amctq's activation_observer, every calibration method."""
 
+import threading
+
 import numpy as np
 
 from . import _core
@@ -24,11 +26,13 @@ class Observer:
         self._args = dict(method=method, bits=bits, symmetric=symmetric, axis=axis, preset=preset, **options)
         self._core = _core._Observer(method, bits, symmetric, axis, preset, options)
         self._batches = 0
+        self._count_lock = threading.Lock()  # observe() may run in several threads at once
 
     def observe(self, x):
         """Fold one batch in; returns self."""
         self._core.observe(as_array(x, "x", "Observer.observe"))
-        self._batches += 1
+        with self._count_lock:
+            self._batches += 1
         return self
 
     def merge(self, other):
@@ -36,7 +40,8 @@ class Observer:
         if not isinstance(other, Observer):
             raise Error("[amctq.invalid_argument] activation_observer::merge: can merge only another amctq.Observer")
         self._core.merge(other._core)
-        self._batches += other._batches
+        with self._count_lock:
+            self._batches += other._batches
         return self
 
     def result(self):

@@ -178,7 +178,10 @@ class py_observer {
   }
 
  private:
+  // Waits for the lock without the GIL: the thread holding it may be observing without the GIL
+  // and must not find every other Python thread stalled behind this one.
   activation_observer copy() {
+    nb::gil_scoped_release unlocked;
     std::lock_guard<std::mutex> lock(mutex_);
     return ob_;
   }

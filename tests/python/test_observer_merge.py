@@ -2,6 +2,7 @@
 the one-pass result; pickling round-trips; merging refuses what cannot merge."""
 
 import pickle
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -71,3 +72,21 @@ def test_merge_refuses_different_methods_and_moving_average_shards():
     a, b = amctq.Observer("moving_average").observe(x), amctq.Observer("moving_average").observe(x)
     with pytest.raises(amctq.UnsupportedError, match="moving_average depends on batch order"):
         a.merge(b)
+
+
+def test_threads_sharing_an_observer():
+    # observe() runs without the GIL; the observer serialises its own calls, so threads
+    # feeding one observer get the one-thread result (histogram methods do not depend on order).
+    batches = _batches()
+    one = amctq.Observer("hfmg")
+    for b in batches:
+        one.observe(b)
+    shared = amctq.Observer("hfmg").observe(batches[0])
+    threads = [threading.Thread(target=lambda bs=batches[1 + i::3]: [shared.observe(b) for b in bs]) for i in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(20):  # readers alongside the writers
+        assert 1 <= shared.result()["batches"] <= len(batches)
+    for t in threads:
+        t.join()
+    assert shared.result() == one.result()
