@@ -8,7 +8,7 @@ import numpy.typing as npt
 __version__: str
 
 Buffer = Union[npt.NDArray[Any], memoryview, bytearray, Any]
-"""A numpy array or any object with the buffer protocol, read in place."""
+"""A numpy array, a CPU DLPack tensor (torch.Tensor) or any object with the buffer protocol, read in place."""
 FloatArray = npt.NDArray[np.float32]
 ScaleLike = Union[float, Sequence[float], npt.NDArray[np.floating[Any]]]
 ZeroPointLike = Union[int, Sequence[int], npt.NDArray[np.integer[Any]]]

@@ -18,7 +18,7 @@ def _code_dtype(bits, signed):
 def _output(out, shape, dtype, where):
     if out is None:
         return np.empty(shape, dtype=dtype)
-    out = as_array(out, "out", where)
+    out = as_array(out, "out", where, writable=True)
     if not out.flags.writeable:
         raise Error(f"[amctq.invalid_argument] {where}: out is read-only")
     return out

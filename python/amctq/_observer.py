@@ -66,7 +66,8 @@ class Observer:
 
 
 def _batches(x):
-    if isinstance(x, np.ndarray):
+    # One array (numpy, DLPack or buffer) is one batch; anything else is an iterable of them.
+    if isinstance(x, np.ndarray) or hasattr(x, "__dlpack__"):
         return [x]
     try:
         memoryview(x)

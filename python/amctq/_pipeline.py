@@ -11,7 +11,9 @@ from ._errors import Error
 
 
 def _is_batch(x):
-    return isinstance(x, (np.ndarray, dict))
+    # An array (numpy or DLPack, e.g. a torch.Tensor) or a dict of them; anything else is an
+    # iterable of batches.
+    return isinstance(x, (np.ndarray, dict)) or hasattr(x, "__dlpack__")
 
 
 def _as_inputs(batch):

@@ -169,3 +169,15 @@ def test_gil_is_released_while_kernels_and_observers_run():
     assert _progress_while(lambda: sum(range(1_000_000))) == 0  # the probe: a call that holds the GIL
     assert _progress_while(fake_quantize_many) > 0
     assert _progress_while(observe_many) > 0
+
+
+def test_torch_tensors_are_read_and_written_in_place():
+    torch = pytest.importorskip("torch")  # Debian's python3-torch, installed by scripts/setup.sh
+    t = torch.from_numpy(_case(np.int8, None, seed=8)[0].copy())
+    expected = amctq.fake_quantize(t.numpy(), 0.03, 1)
+    assert np.array_equal(amctq.fake_quantize(t, 0.03, 1), expected)  # read through DLPack
+    assert amctq.calibrate(t, method="mse") == amctq.calibrate(t.numpy(), method="mse")
+    amctq.fake_quantize(t, 0.03, 1, out=t)  # written in place: the tensor itself changes
+    assert np.array_equal(t.numpy(), expected)
+    with pytest.raises(amctq.Error, match="x has dtype float64"):
+        amctq.fake_quantize(t.double(), 0.03, 1)

@@ -52,13 +52,15 @@ def test_config_dict_and_named_inputs_equal_cli(cli, files, tmp_path):
 
 
 def test_iterable_of_batches(files, tmp_path):
-    # Batches given one by one equal the same rows cut by batch_num.
+    # Batches given one by one equal the same rows cut by batch_num; a tensor is one array.
     model, calib = files
     x = np.load(calib)
     config = amctq.create_quant_config(model, batch_num=2)
     cut = amctq.quantize_model(model, x, config=config, out_dir=tmp_path / "a")
     given = amctq.quantize_model(model, iter([x[:128], x[128:]]), config=config, out_dir=tmp_path / "b")
     assert cut == given
+    torch = pytest.importorskip("torch")
+    assert amctq.quantize_model(model, torch.from_numpy(x), config=config, out_dir=tmp_path / "c") == cut
 
 
 def test_bad_override_names_the_key(files):
