@@ -181,3 +181,18 @@ def test_torch_tensors_are_read_and_written_in_place():
     assert np.array_equal(t.numpy(), expected)
     with pytest.raises(amctq.Error, match="x has dtype float64"):
         amctq.fake_quantize(t.double(), 0.03, 1)
+
+
+@pytest.mark.parametrize("mode,rule", [
+    ("half_even", np.round),
+    ("half_away", lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5)),
+    ("half_up", lambda v: np.floor(v + 0.5)),
+    ("half_down", lambda v: np.ceil(v - 0.5)),
+])
+def test_round_modes_on_ties(mode, rule):
+    # Exact ties k + 0.5 (scale a power of two, so x / scale is exact) tell the modes apart.
+    v = np.arange(-20, 20, dtype=np.float32) + np.float32(0.5)
+    x = v * np.float32(0.25)
+    q = amctq.quantize(x, 0.25, 0, round_mode=mode)
+    assert np.array_equal(q, rule(v.astype(np.float64)).astype(np.int8))
+    assert np.array_equal(amctq.fake_quantize(x, 0.25, 0, round_mode=mode), q.astype(np.float32) * np.float32(0.25))
