@@ -6,7 +6,7 @@ set -euo pipefail
 need_apt=()
 want_apt=(cmake g++ clang libclang-rt-14-dev make libxsimd-dev libeigen3-dev doctest-dev
           nlohmann-json3-dev libbenchmark-dev libgtest-dev python3-numpy python3-torch
-          python3-sklearn python3-torchvision dataset-fashion-mnist python3-venv)
+          python3-sklearn python3-torchvision dataset-fashion-mnist python3-venv python3-dev)
 for p in "${want_apt[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
 done
@@ -32,4 +32,11 @@ if ! "$venv/bin/python" -c "import onnxruntime, onnx, numpy" 2>/dev/null; then
   np=$(/usr/bin/python3 -c "import numpy; print(numpy.__version__)")
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "onnxruntime==${AMCTQ_ORT_VERSION:-1.32.0}" \
     "onnx==${AMCTQ_ONNX_VERSION:-1.23.2}" "numpy==$np" >&2
+fi
+# The Python package (python/, pyproject.toml) builds with nanobind through scikit-build-core, and
+# its tests run under pytest; pinned like the peers above.
+if ! "$venv/bin/python" -c "import nanobind, scikit_build_core, pytest" 2>/dev/null; then
+  echo "setup: pip install nanobind scikit-build-core pytest" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "nanobind==${AMCTQ_NANOBIND_VERSION:-3.1.0}" \
+    "scikit-build-core==${AMCTQ_SKBUILD_VERSION:-1.1.2}" "pytest==${AMCTQ_PYTEST_VERSION:-9.2.0}" >&2
 fi

@@ -12,6 +12,15 @@ echo "== tests"
 # The wide model sweep (label sweep, tests/model_sweep) runs on request: ctest --test-dir build -L sweep
 ctest --test-dir "$root/build" --output-on-failure -j"$jobs" -LE sweep
 
+echo "== Python package: pip install . (nanobind, scikit-build-core), then its tests against the CLI"
+# Installed into a folder of the build tree, not into the venv: the tests import exactly this build.
+rm -rf "$root/build/python-pip"
+CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$root/.venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+  --no-build-isolation --target "$root/build/python-pip" --config-settings=build-dir="$root/build/python-build" \
+  --config-settings=cmake.define.AMCTQ_WERROR=ON "$root"
+PYTHONPATH="$root/build/python-pip" AMCTQ_CLI="$root/build/tools/amctq/amctq" \
+  "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python"
+
 echo "== build (ASan + UBSan, -Og)"
 # -Og, not -O2: with the sanitizers' instrumentation GCC takes several times longer per test
 # file at -O2, and that build would be most of CI's time, while -Og slows the tests only a little

@@ -15,6 +15,7 @@
 
 #include "amctq/algorithms/observer.hpp"
 #include "amctq/io/npy.hpp"
+#include "calib_fields.hpp"
 #include "cli_report.hpp"
 
 namespace {
@@ -238,25 +239,8 @@ int cmd_calib(int argc, char** argv) {
     }
     const calib_result r = ob->result();
     nlohmann::json j;
-    j["method"] = to_string(o.method);
-    j["preset"] = to_string(o.how);
-    j["bits"] = o.spec.bits;
-    j["symmetric"] = o.spec.symmetric;
-    j["axis"] = o.spec.axis == per_tensor ? nlohmann::json(nullptr) : nlohmann::json(o.spec.axis);
-    auto field = [&](auto get) {
-      if (o.spec.axis == per_tensor) return nlohmann::json(get(0));
-      nlohmann::json a = nlohmann::json::array();
-      for (std::size_t c = 0; c < r.ranges.size(); ++c) a.push_back(get(c));
-      return a;
-    };
-    j["min"] = field([&](std::size_t c) { return r.ranges[c].min; });
-    j["max"] = field([&](std::size_t c) { return r.ranges[c].max; });
-    j["scale"] = field([&](std::size_t c) { return r.params.scale[c]; });
-    j["zero_point"] = field([&](std::size_t c) { return r.params.zero_point[c]; });
-    j["qmin"] = r.params.qmin;
-    j["qmax"] = r.params.qmax;
+    cli::put_calib_fields(j, nullptr, o, r, ob->nonfinite());
     j["batches"] = files.size();
-    j["nonfinite"] = ob->nonfinite();
     std::cout << j.dump() << "\n";
     return 0;
   } catch (const std::exception& e) {

@@ -1,0 +1,164 @@
+// quantize_model and create_quant_config: the flow of `amctq quantize` / `amctq config` on
+// calibration arrays held by Python. The pipeline owns its batches, so the arrays are copied
+// once into graph tensors (the only copy the package makes); everything else is the CLI's code.
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/vector.h>
+
+#include "amctq/graph/pipeline.hpp"
+#include "amctq/io/calibration_data.hpp"
+#include "amctq/io/config_json.hpp"
+#include "amctq/io/onnx_reader.hpp"
+#include "amctq/io/save_model.hpp"
+#include "amctq/io/vitis_config_json.hpp"
+#include "arrays.hpp"
+#include "bindings.hpp"
+
+namespace amctq::python {
+
+namespace {
+
+using contiguous_array = nb::ndarray<nb::ro, nb::c_contig, nb::device::cpu>;
+
+graph::dtype graph_dtype(nb::dlpack::dtype t, const std::string& name) {
+  if (holds<float>(t)) return graph::dtype::float32;
+  if (holds<double>(t)) return graph::dtype::float64;
+  if (holds<std::int8_t>(t)) return graph::dtype::int8;
+  if (holds<std::uint8_t>(t)) return graph::dtype::uint8;
+  if (holds<std::int16_t>(t)) return graph::dtype::int16;
+  if (holds<std::uint16_t>(t)) return graph::dtype::uint16;
+  if (holds<std::int32_t>(t)) return graph::dtype::int32;
+  if (holds<std::int64_t>(t)) return graph::dtype::int64;
+  if (holds<bool>(t)) return graph::dtype::boolean;
+  AMCTQ_THROW(errc::invalid_argument, "calibration data", "array '", name, "' has dtype ", dtype_name(t),
+              "; calibration arrays are float32/64, int8/16/32/64, uint8/16 or bool");
+}
+
+graph::tensor to_tensor(const contiguous_array& a, const std::string& name) {
+  std::vector<std::int64_t> shape(a.ndim());
+  for (std::size_t r = 0; r < a.ndim(); ++r) shape[r] = static_cast<std::int64_t>(a.shape(r));
+  graph::tensor t(graph_dtype(a.dtype(), name), shape);
+  if (!t.bytes().empty()) std::memcpy(t.bytes().data(), a.data(), t.bytes().size());
+  return t;
+}
+
+// What io::read_calibration_data does with the arrays once it has read its files: the same
+// checks and conversions, each error naming the input. The key "" stands for the model's one
+// fed input, as a lone X.npy does on the command line.
+io::calibration_data calibration_from(const graph::model& m, const std::map<std::string, contiguous_array>& arrays) {
+  const auto ins = io::fed_inputs(m);
+  AMCTQ_CHECK(!ins.empty(), errc::invalid_argument, "calibration data", "the model has no graph input to feed");
+  std::map<std::string, graph::tensor> given;
+  for (const auto& [key, a] : arrays) {
+    std::string name = key;
+    if (name.empty()) {
+      AMCTQ_CHECK(ins.size() == 1, errc::invalid_argument, "calibration data", "the model has ", ins.size(),
+                  " inputs (", io::detail::input_names(ins), "); give a dict of arrays by input name");
+      name = ins[0]->name;
+    }
+    bool known = false;
+    for (const auto* vi : ins) known = known || vi->name == name;
+    AMCTQ_CHECK(known, errc::invalid_argument, "calibration data", "array '", name,
+                "' is not an input of the model (its inputs: ", io::detail::input_names(ins), ")");
+    given.emplace(name, to_tensor(a, name));
+  }
+  io::calibration_data d;
+  for (const auto* vi : ins) {
+    auto it = given.find(vi->name);
+    AMCTQ_CHECK(it != given.end(), errc::invalid_argument, "calibration data", "no data for input '", vi->name,
+                "' (the model's inputs: ", io::detail::input_names(ins), ")");
+    const std::string src = "array '" + vi->name + "'";
+    graph::tensor t = io::detail::to_input_type(std::move(it->second), *vi, src, d.notes);
+    io::detail::check_shape(t, *vi, src);
+    if (d.inputs.empty()) d.rows = t.dim(0);
+    AMCTQ_CHECK(t.dim(0) == d.rows, errc::shape_mismatch, "calibration data", src, " has ", t.dim(0), " rows but ",
+                d.source.begin()->second, " has ", d.rows, "; every input needs the same rows");
+    d.source[vi->name] = src;
+    d.inputs.emplace(vi->name, std::move(t));
+  }
+  return d;
+}
+
+graph::quant_config config_for(const graph::model& m, const std::string& path, const std::string& text) {
+  if (!path.empty()) return io::read_quant_config(path, m);
+  if (text.empty()) return graph::create_quant_config(m);
+  if (io::vitis::is_vitis_config_text(text)) return io::vitis::to_quant_config(io::vitis::parse_vitis_config(text), m);
+  return io::read_config_json_text(text);
+}
+
+graph::model read_model(const std::string& path) {
+  AMCTQ_CHECK(std::filesystem::is_regular_file(path), errc::io, "quantize_model", "model ", path, ": no such file");
+  return io::read_onnx(path);
+}
+
+// `batches` holds one dict per batch; with split, the one dict's rows are cut into the config's
+// batch_num batches as `amctq quantize --calib` cuts them.
+nb::dict quantize_model(const std::string& model_path, const std::string& config_path, const std::string& config_text,
+                        const std::vector<std::map<std::string, contiguous_array>>& batches, bool split,
+                        const std::string& out_dir, const std::string& stem) {
+  const graph::model m = read_model(model_path);
+  io::check_written_opset(m);
+  const graph::quant_config cfg = config_for(m, config_path, config_text);
+  AMCTQ_CHECK(!batches.empty(), errc::invalid_argument, "quantize_model", "no calibration data given");
+  std::vector<graph::batch> data;
+  std::vector<std::string> notes;
+  for (const auto& b : batches) {
+    io::calibration_data d = calibration_from(m, b);
+    notes.insert(notes.end(), d.notes.begin(), d.notes.end());
+    if (split) data = io::split_batches(d, cfg.batch_num);
+    else data.push_back(std::move(d.inputs));
+  }
+  io::saved_paths paths;
+  std::vector<graph::float_layer> left;
+  std::size_t quantized = 0;
+  {
+    nb::gil_scoped_release unlocked;
+    graph::quantizer q(m, cfg);
+    io::check_layer_names(q);
+    q.quantize_preprocess(data);
+    q.quantize_model();
+    q.calibrate(data);
+    paths = io::save_model(q, out_dir, stem);
+    left = q.float_layers();
+    quantized = q.layers().size();
+  }
+  notes.insert(notes.end(), paths.notes.begin(), paths.notes.end());
+  nb::dict out;
+  out["fake_quant_model"] = paths.fake_quant;
+  out["deploy_model"] = paths.deploy;
+  out["record"] = paths.record;
+  out["float_layers"] = paths.float_layers;
+  out["manifest"] = paths.manifest;
+  out["notes"] = notes;
+  out["quantized"] = quantized;
+  return out;
+}
+
+std::string create_config(const std::string& model_path, const std::vector<std::string>& skip, int batch_num,
+                          bool activation_offset) {
+  return io::write_config_json(graph::create_quant_config(read_model(model_path), skip, batch_num, activation_offset));
+}
+
+// The config as amctq reads it (keys checked, defaults resolved), written back.
+std::string canonical_config(const std::string& model_path, const std::string& text) {
+  return io::write_config_json(config_for(read_model(model_path), "", text));
+}
+
+}  // namespace
+
+void bind_pipeline(nb::module_& m) {
+  m.def("_quantize_model", &quantize_model, nb::arg("model_path"), nb::arg("config_path"), nb::arg("config_text"),
+        nb::arg("batches"), nb::arg("split"), nb::arg("out_dir"), nb::arg("stem"));
+  m.def("_create_quant_config", &create_config, nb::arg("model_path"), nb::arg("skip_layers"), nb::arg("batch_num"),
+        nb::arg("activation_offset"));
+  m.def("_canonical_config", &canonical_config, nb::arg("model_path"), nb::arg("text"));
+}
+
+}  // namespace amctq::python
