@@ -6,7 +6,7 @@ set -euo pipefail
 need_apt=()
 want_apt=(cmake g++ clang libclang-rt-14-dev make libxsimd-dev libeigen3-dev doctest-dev
           nlohmann-json3-dev libbenchmark-dev libgtest-dev python3-numpy python3-torch
-          python3-sklearn python3-torchvision dataset-fashion-mnist python3-venv python3-dev)
+          python3-sklearn python3-torchvision python3-pil dataset-fashion-mnist python3-venv python3-dev chromium)
 for p in "${want_apt[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
 done

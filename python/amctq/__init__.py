@@ -8,7 +8,7 @@ line tool); errors arrive as :class:`amctq.Error` (a ``ValueError``) with the C+
 from ._errors import Error, FileError, UnsupportedError
 from ._kernels import dequantize, fake_quantize, quantize
 from ._observer import Observer, calibrate
-from ._pipeline import create_quant_config, quantize_model
+from ._pipeline import create_quant_config, quantize_model, report
 
 __all__ = [
     "Error",
@@ -21,5 +21,6 @@ __all__ = [
     "fake_quantize",
     "quantize",
     "quantize_model",
+    "report",
 ]
 __version__ = "0.1.0"

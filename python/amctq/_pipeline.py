@@ -23,6 +23,27 @@ def _as_inputs(batch):
     return {"": np.asarray(batch)}
 
 
+def _config_args(config):
+    if isinstance(config, dict):
+        return "", json.dumps(config)
+    return ("", "") if config is None else (os.fspath(config), "")
+
+
+def _batches_of(calib):
+    split = _is_batch(calib)
+    return ([_as_inputs(calib)] if split else [_as_inputs(b) for b in calib]), split
+
+
+def report(model_path, calib, config=None, out="report.html"):
+    """Calibrate as :func:`quantize_model` does and write ``amctq report``'s HTML page to ``out``
+    (no model is written). Returns ``[(layer, output SQNR dB, cosine), ...]``, worst layer first,
+    the page's summary table."""
+    model_path = os.fspath(model_path)
+    config_path, config_text = _config_args(config)
+    batches, split = _batches_of(calib)
+    return [tuple(r) for r in _core._report(model_path, config_path, config_text, batches, split, os.fspath(out))]
+
+
 def quantize_model(model_path, calib, config=None, out_dir=".", stem=None):
     """Quantize an ONNX model as ``amctq quantize`` does and return its record (record.json as a dict).
 
@@ -35,13 +56,8 @@ def quantize_model(model_path, calib, config=None, out_dir=".", stem=None):
     the model's file name without ``.onnx``.
     """
     model_path = os.fspath(model_path)
-    config_path, config_text = "", ""
-    if isinstance(config, dict):
-        config_text = json.dumps(config)
-    elif config is not None:
-        config_path = os.fspath(config)
-    split = _is_batch(calib)
-    batches = [_as_inputs(calib)] if split else [_as_inputs(b) for b in calib]
+    config_path, config_text = _config_args(config)
+    batches, split = _batches_of(calib)
     if stem is None:
         stem = os.path.splitext(os.path.basename(model_path))[0]
     paths = _core._quantize_model(model_path, config_path, config_text, batches, split, os.fspath(out_dir), stem)

@@ -3,19 +3,24 @@
 // once into graph tensors (the only copy the package makes); everything else is the CLI's code.
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
 #include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/map.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include "amctq/graph/layer_report.hpp"
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/calibration_data.hpp"
 #include "amctq/io/config_json.hpp"
 #include "amctq/io/onnx_reader.hpp"
+#include "amctq/io/report_html.hpp"
 #include "amctq/io/save_model.hpp"
 #include "amctq/io/vitis_config_json.hpp"
 #include "arrays.hpp"
@@ -98,23 +103,40 @@ graph::model read_model(const std::string& path) {
   return io::read_onnx(path);
 }
 
-// `batches` holds one dict per batch; with split, the one dict's rows are cut into the config's
-// batch_num batches as `amctq quantize --calib` cuts them.
+// The model, its config and the calibration batches. `batches` holds one dict per batch; with
+// split, the one dict's rows are cut into the config's batch_num batches as `amctq quantize
+// --calib` cuts them.
+struct pipeline_inputs {
+  graph::model model;
+  graph::quant_config config;
+  std::vector<graph::batch> data;
+  std::vector<std::string> notes;
+};
+
+pipeline_inputs read_inputs(const std::string& model_path, const std::string& config_path, const std::string& config_text,
+                            const std::vector<std::map<std::string, contiguous_array>>& batches, bool split) {
+  pipeline_inputs in;
+  in.model = read_model(model_path);
+  io::check_written_opset(in.model);
+  in.config = config_for(in.model, config_path, config_text);
+  AMCTQ_CHECK(!batches.empty(), errc::invalid_argument, "quantize_model", "no calibration data given");
+  for (const auto& b : batches) {
+    io::calibration_data d = calibration_from(in.model, b);
+    in.notes.insert(in.notes.end(), d.notes.begin(), d.notes.end());
+    if (split) in.data = io::split_batches(d, in.config.batch_num);
+    else in.data.push_back(std::move(d.inputs));
+  }
+  return in;
+}
+
 nb::dict quantize_model(const std::string& model_path, const std::string& config_path, const std::string& config_text,
                         const std::vector<std::map<std::string, contiguous_array>>& batches, bool split,
                         const std::string& out_dir, const std::string& stem) {
-  const graph::model m = read_model(model_path);
-  io::check_written_opset(m);
-  const graph::quant_config cfg = config_for(m, config_path, config_text);
-  AMCTQ_CHECK(!batches.empty(), errc::invalid_argument, "quantize_model", "no calibration data given");
-  std::vector<graph::batch> data;
-  std::vector<std::string> notes;
-  for (const auto& b : batches) {
-    io::calibration_data d = calibration_from(m, b);
-    notes.insert(notes.end(), d.notes.begin(), d.notes.end());
-    if (split) data = io::split_batches(d, cfg.batch_num);
-    else data.push_back(std::move(d.inputs));
-  }
+  pipeline_inputs in = read_inputs(model_path, config_path, config_text, batches, split);
+  const graph::model& m = in.model;
+  const graph::quant_config& cfg = in.config;
+  const std::vector<graph::batch>& data = in.data;
+  std::vector<std::string>& notes = in.notes;
   io::saved_paths paths;
   std::vector<graph::float_layer> left;
   std::size_t quantized = 0;
@@ -141,6 +163,30 @@ nb::dict quantize_model(const std::string& model_path, const std::string& config
   return out;
 }
 
+// `amctq report`: calibrates as quantize_model does and writes the HTML page; returns each
+// layer's output SQNR and cosine, worst first as the page's summary.
+std::vector<std::tuple<std::string, double, double>> report(const std::string& model_path, const std::string& config_path,
+                                                            const std::string& config_text,
+                                                            const std::vector<std::map<std::string, contiguous_array>>& batches,
+                                                            bool split, const std::string& out) {
+  pipeline_inputs in = read_inputs(model_path, config_path, config_text, batches, split);
+  std::vector<graph::layer_report> layers;
+  {
+    nb::gil_scoped_release unlocked;
+    graph::quantizer q(in.model, in.config);
+    q.quantize_preprocess(in.data);
+    q.quantize_model();
+    q.calibrate(in.data);
+    layers = graph::build_layer_report(q, in.data);
+    const std::string page = io::render_report_html(layers, std::filesystem::path(model_path).filename().string());
+    io::write_file_atomic(out, page.data(), page.size());
+  }
+  std::vector<std::tuple<std::string, double, double>> summary;
+  for (const auto& l : layers) summary.emplace_back(l.name, l.sqnr_db, l.cosine);
+  std::stable_sort(summary.begin(), summary.end(), [](const auto& a, const auto& b) { return std::get<1>(a) < std::get<1>(b); });
+  return summary;
+}
+
 std::string create_config(const std::string& model_path, const std::vector<std::string>& skip, int batch_num,
                           bool activation_offset) {
   return io::write_config_json(graph::create_quant_config(read_model(model_path), skip, batch_num, activation_offset));
@@ -156,6 +202,8 @@ std::string canonical_config(const std::string& model_path, const std::string& t
 void bind_pipeline(nb::module_& m) {
   m.def("_quantize_model", &quantize_model, nb::arg("model_path"), nb::arg("config_path"), nb::arg("config_text"),
         nb::arg("batches"), nb::arg("split"), nb::arg("out_dir"), nb::arg("stem"));
+  m.def("_report", &report, nb::arg("model_path"), nb::arg("config_path"), nb::arg("config_text"), nb::arg("batches"),
+        nb::arg("split"), nb::arg("out"));
   m.def("_create_quant_config", &create_config, nb::arg("model_path"), nb::arg("skip_layers"), nb::arg("batch_num"),
         nb::arg("activation_offset"));
   m.def("_canonical_config", &canonical_config, nb::arg("model_path"), nb::arg("text"));

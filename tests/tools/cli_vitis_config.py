@@ -2,8 +2,9 @@
 
 usage: cli_vitis_config.py AMCTQ MODEL.onnx CALIB.npy WORKDIR
 Checks: config --format vitis writes the guide's default (diffs, std_round, symmetric, per-tensor,
-signed, power_of_two, modal, CLE and bias correction on); quantize refuses the parts of it amctq does
-not do yet with exit 1 and one line naming the key; a Vitis config of keys amctq honours (with
+signed, power_of_two, modal, CLE and bias correction on) and quantize runs it as written (the logits
+quantized where they are made, 8-bit power-of-two biases); a key amctq does not honour is refused
+with exit 1 and one line naming it; a Vitis config of keys amctq honours (with
 layer_type and layer_name entries) quantizes and both saved models run in ONNX Runtime, with
 record.json showing the per-layer settings (per-channel Conv weights, 4-bit weights by name); a
 layer_name matching no layer and an entry with both layer_type and layer_name exit 1 naming the entry.
@@ -53,10 +54,26 @@ def main():
     r = tool("config", "--model", model, "--format", "onnx")
     check(r.returncode == 2, f"config --format onnx: expected usage error 2, got {r.returncode}")
 
+    # The default runs as written: the logits (the last layer's output, which no layer reads) are
+    # quantized where they are made, every bias on an 8-bit power-of-two grid of its own.
+    as_written = os.path.join(work, "default")
+    r = tool("quantize", "--model", model, "--calib", calib, "--config", default, "--out", as_written)
+    check(r.returncode == 0, f"quantize with the guide's default failed: {r.stderr.strip()}")
+    check("1 tensors quantized where they are made" in r.stderr, f"the default's output quantization: {r.stderr.strip()}")
+    rec = json.load(open(os.path.join(as_written, "record.json"))) if r.returncode == 0 else {}
+    points = rec.pop("quantized_tensors", {})
+    check(list(points) == ["logits"] and points["logits"]["act_round_mode"] == "half_up",
+          f"record.json quantized_tensors: {points}")
+    biased = [v for v in rec.values() if "scale_bias" in v]
+    check(len(biased) == 6 and all(v["bias_bits"] == 8 and np.log2(v["scale_bias"]) == round(np.log2(v["scale_bias"]))
+                                   for v in biased), f"8-bit power-of-two biases: {biased}")
+    d["convert_silu_to_hswish"] = True
     refused = os.path.join(work, "refused")
-    r = tool("quantize", "--model", model, "--calib", calib, "--config", default, "--out", refused)
-    one_line_error(r, "config.keep_add_layer_accuracy: false", "quantize with the default")
-    check("[amctq.unsupported]" in r.stderr, f"the default's refusal is not an unsupported error: {r.stderr.strip()}")
+    silu = os.path.join(work, "silu.json")
+    json.dump(d, open(silu, "w"))
+    r = tool("quantize", "--model", model, "--calib", calib, "--config", silu, "--out", refused)
+    one_line_error(r, "config.convert_silu_to_hswish: true", "quantize with convert_silu_to_hswish")
+    check("[amctq.unsupported]" in r.stderr, f"the refusal is not an unsupported error: {r.stderr.strip()}")
     check(not os.path.exists(refused), "a refused config still created the output folder")
 
     cfg = {

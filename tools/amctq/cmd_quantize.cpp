@@ -25,6 +25,7 @@
 #include "amctq/io/onnx_reader.hpp"
 #include "amctq/io/save_model.hpp"
 #include "cli_report.hpp"
+#include "pipeline_inputs.hpp"
 
 namespace {
 
@@ -103,15 +104,12 @@ int cmd_quantize(int argc, char** argv) {
     return cli::report(e, "amctq quantize", cli::bad_usage);
   }
   try {
-    AMCTQ_CHECK(std::filesystem::is_regular_file(model_path), errc::io, "amctq quantize", "--model ", model_path,
-                ": no such file");
-    AMCTQ_CHECK(config_path.empty() || std::filesystem::is_regular_file(config_path), errc::io, "amctq quantize",
-                "--config ", config_path, ": no such file");
-    const graph::model m = io::read_onnx(model_path);
-    io::check_written_opset(m);  // before the long part
-    const graph::quant_config cfg = config_path.empty() ? graph::create_quant_config(m) : io::read_quant_config(config_path, m);
-    const io::calibration_data data = io::read_calibration_data(calib_specs, m, input_name);
-    const std::vector<graph::batch> batches = io::split_batches(data, cfg.batch_num);
+    const cli::pipeline_inputs in = cli::read_pipeline_inputs(model_path, config_path, calib_specs, input_name,
+                                                              "amctq quantize");
+    const graph::model& m = in.model;
+    const graph::quant_config& cfg = in.config;
+    const io::calibration_data& data = in.data;
+    const std::vector<graph::batch>& batches = in.batches;
     std::string calib_text;
     for (const auto& c : calib_specs) calib_text += (calib_text.empty() ? "" : " ") + c;
     if (!quiet) {

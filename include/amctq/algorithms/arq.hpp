@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "amctq/algorithms/weight_layout.hpp"
@@ -31,6 +32,25 @@ struct arq_options {
   bool narrow_range = false;  ///< drop the lowest code (int8: [-127, 127])
 };
 
+/// Min and max of each output channel of w (in output-channel order, as arq_params' scales).
+/// @throws amctq::error for non-finite weights.
+template <class T, std::size_t R>
+std::pair<std::vector<float>, std::vector<float>> weight_channel_ranges(const tensor_view<T, R>& w, const weight_layout& L,
+                                                                        const char* where = "weight_channel_ranges") {
+  check_layout_for(w, L, where);
+  std::vector<float> mins(static_cast<std::size_t>(L.out_channels())), maxs(mins.size());
+  for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
+    const auto r = minmax_per_channel(tensor_view<const float, 3>(group_view(w.data_handle(), L, g)), 0);
+    AMCTQ_CHECK(r.nonfinite == 0, errc::non_finite, where, "weights (", to_string(L.kind), ") hold ", r.nonfinite,
+                " NaN or infinite values in group ", g);
+    for (std::ptrdiff_t o = 0; o < L.out_per_group; ++o) {
+      mins[static_cast<std::size_t>(g * L.out_per_group + o)] = r.min[static_cast<std::size_t>(o)];
+      maxs[static_cast<std::size_t>(g * L.out_per_group + o)] = r.max[static_cast<std::size_t>(o)];
+    }
+  }
+  return {std::move(mins), std::move(maxs)};
+}
+
 /// Scales (and zero points) of weight w under opt. Per channel there is one entry per output
 /// channel of L in output-channel order, with params.axis = L.out_axis; for a grouped
 /// ConvTranspose that order spans group and axis 1, so apply them with arq_fake_quantize /
@@ -53,16 +73,7 @@ quant_params arq_params(const tensor_view<T, R>& w, const weight_layout& L, cons
                 " NaN or infinite values");
     return params_from_range(r.min, r.max, spec, opt.how);
   }
-  std::vector<float> mins(static_cast<std::size_t>(L.out_channels())), maxs(mins.size());
-  for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
-    const auto r = minmax_per_channel(tensor_view<const float, 3>(group_view(w.data_handle(), L, g)), 0);
-    AMCTQ_CHECK(r.nonfinite == 0, errc::non_finite, where, "weights (", to_string(L.kind), ") hold ", r.nonfinite,
-                " NaN or infinite values in group ", g);
-    for (std::ptrdiff_t o = 0; o < L.out_per_group; ++o) {
-      mins[static_cast<std::size_t>(g * L.out_per_group + o)] = r.min[static_cast<std::size_t>(o)];
-      maxs[static_cast<std::size_t>(g * L.out_per_group + o)] = r.max[static_cast<std::size_t>(o)];
-    }
-  }
+  const auto [mins, maxs] = weight_channel_ranges(w, L, where);
   return params_from_range(mins, maxs, spec, opt.how);
 }
 
