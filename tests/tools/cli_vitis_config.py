@@ -110,6 +110,8 @@ def main():
           "record.json: Conv weights not per channel, or Gemm weights not per tensor")
     # diffs activations: every layer input's scale a power of two, but /0/Conv's, which reads
     # the graph input (the "input" type: overall maxmin, float scale).
+    # The logits, quantized where they are made (the last layer's diffs output grid), too.
+    rec.update(rec.pop("quantized_tensors", {}))
     for name, v in rec.items():
         scales = v["scale_d"] if isinstance(v["scale_d"], list) else [v["scale_d"]]
         check(name == "/0/Conv" or all(s > 0 and 2.0 ** round(np.log2(s)) == s for s in scales),
