@@ -22,6 +22,9 @@ int cmd_run(int argc, char** argv);
 #ifdef AMCTQ_HAS_CMD_INSPECT
 int cmd_inspect(int argc, char** argv);
 #endif
+#ifdef AMCTQ_HAS_CMD_AUTO
+int cmd_auto(int argc, char** argv);
+#endif
 void print_calib_help(std::ostream& out);
 
 namespace {
@@ -47,6 +50,9 @@ const subcommand commands[] = {
 #endif
 #ifdef AMCTQ_HAS_CMD_INSPECT
     {"inspect", cmd_inspect, "summarise an ONNX model"},
+#endif
+#ifdef AMCTQ_HAS_CMD_AUTO
+    {"auto", cmd_auto, "search per-layer precision under your own accuracy metric (fallback, NUQ, INT4/INT8)"},
 #endif
 };
 
