@@ -7,7 +7,8 @@ ranking_info.json, auto_search.json and final_config.json; `amctq quantize --con
 final_config.json` reproduces record.json and the fake-quant model byte for byte; a second run
 takes the same evaluations in the same order; --max-evals stops early; a command that exits
 non-zero or prints no number is one line naming the command; an evaluator no candidate satisfies
-exits 1 and writes no model; nuq and mixed run and their final configs reproduce too.
+exits 1 and writes no model; an --out that cannot be written fails before any evaluation; nuq and
+mixed run and their final configs reproduce too.
 """
 import json
 import os
@@ -27,6 +28,8 @@ def tool(*args):
 
 
 def fake_cmd(sensitive, log):
+    if os.path.exists(log):  # the log of an earlier run in the same work folder
+        os.remove(log)
     return f"{shlex.quote(sys.executable)} {shlex.quote(os.path.join(HERE, 'auto_fake_eval.py'))} {{model}} " \
            f"{shlex.quote(sensitive)} {shlex.quote(log)}"
 
@@ -64,13 +67,18 @@ def main():
     r = tool("auto", "--model", MODEL, "--calib", CALIB, "--eval-cmd", "true", "--max-drop", "0.5")
     check(r.returncode == 2 and "{model}" in r.stderr, f"an --eval-cmd without {{model}}: {r.returncode} {r.stderr}")
 
+    # An --out that cannot be written fails before any evaluation.
+    blocker, log = os.path.join(work, "a_file"), os.path.join(work, "blocked.log")
+    open(blocker, "w").close()
+    r = run_auto(os.path.join(blocker, "out"), fake_cmd("none", log))
+    check(r.returncode == 1 and "is not a folder" in r.stderr and not os.path.exists(log),
+          f"an --out under a file: expected exit 1 before any evaluation, got {r.returncode}: {r.stderr.strip()}")
+
     # A known sensitive layer.
     sensitive = "/11/Conv"
     outs, logs = [], []
     for run in (1, 2):
         out, log = os.path.join(work, f"fallback{run}"), os.path.join(work, f"fallback{run}.log")
-        if os.path.exists(log):
-            os.remove(log)
         r = run_auto(out, fake_cmd(sensitive, log))
         check(r.returncode == 0, f"fallback run {run} failed: {r.stderr.strip()}")
         outs.append(out)

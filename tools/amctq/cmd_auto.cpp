@@ -180,6 +180,7 @@ int cmd_auto(int argc, char** argv) {
     const graph::quant_config cfg = config_path.empty() ? graph::create_quant_config(m) : io::read_quant_config(config_path, m);
     const io::calibration_data data = io::read_calibration_data(calib_specs, m, input_name);
     const std::vector<graph::batch> batches = io::split_batches(data, cfg.batch_num);
+    cli::check_writable_folder(out_dir, "amctq auto");  // before the long part
     command_evaluator ev(eval_cmd, max_drop);
     io::auto_options opt;
     opt.strategy = io::parse_auto_strategy(strategy);

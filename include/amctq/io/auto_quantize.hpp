@@ -268,6 +268,8 @@ inline auto_result auto_quantize(const graph::model& m, const std::string& model
     }
     const auto order = graph::sensitivity_order(sim);
     for (std::size_t r = 0; r < n; ++r) res.layers[order[r]].rank = static_cast<int>(r);
+    note("ranked " + std::to_string(n) + " layers by sensitivity; the most sensitive: '" + layers[order[0]].name +
+         "' (cosine similarity " + std::to_string(sim[order[0]]) + ")");
   }
   std::vector<std::size_t> order(n);
   for (std::size_t i = 0; i < n; ++i) order[static_cast<std::size_t>(res.layers[i].rank)] = i;
