@@ -113,4 +113,8 @@ def auto_quantize(model_path, calib, evaluator, config=None, out_dir=".", strate
     result = _core._auto_quantize(model_path, *args, str(strategy), int(max_evals), evaluator)
     for note in result.pop("notes"):
         warnings.warn(f"amctq.auto_quantize: {note}", stacklevel=2)
+    with open(result["auto_search"], encoding="utf-8") as f:
+        log = json.load(f)
+    for key in ("original_metric", "final_metric", "evaluations", "budget_exhausted", "weight_bytes"):
+        result[key] = log[key]
     return result

@@ -185,12 +185,7 @@ nb::dict auto_quantize(const std::string& model_path, const std::string& config_
   opt.strategy = io::parse_auto_strategy(strategy);
   opt.max_evals = max_evals;
   const io::auto_result r = io::auto_quantize(m, model_path, cfg, data, ev, out_dir, stem, opt);
-  nb::dict out = paths_dict(r.paths);
-  out["original_metric"] = r.original_metric;
-  out["final_metric"] = r.final_metric;
-  out["evaluations"] = r.evaluations;
-  out["budget_exhausted"] = r.budget_exhausted;
-  out["weight_bytes"] = r.weight_bytes;
+  nb::dict out = paths_dict(r.paths);  // the metrics: auto_search.json, which the Python side reads
   out["final_config"] = r.final_config;
   out["ranking_info"] = r.ranking_info;
   out["auto_search"] = r.search_log;
