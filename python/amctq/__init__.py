@@ -8,9 +8,11 @@ line tool); errors arrive as :class:`amctq.Error` (a ``ValueError``) with the C+
 from ._errors import Error, FileError, UnsupportedError
 from ._kernels import dequantize, fake_quantize, quantize
 from ._observer import Observer, calibrate
-from ._pipeline import create_quant_config, quantize_model, report
+from ._pipeline import AutoEvaluatorBase, auto_quantize, create_quant_config, quantize_model, report
 
 __all__ = [
+    "AutoEvaluatorBase",
+    "auto_quantize",
     "Error",
     "FileError",
     "UnsupportedError",

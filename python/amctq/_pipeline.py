@@ -1,5 +1,6 @@
 """quantize_model and create_quant_config: the pipeline of ``amctq quantize`` / ``amctq config``."""
 
+import abc
 import json
 import os
 import warnings
@@ -23,24 +24,27 @@ def _as_inputs(batch):
     return {"": np.asarray(batch)}
 
 
-def _config_args(config):
+def _pipeline_args(model_path, calib, config, out_dir, stem):
+    # The model path and (config_path, config_text, batches, split, out_dir, stem) of _core's calls.
+    model_path = os.fspath(model_path)
+    config_path, config_text = "", ""
     if isinstance(config, dict):
-        return "", json.dumps(config)
-    return ("", "") if config is None else (os.fspath(config), "")
-
-
-def _batches_of(calib):
+        config_text = json.dumps(config)
+    elif config is not None:
+        config_path = os.fspath(config)
     split = _is_batch(calib)
-    return ([_as_inputs(calib)] if split else [_as_inputs(b) for b in calib]), split
+    batches = [_as_inputs(calib)] if split else [_as_inputs(b) for b in calib]
+    if stem is None:
+        stem = os.path.splitext(os.path.basename(model_path))[0]
+    return model_path, (config_path, config_text, batches, split, os.fspath(out_dir), stem)
 
 
 def report(model_path, calib, config=None, out="report.html"):
     """Calibrate as :func:`quantize_model` does and write ``amctq report``'s HTML page to ``out``
     (no model is written). Returns ``[(layer, output SQNR dB, cosine), ...]``, worst layer first,
     the page's summary table."""
-    model_path = os.fspath(model_path)
-    config_path, config_text = _config_args(config)
-    batches, split = _batches_of(calib)
+    model_path, args = _pipeline_args(model_path, calib, config, ".", "")
+    config_path, config_text, batches, split = args[:4]
     return [tuple(r) for r in _core._report(model_path, config_path, config_text, batches, split, os.fspath(out))]
 
 
@@ -55,12 +59,8 @@ def quantize_model(model_path, calib, config=None, out_dir=".", stem=None):
     ``record.json``, ``float_layers.json`` and ``amctq_manifest.json``; ``stem`` defaults to
     the model's file name without ``.onnx``.
     """
-    model_path = os.fspath(model_path)
-    config_path, config_text = _config_args(config)
-    batches, split = _batches_of(calib)
-    if stem is None:
-        stem = os.path.splitext(os.path.basename(model_path))[0]
-    paths = _core._quantize_model(model_path, config_path, config_text, batches, split, os.fspath(out_dir), stem)
+    model_path, args = _pipeline_args(model_path, calib, config, out_dir, stem)
+    paths = _core._quantize_model(model_path, *args)
     for note in paths["notes"]:  # what `amctq quantize` prints as "note:" (conversions, deploy exactness)
         warnings.warn(f"amctq.quantize_model: {note}", stacklevel=2)
     with open(paths["record"], encoding="utf-8") as f:
@@ -90,3 +90,40 @@ def create_quant_config(model_path, skip_layers=(), batch_num=1, activation_offs
     config = json.loads(text)
     _merge(config, overrides)
     return json.loads(_core._canonical_config(model_path, json.dumps(config)))
+
+
+class AutoEvaluatorBase(abc.ABC):
+    """The evaluator of :func:`auto_quantize` (AMCT's ``AutoNuqEvaluatorBase``)."""
+
+    @abc.abstractmethod
+    def eval_model(self, model_path, batch_num):
+        """The metric of the ONNX model at ``model_path`` (higher is better)."""
+
+    @abc.abstractmethod
+    def is_satisfied(self, original_metric, new_metric):
+        """Whether ``new_metric`` is close enough to the float model's ``original_metric``."""
+
+
+def auto_quantize(model_path, calib, evaluator, config=None, out_dir=".", strategy="fallback", max_evals=0,
+                  stem=None):
+    """``amctq auto`` with a Python evaluator (docs/auto_search.md): per-layer fallback to float,
+    NUQ 16 / 32 / uniform, or W4A4 / W4A8 / W8A8, searched by sensitivity and binary search.
+
+    ``calib``, ``config``, ``out_dir`` and ``stem`` are those of :func:`quantize_model`;
+    ``evaluator`` is an :class:`AutoEvaluatorBase`; ``strategy`` is "fallback", "nuq" or
+    "mixed"; ``max_evals`` (0: no limit) bounds the evaluations of quantized models. Returns a
+    dict: original_metric, final_metric, evaluations, budget_exhausted, weight_bytes and the
+    paths written (fake_quant_model, deploy_model, record, final_config, ranking_info,
+    auto_search). Raises :class:`amctq.Error` when no candidate satisfies (no model is written).
+    """
+    if not isinstance(evaluator, AutoEvaluatorBase):
+        raise TypeError("auto_quantize: evaluator must be an amctq.AutoEvaluatorBase")
+    model_path, args = _pipeline_args(model_path, calib, config, out_dir, stem)
+    result = _core._auto_quantize(model_path, *args, str(strategy), int(max_evals), evaluator)
+    for note in result.pop("notes"):
+        warnings.warn(f"amctq.auto_quantize: {note}", stacklevel=2)
+    with open(result["auto_search"], encoding="utf-8") as f:
+        log = json.load(f)
+    for key in ("original_metric", "final_metric", "evaluations", "budget_exhausted", "weight_bytes"):
+        result[key] = log[key]
+    return result

@@ -17,6 +17,7 @@
 
 #include "amctq/graph/layer_report.hpp"
 #include "amctq/graph/pipeline.hpp"
+#include "amctq/io/auto_quantize.hpp"
 #include "amctq/io/calibration_data.hpp"
 #include "amctq/io/config_json.hpp"
 #include "amctq/io/onnx_reader.hpp"
@@ -103,40 +104,42 @@ graph::model read_model(const std::string& path) {
   return io::read_onnx(path);
 }
 
-// The model, its config and the calibration batches. `batches` holds one dict per batch; with
-// split, the one dict's rows are cut into the config's batch_num batches as `amctq quantize
-// --calib` cuts them.
-struct pipeline_inputs {
-  graph::model model;
-  graph::quant_config config;
-  std::vector<graph::batch> data;
-  std::vector<std::string> notes;
-};
+// The files save_model wrote, by the keys quantize_model and auto_quantize return them under.
+nb::dict paths_dict(const io::saved_paths& paths) {
+  nb::dict out;
+  out["fake_quant_model"] = paths.fake_quant;
+  out["deploy_model"] = paths.deploy;
+  out["record"] = paths.record;
+  out["float_layers"] = paths.float_layers;
+  out["manifest"] = paths.manifest;
+  return out;
+}
 
-pipeline_inputs read_inputs(const std::string& model_path, const std::string& config_path, const std::string& config_text,
-                            const std::vector<std::map<std::string, contiguous_array>>& batches, bool split) {
-  pipeline_inputs in;
-  in.model = read_model(model_path);
-  io::check_written_opset(in.model);
-  in.config = config_for(in.model, config_path, config_text);
-  AMCTQ_CHECK(!batches.empty(), errc::invalid_argument, "quantize_model", "no calibration data given");
+// `batches` holds one dict per batch; with split, the one dict's rows are cut into the config's
+// batch_num batches as `amctq quantize --calib` cuts them.
+using batch_arrays = std::vector<std::map<std::string, contiguous_array>>;
+
+// The batches the pipeline runs, from the arrays Python gave.
+std::vector<graph::batch> batches_from(const graph::model& m, const graph::quant_config& cfg, const batch_arrays& batches,
+                                       bool split, std::vector<std::string>& notes, const char* where) {
+  AMCTQ_CHECK(!batches.empty(), errc::invalid_argument, where, "no calibration data given");
+  std::vector<graph::batch> data;
   for (const auto& b : batches) {
-    io::calibration_data d = calibration_from(in.model, b);
-    in.notes.insert(in.notes.end(), d.notes.begin(), d.notes.end());
-    if (split) in.data = io::split_batches(d, in.config.batch_num);
-    else in.data.push_back(std::move(d.inputs));
+    io::calibration_data d = calibration_from(m, b);
+    notes.insert(notes.end(), d.notes.begin(), d.notes.end());
+    if (split) data = io::split_batches(d, cfg.batch_num);
+    else data.push_back(std::move(d.inputs));
   }
-  return in;
+  return data;
 }
 
 nb::dict quantize_model(const std::string& model_path, const std::string& config_path, const std::string& config_text,
-                        const std::vector<std::map<std::string, contiguous_array>>& batches, bool split,
-                        const std::string& out_dir, const std::string& stem) {
-  pipeline_inputs in = read_inputs(model_path, config_path, config_text, batches, split);
-  const graph::model& m = in.model;
-  const graph::quant_config& cfg = in.config;
-  const std::vector<graph::batch>& data = in.data;
-  std::vector<std::string>& notes = in.notes;
+                        const batch_arrays& batches, bool split, const std::string& out_dir, const std::string& stem) {
+  const graph::model m = read_model(model_path);
+  io::check_written_opset(m);
+  const graph::quant_config cfg = config_for(m, config_path, config_text);
+  std::vector<std::string> notes;
+  const std::vector<graph::batch> data = batches_from(m, cfg, batches, split, notes, "quantize_model");
   io::saved_paths paths;
   std::vector<graph::float_layer> left;
   std::size_t quantized = 0;
@@ -152,32 +155,46 @@ nb::dict quantize_model(const std::string& model_path, const std::string& config
     quantized = q.layers().size();
   }
   notes.insert(notes.end(), paths.notes.begin(), paths.notes.end());
-  nb::dict out;
-  out["fake_quant_model"] = paths.fake_quant;
-  out["deploy_model"] = paths.deploy;
-  out["record"] = paths.record;
-  out["float_layers"] = paths.float_layers;
-  out["manifest"] = paths.manifest;
+  nb::dict out = paths_dict(paths);
   out["notes"] = notes;
   out["quantized"] = quantized;
   return out;
 }
 
+// amctq.AutoEvaluatorBase seen from C++: its two methods, called with the GIL held (auto_quantize
+// does not release it).
+class python_evaluator : public io::auto_evaluator {
+ public:
+  explicit python_evaluator(nb::object ev) : ev_(std::move(ev)) {}
+  double eval_model(const std::string& model_path, int batch_num) override {
+    return nb::cast<double>(ev_.attr("eval_model")(model_path, batch_num));
+  }
+  bool is_satisfied(double original, double now) override {
+    return nb::cast<bool>(ev_.attr("is_satisfied")(original, now));
+  }
+
+ private:
+  nb::object ev_;
+};
+
 // `amctq report`: calibrates as quantize_model does and writes the HTML page; returns each
 // layer's output SQNR and cosine, worst first as the page's summary.
 std::vector<std::tuple<std::string, double, double>> report(const std::string& model_path, const std::string& config_path,
-                                                            const std::string& config_text,
-                                                            const std::vector<std::map<std::string, contiguous_array>>& batches,
+                                                            const std::string& config_text, const batch_arrays& batches,
                                                             bool split, const std::string& out) {
-  pipeline_inputs in = read_inputs(model_path, config_path, config_text, batches, split);
+  const graph::model m = read_model(model_path);
+  io::check_written_opset(m);
+  const graph::quant_config cfg = config_for(m, config_path, config_text);
+  std::vector<std::string> notes;
+  const std::vector<graph::batch> data = batches_from(m, cfg, batches, split, notes, "report");
   std::vector<graph::layer_report> layers;
   {
     nb::gil_scoped_release unlocked;
-    graph::quantizer q(in.model, in.config);
-    q.quantize_preprocess(in.data);
+    graph::quantizer q(m, cfg);
+    q.quantize_preprocess(data);
     q.quantize_model();
-    q.calibrate(in.data);
-    layers = graph::build_layer_report(q, in.data);
+    q.calibrate(data);
+    layers = graph::build_layer_report(q, data);
     const std::string page = io::render_report_html(layers, std::filesystem::path(model_path).filename().string());
     io::write_file_atomic(out, page.data(), page.size());
   }
@@ -185,6 +202,27 @@ std::vector<std::tuple<std::string, double, double>> report(const std::string& m
   for (const auto& l : layers) summary.emplace_back(l.name, l.sqnr_db, l.cosine);
   std::stable_sort(summary.begin(), summary.end(), [](const auto& a, const auto& b) { return std::get<1>(a) < std::get<1>(b); });
   return summary;
+}
+
+nb::dict auto_quantize(const std::string& model_path, const std::string& config_path, const std::string& config_text,
+                       const batch_arrays& batches, bool split, const std::string& out_dir, const std::string& stem,
+                       const std::string& strategy, int max_evals, nb::object evaluator) {
+  const graph::model m = read_model(model_path);
+  io::check_written_opset(m);
+  const graph::quant_config cfg = config_for(m, config_path, config_text);
+  std::vector<std::string> notes;
+  const std::vector<graph::batch> data = batches_from(m, cfg, batches, split, notes, "auto_quantize");
+  python_evaluator ev(std::move(evaluator));
+  io::auto_options opt;
+  opt.strategy = io::parse_auto_strategy(strategy);
+  opt.max_evals = max_evals;
+  const io::auto_result r = io::auto_quantize(m, model_path, cfg, data, ev, out_dir, stem, opt);
+  nb::dict out = paths_dict(r.paths);  // the metrics: auto_search.json, which the Python side reads
+  out["final_config"] = r.final_config;
+  out["ranking_info"] = r.ranking_info;
+  out["auto_search"] = r.search_log;
+  out["notes"] = notes;
+  return out;
 }
 
 std::string create_config(const std::string& model_path, const std::vector<std::string>& skip, int batch_num,
@@ -207,6 +245,9 @@ void bind_pipeline(nb::module_& m) {
   m.def("_create_quant_config", &create_config, nb::arg("model_path"), nb::arg("skip_layers"), nb::arg("batch_num"),
         nb::arg("activation_offset"));
   m.def("_canonical_config", &canonical_config, nb::arg("model_path"), nb::arg("text"));
+  m.def("_auto_quantize", &auto_quantize, nb::arg("model_path"), nb::arg("config_path"), nb::arg("config_text"),
+        nb::arg("batches"), nb::arg("split"), nb::arg("out_dir"), nb::arg("stem"), nb::arg("strategy"),
+        nb::arg("max_evals"), nb::arg("evaluator"));
 }
 
 }  // namespace amctq::python

@@ -8,8 +8,11 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <string>
+
+#include <unistd.h>
 
 #include "amctq/error.hpp"
 
@@ -52,6 +55,19 @@ inline int check_stdout(int status, const char* command) {
 inline std::string path_value(const std::string& v, const std::string& option, const char* command) {
   AMCTQ_CHECK(!v.empty(), amctq::errc::invalid_argument, command, option, " needs a non-empty path");
   return v;
+}
+
+/// The output folder, or the nearest folder above it that exists, must be writable: checked
+/// before calibration so that a typo fails in a second, not after the whole run, and without
+/// creating anything.
+inline void check_writable_folder(const std::string& out_dir, const char* command) {
+  std::filesystem::path p = std::filesystem::absolute(out_dir);
+  std::error_code ec;
+  while (!std::filesystem::exists(p, ec) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
+  AMCTQ_CHECK(std::filesystem::is_directory(p, ec), amctq::errc::io, command, "--out ", out_dir, ": '", p.string(),
+              "' is not a folder");
+  AMCTQ_CHECK(::access(p.c_str(), W_OK | X_OK) == 0, amctq::errc::io, command, "--out ", out_dir, ": cannot write in '",
+              p.string(), "': ", std::strerror(errno));
 }
 
 }  // namespace amctq::cli

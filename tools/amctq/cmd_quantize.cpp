@@ -56,19 +56,6 @@ const char* const quantize_usage =
     "  --quiet          no progress on stderr (the float layers are still named)\n"
     "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
 
-// The output folder, or the nearest folder above it that exists, must be writable: checked
-// before calibration so that a typo fails in a second, not after the whole run, and without
-// creating anything.
-void check_writable_folder(const std::string& out_dir) {
-  std::filesystem::path p = std::filesystem::absolute(out_dir);
-  std::error_code ec;
-  while (!std::filesystem::exists(p, ec) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
-  AMCTQ_CHECK(std::filesystem::is_directory(p, ec), amctq::errc::io, "amctq quantize", "--out ", out_dir, ": '", p.string(),
-              "' is not a folder");
-  AMCTQ_CHECK(::access(p.c_str(), W_OK | X_OK) == 0, amctq::errc::io, "amctq quantize", "--out ", out_dir, ": cannot write in '",
-              p.string(), "': ", std::strerror(errno));
-}
-
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -120,7 +107,7 @@ int cmd_quantize(int argc, char** argv) {
                   << " rows)\n";
     }
 
-    check_writable_folder(out_dir);  // before the long part; the folder itself is made only when saving
+    cli::check_writable_folder(out_dir, "amctq quantize");  // before the long part; the folder itself is made only when saving
     graph::quantizer q(m, cfg);
     io::check_layer_names(q);  // before the long part
     // No layer stays float without a word: the count, then each float layer and why.
