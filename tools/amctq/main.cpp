@@ -24,6 +24,7 @@ int cmd_inspect(int argc, char** argv);
 #endif
 #ifdef AMCTQ_HAS_CMD_REPORT
 int cmd_report(int argc, char** argv);
+#endif
 #ifdef AMCTQ_HAS_CMD_AUTO
 int cmd_auto(int argc, char** argv);
 #endif
@@ -55,6 +56,7 @@ const subcommand commands[] = {
 #endif
 #ifdef AMCTQ_HAS_CMD_REPORT
     {"report", cmd_report, "calibrate a model and write an HTML page of every layer's ranges"},
+#endif
 #ifdef AMCTQ_HAS_CMD_AUTO
     {"auto", cmd_auto, "search per-layer precision under your own accuracy metric (fallback, NUQ, INT4/INT8)"},
 #endif
