@@ -11,7 +11,6 @@ fake-quant / deploy agreement; the deploy model's accuracy is checked equal to t
 model's only through the columns printed (both are shown).
 """
 import argparse
-import copy
 import json
 import os
 import subprocess
@@ -25,39 +24,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "models"))
 import fmnist_data  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "tests", "pipeline_peers"))
+from vitis_configs import default, example  # noqa: E402
+
 CALIB = os.path.join(ROOT, "models", "fmnist_calib.npy")
 MODELS = {"cnn": ("fmnist_cnn.onnx", "/0/Conv"), "vit": ("fmnist_vit.onnx", None)}
-
-DEFAULT = {
-    "convert_relu6_to_relu": False, "include_cle": True, "include_bias_corr": True,
-    "keep_first_last_layer_accuracy": False, "keep_add_layer_accuracy": False, "target_device": "DPU",
-    "quantizable_data_type": ["input", "weights", "bias", "activation"],
-    "overall_quantize_config": {"bit_width": 8, "method": "diffs", "round_mode": "std_round", "symmetry": True,
-                                "per_channel": False, "signed": True, "narrow_range": False,
-                                "scale_type": "power_of_two", "calib_statistic_method": "modal"},
-    "tensor_quantize_config": {"activation": {"method": "diffs", "round_mode": "half_up"}}}
-
-_EXAMPLE_OVERALL = {"bit_width": 8, "method": "maxmin", "round_mode": "half_even", "symmetry": True,
-                    "per_channel": False, "signed": True, "narrow_range": False, "scale_type": "float",
-                    "calib_statistic_method": "max"}
-
-
-def example(first_layer):
-    """UG1414's example config; its layer_name entry names the model's first layer."""
-    c = {"convert_relu6_to_relu": False, "include_cle": False, "keep_first_last_layer_accuracy": False,
-         "keep_add_layer_accuracy": False, "include_bias_corr": False, "target_device": "CPU",
-         "quantizable_data_type": ["input", "weights", "bias", "activation"],
-         "overall_quantize_config": _EXAMPLE_OVERALL,
-         "tensor_quantize_config": {"activation": {"method": "mse"}},
-         "layer_quantize_config": [
-             {"layer_type": "torch.nn.Conv2d", "layer_name": None,
-              "quantizable_data_type": ["weights", "bias", "activation"], "overall_quantize_config": _EXAMPLE_OVERALL,
-              "tensor_quantize_config": {"weights": {"per_channel": True}, "activation": {"method": "entropy"}}},
-             {"layer_type": None, "layer_name": first_layer, "quantizable_data_type": ["weights", "bias", "activation"],
-              "overall_quantize_config": _EXAMPLE_OVERALL,
-              "tensor_quantize_config": {"activation": {"round_mode": "half_up"}}}]}
-    return c
-
 
 def grid():
     """The default's form with one method for activations and input (weights and bias: diffs on
@@ -68,7 +39,7 @@ def grid():
             if method == "diffs" and scale == "float":
                 continue  # diffs searches power-of-two positions only
             for rounding in ("guide", "half_even"):
-                c = copy.deepcopy(DEFAULT)
+                c = default()
                 o = c["overall_quantize_config"]
                 o["scale_type"] = scale
                 o["method"] = "diffs" if scale == "power_of_two" else "maxmin"
@@ -105,7 +76,7 @@ def main():
         model = os.path.join(ROOT, "models", MODELS[key][0])
         float_acc = float(np.mean(np.argmax(predict(model, x), 1) == labels))
         first = MODELS[key][1] or first_layer(args.amctq, model)
-        configs = [("the guide's default", DEFAULT), ("UG1414's example", example(first))]
+        configs = [("the guide's default", default()), ("UG1414's example", example(first))]
         if not args.quick:
             configs += list(grid())
         print(f"\n{key}: float accuracy {float_acc:.4f}, {len(x)} test images, first layer {first}")

@@ -24,29 +24,11 @@ import sys
 
 import numpy as np
 
+import vitis_configs
 from peer_common import compare_deploy, compare_fake_quant, run_driver, session, top1
 
 DATA = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 MEAN, STD = 0.2860, 0.3530
-
-
-# UG1414's example pytorch_quantize_config.json as the guide prints it; its layer_name (a
-# vai_q_pytorch module name) is the bundled model's first Conv here.
-_EXAMPLE_OVERALL = {"bit_width": 8, "method": "maxmin", "round_mode": "half_even", "symmetry": True,
-                    "per_channel": False, "signed": True, "narrow_range": False, "scale_type": "float",
-                    "calib_statistic_method": "max"}
-VITIS_EXAMPLE = {
-    "convert_relu6_to_relu": False, "include_cle": False, "keep_first_last_layer_accuracy": False,
-    "keep_add_layer_accuracy": False, "include_bias_corr": False, "target_device": "CPU",
-    "quantizable_data_type": ["input", "weights", "bias", "activation"],
-    "overall_quantize_config": _EXAMPLE_OVERALL,
-    "tensor_quantize_config": {"activation": {"method": "mse"}},
-    "layer_quantize_config": [
-        {"layer_type": "torch.nn.Conv2d", "layer_name": None,
-         "quantizable_data_type": ["weights", "bias", "activation"], "overall_quantize_config": _EXAMPLE_OVERALL,
-         "tensor_quantize_config": {"weights": {"per_channel": True}, "activation": {"method": "entropy"}}},
-        {"layer_type": None, "layer_name": "/0/Conv", "quantizable_data_type": ["weights", "bias", "activation"],
-         "overall_quantize_config": _EXAMPLE_OVERALL, "tensor_quantize_config": {"activation": {"round_mode": "half_up"}}}]}
 
 
 def layer_records(work):
@@ -267,14 +249,10 @@ def main():
     variants["pot-vitis-round"] = vitis_default
     # The guide's default config exactly as `amctq config --format vitis` writes it: 8-bit diffs
     # biases on their own grids, every layer output (the logits too) quantized where it is made.
-    guide_default = copy.deepcopy(variants["pot-vitis-diffs"])
-    guide_default.update(include_cle=True, include_bias_corr=True, keep_add_layer_accuracy=False)
-    guide_default["overall_quantize_config"]["round_mode"] = "std_round"
-    guide_default["tensor_quantize_config"] = {"activation": {"method": "diffs", "round_mode": "half_up"}}
-    variants["pot-vitis-default"] = guide_default
+    variants["pot-vitis-default"] = vitis_configs.default()
     # UG1414's example config (maxmin, float scales, mse / entropy activations, per-channel Conv
     # weights, 8-bit float-scale biases, the first Conv's output rounded half up).
-    variants["vitis-example"] = VITIS_EXAMPLE
+    variants["vitis-example"] = vitis_configs.example("/0/Conv")
     # Unsigned grids on the Convs' outputs (all after a Relu; negative values would clip to 0, as
     # on Vitis' unsigned grids) and narrow-range weights and activations.
     unsigned = copy.deepcopy(variants["pot-vitis-diffs"])

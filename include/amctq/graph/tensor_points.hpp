@@ -52,6 +52,15 @@ inline bool is_bias_add(const graph& g, const node& n) {
   return (g.find_initializer(n.inputs[0]) != nullptr) != (g.find_initializer(n.inputs[1]) != nullptr);
 }
 
+/// The nodes reading each tensor, in node order (a node reading it twice is listed twice).
+inline std::map<std::string, std::vector<std::size_t>> readers_of(const graph& g) {
+  std::map<std::string, std::vector<std::size_t>> readers;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k)
+    for (const auto& i : g.nodes[k].inputs)
+      if (!i.empty()) readers[i].push_back(k);
+  return readers;
+}
+
 }  // namespace detail
 
 /// The points of `g` under the config's global switches: with quantize_outputs, each layer's
@@ -65,10 +74,7 @@ inline std::vector<tensor_point> find_tensor_points(const graph& g, std::int64_t
                                                     const quant_config& c) {
   std::vector<tensor_point> out;
   if (!c.global.quantize_outputs && c.global.keep_add_layer_accuracy) return out;
-  std::map<std::string, std::vector<std::size_t>> readers;
-  for (std::size_t k = 0; k < g.nodes.size(); ++k)
-    for (const auto& i : g.nodes[k].inputs)
-      if (!i.empty()) readers[i].push_back(k);
+  const auto readers = detail::readers_of(g);
   std::set<std::string> graph_outputs;
   for (const auto& o : g.outputs) graph_outputs.insert(o.name);
   std::map<std::size_t, const quant_layer*> layer_at;

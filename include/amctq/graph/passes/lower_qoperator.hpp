@@ -67,10 +67,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
   model m = float_model;
   graph& g = m.main;
   const std::int64_t opset = m.opset();
-  std::map<std::string, std::vector<std::size_t>> consumers;
-  for (std::size_t k = 0; k < g.nodes.size(); ++k)
-    for (const auto& i : g.nodes[k].inputs)
-      if (!i.empty()) consumers[i].push_back(k);
+  const auto consumers = detail::readers_of(g);
   std::set<std::string> graph_outputs;
   for (const auto& o : g.outputs) graph_outputs.insert(o.name);
   std::map<std::size_t, std::size_t> layer_at;  // node index -> layer index
