@@ -384,8 +384,12 @@ def _float_copy(module):
 
 
 def _onnx_name(module_name, op_type, layer_names):
-    prefix = "/" + module_name.replace(".", "/") + "/"
-    hits = [n for n in layer_names if n.startswith(prefix) and n.endswith("/" + op_type)]
+    """The ONNX node torch.onnx.export (1.13+) names after the module: '/a/a.b/<op>' for 'a.b'."""
+    parts = module_name.split(".")
+    exact = "/" + "/".join(".".join(parts[:i + 1]) for i in range(len(parts))) + "/" + op_type
+    if exact in layer_names:
+        return exact
+    hits = [n for n in layer_names if n.endswith("/" + module_name + "/" + op_type)]
     return hits[0] if len(hits) == 1 else None
 
 
