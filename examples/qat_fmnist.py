@@ -21,12 +21,11 @@ import onnx
 import onnxruntime as ort
 import torch
 from onnx import numpy_helper
-from torch import nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "models"))
 from fmnist_data import load  # noqa: E402
-from train_fmnist_cnn import make_model  # noqa: E402
+from train_fmnist_cnn import make_model, train_epoch  # noqa: E402
 
 import amctq  # noqa: E402
 import amctq.qat  # noqa: E402
@@ -74,16 +73,9 @@ def qat(wb, ab, xtr, ytr, xte, yte, out, train_limit, seed=0):
         {"weights": {"num_bits": wb}, "activation": {"num_bits": ab}})
     before = float((torch_predict(m, xte) == yte).mean())
     opt = torch.optim.Adam(m.parameters(), lr=TRAIN_LR / 100)
-    loss_fn = nn.CrossEntropyLoss()
     order = rng.permutation(len(xtr))[:train_limit]
     t0 = time.time()
-    m.train()
-    for i in range(0, len(order) - 127, 128):
-        idx = order[i:i + 128]
-        opt.zero_grad()
-        loss = loss_fn(m(torch.from_numpy(xtr[idx])), torch.from_numpy(ytr[idx]))
-        loss.backward()
-        opt.step()
+    train_epoch(m, opt, xtr, ytr, order)
     seconds = time.time() - t0
     after = float((torch_predict(m, xte) == yte).mean())
     amctq.qat.save_quant_retrain_model(m, torch.from_numpy(xte[:8]), out, "fmnist_cnn_qat")
