@@ -177,3 +177,19 @@ def test_nan_gradient_names_the_layer():
     out = q(x)
     with pytest.raises(amctq.Error, match=r"layer 'head'"):
         (out * float("nan")).sum().backward()
+
+
+@pytest.mark.parametrize("conv,shape", [(nn.Conv1d, (6, 2, 12)), (nn.Conv3d, (6, 2, 4, 5, 6))])
+def test_conv1d_conv3d_retrain_and_save(tmp_path, conv, shape):
+    torch.manual_seed(1)
+    net = nn.Sequential(conv(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * int(np.prod(shape[2:])), 4))
+    x = torch.randn(*shape)
+    q = amctq.qat.create_quant_retrain_model(net, [x], {"weights": {"num_bits": 4}, "activation": {"num_bits": 8}})
+    q(x).square().sum().backward()
+    assert q[0].w_scale.grad.shape == (3,) and q[3].clip_max.grad is not None
+    record = amctq.qat.save_quant_retrain_model(q, x, tmp_path, "c")
+    assert set(record) == {"/0/Conv", "/3/Gemm"}
+    with torch.no_grad():
+        ref = q(x).numpy()
+    fq = ort.InferenceSession(str(tmp_path / "c_fake_quant_model.onnx")).run(None, {"input": x.numpy()})[0]
+    assert np.abs(fq - ref).max() <= 0.05 * np.abs(ref).max()
