@@ -1,9 +1,11 @@
 // Learned-step fake quantization for QAT (docs/qat.md): the backward passes of LSQ (learned
 // scale), LSQ+ (learned scale and offset) and AMCT's ULQ (learned clip_min / clip_max), per
-// tensor or per channel along any axis. The forward is amctq::fake_quantize; each backward runs
-// that same fused kernel once with its straight-through mask, so "inside the grid" means
-// exactly what the forward did, then one pass turns the mask and x̂ into dx and the parameter
-// gradients (sums in double, one per channel).
+// tensor or per channel along any axis. The forward is amctq::fake_quantize; each backward is
+// one fused SIMD pass over x and dy built from that kernel's own grid functions
+// (kernels/detail/grid.hpp: the code whose range its STE mask stores, and x̂), so "inside the
+// grid" means exactly what the forward did. The pass writes dx and three sums per channel
+// (Σ dy·(x̂ − x) inside, Σ dy below, Σ dy above; float per 256 batches, then double), from which
+// each method's parameter gradients follow.
 //
 //   LSQ:  dx = dy·1[inside];  ds = g·Σ dy·{(x̂ − x)/s inside, qmin − z below, qmax − z above}
 //   LSQ+: dz = g·Σ dy·{0 inside, −s outside}   (x̂ = (q − z)·s, round treated as identity)
@@ -22,6 +24,9 @@
 #include <vector>
 
 #include "amctq/error.hpp"
+#include "amctq/kernels/detail/checks.hpp"
+#include "amctq/kernels/detail/grid.hpp"
+#include "amctq/kernels/detail/simd.hpp"
 #include "amctq/kernels/fake_quantize.hpp"
 #include "amctq/quant_params.hpp"
 #include "amctq/quant_spec.hpp"
@@ -79,41 +84,92 @@ channel_split split_at(const std::array<std::ptrdiff_t, R>& e, int axis) {
   return s;
 }
 
-// The shared backward: dx <- x̂ and the STE mask by the fused kernel, then for each element
-// term(channel, inside, x, x̂, dy) and dx <- dy where inside, 0 outside.
-template <class Arch, std::size_t R, class Term>
-void learned_backward(const char* where, const tensor_view<const float, R>& x, const tensor_view<const float, R>& dy,
-                      const quant_params& p, const tensor_view<float, R>& dx, round_mode mode, Term&& term) {
-  check_same_extents(x, dy, where, "x", "dy");
-  check_same_extents(x, dx, where, "x", "dx");
-  AMCTQ_CHECK(x.is_contiguous() && dy.is_contiguous() && dx.is_contiguous(), errc::invalid_argument, where,
-              "x, dy and dx must be contiguous (row-major)");
-  AMCTQ_CHECK(dx.data_handle() != dy.data_handle() || x.size() == 0, errc::invalid_argument, where,
-              "dx must not alias dy (dx receives x̂ first)");
-  std::vector<std::uint8_t> mask(static_cast<std::size_t>((x.size() + 7) / 8));
-  fake_quantize<Arch>(x, dx, p, mode, mask.data());
-  const channel_split sp = split_at<R>(x.extents(), p.axis);
-  const float* xs = x.data_handle();
-  const float* gs = dy.data_handle();
-  float* out = dx.data_handle();
-  std::ptrdiff_t i = 0;
-  bool nan_x = false;
-  for (std::ptrdiff_t o = 0; o < sp.outer; ++o)
-    for (std::ptrdiff_t c = 0; c < sp.channels; ++c)
-      for (std::ptrdiff_t k = 0; k < sp.inner; ++k, ++i) {
-        const bool inside = (mask[static_cast<std::size_t>(i >> 3)] >> (i & 7)) & 1u;
-        const float g = gs[i];
-        nan_x = nan_x || std::isnan(xs[i]);
-        term(static_cast<std::size_t>(c), inside, xs[i], out[i], g);
-        out[i] = inside ? g : 0.0f;
+// Per-row sums of one fused pass: inside = Σ dy·(x̂ − x) where the code lies on the grid,
+// below / above = Σ dy where it lies under qmin / over qmax.
+struct grad_sums {
+  double inside = 0.0, below = 0.0, above = 0.0;
+};
+
+// One row of n contiguous elements on one grid (s, zp): dx <- dy inside, 0 outside, and the
+// sums. The inside / below / above decision is the fused kernel's own (unclamped_code against
+// [lo, hi], the expression its STE mask stores), x̂ its fake_quantized. dx may alias x or dy.
+template <round_mode M, class Arch>
+grad_sums learned_grad_row(Arch, const float* x, const float* dy, float* dx, std::size_t n, float s, float zp, float lo,
+                           float hi, bool& nan_x) noexcept {
+  namespace kd = kernels::detail;
+  grad_sums sum;
+  std::size_t i = 0;
+#if AMCTQ_HAS_XSIMD
+  if constexpr (kd::is_simd_arch<Arch>) {
+    using B = xsimd::batch<float, Arch>;
+    constexpr std::size_t W = B::size;
+    const B bs(s), bz(zp), blo(lo), bhi(hi), zero(0.0f);
+    constexpr std::size_t flush = 256;  // batches summed in float before they go into the double sums
+    while (i + W <= n) {
+      B a_in(0.0f), a_lo(0.0f), a_hi(0.0f);
+      auto nan = zero != zero;  // all lanes false
+      for (std::size_t k = 0; k < flush && i + W <= n; ++k, i += W) {
+        const B xv = B::load_unaligned(x + i), g = B::load_unaligned(dy + i);
+        const B r = kd::unclamped_code<M>(xv, bs, bz);
+        const auto inside = (r >= blo) & (r <= bhi);
+        const B xh = (kd::clamp_nan_low(r, blo, bhi) - bz) * bs;
+        a_in += xsimd::select(inside, g * (xh - xv), zero);
+        a_lo += xsimd::select(r < blo, g, zero);
+        a_hi += xsimd::select(r > bhi, g, zero);
+        nan = nan | (xv != xv);
+        xsimd::select(inside, g, zero).store_unaligned(dx + i);
       }
-  AMCTQ_CHECK(!nan_x, errc::non_finite, where, "x holds NaN");
+      sum.inside += static_cast<double>(xsimd::hadd(a_in));
+      sum.below += static_cast<double>(xsimd::hadd(a_lo));
+      sum.above += static_cast<double>(xsimd::hadd(a_hi));
+      nan_x = nan_x || xsimd::any(nan);
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    const float xv = x[i], g = dy[i];
+    const float r = kd::unclamped_code<M>(xv, s, zp);
+    const bool inside = r >= lo && r <= hi;
+    const float xh = (kd::clamp_nan_low(r, lo, hi) - zp) * s;
+    if (inside) sum.inside += static_cast<double>(g * (xh - xv));
+    if (r < lo) sum.below += static_cast<double>(g);
+    if (r > hi) sum.above += static_cast<double>(g);
+    nan_x = nan_x || std::isnan(xv);
+    dx[i] = inside ? g : 0.0f;
+  }
+  return sum;
 }
 
-inline void check_nonfinite_grad(const std::vector<double>& acc, const char* where, const char* what) {
-  for (std::size_t c = 0; c < acc.size(); ++c)
-    AMCTQ_CHECK(std::isfinite(acc[c]), errc::non_finite, where, "the gradient of ", what, "[", c,
-                "] is not finite (NaN or inf in x or dy)");
+// The shared backward: dx, and the sums per channel of p (one row per run of `inner` elements).
+template <class Arch, std::size_t R>
+std::vector<grad_sums> learned_backward(const char* where, const tensor_view<const float, R>& x,
+                                        const tensor_view<const float, R>& dy, const quant_params& p,
+                                        const tensor_view<float, R>& dx, round_mode mode) {
+  check_same_extents(x, dy, where, "x", "dy");
+  check_same_extents(x, dx, where, "x", "dx");
+  kernels::detail::check_params_for(p, x, where);
+  AMCTQ_CHECK(x.is_contiguous() && dy.is_contiguous() && dx.is_contiguous(), errc::invalid_argument, where,
+              "x, dy and dx must be contiguous (row-major)");
+  const channel_split sp = split_at<R>(x.extents(), p.axis);
+  std::vector<grad_sums> sums(p.scale.size());
+  const auto lo = static_cast<float>(p.qmin), hi = static_cast<float>(p.qmax);
+  bool nan_x = false;
+  with_round_mode(mode, [&](auto m) {
+    constexpr round_mode M = decltype(m)::value;
+    std::ptrdiff_t at = 0;
+    for (std::ptrdiff_t o = 0; o < sp.outer; ++o)
+      for (std::ptrdiff_t c = 0; c < sp.channels; ++c, at += sp.inner) {
+        const auto k = static_cast<std::size_t>(c);
+        const grad_sums r = learned_grad_row<M>(Arch{}, x.data_handle() + at, dy.data_handle() + at,
+                                                dx.data_handle() + at, static_cast<std::size_t>(sp.inner), p.scale[k],
+                                                static_cast<float>(p.zero_point[k]), lo, hi, nan_x);
+        sums[k].inside += r.inside;
+        sums[k].below += r.below;
+        sums[k].above += r.above;
+      }
+  });
+  AMCTQ_CHECK(!nan_x, errc::non_finite, where, "x holds NaN");
+  return sums;
 }
 
 }  // namespace detail
@@ -127,22 +183,15 @@ template <class Arch = kernels::default_arch, std::size_t R>
 void lsq_backward(const tensor_view<const float, R>& x, const tensor_view<const float, R>& dy, const quant_params& p,
                   const tensor_view<float, R>& dx, float* dscale, float* dzero, float grad_scale = 1.0f,
                   round_mode mode = round_mode::half_even) {
-  constexpr const char* where = "lsq_backward";
-  std::vector<double> ds(p.scale.size(), 0.0), dz(p.scale.size(), 0.0);
-  detail::learned_backward<Arch>(where, x, dy, p, dx, mode, [&](std::size_t c, bool inside, float xv, float xh, float g) {
-    const float s = p.scale[c];
-    if (inside) {
-      ds[c] += static_cast<double>(g) * static_cast<double>((xh - xv) / s);
-      return;
-    }
-    const std::int32_t edge = xv < xh ? p.qmin : p.qmax;
-    ds[c] += static_cast<double>(g) * static_cast<double>(edge - p.zero_point[c]);
-    dz[c] -= static_cast<double>(g) * static_cast<double>(s);
-  });
-  detail::check_nonfinite_grad(ds, where, "scale");
-  for (std::size_t c = 0; c < ds.size(); ++c) {
-    dscale[c] = static_cast<float>(ds[c] * grad_scale);
-    if (dzero) dzero[c] = static_cast<float>(dz[c] * grad_scale);
+  const auto sums = detail::learned_backward<Arch>("lsq_backward", x, dy, p, dx, mode);
+  for (std::size_t c = 0; c < sums.size(); ++c) {
+    const detail::grad_sums& t = sums[c];
+    const double sc = p.scale[c], z = p.zero_point[c];
+    const double ds = t.inside / sc + t.below * (p.qmin - z) + t.above * (p.qmax - z);
+    AMCTQ_CHECK(std::isfinite(ds), errc::non_finite, "lsq_backward", "the gradient of scale[", c,
+                "] is not finite (NaN or inf in x or dy)");
+    dscale[c] = static_cast<float>(ds * grad_scale);
+    if (dzero) dzero[c] = static_cast<float>(-sc * (t.below + t.above) * grad_scale);
   }
 }
 
@@ -164,25 +213,16 @@ void ulq_backward(const tensor_view<const float, R>& x, const tensor_view<const 
     e_hi[c] = e_of(static_cast<double>(clip_max[c] / p.scale[c]));
     e_lo[c] = e_of(static_cast<double>((fixed_min ? 0.0f : clip_min[c]) / p.scale[c]));
   }
-  std::vector<double> dmin(p.scale.size(), 0.0), dmax(p.scale.size(), 0.0);
-  detail::learned_backward<Arch>(where, x, dy, p, dx, mode, [&](std::size_t c, bool inside, float xv, float xh, float g) {
-    const double gd = g;
-    if (inside) {
-      const double e = static_cast<double>((xh - xv) / p.scale[c]) / steps;
-      dmax[c] += gd * e;
-      dmin[c] -= gd * e;
-    } else if (xv > xh) {
-      dmax[c] += gd * (e_hi[c] + 1.0);
-      dmin[c] -= gd * e_hi[c];
-    } else {
-      dmax[c] += gd * e_lo[c];
-      dmin[c] += gd * (1.0 - e_lo[c]);
-    }
-  });
-  detail::check_nonfinite_grad(dmax, where, "clip_max");
-  for (std::size_t c = 0; c < dmax.size(); ++c) {
-    dclip_max[c] = static_cast<float>(dmax[c] * grad_scale);
-    dclip_min[c] = fixed_min ? 0.0f : static_cast<float>(dmin[c] * grad_scale);
+  const auto sums = detail::learned_backward<Arch>(where, x, dy, p, dx, mode);
+  for (std::size_t c = 0; c < sums.size(); ++c) {
+    const detail::grad_sums& t = sums[c];
+    const double e_in = t.inside / (static_cast<double>(p.scale[c]) * steps);
+    const double dmax = e_in + t.above * (e_hi[c] + 1.0) + t.below * e_lo[c];
+    const double dmin = -e_in - t.above * e_hi[c] + t.below * (1.0 - e_lo[c]);
+    AMCTQ_CHECK(std::isfinite(dmax) && std::isfinite(dmin), errc::non_finite, where, "the gradient of the clips[", c,
+                "] is not finite (NaN or inf in x or dy)");
+    dclip_max[c] = static_cast<float>(dmax * grad_scale);
+    dclip_min[c] = fixed_min ? 0.0f : static_cast<float>(dmin * grad_scale);
   }
 }
 
