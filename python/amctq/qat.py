@@ -212,6 +212,12 @@ def _arq_scales(w, bits, axis):
     return torch.where(s >= np.finfo(np.float32).eps, s, torch.ones_like(s))
 
 
+def _positive(scale):
+    """The scale a learned parameter stands for: |s|, at least FLT_EPSILON (an optimizer step may
+    take s through 0; AMCT records |scale_w| too)."""
+    return scale.abs().clamp_min(float(np.finfo(np.float32).eps))
+
+
 def _weight_axis(layer, channel_wise):
     """The weight's output-channel axis, or None for per-tensor scales."""
     axis = _kind_of(layer)[1]
@@ -245,13 +251,25 @@ class _QuantLayer(nn.Module):
             p.requires_grad_(used)
 
     def quant_weight(self):
+        """(fake-quantized weight, its scales)."""
         w = self.layer.weight
         if self.w_algo == "arq_retrain":
             s = _arq_scales(w, self.w_bits, self.w_axis)
-            return _LsqFn.apply(w, s, torch.zeros_like(s), self.w_bits, self.w_axis, 1.0, self.name)
+            return _LsqFn.apply(w, s, torch.zeros_like(s), self.w_bits, self.w_axis, 1.0, self.name), s
         per = w.numel() // self.w_scale.numel()
         g = 1.0 / math.sqrt(per * ((1 << (self.w_bits - 1)) - 1))
-        return _LsqFn.apply(w, self.w_scale, self.w_zero, self.w_bits, self.w_axis, g, self.name)
+        s = _positive(self.w_scale)
+        return _LsqFn.apply(w, s, self.w_zero, self.w_bits, self.w_axis, g, self.name), s
+
+    def quant_bias(self, w_scale, a_scale):
+        """The bias on the int32 grid s_w·s_d the saved models store it on (arq.hpp quantize_bias,
+        in double), straight-through: at 4 bits that grid is coarse enough to matter."""
+        b = self.layer.bias
+        if b is None:
+            return None
+        step = w_scale.detach().double().reshape(-1) * float(a_scale)
+        q = torch.round(b.detach().double() / step) * step
+        return b + (q.float() - b).detach()
 
     def act_params(self):
         """(scale, zero_point) of the layer input as the exported models use them."""
@@ -259,31 +277,32 @@ class _QuantLayer(nn.Module):
             s, z, _, _ = _core._ulq_params([float(self.clip_min)], [float(self.clip_max)], self.a_bits, self.fixed_min)
             return s[0], z[0]
         qmin, qmax = -(1 << (self.a_bits - 1)), (1 << (self.a_bits - 1)) - 1
-        return float(self.a_scale), int(min(max(round(float(self.a_zero)), qmin), qmax))
+        return float(_positive(self.a_scale)), int(min(max(round(float(self.a_zero)), qmin), qmax))
 
     def weight_scales(self):
         if not self.has_weight:
             return None
         if self.w_algo == "arq_retrain":
             return _arq_scales(self.layer.weight, self.w_bits, self.w_axis).tolist()
-        return self.w_scale.detach().reshape(-1).tolist()
+        return _positive(self.w_scale).detach().reshape(-1).tolist()
 
     def forward(self, x):
         if self.a_algo == "ulq_quantize":
             xq = _UlqFn.apply(x, self.clip_min, self.clip_max, self.a_bits, self.fixed_min, self.name)
         else:
             g = 1.0 / math.sqrt(x[0].numel() * ((1 << (self.a_bits - 1)) - 1))
-            xq = _LsqFn.apply(x, self.a_scale, self.a_zero, self.a_bits, None, g, self.name)
+            xq = _LsqFn.apply(x, _positive(self.a_scale), self.a_zero, self.a_bits, None, g, self.name)
         L = self.layer
         if not self.has_weight:
             return L(xq)
-        w = self.quant_weight()
+        w, s_w = self.quant_weight()
+        b = self.quant_bias(s_w, self.act_params()[0])
         if isinstance(L, nn.Linear):
-            return nn.functional.linear(xq, w, L.bias)
+            return nn.functional.linear(xq, w, b)
         if isinstance(L, nn.ConvTranspose2d):
-            return nn.functional.conv_transpose2d(xq, w, L.bias, L.stride, L.padding, L.output_padding, L.groups,
+            return nn.functional.conv_transpose2d(xq, w, b, L.stride, L.padding, L.output_padding, L.groups,
                                                   L.dilation)
-        return L._conv_forward(xq, w, L.bias)
+        return L._conv_forward(xq, w, b)
 
 
 def _fold_batchnorms(module):

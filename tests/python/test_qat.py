@@ -105,7 +105,7 @@ def _trained(bits_w, bits_a, act_algo="ulq_quantize", steps=3):
             net, [x], {"weights": {"num_bits": bits_w}, "activation": {"num_bits": bits_a, "retrain_algo": act_algo}})
     assert any("unused (ConvTranspose1d)" in str(w.message) for w in caught)
     assert q.amctq_float_layers == ["unused (ConvTranspose1d)"]
-    opt = torch.optim.Adam(q.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(q.parameters(), lr=1e-4)
     y = torch.randint(0, 5, (16,))
     for _ in range(steps):
         opt.zero_grad()
@@ -133,9 +133,9 @@ def test_retrain_save_runs_in_onnxruntime_and_deploy_equals_simulation(cli, tmp_
         ref = q(x).numpy()
     fq = ort.InferenceSession(str(tmp_path / "net_fake_quant_model.onnx")).run(None, {"input": xs})[0]
     dp = ort.InferenceSession(str(tmp_path / "net_deploy_model.onnx")).run(None, {"input": xs})[0]
-    # The torch module and the fake-quant model differ by float summation order and the int32 bias.
-    assert np.abs(fq - ref).max() <= 0.05 * np.abs(ref).max()
-    assert (fq.argmax(1) == ref.argmax(1)).mean() >= 0.9
+    # The torch module (bias on the int32 grid too) and the fake-quant model differ by float
+    # summation order only.
+    assert np.abs(fq - ref).max() <= 1e-4 * np.abs(ref).max()
     np.save(tmp_path / "x.npy", xs)
     cli("run", "--model", tmp_path / "net_deploy_model.onnx", "--input", tmp_path / "x.npy", "--output",
         tmp_path / "sim.npy")
@@ -192,4 +192,4 @@ def test_conv1d_conv3d_retrain_and_save(tmp_path, conv, shape):
     with torch.no_grad():
         ref = q(x).numpy()
     fq = ort.InferenceSession(str(tmp_path / "c_fake_quant_model.onnx")).run(None, {"input": x.numpy()})[0]
-    assert np.abs(fq - ref).max() <= 0.05 * np.abs(ref).max()
+    assert np.abs(fq - ref).max() <= 1e-4 * np.abs(ref).max()
