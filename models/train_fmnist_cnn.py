@@ -43,6 +43,22 @@ def accuracy(model, x, y):
     return float((pred.numpy() == y).mean())
 
 
+def train_epoch(model, opt, x, y, order, after_step=None, batch=128):
+    """One pass over x[order] in batches (the last partial batch dropped); returns the last loss."""
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    loss = None
+    for i in range(0, len(order) - batch + 1, batch):
+        idx = order[i:i + batch]
+        opt.zero_grad()
+        loss = loss_fn(model(torch.from_numpy(x[idx])), torch.from_numpy(y[idx]))
+        loss.backward()
+        opt.step()
+        if after_step:
+            after_step()
+    return loss
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
@@ -56,18 +72,9 @@ def main():
     model = make_model()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=4e-3, total_steps=args.epochs * (len(xtr) // 128))
-    loss_fn = nn.CrossEntropyLoss()
     t0 = time.time()
     for epoch in range(args.epochs):
-        model.train()
-        order = np.random.permutation(len(xtr))
-        for i in range(0, len(xtr) - 127, 128):
-            idx = order[i:i + 128]
-            opt.zero_grad()
-            loss = loss_fn(model(torch.from_numpy(xtr[idx])), torch.from_numpy(ytr[idx]))
-            loss.backward()
-            opt.step()
-            sched.step()
+        loss = train_epoch(model, opt, xtr, ytr, np.random.permutation(len(xtr)), sched.step)
         print(f"epoch {epoch + 1}: loss {loss.item():.4f}, test accuracy {accuracy(model, xte, yte):.4f}, "
               f"{time.time() - t0:.0f} s", flush=True)
     model.eval()

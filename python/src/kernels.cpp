@@ -3,11 +3,16 @@
 // and the GIL is released while the kernel runs.
 #include <cstdint>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include "amctq/algorithms/lsq.hpp"
 #include "amctq/amctq.hpp"
 #include "arrays.hpp"
 #include "bindings.hpp"
@@ -109,6 +114,42 @@ void dequantize_into(const in_array& q, const out_array& out, const grid_args& g
   with_code_type(q.dtype(), "q", where, run);
 }
 
+// QAT backward (algorithms/lsq.hpp): dx written into `dx`, the parameter gradients returned.
+std::pair<std::vector<float>, std::vector<float>> lsq_backward_into(const in_array& x, const in_array& dy,
+                                                                    const out_array& dx, const grid_args& g,
+                                                                    float grad_scale, const std::string& mode) {
+  constexpr const char* where = "lsq_backward";
+  check_same_shape(x, dy, where);
+  check_same_shape(x, dx, where);
+  const quant_params p = params_for(g, x.ndim(), where);
+  const round_mode m = round_mode_from(mode, where);
+  const auto xv = as_view<const float>(x, "x", where);
+  const auto gv = as_view<const float>(dy, "dy", where);
+  const auto dv = as_view<float>(dx, "dx", where);
+  std::vector<float> ds(p.scale.size()), dz(p.scale.size());
+  nb::gil_scoped_release unlocked;
+  lsq_backward(xv, gv, p, dv, ds.data(), dz.data(), grad_scale, m);
+  return {ds, dz};
+}
+
+std::pair<std::vector<float>, std::vector<float>> ulq_backward_into(const in_array& x, const in_array& dy,
+                                                                    const out_array& dx, const std::vector<float>& cmin,
+                                                                    const std::vector<float>& cmax, int bits,
+                                                                    bool fixed_min, const nb::object& axis,
+                                                                    float grad_scale) {
+  constexpr const char* where = "ulq_backward";
+  check_same_shape(x, dy, where);
+  check_same_shape(x, dx, where);
+  const int a = normalize_axis(axis, x.ndim(), where);
+  const auto xv = as_view<const float>(x, "x", where);
+  const auto gv = as_view<const float>(dy, "dy", where);
+  const auto dv = as_view<float>(dx, "dx", where);
+  std::vector<float> dmin(cmax.size()), dmax(cmax.size());
+  nb::gil_scoped_release unlocked;
+  ulq_backward(xv, gv, cmin, cmax, bits, fixed_min, a, dv, dmin.data(), dmax.data(), grad_scale);
+  return {dmin, dmax};
+}
+
 }  // namespace
 
 void bind_kernels(nb::module_& m) {
@@ -137,6 +178,24 @@ void bind_kernels(nb::module_& m) {
       },
       nb::arg("q"), nb::arg("out"), nb::arg("scale"), nb::arg("zero_point"), nb::arg("bits"), nb::arg("signed"),
       nb::arg("narrow_range"), nb::arg("axis").none());
+  m.def(
+      "_lsq_backward",
+      [](const in_array& x, const in_array& dy, const out_array& dx, std::vector<float> scale,
+         std::vector<std::int32_t> zp, int bits, nb::object axis, float grad_scale, const std::string& mode) {
+        return lsq_backward_into(x, dy, dx, {std::move(scale), std::move(zp), bits, true, false, std::move(axis)},
+                                 grad_scale, mode);
+      },
+      nb::arg("x"), nb::arg("dy"), nb::arg("dx"), nb::arg("scale"), nb::arg("zero_point"), nb::arg("bits"),
+      nb::arg("axis").none(), nb::arg("grad_scale"), nb::arg("round_mode"));
+  m.def("_ulq_backward", &ulq_backward_into, nb::arg("x"), nb::arg("dy"), nb::arg("dx"), nb::arg("clip_min"),
+        nb::arg("clip_max"), nb::arg("bits"), nb::arg("fixed_min"), nb::arg("axis").none(), nb::arg("grad_scale"));
+  m.def(
+      "_ulq_params",
+      [](std::vector<float> cmin, std::vector<float> cmax, int bits, bool fixed_min) {
+        const quant_params p = ulq_params(cmin, cmax, bits, fixed_min, cmax.size() == 1 ? per_tensor : 0);
+        return std::make_tuple(p.scale, p.zero_point, p.qmin, p.qmax);
+      },
+      nb::arg("clip_min"), nb::arg("clip_max"), nb::arg("bits"), nb::arg("fixed_min"));
 }
 
 }  // namespace amctq::python

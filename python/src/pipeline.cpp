@@ -115,6 +115,24 @@ nb::dict paths_dict(const io::saved_paths& paths) {
   return out;
 }
 
+// Learned parameters by layer name (amctq.qat): {"act": (scale, zero_point, bits) or None,
+// "wts_scale": [floats] or None}.
+std::map<std::string, graph::given_params> given_params_from(const nb::dict& given) {
+  std::map<std::string, graph::given_params> out;
+  for (const auto& [k, v] : given) {
+    graph::given_params g;
+    const nb::dict d = nb::cast<nb::dict>(v);
+    if (d.contains("act") && !d["act"].is_none()) {
+      const auto [s, z, bits] = nb::cast<std::tuple<float, std::int32_t, int>>(d["act"]);
+      g.act = make_params(s, z, -(1 << (bits - 1)), (1 << (bits - 1)) - 1);
+      validate(g.act, "quantize_model");
+    }
+    if (d.contains("wts_scale") && !d["wts_scale"].is_none()) g.wts_scale = nb::cast<std::vector<float>>(d["wts_scale"]);
+    out.emplace(nb::cast<std::string>(k), std::move(g));
+  }
+  return out;
+}
+
 // `batches` holds one dict per batch; with split, the one dict's rows are cut into the config's
 // batch_num batches as `amctq quantize --calib` cuts them.
 using batch_arrays = std::vector<std::map<std::string, contiguous_array>>;
@@ -134,12 +152,14 @@ std::vector<graph::batch> batches_from(const graph::model& m, const graph::quant
 }
 
 nb::dict quantize_model(const std::string& model_path, const std::string& config_path, const std::string& config_text,
-                        const batch_arrays& batches, bool split, const std::string& out_dir, const std::string& stem) {
+                        const batch_arrays& batches, bool split, const std::string& out_dir, const std::string& stem,
+                        const nb::dict& given) {
   const graph::model m = read_model(model_path);
   io::check_written_opset(m);
   const graph::quant_config cfg = config_for(m, config_path, config_text);
   std::vector<std::string> notes;
   const std::vector<graph::batch> data = batches_from(m, cfg, batches, split, notes, "quantize_model");
+  std::map<std::string, graph::given_params> gp = given_params_from(given);
   io::saved_paths paths;
   std::vector<graph::float_layer> left;
   std::size_t quantized = 0;
@@ -147,6 +167,7 @@ nb::dict quantize_model(const std::string& model_path, const std::string& config
     nb::gil_scoped_release unlocked;
     graph::quantizer q(m, cfg);
     io::check_layer_names(q);
+    q.set_given_params(gp);
     q.quantize_preprocess(data);
     q.quantize_model();
     q.calibrate(data);
@@ -239,7 +260,7 @@ std::string canonical_config(const std::string& model_path, const std::string& t
 
 void bind_pipeline(nb::module_& m) {
   m.def("_quantize_model", &quantize_model, nb::arg("model_path"), nb::arg("config_path"), nb::arg("config_text"),
-        nb::arg("batches"), nb::arg("split"), nb::arg("out_dir"), nb::arg("stem"));
+        nb::arg("batches"), nb::arg("split"), nb::arg("out_dir"), nb::arg("stem"), nb::arg("given") = nb::dict());
   m.def("_report", &report, nb::arg("model_path"), nb::arg("config_path"), nb::arg("config_text"), nb::arg("batches"),
         nb::arg("split"), nb::arg("out"));
   m.def("_create_quant_config", &create_config, nb::arg("model_path"), nb::arg("skip_layers"), nb::arg("batch_num"),

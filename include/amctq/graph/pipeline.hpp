@@ -90,6 +90,12 @@ inline quant_config create_quant_config(const model& m, const std::vector<std::s
   return c;
 }
 
+/// A layer's parameters learned outside the pipeline (quantizer::set_given_params).
+struct given_params {
+  quant_params act;                ///< layer input, per tensor; empty scale: calibrate() decides
+  std::vector<float> wts_scale;   ///< one per weight scale; empty: quantize_model() decides
+};
+
 /// One model being quantized. Keeps the float model (BatchNorm folded, balanced) and, after
 /// calibrate(), the record the exporters read.
 class quantizer {
@@ -171,6 +177,10 @@ class quantizer {
   const std::vector<passes::rounding_report>& rounding_reports() const noexcept { return rounding_reports_; }
   /// The column cache bound and a per-layer callback of learned rounding.
   void set_rounding_options(passes::rounding_options o) { rounding_options_ = std::move(o); }
+  /// Parameters learned elsewhere (QAT, amctq.qat), by layer name: a non-empty wts_scale
+  /// replaces the scales quantize_model() computes (same count and axis), a non-empty act the
+  /// input params calibrate() computes (per tensor, the layer's activation bits). Before quantize_model().
+  void set_given_params(std::map<std::string, given_params> g) { given_ = std::move(g); }
 
   /// AMCT's quantize_preprocess: DMQ balancing for every layer with a dmq_balancer_param. Runs
   /// the first batch_num batches once, computes the factors s, folds W · s into the weights and
@@ -262,6 +272,7 @@ class quantizer {
       if (observer_of[i] == no_observer) continue;
       r.input_shape = obs.shape(observer_of[i]);
       r.act = obs.result(observer_of[i]);
+      if (auto g = given_.find(r.name); g != given_.end() && !g->second.act.scale.empty()) r.act = g->second.act;
       if (observer_b_of[i] != no_observer) r.act_b = obs.result(observer_b_of[i]);
       // An int32 bias code needs one accumulator scale s_d * s_w[c]; with per-channel activations
       // there is none, so the bias stays float.
@@ -373,6 +384,12 @@ class quantizer {
     const weight_layout L = layout_of(n, w);
     const tensor_view<const float, 1> flat(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())});
     r.wts = weight_params(flat, L, wq, l.name);
+    if (auto g = given_.find(l.name); g != given_.end() && !g->second.wts_scale.empty()) {
+      AMCTQ_CHECK(g->second.wts_scale.size() == r.wts.scale.size(), errc::shape_mismatch, "quantize_model", "layer '",
+                  l.name, "': ", g->second.wts_scale.size(), " given weight scales, the layer has ", r.wts.scale.size());
+      r.wts.scale = g->second.wts_scale;
+      validate(r.wts, "quantize_model");
+    }
     r.weight_q = tensor(dtype::int8, w.shape());
     std::int8_t* codes = r.weight_q.data<std::int8_t>();
     arq_quantize(flat, L, r.wts, codes, wq.rounding);
@@ -400,6 +417,7 @@ class quantizer {
   bool bias_corrected_ = false;
   std::vector<passes::rounding_report> rounding_reports_;
   passes::rounding_options rounding_options_;
+  std::map<std::string, given_params> given_;
   bool rounded_ = false;
   std::vector<quant_layer> layers_;
   std::vector<float_layer> float_layers_;
