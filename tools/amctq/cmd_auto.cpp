@@ -17,10 +17,8 @@
 
 #include "amctq/error.hpp"
 #include "amctq/io/auto_quantize.hpp"
-#include "amctq/io/calibration_data.hpp"
-#include "amctq/io/onnx_reader.hpp"
-#include "amctq/io/vitis_config_json.hpp"
 #include "cli_report.hpp"
+#include "pipeline_inputs.hpp"
 
 namespace {
 
@@ -171,15 +169,10 @@ int cmd_auto(int argc, char** argv) {
     return cli::report(e, "amctq auto", cli::bad_usage);
   }
   try {
-    AMCTQ_CHECK(std::filesystem::is_regular_file(model_path), errc::io, "amctq auto", "--model ", model_path,
-                ": no such file");
-    AMCTQ_CHECK(config_path.empty() || std::filesystem::is_regular_file(config_path), errc::io, "amctq auto",
-                "--config ", config_path, ": no such file");
-    const graph::model m = io::read_onnx(model_path);
-    io::check_written_opset(m);
-    const graph::quant_config cfg = config_path.empty() ? graph::create_quant_config(m) : io::read_quant_config(config_path, m);
-    const io::calibration_data data = io::read_calibration_data(calib_specs, m, input_name);
-    const std::vector<graph::batch> batches = io::split_batches(data, cfg.batch_num);
+    const cli::pipeline_inputs in = cli::read_pipeline_inputs(model_path, config_path, calib_specs, input_name, "amctq auto");
+    const graph::model& m = in.model;
+    const graph::quant_config& cfg = in.config;
+    const std::vector<graph::batch>& batches = in.batches;
     cli::check_writable_folder(out_dir, "amctq auto");  // before the long part
     command_evaluator ev(eval_cmd, max_drop);
     io::auto_options opt;

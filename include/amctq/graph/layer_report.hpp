@@ -67,22 +67,18 @@ inline std::string settings_line(const layer_settings& s, bool has_input, bool h
   return out;
 }
 
-// A layer input seen over the batches: exact extremes, a bounded sample for the histogram and
-// one observer per method with the layer's own grid.
+// A layer input seen over the batches: a bounded sample for the histogram and one observer per
+// method of report_methods() with the layer's own grid (its minmax one gives the exact extremes).
 struct input_watch {
-  float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity();
+  bool seen = false;
   std::vector<float> sample;
   std::vector<std::unique_ptr<activation_observer>> observers;
 
   void observe(const tensor& t) {
     if (t.type() != dtype::float32 || t.size() == 0) return;
+    seen = true;
     const float* p = t.data<float>();
     const std::size_t n = t.size(), stride = std::max<std::size_t>(1, n / 65536);
-    for (std::size_t i = 0; i < n; ++i)
-      if (std::isfinite(p[i])) {
-        lo = std::min(lo, p[i]);
-        hi = std::max(hi, p[i]);
-      }
     for (std::size_t i = 0; i < n; i += stride)
       if (std::isfinite(p[i])) sample.push_back(p[i]);
     const tensor_view<const float, 1> v(p, {static_cast<std::ptrdiff_t>(n)});
@@ -95,8 +91,10 @@ struct output_match {
   std::vector<float> ref;  // the float model's output of the batch being run
   double signal = 0.0, noise = 0.0, dot = 0.0, norm_q = 0.0;
 
-  void add(const tensor& q) {
-    if (q.type() != dtype::float32 || q.size() != ref.size()) return;
+  void add(const tensor& q, const std::string& layer) {
+    // Both models compute the same layer on the same batch: anything else is a lowering bug.
+    AMCTQ_CHECK(q.type() == dtype::float32 && q.size() == ref.size(), errc::shape_mismatch, "report", "layer '", layer,
+                "': the fake-quant model's output has ", q.size(), " values, the float model's ", ref.size());
     const float* p = q.data<float>();
     for (std::size_t i = 0; i < ref.size(); ++i) {
       const double r = ref[i], y = p[i];
@@ -121,7 +119,7 @@ inline std::vector<calib_method> report_methods() {
 /// calibrate() used); `bins` histogram bins per input. Ordered as the layers are.
 inline std::vector<layer_report> build_layer_report(const quantizer& q, const std::vector<batch>& batches, int bins = 96) {
   AMCTQ_CHECK(q.calibrated(), errc::invalid_argument, "report", "calibrate() has not run");
-  const auto need = static_cast<std::size_t>(std::min<std::size_t>(batches.size(), static_cast<std::size_t>(q.config().batch_num)));
+  const std::size_t need = std::min(batches.size(), static_cast<std::size_t>(q.config().batch_num));
   const auto& layers = q.layers();
   std::vector<detail::input_watch> inputs(layers.size());
   std::vector<detail::output_match> outputs(layers.size());
@@ -146,7 +144,8 @@ inline std::vector<layer_report> build_layer_report(const quantizer& q, const st
   const model fq = lower_qdq(q.float_model(), layers, q.record());
   executor sim(fq, simulation_ops());
   for (std::size_t i = 0; i < layers.size(); ++i)
-    sim.hooks().on_tensor(layers[i].output, [&outputs, i](const std::string&, const tensor& t) { outputs[i].add(t); });
+    sim.hooks().on_tensor(layers[i].output,
+                          [&outputs, &layers, i](const std::string&, const tensor& t) { outputs[i].add(t, layers[i].name); });
   for (std::size_t b = 0; b < need; ++b) {
     fl.run(batches[b]);
     sim.run(batches[b]);
@@ -160,19 +159,19 @@ inline std::vector<layer_report> build_layer_report(const quantizer& q, const st
     e.op_type = l.op_type;
     e.settings = detail::settings_line(q.settings()[i], !l.input.empty(), !l.weight.empty());
     detail::input_watch& in = inputs[i];
-    if (!l.input.empty() && in.lo <= in.hi) {
-      e.in_min = in.lo;
-      e.in_max = in.hi;
-      e.hist.assign(static_cast<std::size_t>(bins), 0.0);
-      const double width = (static_cast<double>(in.hi) - in.lo) / bins;
-      for (float v : in.sample) {
-        const auto k = width > 0.0 ? static_cast<std::ptrdiff_t>((v - in.lo) / width) : 0;
-        e.hist[static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(k, 0, bins - 1))] += 1.0;
-      }
+    if (!l.input.empty() && in.seen) {
       const auto methods = report_methods();
       for (std::size_t k = 0; k < methods.size(); ++k) {
         const calib_result cr = in.observers[k]->result();
         e.ranges.push_back({methods[k], cr.ranges[0].min, cr.ranges[0].max});
+      }
+      e.in_min = e.ranges[0].lo;  // report_methods() starts with minmax: the exact extremes
+      e.in_max = e.ranges[0].hi;
+      e.hist.assign(static_cast<std::size_t>(bins), 0.0);
+      const double width = (static_cast<double>(e.in_max) - e.in_min) / bins;
+      for (float v : in.sample) {
+        const auto k = width > 0.0 ? static_cast<std::ptrdiff_t>((v - e.in_min) / width) : 0;
+        e.hist[static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(k, 0, bins - 1))] += 1.0;
       }
       if (!r.act.scale.empty() && !r.act.is_per_channel()) {
         e.has_chosen = true;
