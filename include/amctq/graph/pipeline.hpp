@@ -180,7 +180,15 @@ class quantizer {
   /// Parameters learned elsewhere (QAT, amctq.qat), by layer name: a non-empty wts_scale
   /// replaces the scales quantize_model() computes (same count and axis), a non-empty act the
   /// input params calibrate() computes (per tensor, the layer's activation bits). Before quantize_model().
-  void set_given_params(std::map<std::string, given_params> g) { given_ = std::move(g); }
+  void set_given_params(std::map<std::string, given_params> g) {
+    for (const auto& [name, p] : g) {  // a name that reaches no layer would be dropped unseen
+      bool found = false;
+      for (const auto& l : layers_) found = found || l.name == name;
+      AMCTQ_CHECK(found, errc::invalid_argument, "quantizer", "given parameters for '", name,
+                  "', which is not a quantized layer of the model");
+    }
+    given_ = std::move(g);
+  }
 
   /// AMCT's quantize_preprocess: DMQ balancing for every layer with a dmq_balancer_param. Runs
   /// the first batch_num batches once, computes the factors s, folds W · s into the weights and
