@@ -171,6 +171,8 @@ nb::dict quantize_model(const std::string& model_path, const std::string& config
     q.quantize_preprocess(data);
     q.quantize_model();
     q.calibrate(data);
+    // What `amctq quantize` prints as notes: tensors it passed over (not float).
+    notes.insert(notes.end(), q.tensor_notes().begin(), q.tensor_notes().end());
     paths = io::save_model(q, out_dir, stem);
     left = q.float_layers();
     quantized = q.layers().size();
