@@ -181,7 +181,8 @@ class quantizer {
   /// replaces the scales quantize_model() computes (same count and axis), a non-empty act the
   /// input params calibrate() computes (per tensor, the layer's activation bits). Before quantize_model().
   void set_given_params(std::map<std::string, given_params> g) {
-    for (const auto& [name, p] : g) {  // a name that reaches no layer would be dropped unseen
+    for (const auto& entry : g) {  // a name that reaches no layer would be dropped unseen
+      const std::string& name = entry.first;
       bool found = false;
       for (const auto& l : layers_) found = found || l.name == name;
       AMCTQ_CHECK(found, errc::invalid_argument, "quantizer", "given parameters for '", name,
