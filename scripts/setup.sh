@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-want_apt=(cmake g++ clang libclang-rt-14-dev make libxsimd-dev libeigen3-dev doctest-dev
+want_apt=(cmake g++ clang libclang-rt-14-dev make libxsimd-dev libeigen3-dev doctest-dev libopenmpi-dev openmpi-bin
           nlohmann-json3-dev libbenchmark-dev libgtest-dev python3-numpy python3-torch
           python3-sklearn python3-torchvision python3-pil dataset-fashion-mnist python3-venv python3-dev chromium)
 for p in "${want_apt[@]}"; do

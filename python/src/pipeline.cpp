@@ -61,7 +61,7 @@ graph::tensor to_tensor(const contiguous_array& a, const std::string& name) {
 io::calibration_data calibration_from(const graph::model& m, const std::map<std::string, contiguous_array>& arrays) {
   const auto ins = io::fed_inputs(m);
   AMCTQ_CHECK(!ins.empty(), errc::invalid_argument, "calibration data", "the model has no graph input to feed");
-  std::map<std::string, graph::tensor> given;
+  std::map<std::string, std::pair<io::row_array, std::string>> given;
   for (const auto& [key, a] : arrays) {
     std::string name = key;
     if (name.empty()) {
@@ -69,27 +69,9 @@ io::calibration_data calibration_from(const graph::model& m, const std::map<std:
                   " inputs (", io::detail::input_names(ins), "); give a dict of arrays by input name");
       name = ins[0]->name;
     }
-    bool known = false;
-    for (const auto* vi : ins) known = known || vi->name == name;
-    AMCTQ_CHECK(known, errc::invalid_argument, "calibration data", "array '", name,
-                "' is not an input of the model (its inputs: ", io::detail::input_names(ins), ")");
-    given.emplace(name, to_tensor(a, name));
+    given.emplace(name, std::make_pair(io::row_array(to_tensor(a, name)), "array '" + name + "'"));
   }
-  io::calibration_data d;
-  for (const auto* vi : ins) {
-    auto it = given.find(vi->name);
-    AMCTQ_CHECK(it != given.end(), errc::invalid_argument, "calibration data", "no data for input '", vi->name,
-                "' (the model's inputs: ", io::detail::input_names(ins), ")");
-    const std::string src = "array '" + vi->name + "'";
-    graph::tensor t = io::detail::to_input_type(std::move(it->second), *vi, src, d.notes);
-    io::detail::check_shape(t, *vi, src);
-    if (d.inputs.empty()) d.rows = t.dim(0);
-    AMCTQ_CHECK(t.dim(0) == d.rows, errc::shape_mismatch, "calibration data", src, " has ", t.dim(0), " rows but ",
-                d.source.begin()->second, " has ", d.rows, "; every input needs the same rows");
-    d.source[vi->name] = src;
-    d.inputs.emplace(vi->name, std::move(t));
-  }
-  return d;
+  return io::calibration_from(m, std::move(given));
 }
 
 graph::quant_config config_for(const graph::model& m, const std::string& path, const std::string& text) {
@@ -146,7 +128,7 @@ std::vector<graph::batch> batches_from(const graph::model& m, const graph::quant
     io::calibration_data d = calibration_from(m, b);
     notes.insert(notes.end(), d.notes.begin(), d.notes.end());
     if (split) data = io::split_batches(d, cfg.batch_num);
-    else data.push_back(std::move(d.inputs));
+    else data.push_back(io::split_batches(d, 1).front());
   }
   return data;
 }

@@ -5,6 +5,9 @@
 #define AMCTQ_TOOLS_CLI_REPORT_HPP
 
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -55,6 +58,37 @@ inline int check_stdout(int status, const char* command) {
 inline std::string path_value(const std::string& v, const std::string& option, const char* command) {
   AMCTQ_CHECK(!v.empty(), amctq::errc::invalid_argument, command, option, " needs a non-empty path");
   return v;
+}
+
+/// A whole number option in [lo, hi].
+inline std::int64_t count_value(const std::string& v, const std::string& option, const char* command, std::int64_t lo,
+                                std::int64_t hi) {
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(v.c_str(), &end, 10);
+  AMCTQ_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && n >= lo && n <= hi, amctq::errc::invalid_argument,
+              command, option, " needs a whole number from ", lo, " to ", hi, ", got '", v, "'");
+  return n;
+}
+
+/// A byte count: a number with an optional K, M, G or T (powers of 1024; "512M", "1.5G").
+inline std::size_t size_value(const std::string& v, const std::string& option, const char* command) {
+  char* end = nullptr;
+  errno = 0;
+  const double n = std::strtod(v.c_str(), &end);
+  double unit = 1;
+  std::string tail = end ? std::string(end) : std::string();
+  if (!tail.empty() && (tail.back() == 'B' || tail.back() == 'b') && tail.size() == 2) tail.pop_back();
+  if (tail.size() == 1) {
+    const char* units = "KMGT";
+    for (int i = 0; i < 4; ++i)
+      if (tail[0] == units[i] || tail[0] == units[i] + ('a' - 'A')) unit = std::ldexp(1.0, 10 * (i + 1));
+  }
+  const double bytes = n * unit;
+  AMCTQ_CHECK(!v.empty() && errno == 0 && (tail.empty() || unit > 1) && std::isfinite(bytes) && bytes >= 1 &&
+                  bytes < 1e18,
+              amctq::errc::invalid_argument, command, option, " needs a size such as 512M or 2G, got '", v, "'");
+  return static_cast<std::size_t>(bytes);
 }
 
 /// The output folder, or the nearest folder above it that exists, must be writable: checked

@@ -3,15 +3,18 @@
 // outputs: <stem>_fake_quant_model.onnx, <stem>_deploy_model.onnx, record.json.
 //
 //   amctq quantize --model M.onnx --calib X.npy|DATA.npz|NAME=FILE.npy... [--config C.json] [--out DIR]
-//                  [--input NAME] [--strict] [--quiet]
+//                  [--input NAME] [--threads N] [--max-memory SIZE] [--slice-rows R] [--strict] [--quiet]
 //
 // The calibration arrays' first axis is split into batch_num equal batches (config batch_num,
 // 1 by default): batch b holds rows [b*per, (b+1)*per) of every input with per = N / batch_num;
-// the last N mod batch_num rows are not used (a note says so). io/calibration_data.hpp.
+// the last N mod batch_num rows are not used (a note says so). io/calibration_data.hpp. The
+// files are mapped and run a slice of rows at a time on --threads executors; under mpirun each
+// rank runs its share and rank 0 writes (graph/calibration_run.hpp, docs/scale.md).
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,13 +28,15 @@
 #include "amctq/io/onnx_reader.hpp"
 #include "amctq/io/save_model.hpp"
 #include "cli_report.hpp"
+#include "mpi_session.hpp"
 #include "pipeline_inputs.hpp"
+#include "progress.hpp"
 
 namespace {
 
 const char* const quantize_usage =
     "usage: amctq quantize --model M.onnx --calib DATA [--calib ...] [--config C.json] [--out DIR] [--input NAME]\n"
-    "                      [--strict] [--quiet]\n"
+    "                      [--threads N] [--max-memory SIZE] [--slice-rows R] [--strict] [--quiet]\n"
     "Quantizes M.onnx (AMCT flow: BatchNorm folding, optional DMQ balance, ARQ weights, activation\n"
     "calibration) and writes DIR/<stem>_fake_quant_model.onnx (QuantizeLinear/DequantizeLinear),\n"
     "DIR/<stem>_deploy_model.onnx (int8 weights, int32 bias, QLinearConv/ConvInteger/MatMulInteger),\n"
@@ -52,8 +57,19 @@ const char* const quantize_usage =
     "                   the Vitis AI passes (see docs/pipeline.md)\n"
     "  --out DIR        output folder, created if missing (default: .)\n"
     "  --input NAME     the graph input a single X.npy feeds (default: the model's only input)\n"
+    "  --threads N      calibrate on N threads, each running its share of the rows (default: the\n"
+    "                   cores there are, shared among the MPI ranks on this machine); the outputs\n"
+    "                   are byte-identical for every N\n"
+    "  --max-memory SIZE  activations one thread may hold at once, e.g. 512M, 2G (default 256M);\n"
+    "                   rows are read from the mapped files and run in slices that fit it. A\n"
+    "                   bound that not even one row fits is an error saying what would\n"
+    "  --slice-rows R   at most R rows per slice (default 8); the outputs depend on it and on\n"
+    "                   --max-memory, never on --threads or the MPI ranks\n"
     "  --strict         a layer left in float that the config did not ask for is an error\n"
     "  --quiet          no progress on stderr (the float layers are still named)\n"
+    "Under `mpirun -np N amctq quantize ...` (a build that found MPI), each rank calibrates its share\n"
+    "of the rows, the observers merge across ranks, and rank 0 writes the files, byte-identical to\n"
+    "one process; an error on any rank stops them all and nothing is written.\n"
     "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
 
 }  // namespace
@@ -63,6 +79,10 @@ int cmd_quantize(int argc, char** argv) {
   std::string model_path, config_path, out_dir = ".", input_name;
   std::vector<std::string> calib_specs;
   bool quiet = false, strict = false;
+  int threads = 0;
+  std::size_t max_memory = std::size_t{256} << 20;
+  bool memory_given = false;
+  std::int64_t slice_rows = 8;
   int i = 0;
   try {
     for (; i < argc; ++i) {
@@ -81,6 +101,11 @@ int cmd_quantize(int argc, char** argv) {
       else if (a == "--config") config_path = value();
       else if (a == "--out") out_dir = cli::path_value(value(), a, "amctq quantize");
       else if (a == "--input") input_name = value();
+      else if (a == "--threads") threads = static_cast<int>(cli::count_value(value(), a, "amctq quantize", 1, 4096));
+      else if (a == "--max-memory") {
+        max_memory = cli::size_value(value(), a, "amctq quantize");
+        memory_given = true;
+      } else if (a == "--slice-rows") slice_rows = cli::count_value(value(), a, "amctq quantize", 1, INT32_MAX);
       else if (a == "--quiet") quiet = true;
       else if (a == "--strict") strict = true;
       else AMCTQ_THROW(errc::invalid_argument, "amctq quantize", "unknown option '", a, "' (see amctq quantize --help)");
@@ -90,13 +115,22 @@ int cmd_quantize(int argc, char** argv) {
   } catch (const std::exception& e) {
     return cli::report(e, "amctq quantize", cli::bad_usage);
   }
+  std::unique_ptr<cli::mpi_session> mpi;
+  try {
+    mpi = std::make_unique<cli::mpi_session>();
+  } catch (const std::exception& e) {
+    return cli::report(e, "amctq quantize", cli::bad_input);
+  }
+  // Only rank 0 speaks and writes; every rank reports its own error and stops the others.
+  const bool root = mpi->root();
+  quiet = quiet || !root;
   try {
     const cli::pipeline_inputs in = cli::read_pipeline_inputs(model_path, config_path, calib_specs, input_name,
-                                                              "amctq quantize");
+                                                              "amctq quantize", /*split=*/false);
     const graph::model& m = in.model;
     const graph::quant_config& cfg = in.config;
     const io::calibration_data& data = in.data;
-    const std::vector<graph::batch>& batches = in.batches;
+    const io::calibration_batches batches(data, cfg.batch_num);
     std::string calib_text;
     for (const auto& c : calib_specs) calib_text += (calib_text.empty() ? "" : " ") + c;
     if (!quiet) {
@@ -107,22 +141,22 @@ int cmd_quantize(int argc, char** argv) {
                   << " rows)\n";
     }
 
-    cli::check_writable_folder(out_dir, "amctq quantize");  // before the long part; the folder itself is made only when saving
+    if (root) cli::check_writable_folder(out_dir, "amctq quantize");  // before the long part; the folder itself is made only when saving
     graph::quantizer q(m, cfg);
     io::check_layer_names(q);  // before the long part
     // No layer stays float without a word: the count, then each float layer and why.
     const std::size_t total = q.layers().size() + q.float_layers().size();
-    if (!quiet || !q.float_layers().empty())
+    if (root && (!quiet || !q.float_layers().empty()))
       std::cerr << "amctq quantize: " << q.layers().size() << " of " << total << " layers quantized\n";
     std::string unasked;
     for (const auto& f : q.float_layers()) {
-      std::cerr << "amctq quantize: float: " << f.name << " (" << f.op_type << "): " << f.reason << "\n";
+      if (root) std::cerr << "amctq quantize: float: " << f.name << " (" << f.op_type << "): " << f.reason << "\n";
       if (!f.asked) unasked += (unasked.empty() ? "'" : ", '") + f.name + "'";
     }
     AMCTQ_CHECK(!strict || unasked.empty(), errc::unsupported, "amctq quantize", "--strict: ", unasked,
                 " would stay float without the config asking (see the lines above); add them to skip_layers to "
                 "accept that, or leave out --strict");
-    if (q.layers().empty())
+    if (root && q.layers().empty())
       std::cerr << "amctq quantize: warning: no layer is quantized (the model has none amctq can quantize, or the "
                    "config skips them all; amctq inspect lists them): the outputs compute in float\n";
     if (!quiet) {
@@ -146,14 +180,24 @@ int cmd_quantize(int argc, char** argv) {
       };
       q.set_rounding_options(std::move(ro));
     }
+    graph::calibration_options opt;
+    opt.threads = threads > 0 ? threads : mpi->default_threads();
+    opt.max_memory = max_memory;
+    opt.strict_memory = memory_given;
+    opt.max_slice_rows = slice_rows;
+    opt.rank = mpi->rank();
+    opt.ranks = mpi->ranks();
+    opt.exchange = mpi->exchange();
     try {
-      q.quantize_preprocess(batches, [&](int done, int total) {
-        if (!quiet) std::cerr << "amctq quantize: balance batch " << done << "/" << total << "\n";
-      });
+      {
+        cli::progress_meter meter("amctq quantize", "balance", "rows", quiet);
+        opt.progress = [&meter](std::int64_t done, std::int64_t all) { meter(done, all); };
+        q.quantize_preprocess(batches, opt);
+      }
       q.quantize_model();
-      q.calibrate(batches, [&](int done, int total) {
-        if (!quiet) std::cerr << "amctq quantize: calibration batch " << done << "/" << total << "\n";
-      });
+      cli::progress_meter meter("amctq quantize", "calibration", "rows", quiet);
+      opt.progress = [&meter](std::int64_t done, std::int64_t all) { meter(done, all); };
+      q.calibrate(batches, opt);
     } catch (const amctq::error& e) {  // name the data file, not only the graph input it feeds
       AMCTQ_THROW(e.code(), "amctq quantize", "calibrating with --calib ", calib_text, ": ", e.body());
     }
@@ -162,15 +206,27 @@ int cmd_quantize(int argc, char** argv) {
     if (!quiet && !q.tensor_points().empty())
       std::cerr << "amctq quantize: " << q.record().tensors.size()
                 << " tensors quantized where they are made (layer outputs, Add / Concat; record.json quantized_tensors)\n";
-    for (const auto& note : q.tensor_notes()) std::cerr << "amctq quantize: note: " << note << "\n";
+    if (root)
+      for (const auto& note : q.tensor_notes()) std::cerr << "amctq quantize: note: " << note << "\n";
+    if (!root) return 0;
     const std::string stem = std::filesystem::path(model_path).stem().string();
-    const auto paths = io::save_model(q, out_dir, stem);
+    io::save_options so;
+    cli::progress_meter meter("amctq quantize", "saving", "steps", quiet, /*rate=*/false);
+    so.progress = [&meter](int done, int all) { meter(done, all); };
+    const auto paths = io::save_model(q, out_dir, stem, so);
+    meter.finish();
     for (const auto& note : paths.notes) std::cerr << "amctq quantize: note: " << note << "\n";
     if (!quiet)
       std::cerr << "amctq quantize: wrote " << paths.fake_quant << ", " << paths.deploy << ", " << paths.record
                 << ", " << paths.float_layers << "\n";
     return 0;
   } catch (const std::exception& e) {
+    if (mpi->active()) {
+      std::cerr << "amctq quantize: rank " << mpi->rank() << " of " << mpi->ranks() << ": ";
+      cli::report(e, "amctq quantize", cli::bad_input);
+      std::cerr.flush();
+      mpi->abort(cli::bad_input);
+    }
     return cli::report(e, "amctq quantize", cli::bad_input);
   }
 }

@@ -21,12 +21,12 @@ struct pipeline_inputs {
   amctq::graph::model model;
   amctq::graph::quant_config config;
   amctq::io::calibration_data data;
-  std::vector<amctq::graph::batch> batches;
+  std::vector<amctq::graph::batch> batches;  ///< empty unless read_pipeline_inputs was asked to split
 };
 
 inline pipeline_inputs read_pipeline_inputs(const std::string& model_path, const std::string& config_path,
                                             const std::vector<std::string>& calib_specs, const std::string& input_name,
-                                            const char* who) {
+                                            const char* who, bool split = true) {
   using namespace amctq;
   AMCTQ_CHECK(std::filesystem::is_regular_file(model_path), errc::io, who, "--model ", model_path, ": no such file");
   AMCTQ_CHECK(config_path.empty() || std::filesystem::is_regular_file(config_path), errc::io, who, "--config ",
@@ -36,7 +36,8 @@ inline pipeline_inputs read_pipeline_inputs(const std::string& model_path, const
   io::check_written_opset(in.model);  // before the long part
   in.config = config_path.empty() ? graph::create_quant_config(in.model) : io::read_quant_config(config_path, in.model);
   in.data = io::read_calibration_data(calib_specs, in.model, input_name);
-  in.batches = io::split_batches(in.data, in.config.batch_num);
+  if (split) in.batches = io::split_batches(in.data, in.config.batch_num);
+  else io::check_rows(in.data, in.config.batch_num);
   return in;
 }
 

@@ -81,6 +81,14 @@ inline std::size_t channel_axis_of(int axis, std::size_t rank, const std::string
   return static_cast<std::size_t>(axis < 0 ? axis + r : axis);
 }
 
+/// What one process's observers hand to the others under MPI: each observer's state, in watch
+/// order, with what the pipeline keeps beside it.
+struct calibration_shard {
+  std::vector<observer_state> observers;
+  std::vector<int> not_float;                     ///< per observer: slices that held another type
+  std::vector<std::vector<std::int64_t>> shapes;  ///< per observer: the tensor's shape in its last slice
+};
+
 /// Observers for the activations the quantized layers read, attached to an executor's hooks
 /// for as long as this object lives. Layers that read the same tensor with the same settings
 /// share one observer.
@@ -129,6 +137,62 @@ class activation_observers {
   /// Batches in which watch() index i (watched float_only) held another type than float32.
   int not_float(std::size_t i) const { return watched_.at(i)->not_float; }
 
+  /// An observer keeps one value per batch (moving_average, pot_diffs): a batch must reach it whole.
+  bool per_batch() const {
+    for (const auto& w : watched_)
+      if (w->settings.algo == calib_method::moving_average || w->settings.algo == calib_method::pot_diffs) return true;
+    return false;
+  }
+  /// An observer's result depends on the order of the batches (moving_average): one worker must see them all.
+  bool ordered() const {
+    for (const auto& w : watched_)
+      if (w->settings.algo == calib_method::moving_average) return true;
+    return false;
+  }
+
+  /// Adds the data of `other`, which watched the same tensors in the same order on other
+  /// batches that come after these.
+  void merge(const activation_observers& other) {
+    AMCTQ_CHECK(other.watched_.size() == watched_.size(), errc::invalid_argument, "activation_observers::merge",
+                watched_.size(), " vs ", other.watched_.size(), " observers");
+    for (std::size_t i = 0; i < watched_.size(); ++i) watched_[i]->merge(*other.watched_[i]);
+  }
+
+  calibration_shard shard() const {
+    calibration_shard s;
+    for (const auto& w : watched_) {
+      s.observers.push_back(w->obs.to_state());
+      s.not_float.push_back(w->not_float);
+      s.shapes.push_back(w->shape);
+    }
+    return s;
+  }
+
+  /// Replaces the data with the merge of `shards` in order (every process's, after an exchange).
+  void assign(const std::vector<calibration_shard>& shards) {
+    for (auto& w : watched_) {
+      w->obs = activation_observer(w->obs.options());
+      w->not_float = 0;
+      w->shape.clear();
+      w->axis.reset();
+    }
+    for (const auto& s : shards) {
+      AMCTQ_CHECK(s.observers.size() == watched_.size() && s.not_float.size() == watched_.size() &&
+                      s.shapes.size() == watched_.size(),
+                  errc::invalid_argument, "activation_observers::assign", "a shard holds ", s.observers.size(),
+                  " observers, this process watches ", watched_.size());
+      for (std::size_t i = 0; i < watched_.size(); ++i) {
+        watched& w = *watched_[i];
+        w.obs.merge(activation_observer::from_state(w.obs.options(), s.observers[i]));
+        w.not_float += s.not_float[i];
+        if (!s.shapes[i].empty()) {
+          w.shape = s.shapes[i];
+          if (w.settings.channel_wise) w.axis = channel_axis_of(w.channel_axis, w.shape.size(), w.name);
+        }
+      }
+    }
+  }
+
  private:
   struct watched {
     watched(std::string t, const activation_quant& a, int ca)
@@ -160,6 +224,17 @@ class activation_observers {
         obs.observe(tensor_view<const float, 3>(p, {outer, static_cast<std::ptrdiff_t>(v.dim(ax)), inner}));
       }
       shape = v.shape();
+    }
+
+    void merge(const watched& other) {
+      obs.merge(other.obs);
+      not_float += other.not_float;
+      if (!other.shape.empty()) {
+        AMCTQ_CHECK(!axis || !other.axis || *axis == *other.axis, errc::shape_mismatch, "calibrate", "tensor '", name,
+                    "' changed rank between calibration batches");
+        shape = other.shape;
+        if (other.axis) axis = other.axis;
+      }
     }
 
     std::string name;

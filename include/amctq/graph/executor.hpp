@@ -191,6 +191,9 @@ class executor {
 
   tensor_hooks& hooks() noexcept { return hooks_; }
   const std::vector<std::size_t>& order() const noexcept { return order_; }
+  /// The most bytes the last run() held at once: its inputs, the values alive between nodes and
+  /// the ops' scratch. Calibration sizes its batches from this (graph/calibration_run.hpp).
+  std::size_t peak_bytes() const noexcept { return peak_bytes_; }
 
   /// Runs the graph; returns the graph outputs.
   std::map<std::string, tensor> run(const std::map<std::string, tensor>& inputs) {
@@ -202,9 +205,12 @@ class executor {
   /// Runs the graph; returns the named tensors (graph outputs or any intermediate).
   std::map<std::string, tensor> run(const std::map<std::string, tensor>& inputs, const std::vector<std::string>& wanted) {
     const graph& g = model_.main;
+    peak_bytes_ = 0;
     std::unordered_map<std::string, tensor> values;
     std::unordered_map<std::string, const tensor*> fed;
+    std::size_t live = 0;
     for (const auto& [name, t] : inputs) {
+      live += t.bytes().size();
       bool known = constants_.count(name) > 0;
       for (const auto& vi : g.inputs) known = known || vi.name == name;
       AMCTQ_CHECK(known, errc::invalid_argument, "executor::run", "'", name, "' is not an input of the graph");
@@ -252,11 +258,17 @@ class executor {
         AMCTQ_CHECK(ctx.out[i].type() != dtype::undefined, errc::unsupported, describe(n), "output ", i, " ('",
                     n.outputs[i], "') is not computed by this implementation");
         hooks_.notify(n.outputs[i], ctx.out[i]);
+        live += ctx.out[i].bytes().size();
         values[n.outputs[i]] = std::move(ctx.out[i]);
       }
+      peak_bytes_ = std::max(peak_bytes_, live + scratch_.capacity() * sizeof(float));
       for (const auto& in : n.inputs) {
         auto lu = last_use.find(in);
-        if (lu != last_use.end() && lu->second == step && !keep.count(in)) values.erase(in);
+        if (lu == last_use.end() || lu->second != step || keep.count(in)) continue;
+        auto v = values.find(in);
+        if (v == values.end()) continue;
+        live -= v->second.bytes().size();
+        values.erase(v);
       }
     }
     std::map<std::string, tensor> result;
@@ -289,6 +301,7 @@ class executor {
   std::unordered_map<std::string, const tensor*> constants_;
   tensor_hooks hooks_;
   std::vector<float> scratch_;
+  std::size_t peak_bytes_ = 0;
 };
 
 /// One-shot convenience: run `m` on `inputs`.

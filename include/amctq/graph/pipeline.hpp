@@ -19,6 +19,8 @@
 #include "amctq/algorithms/nuq.hpp"
 #include "amctq/error.hpp"
 #include "amctq/graph/activation_observers.hpp"
+#include "amctq/graph/calibration_run.hpp"
+#include "amctq/graph/calibration_source.hpp"
 #include "amctq/graph/executor.hpp"
 #include "amctq/graph/ir.hpp"
 #include "amctq/graph/passes/fold_batchnorm.hpp"
@@ -34,10 +36,6 @@
 #include "amctq/graph/weight_params.hpp"
 
 namespace amctq::graph {
-
-using batch = std::map<std::string, tensor>;
-/// Called after each calibration batch with (batches done, batches total).
-using progress_fn = std::function<void(int, int)>;
 
 namespace detail {
 
@@ -195,12 +193,18 @@ class quantizer {
   /// the first batch_num batches once, computes the factors s, folds W · s into the weights and
   /// inserts Mul(x, 1/s) before the layer in the float model (and so in both exported models).
   /// Once per quantizer, before quantize_model(); nothing to do when no layer asks for it.
-  void quantize_preprocess(const std::vector<batch>& batches, const progress_fn& progress = {}) {
+  /// Threads and the memory bound apply; every process runs every batch (a max needs no exchange).
+  void quantize_preprocess(const calibration_source& src, const calibration_options& opt = {}) {
     AMCTQ_CHECK(!model_quantized_, errc::invalid_argument, "quantize_preprocess",
                 "must run before quantize_model(): balancing changes the weights quantize_model() quantized");
     if (balanced_ || !needs_balance()) return;
-    check_batch_count(batches, "quantize_preprocess");
-    balance(batches, config_.batch_num, progress);
+    check_batch_count(src.batches(), "quantize_preprocess");
+    balance(src, opt);
+  }
+  void quantize_preprocess(const std::vector<batch>& batches, const progress_fn& progress = {}) {
+    calibration_options opt;
+    opt.progress = progress;
+    quantize_preprocess(batches_in_memory(batches), opt);
   }
 
   /// Quantizes the weights of every enabled layer (ARQ, then NUQ where wts_algo is nuq; AdaRound
@@ -225,12 +229,38 @@ class quantizer {
   }
 
   /// Runs the calibration batches (at least config.batch_num of them; the first batch_num are
-  /// used) and computes every layer's parameters.
+  /// used) and computes every layer's parameters. With opt.max_memory, each batch is run in
+  /// slices that fit it; with opt.threads, on that many executors at once; with opt.ranks, each
+  /// process runs its share and opt.exchange merges the observers. Every split gives the same
+  /// result. Bias correction and learned rounding hold their batches whole, on every process.
+  void calibrate(const calibration_source& src, const calibration_options& opt = {}) {
+    calibrate_impl(src, nullptr, opt);
+  }
   void calibrate(const std::vector<batch>& batches, const progress_fn& progress = {}) {
-    check_batch_count(batches, "calibrate");
+    calibration_options opt;
+    opt.progress = progress;
+    calibrate_impl(batches_in_memory(batches), &batches, opt);
+  }
+
+ private:
+  void calibrate_impl(const calibration_source& src, const std::vector<batch>* held, const calibration_options& opt) {
+    check_batch_count(src.batches(), "calibrate");
+    AMCTQ_CHECK(opt.threads >= 1 && opt.ranks >= 1 && opt.rank >= 0 && opt.rank < opt.ranks &&
+                    (opt.ranks == 1 || opt.exchange),
+                errc::invalid_argument, "calibrate", "calibration_options: threads ", opt.threads, ", rank ", opt.rank,
+                " of ", opt.ranks, opt.ranks > 1 && !opt.exchange ? ", and no exchange for the ranks" : "");
     const int need = config_.batch_num;
     quantize_model();
-    if (!rounded_) learn_rounding(batches);
+    std::vector<batch> whole;  // the batches, for the passes that need them at once
+    auto batches = [&]() -> const std::vector<batch>& {
+      if (held) return *held;
+      if (whole.empty()) whole = read_whole_batches(src, need);
+      return whole;
+    };
+    if (!rounded_) {
+      if (needs_rounding()) learn_rounding(batches());
+      rounded_ = true;
+    }
     record_ = quant_record{};
     record_.layers = weights_;
     // Vitis include_bias_corr: each bias absorbs its layer's mean output shift under the
@@ -239,34 +269,47 @@ class quantizer {
     // observed ranges are those of the corrected model. Once only: the float model keeps the
     // correction, and measuring again against it would count the shift twice.
     if (config_.global.include_bias_corr && !bias_corrected_) {
+      const std::vector<batch>& all = batches();
       // The batches are copied only when there are more than batch_num of them to drop.
       std::vector<batch> first;
-      if (batches.size() > static_cast<std::size_t>(need)) first.assign(batches.begin(), batches.begin() + need);
-      const std::vector<batch>& used = first.empty() ? batches : first;
-      bias_corrections_ = passes::correct_layer_biases(model_, calib_model_, used, layers_);
+      if (all.size() > static_cast<std::size_t>(need)) first.assign(all.begin(), all.begin() + need);
+      bias_corrections_ = passes::correct_layer_biases(model_, calib_model_, first.empty() ? all : first, layers_);
       bias_corrected_ = true;
     }
-    executor ex(calib_model_);
-    activation_observers obs(ex);
+    whole.clear();
+    whole.shrink_to_fit();
     constexpr std::size_t no_observer = static_cast<std::size_t>(-1);
-    std::vector<std::size_t> observer_of, observer_b_of;
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const quant_layer& l = layers_[i];  // weight-only kinds have no input to observe
-      observer_of.push_back(l.input.empty() ? no_observer
-                                            : obs.watch(l.input, settings_[i].activation,
-                                                        find_layer_kind(l.op_type)->activation_channel_axis));
-      // A second activation is quantized per tensor: MatMulInteger takes one zero point for it,
-      // and its channels are the product's reduction axis or its output columns, not the layer input's.
-      activation_quant b = settings_[i].activation;
-      b.channel_wise = false;
-      observer_b_of.push_back(l.input_b.empty() ? no_observer : obs.watch(l.input_b, b, 0));
+    std::vector<std::size_t> observer_of, observer_b_of, point_of;
+    auto watch_all = [&](activation_observers& obs) {
+      observer_of.clear();
+      observer_b_of.clear();
+      point_of.clear();
+      for (std::size_t i = 0; i < layers_.size(); ++i) {
+        const quant_layer& l = layers_[i];  // weight-only kinds have no input to observe
+        observer_of.push_back(l.input.empty() ? no_observer
+                                              : obs.watch(l.input, settings_[i].activation,
+                                                          find_layer_kind(l.op_type)->activation_channel_axis));
+        // A second activation is quantized per tensor: MatMulInteger takes one zero point for it,
+        // and its channels are the product's reduction axis or its output columns, not the layer input's.
+        activation_quant b = settings_[i].activation;
+        b.channel_wise = false;
+        observer_b_of.push_back(l.input_b.empty() ? no_observer : obs.watch(l.input_b, b, 0));
+      }
+      for (const auto& p : points_) point_of.push_back(obs.watch(p.tensor, p.settings, 1, /*float_only=*/true));
+    };
+    // Declared before the observers, which detach from them on destruction.
+    std::vector<std::unique_ptr<executor>> executors;
+    std::vector<std::unique_ptr<activation_observers>> observers;
+    for (int w = 0; w < opt.threads; ++w) {
+      executors.push_back(std::make_unique<executor>(calib_model_));
+      observers.push_back(std::make_unique<activation_observers>(*executors.back()));
+      watch_all(*observers.back());
     }
-    std::vector<std::size_t> point_of;
-    for (const auto& p : points_) point_of.push_back(obs.watch(p.tensor, p.settings, 1, /*float_only=*/true));
-    for (int b = 0; b < need; ++b) {
-      ex.run(batches[static_cast<std::size_t>(b)]);
-      if (progress) progress(b + 1, need);
-    }
+    activation_observers& obs = *observers.front();
+    const auto slices = plan_slices(src, need, slice_rows(calib_model_, src, need, opt, obs.per_batch()));
+    run_slices(src, slices, raw(executors), opt, obs.ordered());
+    for (std::size_t w = 1; w < observers.size(); ++w) obs.merge(*observers[w]);
+    if (opt.ranks > 1) obs.assign(opt.exchange(obs.shard()));
     tensor_notes_.clear();
     for (std::size_t i = 0; i < points_.size(); ++i) {
       const tensor_point& p = points_[i];
@@ -297,7 +340,30 @@ class quantizer {
     calibrated_ = true;
   }
 
- private:
+  static std::vector<executor*> raw(const std::vector<std::unique_ptr<executor>>& v) {
+    std::vector<executor*> out;
+    for (const auto& e : v) out.push_back(e.get());
+    return out;
+  }
+
+  static std::vector<batch> read_whole_batches(const calibration_source& src, int need) {
+    std::vector<batch> out;
+    for (int b = 0; b < need; ++b) {
+      batch storage;
+      const batch& x = src.read(b, 0, src.rows(b), storage);
+      out.push_back(&x == &storage ? std::move(storage) : x);
+    }
+    return out;
+  }
+
+  bool needs_rounding() const {
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      if (settings_[i].weights.algo == wts_algo::adaround && !layers_[i].weight.empty() &&
+          find_layer_kind(layers_[i].op_type)->weight_columns)
+        return true;
+    return false;
+  }
+
   bool needs_balance() const {
     for (const auto& s : settings_)
       if (s.dmq_balancer_param) return true;
@@ -307,33 +373,35 @@ class quantizer {
   // DMQ (docs/pipeline.md, "DMQ balance"): per input channel, s from max|x| over all the batches (not AMCT's
   // last-batch-wins, so the result does not depend on batch order) and max|W|; then W · s and
   // a Mul(x, 1/s) the layer reads instead of x.
-  void check_batch_count(const std::vector<batch>& batches, const char* where) const {
+  void check_batch_count(int batches, const char* where) const {
     const int need = config_.batch_num;
-    AMCTQ_CHECK(static_cast<int>(batches.size()) >= need, errc::invalid_argument, where, "calibration needs ", need,
-                " batches (config batch_num = ", need, "), got ", batches.size());
+    AMCTQ_CHECK(batches >= need, errc::invalid_argument, where, "calibration needs ", need,
+                " batches (config batch_num = ", need, "), got ", batches);
   }
 
-  void balance(const std::vector<batch>& batches, int need, const progress_fn& progress) {
-    executor ex(model_);
-    std::map<std::size_t, std::vector<float>> absmax;  // layer index -> max |x| per input channel
-    std::vector<tensor_hooks::handle> hs;
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      if (!settings_[i].dmq_balancer_param || layers_[i].weight.empty()) continue;
-      const node& n = model_.main.nodes[layers_[i].node_index];
-      hs.push_back(ex.hooks().on_tensor(layers_[i].input, [&absmax, &n, i](const std::string&, const tensor& t) {
-        const auto a = passes::balance_input_absmax(n, t);
-        auto& m = absmax[i];
-        if (m.empty()) m.assign(a.size(), 0.0f);
-        AMCTQ_CHECK(m.size() == a.size(), errc::shape_mismatch, "calibrate", passes::detail::layer_where(n),
-                    ": the input has ", a.size(), " channels in this batch, ", m.size(), " in an earlier one");
-        for (std::size_t c = 0; c < a.size(); ++c) m[c] = std::fmax(m[c], a[c]);
-      }));
+  void balance(const calibration_source& src, const calibration_options& opt) {
+    using absmax_map = std::map<std::size_t, std::vector<float>>;  // layer index -> max |x| per input channel
+    std::vector<std::unique_ptr<executor>> executors;
+    std::vector<absmax_map> found(static_cast<std::size_t>(opt.threads));
+    for (int w = 0; w < opt.threads; ++w) {
+      executors.push_back(std::make_unique<executor>(model_));
+      absmax_map& absmax = found[static_cast<std::size_t>(w)];
+      for (std::size_t i = 0; i < layers_.size(); ++i) {
+        if (!settings_[i].dmq_balancer_param || layers_[i].weight.empty()) continue;
+        const node& n = model_.main.nodes[layers_[i].node_index];
+        executors.back()->hooks().on_tensor(layers_[i].input, [&absmax, &n, i](const std::string&, const tensor& t) {
+          fold_absmax(absmax[i], passes::balance_input_absmax(n, t), n);
+        });
+      }
     }
-    for (int b = 0; b < need; ++b) {
-      ex.run(batches[static_cast<std::size_t>(b)]);
-      if (progress) progress(b + 1, need);
-    }
-    for (auto h : hs) ex.hooks().remove(h);
+    calibration_options local = opt;  // a max needs no exchange: every process runs every batch
+    local.rank = 0;
+    local.ranks = 1;
+    const int need = config_.batch_num;
+    run_slices(src, plan_slices(src, need, slice_rows(model_, src, need, local, false)), raw(executors), local, false);
+    absmax_map& absmax = found.front();
+    for (std::size_t w = 1; w < found.size(); ++w)
+      for (const auto& [i, a] : found[w]) fold_absmax(absmax[i], a, model_.main.nodes[layers_[i].node_index]);
     for (const auto& [i, act] : absmax) {
       quant_layer& l = layers_[i];
       tensor& w = model_.main.find_initializer(l.weight)->value;
@@ -352,6 +420,13 @@ class quantizer {
     balanced_ = true;
   }
 
+  static void fold_absmax(std::vector<float>& m, const std::vector<float>& a, const node& n) {
+    if (m.empty()) m.assign(a.size(), 0.0f);
+    AMCTQ_CHECK(m.size() == a.size(), errc::shape_mismatch, "calibrate", passes::detail::layer_where(n),
+                ": the input has ", a.size(), " channels in this batch, ", m.size(), " in an earlier one");
+    for (std::size_t c = 0; c < a.size(); ++c) m[c] = std::fmax(m[c], a[c]);
+  }
+
   // AdaRound (docs/algorithms/weights.md, "AdaRound"): once, on the float model, before bias
   // correction and activation calibration see the calibration model's weights.
   void learn_rounding(const std::vector<batch>& batches) {
@@ -366,7 +441,6 @@ class quantizer {
       todo.push_back({&layers_[i], &weights_[i], s.weights.adaround, s.activation});
     }
     rounding_reports_ = passes::learn_rounding(model_, calib_model_, todo, batches, config_.batch_num, rounding_options_);
-    rounded_ = true;
   }
 
   // The int32 accumulator code of the bias; a bias narrower than 32 bits goes onto its own grid

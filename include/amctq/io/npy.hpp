@@ -179,7 +179,16 @@ inline std::uint32_t read_le(const unsigned char* p, int bytes) {
 }  // namespace detail
 
 /// Parses the bytes of a .npy file; `what` names it in errors.
-inline graph::tensor parse_npy(const unsigned char* data, std::size_t size, const std::string& what = "npy") {
+/// Where a .npy image's array lies: its header, and its bytes at data + data_start.
+struct npy_layout {
+  detail::npy_header header;
+  std::size_t data_start = 0;
+  std::size_t count = 0;   ///< elements
+  std::size_t nbytes = 0;  ///< count * element size
+};
+
+/// Checks a .npy image's magic, header and size; `what` names it in errors.
+inline npy_layout parse_npy_layout(const unsigned char* data, std::size_t size, const std::string& what = "npy") {
   static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   AMCTQ_CHECK(size >= 10 && std::memcmp(data, magic, 6) == 0, errc::parse, "read_npy", what,
               ": not a .npy file (bad magic or shorter than 10 bytes)");
@@ -193,44 +202,64 @@ inline graph::tensor parse_npy(const unsigned char* data, std::size_t size, cons
   AMCTQ_CHECK(header_len <= size - header_start, errc::parse, "read_npy", what, ": header length ", header_len,
               " runs past the end of the file (", size, " bytes)");
   const std::string text(reinterpret_cast<const char*>(data + header_start), header_len);
-  const detail::npy_header h = detail::npy_dict_parser(text, what).parse();
-  const std::size_t esize = graph::element_size(h.type);
-  std::size_t count = 1;
-  for (std::int64_t d : h.shape) {
-    AMCTQ_CHECK(d == 0 || count <= std::numeric_limits<std::size_t>::max() / esize / static_cast<std::size_t>(d),
+  npy_layout l;
+  l.header = detail::npy_dict_parser(text, what).parse();
+  const std::size_t esize = graph::element_size(l.header.type);
+  l.count = 1;
+  for (std::int64_t d : l.header.shape) {
+    AMCTQ_CHECK(d == 0 || l.count <= std::numeric_limits<std::size_t>::max() / esize / static_cast<std::size_t>(d),
                 errc::parse, "read_npy", what, ": shape is too large");
-    count *= static_cast<std::size_t>(d);
+    l.count *= static_cast<std::size_t>(d);
   }
-  const std::size_t data_start = header_start + header_len, nbytes = count * esize;
-  AMCTQ_CHECK(size - data_start >= nbytes, errc::parse, "read_npy", what, ": data is truncated: shape needs ", nbytes,
-              " bytes, the file has ", size - data_start);
-  std::vector<std::byte> bytes(nbytes);
-  const unsigned char* src = data + data_start;
-  if (!h.fortran_order || h.shape.size() < 2) {
-    if (nbytes) std::memcpy(bytes.data(), src, nbytes);
-  } else {
-    // Fortran order: element (i0, .., ik) sits at i0 + d0 * (i1 + d1 * ...); walk C order.
-    const std::size_t rank = h.shape.size();
-    std::vector<std::size_t> fstride(rank), idx(rank, 0);
-    std::size_t acc = 1;
-    for (std::size_t r = 0; r < rank; ++r) {
-      fstride[r] = acc;
-      acc *= static_cast<std::size_t>(h.shape[r]);
-    }
-    std::size_t off = 0;
-    for (std::size_t c = 0; c < count; ++c) {
-      std::memcpy(bytes.data() + c * esize, src + off * esize, esize);
-      for (std::size_t r = rank; r-- > 0;) {
-        ++idx[r];
-        off += fstride[r];
-        if (idx[r] < static_cast<std::size_t>(h.shape[r])) break;
-        off -= fstride[r] * idx[r];
-        idx[r] = 0;
-      }
+  l.data_start = header_start + header_len;
+  l.nbytes = l.count * esize;
+  AMCTQ_CHECK(size - l.data_start >= l.nbytes, errc::parse, "read_npy", what, ": data is truncated: shape needs ",
+              l.nbytes, " bytes, the file has ", size - l.data_start);
+  return l;
+}
+
+/// Whether rows (first-axis slices) of the array are contiguous in the file.
+inline bool npy_rows_contiguous(const npy_layout& l) { return !l.header.fortran_order || l.header.shape.size() < 2; }
+
+/// Elements [first, first + count) of a C-order array (rows_contiguous) as a tensor of `shape`,
+/// byte order fixed.
+inline graph::tensor npy_elements(const unsigned char* data, const npy_layout& l, std::size_t first, std::size_t count,
+                                  std::vector<std::int64_t> shape) {
+  const std::size_t esize = graph::element_size(l.header.type);
+  std::vector<std::byte> bytes(count * esize);
+  if (!bytes.empty()) std::memcpy(bytes.data(), data + l.data_start + first * esize, bytes.size());
+  if (l.header.big_endian && esize > 1)
+    for (std::size_t c = 0; c < count; ++c) std::reverse(bytes.begin() + c * esize, bytes.begin() + (c + 1) * esize);
+  return graph::tensor(l.header.type, std::move(shape), std::move(bytes));
+}
+
+inline graph::tensor parse_npy(const unsigned char* data, std::size_t size, const std::string& what = "npy") {
+  const npy_layout l = parse_npy_layout(data, size, what);
+  const detail::npy_header& h = l.header;
+  if (npy_rows_contiguous(l)) return npy_elements(data, l, 0, l.count, h.shape);
+  // Fortran order: element (i0, .., ik) sits at i0 + d0 * (i1 + d1 * ...); walk C order.
+  const std::size_t esize = graph::element_size(h.type), rank = h.shape.size();
+  std::vector<std::byte> bytes(l.nbytes);
+  const unsigned char* src = data + l.data_start;
+  std::vector<std::size_t> fstride(rank), idx(rank, 0);
+  std::size_t acc = 1;
+  for (std::size_t r = 0; r < rank; ++r) {
+    fstride[r] = acc;
+    acc *= static_cast<std::size_t>(h.shape[r]);
+  }
+  std::size_t off = 0;
+  for (std::size_t c = 0; c < l.count; ++c) {
+    std::memcpy(bytes.data() + c * esize, src + off * esize, esize);
+    for (std::size_t r = rank; r-- > 0;) {
+      ++idx[r];
+      off += fstride[r];
+      if (idx[r] < static_cast<std::size_t>(h.shape[r])) break;
+      off -= fstride[r] * idx[r];
+      idx[r] = 0;
     }
   }
   if (h.big_endian && esize > 1)
-    for (std::size_t c = 0; c < count; ++c) std::reverse(bytes.begin() + c * esize, bytes.begin() + (c + 1) * esize);
+    for (std::size_t c = 0; c < l.count; ++c) std::reverse(bytes.begin() + c * esize, bytes.begin() + (c + 1) * esize);
   return graph::tensor(h.type, h.shape, std::move(bytes));
 }
 

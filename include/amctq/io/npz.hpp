@@ -28,10 +28,15 @@ inline std::uint64_t zip_le(const unsigned char* p, int bytes) {
 
 }  // namespace detail
 
-/// The arrays of a .npz archive held in memory (`data`, `size`), by name (the member name
-/// without ".npy"); `what` names the archive in errors.
-inline std::map<std::string, graph::tensor> parse_npz(const unsigned char* data, std::size_t size,
-                                                      const std::string& what = "npz") {
+/// A stored member of a .npz archive: its array's .npy image lies at data + start, size bytes.
+struct npz_member {
+  std::string name;  ///< the member name without ".npy"
+  std::string file;  ///< the member name as stored
+  std::size_t start = 0, size = 0;
+};
+
+/// The members of a .npz archive held in memory (`data`, `size`); `what` names the archive in errors.
+inline std::vector<npz_member> npz_members(const unsigned char* data, std::size_t size, const std::string& what = "npz") {
   using detail::zip_le;
   auto fail = [&](const std::string& msg) -> void { AMCTQ_THROW(errc::parse, "read_npz", what, ": ", msg); };
   auto need = [&](std::uint64_t at, std::uint64_t n, const char* item) {
@@ -58,7 +63,7 @@ inline std::map<std::string, graph::tensor> parse_npz(const unsigned char* data,
     cd_offset = zip_le(data + z + 48, 8);
   }
   need(cd_offset, cd_size, "central directory");
-  std::map<std::string, graph::tensor> out;
+  std::vector<npz_member> out;
   std::uint64_t at = cd_offset;
   for (std::uint64_t e = 0; e < entries; ++e) {
     need(at, 46, "central directory entry");
@@ -96,9 +101,20 @@ inline std::map<std::string, graph::tensor> parse_npz(const unsigned char* data,
     need(start, usize, "member data");
     std::string key = name;
     if (key.size() > 4 && key.compare(key.size() - 4, 4, ".npy") == 0) key.resize(key.size() - 4);
-    if (out.count(key)) fail("holds the array '" + key + "' twice");
-    out.emplace(key, parse_npy(data + start, static_cast<std::size_t>(usize), what + " member '" + name + "'"));
+    for (const auto& m : out)
+      if (m.name == key) fail("holds the array '" + key + "' twice");
+    out.push_back({key, name, static_cast<std::size_t>(start), static_cast<std::size_t>(usize)});
   }
+  return out;
+}
+
+/// The arrays of a .npz archive held in memory (`data`, `size`), by name (the member name
+/// without ".npy"); `what` names the archive in errors.
+inline std::map<std::string, graph::tensor> parse_npz(const unsigned char* data, std::size_t size,
+                                                      const std::string& what = "npz") {
+  std::map<std::string, graph::tensor> out;
+  for (const auto& m : npz_members(data, size, what))
+    out.emplace(m.name, parse_npy(data + m.start, m.size, what + " member '" + m.file + "'"));
   return out;
 }
 

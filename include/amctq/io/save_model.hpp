@@ -63,6 +63,8 @@ inline void check_layer_names(const graph::quantizer& q) {
 struct save_options {
   /// Tests: runs after each file of the set is renamed into place (a throw simulates a kill).
   std::function<void(const std::string&)> after_rename;
+  /// Called as the steps are done: (steps done, steps total).
+  std::function<void(int, int)> progress;
 };
 
 /// Writes DIR/<stem>_fake_quant_model.onnx, DIR/<stem>_deploy_model.onnx, DIR/record.json and
@@ -89,8 +91,15 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
     AMCTQ_CHECK(!std::filesystem::exists(st) || std::filesystem::is_regular_file(st), errc::io, "save_model", "'",
                 *path, "' exists and is not a regular file; nothing was written");
   }
+  constexpr int steps = 5;
+  auto step = [&opt](int done) {
+    if (opt.progress) opt.progress(done, steps);
+  };
+  step(0);
   const graph::model fq = graph::lower_qdq(q.float_model(), q.layers(), q.record());
+  step(1);
   const graph::model dp = graph::lower_qoperator(q.float_model(), q.layers(), q.record());
+  step(2);
   const std::string rec = write_record_json(q.record());
   const std::string floats = write_float_layers_json(q.layers().size(), q.float_layers());
   std::error_code ec;
@@ -100,7 +109,9 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
   own_data.keep_external = false;
   own_data.hash_files = true;
   staged_onnx fq_file = stage_onnx(fq, p.fake_quant, own_data);
+  step(3);
   staged_onnx dp_file = stage_onnx(dp, p.deploy, own_data);
+  step(4);
   atomic_file rec_file(p.record);
   rec_file.hash_contents();
   rec_file.write(rec.data(), rec.size());
@@ -112,6 +123,7 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
   float_file.write(floats.data(), floats.size());
   files.push_back(&float_file);
   commit_file_set(base, files, stem, opt.after_rename);
+  step(steps);
   p.notes = graph::deploy_exactness_notes(q.float_model(), q.layers(), q.record());
   return p;
 }

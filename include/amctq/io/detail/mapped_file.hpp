@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -21,7 +22,9 @@ namespace amctq::io::detail {
 class mapped_file {
  public:
   mapped_file() = default;
-  explicit mapped_file(const std::string& path) {
+  /// `populate`: read the whole file in now (a reader that parses all of it); otherwise pages
+  /// are read as they are touched, and release() lets them go again.
+  explicit mapped_file(const std::string& path, bool populate = true) {
     // O_NONBLOCK: opening a FIFO must not wait for a writer (fstat then refuses it).
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     AMCTQ_CHECK(fd >= 0, errc::io, "open", "cannot open '", path, "': ", std::strerror(errno));
@@ -32,7 +35,7 @@ class mapped_file {
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
       if (p == MAP_FAILED) {
         const int e = errno;
         ::close(fd);
@@ -59,6 +62,14 @@ class mapped_file {
 
   const std::byte* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
+
+  /// Drops the pages wholly inside [offset, offset + n) from this process's memory; touching
+  /// them again reads them back from the file.
+  void release(std::size_t offset, std::size_t n) const noexcept {
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t begin = (offset + page - 1) / page * page, end = std::min(offset + n, size_) / page * page;
+    if (data_ && end > begin) ::madvise(const_cast<std::byte*>(data_) + begin, end - begin, MADV_DONTNEED);
+  }
 
  private:
   void release() noexcept {

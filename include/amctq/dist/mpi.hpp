@@ -1,0 +1,126 @@
+// Calibration across processes over MPI: every rank observes its share of the data, the
+// observer states travel as JSON (io/observer_json.hpp) and merge in rank order, so the result
+// is the one a single process gets. For engines with their own job (reduce_observers) and for
+// the pipeline (shard_exchange_over). Include only where MPI is found; MPI_Init is the caller's.
+#ifndef AMCTQ_DIST_MPI_HPP
+#define AMCTQ_DIST_MPI_HPP
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "amctq/algorithms/observer.hpp"
+#include "amctq/error.hpp"
+#include "amctq/graph/activation_observers.hpp"
+#include "amctq/graph/calibration_run.hpp"
+#include "amctq/io/observer_json.hpp"
+
+namespace amctq::dist {
+
+namespace detail {
+
+inline void check_mpi(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  AMCTQ_THROW(errc::io, "mpi", what, ": ", std::string(text, static_cast<std::size_t>(len)));
+}
+
+// Each rank's bytes, in rank order; the root's only (gather) or every rank's (allgather).
+inline std::vector<std::string> gather_bytes(const std::string& mine, MPI_Comm comm, bool everyone, int root) {
+  int ranks = 0, rank = 0;
+  check_mpi(MPI_Comm_size(comm, &ranks), "MPI_Comm_size");
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  AMCTQ_CHECK(mine.size() <= static_cast<std::size_t>(INT32_MAX), errc::unsupported, "mpi", "an observer state of ",
+              mine.size(), " bytes is past MPI's int counts");
+  const int n = static_cast<int>(mine.size());
+  std::vector<int> sizes(static_cast<std::size_t>(ranks));
+  if (everyone)
+    check_mpi(MPI_Allgather(&n, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm), "MPI_Allgather");
+  else
+    check_mpi(MPI_Gather(&n, 1, MPI_INT, sizes.data(), 1, MPI_INT, root, comm), "MPI_Gather");
+  std::vector<int> offsets(static_cast<std::size_t>(ranks), 0);
+  std::int64_t total = 0;
+  for (int r = 0; r < ranks; ++r) {
+    offsets[static_cast<std::size_t>(r)] = static_cast<int>(total);
+    total += sizes[static_cast<std::size_t>(r)];
+  }
+  const bool receives = everyone || rank == root;
+  AMCTQ_CHECK(!receives || total <= INT32_MAX, errc::unsupported, "mpi", "the observer states of all ranks, ", total,
+              " bytes, are past MPI's int counts");
+  std::string all(receives ? static_cast<std::size_t>(total) : 0, '\0');
+  if (everyone)
+    check_mpi(MPI_Allgatherv(mine.data(), n, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, comm),
+              "MPI_Allgatherv");
+  else
+    check_mpi(MPI_Gatherv(mine.data(), n, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, root, comm),
+              "MPI_Gatherv");
+  std::vector<std::string> out;
+  if (!receives) return out;
+  for (int r = 0; r < ranks; ++r)
+    out.push_back(all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(r)]),
+                             static_cast<std::size_t>(sizes[static_cast<std::size_t>(r)])));
+  return out;
+}
+
+inline std::string to_bytes(const graph::calibration_shard& s) {
+  nlohmann::json j;
+  j["observers"] = nlohmann::json::array();
+  for (const auto& o : s.observers) j["observers"].push_back(io::to_json(o));
+  j["not_float"] = s.not_float;
+  j["shapes"] = s.shapes;
+  return j.dump();
+}
+
+inline graph::calibration_shard shard_from_bytes(const std::string& bytes) {
+  const auto j = nlohmann::json::parse(bytes);
+  graph::calibration_shard s;
+  for (const auto& o : j.at("observers")) s.observers.push_back(io::observer_state_from_json(o));
+  s.not_float = j.at("not_float").get<std::vector<int>>();
+  s.shapes = j.at("shapes").get<std::vector<std::vector<std::int64_t>>>();
+  return s;
+}
+
+}  // namespace detail
+
+/// The pipeline's exchange over `comm` (calibration_options::exchange): every rank receives
+/// every rank's shard, so every rank ends with the same record.
+inline graph::shard_exchange shard_exchange_over(MPI_Comm comm) {
+  return [comm](const graph::calibration_shard& mine) {
+    std::vector<graph::calibration_shard> out;
+    for (const auto& b : detail::gather_bytes(detail::to_bytes(mine), comm, true, 0))
+      out.push_back(detail::shard_from_bytes(b));
+    return out;
+  };
+}
+
+/// Merges the observers of every rank of `comm` into `root`'s, in rank order (the same result
+/// one process observing every rank's batches in that order gets). Every rank passes observers
+/// made with the same options in the same order; the others' are left as they were.
+inline void reduce_observers(const std::vector<activation_observer*>& observers, MPI_Comm comm, int root = 0) {
+  nlohmann::json mine = nlohmann::json::array();
+  for (const auto* o : observers) mine.push_back(io::to_json(o->to_state()));
+  const auto all = detail::gather_bytes(mine.dump(), comm, false, root);
+  if (all.empty()) return;
+  int rank = 0;
+  detail::check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  std::vector<activation_observer> merged;
+  for (const auto* o : observers) merged.emplace_back(o->options());
+  for (const auto& bytes : all) {
+    const auto j = nlohmann::json::parse(bytes);
+    AMCTQ_CHECK(j.size() == observers.size(), errc::invalid_argument, "reduce_observers", "a rank sent ", j.size(),
+                " observer states, rank ", rank, " has ", observers.size(), " observers");
+    for (std::size_t i = 0; i < observers.size(); ++i)
+      merged[i].merge(activation_observer::from_state(observers[i]->options(), io::observer_state_from_json(j[i])));
+  }
+  for (std::size_t i = 0; i < observers.size(); ++i) *observers[i] = std::move(merged[i]);
+}
+
+}  // namespace amctq::dist
+
+#endif  // AMCTQ_DIST_MPI_HPP

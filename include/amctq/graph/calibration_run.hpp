@@ -1,0 +1,156 @@
+// How a calibration pass runs: the batches cut into slices small enough for a memory budget,
+// the slices shared out to worker threads (and, under MPI, to processes), each worker with its
+// own executor. Observers merge exactly (algorithms/observer.hpp), and the slices do not depend
+// on the thread or process count, so every split gives the same bytes.
+#ifndef AMCTQ_GRAPH_CALIBRATION_RUN_HPP
+#define AMCTQ_GRAPH_CALIBRATION_RUN_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "amctq/error.hpp"
+#include "amctq/graph/activation_observers.hpp"
+#include "amctq/graph/calibration_source.hpp"
+#include "amctq/graph/executor.hpp"
+
+namespace amctq::graph {
+
+/// Called as calibration rows are done: (rows done, rows total) of this process's share.
+using progress_fn = std::function<void(std::int64_t, std::int64_t)>;
+
+/// Every process's shard, in rank order, given this one's (dist/mpi.hpp makes one over MPI).
+using shard_exchange = std::function<std::vector<calibration_shard>(const calibration_shard&)>;
+
+struct calibration_options {
+  int threads = 1;  ///< worker threads in this process, each with its own executor
+  /// Bytes of activations one worker may hold at once (its slice's inputs, the live values and
+  /// the ops' scratch); 0: no bound, every batch is run whole.
+  std::size_t max_memory = 0;
+  /// With a bound: one row needing more than max_memory is an error (false: the row is run alone).
+  bool strict_memory = true;
+  /// At most this many rows per slice (0: as many as max_memory allows). Small slices share out
+  /// evenly over threads; the slices, not the threads, fix the arithmetic, so keep this the same
+  /// for results to match.
+  std::int64_t max_slice_rows = 0;
+  int rank = 0, ranks = 1;  ///< this process's share of the slices among `ranks` processes
+  shard_exchange exchange;  ///< required when ranks > 1
+  progress_fn progress;
+};
+
+/// Rows [begin, end) of calibration batch `batch`.
+struct slice {
+  int batch = 0;
+  std::int64_t begin = 0, end = 0;
+};
+
+/// The first `batches` batches of src, each cut into slices of at most `rows_per_slice` rows
+/// (0: whole batches). Slices never span two batches.
+inline std::vector<slice> plan_slices(const calibration_source& src, int batches, std::int64_t rows_per_slice) {
+  std::vector<slice> out;
+  for (int b = 0; b < batches; ++b) {
+    const std::int64_t n = src.rows(b);
+    const std::int64_t step = rows_per_slice > 0 ? rows_per_slice : n;
+    if (step == 0) out.push_back({b, 0, 0});  // an empty batch still runs, as the caller gave it
+    for (std::int64_t r = 0; step > 0 && r < n; r += step) out.push_back({b, r, std::min(n, r + step)});
+  }
+  return out;
+}
+
+inline std::string mib(std::size_t bytes) {
+  return std::to_string((bytes + (std::size_t{1} << 20) - 1) >> 20) + " MiB";
+}
+
+/// The bytes an executor of m holds to run one row of src: measured on batch 0's first row.
+inline std::size_t bytes_per_row(const model& m, const calibration_source& src) {
+  AMCTQ_CHECK(src.batches() > 0 && src.rows(0) > 0, errc::invalid_argument, "calibrate",
+              "the first calibration batch has no rows");
+  executor ex(m);
+  batch storage;
+  ex.run(src.read(0, 0, 1, storage));
+  return ex.peak_bytes();
+}
+
+/// Rows per slice under opt.max_memory (0: whole batches). `whole_batches`: an observer keeps a
+/// value per batch (moving_average, pot_diffs), so a batch must not be cut.
+inline std::int64_t slice_rows(const model& m, const calibration_source& src, int batches,
+                               const calibration_options& opt, bool whole_batches) {
+  if (opt.max_memory == 0) return whole_batches ? 0 : opt.max_slice_rows;
+  const std::size_t per_row = bytes_per_row(m, src);
+  if (whole_batches) {
+    std::int64_t most = 0;
+    for (int b = 0; b < batches; ++b) most = std::max(most, src.rows(b));
+    const std::size_t need = per_row * static_cast<std::size_t>(most);
+    AMCTQ_CHECK(!opt.strict_memory || need <= opt.max_memory, errc::invalid_argument, "calibrate",
+                "moving_average and pot_diffs observe each batch whole; a batch of ", most, " rows needs about ",
+                mib(need), " of activations, more than the memory bound of ", mib(opt.max_memory),
+                "; raise the bound to ", mib(need), " or raise batch_num");
+    return 0;
+  }
+  const std::int64_t cap = opt.max_slice_rows > 0 ? opt.max_slice_rows : INT64_MAX;
+  AMCTQ_CHECK(!opt.strict_memory || per_row <= opt.max_memory, errc::invalid_argument, "calibrate",
+              "one calibration row needs about ", mib(per_row), " of activations, more than the memory bound of ",
+              mib(opt.max_memory), "; raise the bound to at least ", mib(per_row));
+  return std::clamp<std::int64_t>(static_cast<std::int64_t>(opt.max_memory / std::max<std::size_t>(per_row, 1)), 1, cap);
+}
+
+/// The slices [first, last) of worker w among n, so that workers in order cover them in order.
+inline std::pair<std::size_t, std::size_t> share_of(std::size_t count, int w, int n) {
+  const auto c = static_cast<unsigned long long>(count);
+  return {static_cast<std::size_t>(c * static_cast<unsigned>(w) / static_cast<unsigned>(n)),
+          static_cast<std::size_t>(c * static_cast<unsigned>(w + 1) / static_cast<unsigned>(n))};
+}
+
+/// Runs this process's share of `slices` on `workers` (one executor per thread, hooks attached
+/// by the caller), worker k taking the k-th contiguous part; `ordered`: the first worker of the
+/// first process runs them all. The first error of any worker stops the others and is
+/// rethrown, the lowest worker's first.
+inline void run_slices(const calibration_source& src, const std::vector<slice>& slices,
+                       const std::vector<executor*>& workers, const calibration_options& opt, bool ordered) {
+  const auto [first, last] = ordered ? std::pair<std::size_t, std::size_t>{0, opt.rank == 0 ? slices.size() : 0}
+                                     : share_of(slices.size(), opt.rank, opt.ranks);
+  std::int64_t total = 0;
+  for (std::size_t s = first; s < last; ++s) total += slices[s].end - slices[s].begin;
+  std::atomic<bool> stop{false};
+  std::mutex progress_lock;
+  std::int64_t done = 0;
+  // No more workers than slices: each one that starts has work.
+  const int n = ordered ? 1 : static_cast<int>(std::min(workers.size(), std::max<std::size_t>(last - first, 1)));
+  std::vector<std::exception_ptr> errors(workers.size());
+  auto work = [&](int w) {
+    try {
+      const auto [a, b] = share_of(last - first, w, n);
+      batch storage;
+      for (std::size_t s = first + a; s < first + b && !stop; ++s) {
+        const slice& sl = slices[s];
+        workers[static_cast<std::size_t>(w)]->run(src.read(sl.batch, sl.begin, sl.end, storage));
+        if (opt.progress) {
+          std::lock_guard<std::mutex> g(progress_lock);
+          done += sl.end - sl.begin;
+          opt.progress(done, total);
+        }
+      }
+    } catch (...) {
+      errors[static_cast<std::size_t>(w)] = std::current_exception();
+      stop = true;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int w = 1; w < n; ++w) pool.emplace_back(work, w);
+  work(0);
+  for (auto& t : pool) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace amctq::graph
+
+#endif  // AMCTQ_GRAPH_CALIBRATION_RUN_HPP

@@ -1,0 +1,86 @@
+// `mpirun -np N amctq quantize ...`: this process's place among the ranks. MPI starts only when
+// a launcher started the process (its environment says so), so a plain `amctq` never touches
+// MPI; a build without MPI refuses to run as one of several ranks rather than have every rank
+// do all the work.
+#ifndef AMCTQ_TOOLS_MPI_SESSION_HPP
+#define AMCTQ_TOOLS_MPI_SESSION_HPP
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "amctq/error.hpp"
+#include "amctq/graph/calibration_run.hpp"
+#ifdef AMCTQ_WITH_MPI
+#include "amctq/dist/mpi.hpp"
+#endif
+
+namespace amctq::cli {
+
+class mpi_session {
+ public:
+  mpi_session() {
+    const int size = env_int("OMPI_COMM_WORLD_SIZE", env_int("PMI_SIZE", env_int("PMIX_SIZE", 1)));
+    local_ = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", env_int("MPI_LOCALNRANKS", size));
+    if (size <= 1) return;
+#ifdef AMCTQ_WITH_MPI
+    int ok = 0;
+    MPI_Initialized(&ok);
+    if (!ok) MPI_Init(nullptr, nullptr);
+    active_ = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks_);
+#else
+    AMCTQ_THROW(errc::unsupported, "mpi", "started as one of ", size,
+                " MPI ranks, but this amctq was built without MPI (install libopenmpi-dev and rebuild)");
+#endif
+  }
+  mpi_session(const mpi_session&) = delete;
+  mpi_session& operator=(const mpi_session&) = delete;
+  ~mpi_session() {
+#ifdef AMCTQ_WITH_MPI
+    if (active_) MPI_Finalize();
+#endif
+  }
+
+  int rank() const noexcept { return rank_; }
+  int ranks() const noexcept { return ranks_; }
+  bool root() const noexcept { return rank_ == 0; }
+  /// The cores this rank may use: the machine's, shared by the ranks on it.
+  int default_threads() const {
+    const unsigned hw = std::thread::hardware_concurrency();
+    const int cores = hw == 0 ? 1 : static_cast<int>(hw);
+    return cores / local_ > 0 ? cores / local_ : 1;
+  }
+  graph::shard_exchange exchange() const {
+#ifdef AMCTQ_WITH_MPI
+    if (active_) return dist::shard_exchange_over(MPI_COMM_WORLD);
+#endif
+    return {};
+  }
+  /// Stops every rank: one rank's error ends the job, and nothing is written.
+  [[noreturn]] void abort(int code) const {
+#ifdef AMCTQ_WITH_MPI
+    if (active_) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    std::exit(code);
+  }
+  bool active() const noexcept { return active_; }
+
+ private:
+  static int env_int(const char* name, int fallback) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return fallback;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    return end && *end == '\0' && n > 0 && n < (1 << 20) ? static_cast<int>(n) : fallback;
+  }
+
+  bool active_ = false;
+  int rank_ = 0, ranks_ = 1, local_ = 1;
+};
+
+}  // namespace amctq::cli
+
+#endif  // AMCTQ_TOOLS_MPI_SESSION_HPP
