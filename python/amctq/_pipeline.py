@@ -48,7 +48,7 @@ def report(model_path, calib, config=None, out="report.html"):
     return [tuple(r) for r in _core._report(model_path, config_path, config_text, batches, split, os.fspath(out))]
 
 
-def quantize_model(model_path, calib, config=None, out_dir=".", stem=None):
+def quantize_model(model_path, calib, config=None, out_dir=".", stem=None, threads=None):
     """Quantize an ONNX model as ``amctq quantize`` does and return its record (record.json as a dict).
 
     ``calib`` is an array (the model's one input), a dict of arrays by input name (cut into the
@@ -57,10 +57,13 @@ def quantize_model(model_path, calib, config=None, out_dir=".", stem=None):
     :func:`create_quant_config` returns, or a Vitis AI config) or the path of a JSON file.
     Writes ``out_dir/<stem>_fake_quant_model.onnx``, ``<stem>_deploy_model.onnx``,
     ``record.json``, ``float_layers.json`` and ``amctq_manifest.json``; ``stem`` defaults to
-    the model's file name without ``.onnx``.
+    the model's file name without ``.onnx``. ``threads`` executors calibrate at once (None: one
+    per core, as ``amctq quantize --threads``); the files are byte-identical for every count.
     """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"amctq.quantize_model: threads must be a whole number >= 1 or None, got {threads!r}")
     model_path, args = _pipeline_args(model_path, calib, config, out_dir, stem)
-    paths = _core._quantize_model(model_path, *args)
+    paths = _core._quantize_model(model_path, *args, threads=threads or 0)
     for note in paths["notes"]:  # what `amctq quantize` prints as "note:" (conversions, deploy exactness)
         warnings.warn(f"amctq.quantize_model: {note}", stacklevel=2)
     with open(paths["record"], encoding="utf-8") as f:

@@ -135,7 +135,9 @@ std::vector<graph::batch> batches_from(const graph::model& m, const graph::quant
 
 nb::dict quantize_model(const std::string& model_path, const std::string& config_path, const std::string& config_text,
                         const batch_arrays& batches, bool split, const std::string& out_dir, const std::string& stem,
-                        const nb::dict& given) {
+                        const nb::dict& given, int threads) {
+  AMCTQ_CHECK(threads >= 0, errc::invalid_argument, "quantize_model", "threads must be >= 1 (or None: one per core), got ",
+              threads);
   const graph::model m = read_model(model_path);
   io::check_written_opset(m);
   const graph::quant_config cfg = config_for(m, config_path, config_text);
@@ -150,9 +152,12 @@ nb::dict quantize_model(const std::string& model_path, const std::string& config
     graph::quantizer q(m, cfg);
     io::check_layer_names(q);
     q.set_given_params(gp);
-    q.quantize_preprocess(data);
+    // Calibrated as `amctq quantize` calibrates: the same slices, so the same bytes.
+    const graph::batches_in_memory src(data);
+    const graph::calibration_options opt = graph::default_calibration_options(threads);
+    q.quantize_preprocess(src, opt);
     q.quantize_model();
-    q.calibrate(data);
+    q.calibrate(src, opt);
     // What `amctq quantize` prints as notes: tensors it passed over (not float).
     notes.insert(notes.end(), q.tensor_notes().begin(), q.tensor_notes().end());
     paths = io::save_model(q, out_dir, stem);
@@ -196,9 +201,11 @@ std::vector<std::tuple<std::string, double, double>> report(const std::string& m
   {
     nb::gil_scoped_release unlocked;
     graph::quantizer q(m, cfg);
-    q.quantize_preprocess(data);
+    const graph::batches_in_memory src(data);
+    const graph::calibration_options opt = graph::default_calibration_options();
+    q.quantize_preprocess(src, opt);
     q.quantize_model();
-    q.calibrate(data);
+    q.calibrate(src, opt);
     layers = graph::build_layer_report(q, data);
     const std::string page = io::render_report_html(layers, std::filesystem::path(model_path).filename().string());
     io::write_file_atomic(out, page.data(), page.size());
@@ -244,7 +251,7 @@ std::string canonical_config(const std::string& model_path, const std::string& t
 
 void bind_pipeline(nb::module_& m) {
   m.def("_quantize_model", &quantize_model, nb::arg("model_path"), nb::arg("config_path"), nb::arg("config_text"),
-        nb::arg("batches"), nb::arg("split"), nb::arg("out_dir"), nb::arg("stem"), nb::arg("given") = nb::dict());
+        nb::arg("batches"), nb::arg("split"), nb::arg("out_dir"), nb::arg("stem"), nb::arg("given") = nb::dict(), nb::arg("threads") = 0);
   m.def("_report", &report, nb::arg("model_path"), nb::arg("config_path"), nb::arg("config_text"), nb::arg("batches"),
         nb::arg("split"), nb::arg("out"));
   m.def("_create_quant_config", &create_config, nb::arg("model_path"), nb::arg("skip_layers"), nb::arg("batch_num"),

@@ -76,3 +76,15 @@ def test_float64_data_is_converted_with_a_note(files, tmp_path):
     with pytest.warns(UserWarning, match="holds float64, converted to float32"):
         converted = amctq.quantize_model(model, x.astype(np.float64), out_dir=tmp_path / "a")
     assert converted == amctq.quantize_model(model, x, out_dir=tmp_path / "b")
+
+
+def test_threads_write_the_same_bytes_as_the_cli(cli, files, tmp_path):
+    model, calib = files
+    cli("quantize", "--model", model, "--calib", calib, "--out", tmp_path / "cli", "--threads", 3, "--quiet")
+    for t in (1, 2):
+        amctq.quantize_model(model, np.load(calib), out_dir=tmp_path / f"py{t}", threads=t)
+        for f in sorted(p.name for p in (tmp_path / "cli").iterdir()):
+            assert (tmp_path / f"py{t}" / f).read_bytes() == (tmp_path / "cli" / f).read_bytes(), f
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            amctq.quantize_model(model, np.load(calib), out_dir=tmp_path / "bad", threads=bad)

@@ -118,6 +118,24 @@ def main():
             outs.append(out)
         check(same_dir(*outs), f"{algo}: --threads 1 and 2 write the same bytes")
 
+    # DMQ balance (sliced, on threads) and bias correction (whole batches) ahead of calibration.
+    r = run([tool, "config", "--model", cnn])
+    cfg = json.loads(r.stdout)
+    for name in ("/4/Conv", "/7/Conv", "/16/Gemm"):
+        cfg["layers"][name]["dmq_balancer_param"] = 0.5
+    cfg["global"]["include_bias_corr"] = True
+    cfg["batch_num"] = 2
+    dmq = os.path.join(work, "dmq.json")
+    with open(dmq, "w") as f:
+        json.dump(cfg, f)
+    outs = []
+    for t in (1, 2):
+        out = os.path.join(work, f"dmq_t{t}")
+        r = quantize(tool, cnn, calib, out, "--config", dmq, "--threads", str(t), "--slice-rows", "5")
+        check(r.returncode == 0, f"DMQ balance + bias correction, --threads {t}: exit 0")
+        outs.append(out)
+    check(same_dir(*outs), "DMQ balance + bias correction: --threads 1 and 2 write the same bytes")
+
     # A bound not even one row fits.
     out = os.path.join(work, "too_small")
     r = quantize(tool, cnn, calib, out, "--max-memory", "1K")

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -80,9 +81,9 @@ int cmd_quantize(int argc, char** argv) {
   std::vector<std::string> calib_specs;
   bool quiet = false, strict = false;
   int threads = 0;
-  std::size_t max_memory = std::size_t{256} << 20;
+  std::size_t max_memory = 0;
   bool memory_given = false;
-  std::int64_t slice_rows = 8;
+  std::int64_t slice_rows = graph::default_calibration_options().max_slice_rows;
   int i = 0;
   try {
     for (; i < argc; ++i) {
@@ -125,9 +126,8 @@ int cmd_quantize(int argc, char** argv) {
   const bool root = mpi->root();
   quiet = quiet || !root;
   try {
-    const cli::pipeline_inputs in = cli::read_pipeline_inputs(model_path, config_path, calib_specs, input_name,
+    cli::pipeline_inputs in = cli::read_pipeline_inputs(model_path, config_path, calib_specs, input_name,
                                                               "amctq quantize", /*split=*/false);
-    const graph::model& m = in.model;
     const graph::quant_config& cfg = in.config;
     const io::calibration_data& data = in.data;
     const io::calibration_batches batches(data, cfg.batch_num);
@@ -142,7 +142,7 @@ int cmd_quantize(int argc, char** argv) {
     }
 
     if (root) cli::check_writable_folder(out_dir, "amctq quantize");  // before the long part; the folder itself is made only when saving
-    graph::quantizer q(m, cfg);
+    graph::quantizer q(std::move(in.model), cfg);  // moved: a large model is not held twice
     io::check_layer_names(q);  // before the long part
     // No layer stays float without a word: the count, then each float layer and why.
     const std::size_t total = q.layers().size() + q.float_layers().size();
@@ -180,10 +180,11 @@ int cmd_quantize(int argc, char** argv) {
       };
       q.set_rounding_options(std::move(ro));
     }
-    graph::calibration_options opt;
-    opt.threads = threads > 0 ? threads : mpi->default_threads();
-    opt.max_memory = max_memory;
-    opt.strict_memory = memory_given;
+    graph::calibration_options opt = graph::default_calibration_options(threads > 0 ? threads : mpi->default_threads());
+    if (memory_given) {
+      opt.max_memory = max_memory;
+      opt.strict_memory = true;
+    }
     opt.max_slice_rows = slice_rows;
     opt.rank = mpi->rank();
     opt.ranks = mpi->ranks();

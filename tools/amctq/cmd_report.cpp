@@ -15,6 +15,7 @@
 #include "amctq/io/report_html.hpp"
 #include "cli_report.hpp"
 #include "pipeline_inputs.hpp"
+#include "progress.hpp"
 
 namespace {
 
@@ -66,11 +67,15 @@ int cmd_report(int argc, char** argv) {
   try {
     const cli::pipeline_inputs in = cli::read_pipeline_inputs(model_path, config_path, calib_specs, input_name, "amctq report");
     graph::quantizer q(in.model, in.config);
-    q.quantize_preprocess(in.batches);
+    // Calibrated as `amctq quantize` calibrates, so the page shows the ranges it would save.
+    const graph::batches_in_memory src(in.batches);
+    graph::calibration_options opt = graph::default_calibration_options();
+    q.quantize_preprocess(src, opt);
     q.quantize_model();
-    q.calibrate(in.batches, [&](int done, int total) {
-      if (!quiet) std::cerr << "amctq report: calibration batch " << done << "/" << total << "\n";
-    });
+    cli::progress_meter meter("amctq report", "calibration", "rows", quiet);
+    opt.progress = [&meter](std::int64_t done, std::int64_t all) { meter(done, all); };
+    q.calibrate(src, opt);
+    meter.finish();
     const auto layers = graph::build_layer_report(q, in.batches);
     const std::string page = io::render_report_html(layers, std::filesystem::path(model_path).filename().string());
     io::write_file_atomic(out, page.data(), page.size());

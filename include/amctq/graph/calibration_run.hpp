@@ -46,6 +46,20 @@ struct calibration_options {
   progress_fn progress;
 };
 
+/// What `amctq quantize` and the Python package calibrate with unless told otherwise: slices of
+/// at most 8 rows within 256 MiB of activations per worker (a row that needs more runs alone),
+/// on `threads` workers (0: one per core). Every caller that starts from these gets the same
+/// bytes for the same data.
+inline calibration_options default_calibration_options(int threads = 0) {
+  calibration_options o;
+  const unsigned cores = std::thread::hardware_concurrency();
+  o.threads = threads > 0 ? threads : cores > 0 ? static_cast<int>(cores) : 1;
+  o.max_memory = std::size_t{256} << 20;
+  o.strict_memory = false;
+  o.max_slice_rows = 8;
+  return o;
+}
+
 /// Rows [begin, end) of calibration batch `batch`.
 struct slice {
   int batch = 0;

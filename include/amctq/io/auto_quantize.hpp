@@ -159,10 +159,13 @@ struct temp_folder {
   }
 };
 
+// Calibrated as `amctq quantize` calibrates, so each candidate's files are the ones it would write.
 inline void run_quantizer(graph::quantizer& q, const std::vector<graph::batch>& batches) {
-  q.quantize_preprocess(batches);
+  const graph::batches_in_memory src(batches);
+  const graph::calibration_options opt = graph::default_calibration_options();
+  q.quantize_preprocess(src, opt);
   q.quantize_model();
-  q.calibrate(batches);
+  q.calibrate(src, opt);
 }
 
 // The graph outputs of `m` on the first batch_num batches, float ones only, concatenated in

@@ -1,0 +1,191 @@
+// Calibration in slices, on threads and on several (simulated) processes: the record is the
+// same for every split, a memory bound that no row fits says what would, and calibration data
+// read from a mapped .npy gives the rows the file holds.
+#include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "amctq/graph/calibration_run.hpp"
+#include "amctq/graph/pipeline.hpp"
+#include "amctq/io/calibration_data.hpp"
+#include "amctq/io/npy.hpp"
+#include "amctq/io/onnx_reader.hpp"
+#include "amctq/io/record_json.hpp"
+
+namespace test_pipeline_scale {
+
+using namespace amctq;
+
+TEST_CASE("calibration_run: slices cover each batch in order and never span two") {
+  graph::tensor a(graph::dtype::float32, {10, 2}), b(graph::dtype::float32, {3, 2}), e(graph::dtype::float32, {0, 2});
+  const std::vector<graph::batch> batches = {{{"x", a}}, {{"x", b}}, {{"x", e}}};
+  const graph::batches_in_memory src(batches);
+  const auto s = graph::plan_slices(src, 3, 4);
+  REQUIRE(s.size() == 5);
+  CHECK((s[0].batch == 0 && s[0].begin == 0 && s[0].end == 4));
+  CHECK((s[2].batch == 0 && s[2].begin == 8 && s[2].end == 10));
+  CHECK((s[3].batch == 1 && s[3].begin == 0 && s[3].end == 3));
+  CHECK((s[4].batch == 2 && s[4].begin == 0 && s[4].end == 0));  // an empty batch still runs
+  CHECK(graph::plan_slices(src, 2, 0).size() == 2);               // whole batches
+  // Workers' shares are contiguous and cover everything, whatever the count.
+  for (int n = 1; n <= 7; ++n) {
+    std::size_t next = 0;
+    for (int w = 0; w < n; ++w) {
+      const auto [lo, hi] = graph::share_of(5, w, n);
+      CHECK(lo == next);
+      next = hi;
+    }
+    CHECK(next == 5);
+  }
+  graph::batch storage;
+  const graph::batch& whole = src.read(0, 0, 10, storage);
+  CHECK(&whole == &batches[0]);  // a whole batch is read in place
+  CHECK(src.read(0, 2, 5, storage).at("x").dim(0) == 3);
+}
+
+#ifdef AMCTQ_SOURCE_DIR
+namespace {
+
+std::string model_path() { return std::string(AMCTQ_SOURCE_DIR) + "/models/fmnist_cnn.onnx"; }
+
+graph::batch images(std::int64_t n) {
+  const graph::tensor all = io::read_npy(std::string(AMCTQ_SOURCE_DIR) + "/models/fmnist_calib.npy");
+  return {{"image", graph::rows_of(all, 0, n)}};
+}
+
+// The record a quantizer of the bundled CNN writes after calibrating under `opt`.
+std::string record_after(const graph::calibration_source& src, const graph::calibration_options& opt,
+                         int batch_num = 2, calib_method algo = calib_method::ifmr) {
+  const auto m = io::read_onnx(model_path());
+  auto c = graph::create_quant_config(m, {}, batch_num);
+  for (auto& l : c.layers) l.settings.activation.algo = algo;
+  graph::quantizer q(m, c);
+  q.calibrate(src, opt);
+  return io::write_record_json(q.record());
+}
+
+// In-process stand-in for MPI: `ranks` threads, each depositing its shard and taking all.
+struct rendezvous {
+  explicit rendezvous(int n) : shards(static_cast<std::size_t>(n)) {}
+  graph::shard_exchange for_rank(int r) {
+    return [this, r](const graph::calibration_shard& mine) {
+      std::unique_lock<std::mutex> lock(m);
+      shards[static_cast<std::size_t>(r)] = mine;
+      if (++arrived == static_cast<int>(shards.size())) cv.notify_all();
+      cv.wait(lock, [this] { return arrived == static_cast<int>(shards.size()); });
+      return shards;
+    };
+  }
+  std::mutex m;
+  std::condition_variable cv;
+  int arrived = 0;
+  std::vector<graph::calibration_shard> shards;
+};
+
+}  // namespace
+
+TEST_CASE("pipeline: threads and processes give the record of one executor, for every method") {
+  const std::vector<graph::batch> batches = {images(40), images(40)};
+  const graph::batches_in_memory src(batches);
+  for (calib_method algo : {calib_method::ifmr, calib_method::entropy,
+                                   calib_method::moving_average, calib_method::pot_diffs}) {
+    CAPTURE(to_string(algo));
+    graph::calibration_options one;
+    one.max_slice_rows = 6;
+    const std::string ref = record_after(src, one, 2, algo);
+    for (int threads : {2, 3, 5}) {
+      graph::calibration_options opt = one;
+      opt.threads = threads;
+      CHECK(record_after(src, opt, 2, algo) == ref);
+    }
+    for (int ranks : {2, 3}) {
+      rendezvous meet(ranks);
+      std::vector<std::string> got(static_cast<std::size_t>(ranks));
+      std::vector<std::thread> procs;
+      for (int r = 0; r < ranks; ++r)
+        procs.emplace_back([&, r] {
+          graph::calibration_options opt = one;
+          opt.threads = 2;
+          opt.rank = r;
+          opt.ranks = ranks;
+          opt.exchange = meet.for_rank(r);
+          got[static_cast<std::size_t>(r)] = record_after(src, opt, 2, algo);
+        });
+      for (auto& t : procs) t.join();
+      for (const auto& g : got) CHECK(g == ref);  // every process ends with the same record
+    }
+  }
+}
+
+TEST_CASE("pipeline: a memory bound sizes the slices, and one that no row fits says what would") {
+  const std::vector<graph::batch> batches = {images(24)};
+  const graph::batches_in_memory src(batches);
+  const auto m = io::read_onnx(model_path());
+  const std::size_t per_row = graph::bytes_per_row(m, src);
+  CHECK(per_row > 28 * 28 * 4);
+  graph::calibration_options opt;
+  opt.max_memory = per_row * 5;
+  CHECK(graph::slice_rows(m, src, 1, opt, false) == 5);
+  opt.max_slice_rows = 3;
+  CHECK(graph::slice_rows(m, src, 1, opt, false) == 3);
+  opt.max_memory = 100;
+  CHECK_THROWS_WITH_AS(graph::slice_rows(m, src, 1, opt, false),
+                       doctest::Contains("one calibration row needs about 1 MiB of activations, more than the memory "
+                                         "bound of 1 MiB; raise the bound to at least"),
+                       amctq::error);
+  opt.strict_memory = false;
+  CHECK(graph::slice_rows(m, src, 1, opt, false) == 1);
+  opt.strict_memory = true;
+  opt.max_memory = per_row * 5;
+  CHECK_THROWS_WITH_AS(graph::slice_rows(m, src, 1, opt, true), doctest::Contains("observe each batch whole"),
+                       amctq::error);
+}
+
+TEST_CASE("calibration data: rows read from a mapped file equal the file's, converted and byte-swapped") {
+  const std::string path = "test_pipeline_scale_rows.npy";
+  // float64, big-endian, 6 rows of 2 x 3: written by hand so the reader must swap and convert.
+  std::vector<unsigned char> file = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  std::string header = "{'descr': '>f8', 'fortran_order': False, 'shape': (6, 2, 3), }";
+  while ((10 + header.size() + 1) % 64 != 0) header.push_back(' ');
+  header.push_back('\n');
+  file.push_back(static_cast<unsigned char>(header.size() & 0xff));
+  file.push_back(static_cast<unsigned char>(header.size() >> 8));
+  file.insert(file.end(), header.begin(), header.end());
+  for (int i = 0; i < 36; ++i) {
+    const double v = 0.5 * i - 3.0;
+    unsigned char b[8];
+    std::memcpy(b, &v, 8);
+    for (int k = 7; k >= 0; --k) file.push_back(b[k]);
+  }
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f);
+  std::fwrite(file.data(), 1, file.size(), f);
+  std::fclose(f);
+  graph::model m;
+  graph::value_info in;
+  in.name = "x";
+  in.elem_type = graph::dtype::float32;
+  m.main.inputs.push_back(in);
+  m.main.outputs.push_back(in);
+  const io::calibration_data d = io::read_calibration_data({path}, m);
+  REQUIRE(d.rows == 6);
+  REQUIRE(d.notes.size() == 1);  // float64 -> float32
+  const graph::tensor rows = d.inputs.at("x").rows(2, 5);
+  REQUIRE(rows.type() == graph::dtype::float32);
+  REQUIRE(rows.shape() == std::vector<std::int64_t>{3, 2, 3});
+  for (int i = 0; i < 18; ++i) CHECK(rows.data<float>()[i] == static_cast<float>(0.5 * (i + 12) - 3.0));
+  const io::calibration_batches batches(d, 2);
+  graph::batch storage;
+  CHECK(batches.read(1, 1, 2, storage).at("x").data<float>()[0] == static_cast<float>(0.5 * 24 - 3.0));
+  CHECK_THROWS_AS(d.inputs.at("x").rows(4, 7), amctq::error);
+  std::remove(path.c_str());
+}
+#endif
+
+}  // namespace test_pipeline_scale
