@@ -136,6 +136,22 @@ def main():
         outs.append(out)
     check(same_dir(*outs), "DMQ balance + bias correction: --threads 1 and 2 write the same bytes")
 
+    # A model exported for batch 1 runs one row at a time, any number of rows.
+    import onnx
+    m = onnx.load(cnn)
+    for v in list(m.graph.input) + list(m.graph.output):
+        v.type.tensor_type.shape.dim[0].ClearField("dim_param")
+        v.type.tensor_type.shape.dim[0].dim_value = 1
+    batch1 = os.path.join(work, "cnn_batch1.onnx")
+    onnx.save(m, batch1)
+    outs = []
+    for t in (1, 2):
+        out = os.path.join(work, f"batch1_t{t}")
+        r = quantize(tool, batch1, calib, out, "--threads", str(t))
+        check(r.returncode == 0, f"a model of batch size 1, 96 rows, --threads {t}: exit 0")
+        outs.append(out)
+    check(same_dir(*outs), "a model of batch size 1: --threads 1 and 2 write the same bytes")
+
     # A bound not even one row fits.
     out = os.path.join(work, "too_small")
     r = quantize(tool, cnn, calib, out, "--max-memory", "1K")

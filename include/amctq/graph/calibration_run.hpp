@@ -73,8 +73,8 @@ inline std::vector<slice> plan_slices(const calibration_source& src, int batches
   for (int b = 0; b < batches; ++b) {
     const std::int64_t n = src.rows(b);
     const std::int64_t step = rows_per_slice > 0 ? rows_per_slice : n;
-    if (step == 0) out.push_back({b, 0, 0});  // an empty batch still runs, as the caller gave it
-    for (std::int64_t r = 0; step > 0 && r < n; r += step) out.push_back({b, r, std::min(n, r + step)});
+    if (n == 0) out.push_back({b, 0, 0});  // an empty batch still runs, as the caller gave it
+    for (std::int64_t r = 0; n > 0 && r < n; r += step) out.push_back({b, r, std::min(n, r + step)});
   }
   return out;
 }
@@ -83,20 +83,37 @@ inline std::string mib(std::size_t bytes) {
   return std::to_string((bytes + (std::size_t{1} << 20) - 1) >> 20) + " MiB";
 }
 
-/// The bytes an executor of m holds to run one row of src: measured on batch 0's first row.
-inline std::size_t bytes_per_row(const model& m, const calibration_source& src) {
-  AMCTQ_CHECK(src.batches() > 0 && src.rows(0) > 0, errc::invalid_argument, "calibrate",
-              "the first calibration batch has no rows");
-  executor ex(m);
-  batch storage;
-  ex.run(src.read(0, 0, 1, storage));
-  return ex.peak_bytes();
+/// The rows a run of m must have, when a fed input states its first dimension (a model exported
+/// for batch 1 takes one row at a time); 0 when the first dimensions are free.
+inline std::int64_t static_batch_rows(const model& m) {
+  for (const auto& vi : m.main.inputs) {
+    if (m.main.find_initializer(vi.name) || !vi.shape || vi.shape->empty()) continue;
+    const auto& d0 = vi.shape->front();
+    if (d0.value && *d0.value > 0) return *d0.value;
+  }
+  return 0;
 }
 
-/// Rows per slice under opt.max_memory (0: whole batches). `whole_batches`: an observer keeps a
-/// value per batch (moving_average, pot_diffs), so a batch must not be cut.
+/// The bytes an executor of m holds to run one row of src: measured on batch 0's first row (its
+/// first static_batch_rows rows, shared out, for a model that takes no fewer).
+inline std::size_t bytes_per_row(const model& m, const calibration_source& src) {
+  const std::int64_t rows = std::max<std::int64_t>(static_batch_rows(m), 1);
+  AMCTQ_CHECK(src.batches() > 0 && src.rows(0) >= rows, errc::invalid_argument, "calibrate",
+              "the first calibration batch has ", src.batches() > 0 ? src.rows(0) : 0, " rows; the model runs ", rows,
+              " at a time");
+  executor ex(m);
+  batch storage;
+  ex.run(src.read(0, 0, rows, storage));
+  return (ex.peak_bytes() + static_cast<std::size_t>(rows) - 1) / static_cast<std::size_t>(rows);
+}
+
+/// Rows per slice under opt.max_memory and opt.max_slice_rows (0: whole batches). `whole_batches`:
+/// an observer keeps a value per batch (moving_average, pot_diffs), so a batch must not be cut.
 inline std::int64_t slice_rows(const model& m, const calibration_source& src, int batches,
                                const calibration_options& opt, bool whole_batches) {
+  // A model that states its batch size runs slices of exactly that size, whatever the bound.
+  if (const std::int64_t fixed = static_batch_rows(m); fixed > 0 && !whole_batches && (opt.max_slice_rows > 0 || opt.max_memory > 0))
+    return fixed;
   if (opt.max_memory == 0) return whole_batches ? 0 : opt.max_slice_rows;
   const std::size_t per_row = bytes_per_row(m, src);
   if (whole_batches) {
