@@ -234,7 +234,7 @@ class executor {
     };
     for (std::size_t step = 0; step < order_.size(); ++step) {
       const node& n = g.nodes[order_[step]];
-      ops::context ctx{n, opset_, {}, {}, scratch_};
+      ops::context ctx{n, opset_, {}, {}, scratch_, &pool_};
       // Trailing omitted inputs do not count as inputs.
       std::size_t count = n.inputs.size();
       while (count > 0 && n.inputs[count - 1].empty()) --count;
@@ -256,7 +256,11 @@ class executor {
       }
       for (const auto& in : n.inputs) {
         auto lu = last_use.find(in);
-        if (lu != last_use.end() && lu->second == step && !keep.count(in)) values.erase(in);
+        if (lu == last_use.end() || lu->second != step || keep.count(in)) continue;
+        if (auto it = values.find(in); it != values.end()) {
+          pool_.give(std::move(it->second.bytes()));
+          values.erase(it);
+        }
       }
     }
     std::map<std::string, tensor> result;
@@ -265,6 +269,7 @@ class executor {
       AMCTQ_CHECK(t != nullptr, errc::invalid_argument, "executor::run", "'", name, "' is not a value of the graph");
       result[name] = *t;
     }
+    for (auto& [name, t] : values) pool_.give(std::move(t.bytes()));
     return result;
   }
 
@@ -289,6 +294,7 @@ class executor {
   std::unordered_map<std::string, const tensor*> constants_;
   tensor_hooks hooks_;
   std::vector<float> scratch_;
+  ops::buffer_pool pool_;  // storage of freed values, reused by later outputs and runs
 };
 
 /// One-shot convenience: run `m` on `inputs`.

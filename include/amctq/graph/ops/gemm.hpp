@@ -79,7 +79,7 @@ inline void gemm(context& c) {
   const std::int64_t Kb = tb ? b.dim(1) : b.dim(0), N = tb ? b.dim(0) : b.dim(1);
   AMCTQ_CHECK(K == Kb, errc::shape_mismatch, c.where(), "inner dims differ: A ", shape_string(a.shape()),
               (ta ? " (transposed)" : ""), " vs B ", shape_string(b.shape()), (tb ? " (transposed)" : ""));
-  tensor& y = c.make_output(0, dtype::float32, {M, N});
+  tensor& y = c.make_output_uninit(0, dtype::float32, {M, N});
   detail::gemm_map out(y.data<float>(), M, N);
   const detail::gemm_cmap am(a.data<float>(), a.dim(0), a.dim(1));
   const detail::gemm_cmap bm(b.data<float>(), b.dim(0), b.dim(1));
@@ -110,7 +110,7 @@ inline void matmul(context& c) {
   c.require_type(a, dtype::float32, "A");
   c.require_type(b, dtype::float32, "B");
   const detail::matmul_plan p = detail::plan_matmul(c, a.shape(), b.shape());
-  tensor& y = c.make_output(0, dtype::float32, p.out_shape);
+  tensor& y = c.make_output_uninit(0, dtype::float32, p.out_shape);
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* py = y.data<float>();
