@@ -5,6 +5,7 @@
 #define AMCTQ_GRAPH_OPS_COMMON_HPP
 
 #include <algorithm>
+#include <any>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -53,11 +54,16 @@ struct context {
   std::vector<tensor> out;        ///< one slot per node output
   std::vector<float>& scratch;
   buffer_pool* pool = nullptr;  ///< where outputs take their storage from; null: fresh allocations
+  /// Storage for this node that lives as long as the executor (packed weights); null outside one.
+  std::any* state = nullptr;
+  /// Bit i set: input i is a model initializer, whose value stays fixed while the executor lives.
+  std::uint64_t constant_inputs = 0;
 
   /// "node 'conv1' (Conv)": the prefix of every error an op raises.
   std::string where() const { return "node '" + n.name + "' (" + n.op_type + ")"; }
   std::size_t num_inputs() const noexcept { return in.size(); }
   bool has_input(std::size_t i) const noexcept { return i < in.size() && in[i] != nullptr; }
+  bool is_constant(std::size_t i) const noexcept { return i < 64 && ((constant_inputs >> i) & 1u) != 0; }
   const tensor& input(std::size_t i) const {
     AMCTQ_CHECK(has_input(i), errc::invalid_argument, where(), "input ", i, " is required but missing");
     return *in[i];
