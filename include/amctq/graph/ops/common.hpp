@@ -81,6 +81,17 @@ struct context {
     if (recycled) std::fill(y.bytes().begin(), y.bytes().end(), std::byte{0});
     return y;
   }
+  /// Output i = x's elements under `shape` (the same element count), in pooled storage.
+  tensor& copy_output(std::size_t i, const tensor& x, std::vector<std::int64_t> shape) {
+    if (!pool || x.type() == dtype::string || is_packed_4bit(x.type())) {
+      out[i] = x;
+      out[i].reshape(std::move(shape));
+      return out[i];
+    }
+    tensor& y = adopt(i, x.type(), std::move(shape), nullptr);
+    if (!x.bytes().empty()) std::memcpy(y.bytes().data(), x.bytes().data(), x.bytes().size());
+    return y;
+  }
   /// Output i with unspecified contents, for ops that write every element.
   tensor& make_output_uninit(std::size_t i, dtype t, std::vector<std::int64_t> shape) {
     if (!pool || t == dtype::string || is_packed_4bit(t)) return make_output(i, t, std::move(shape));
