@@ -7,6 +7,7 @@
 #define AMCTQ_GRAPH_EXECUTOR_HPP
 
 #include <algorithm>
+#include <any>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -169,6 +170,9 @@ class tensor_hooks {
   handle next_ = 0;
 };
 
+/// Runs one model; one executor per thread (several may share one const model). It keeps, per
+/// node, state its ops derive from initializers (Conv's and MatMul's packed weights), so the
+/// model's initializer values must not change while an executor over it lives.
 class executor {
  public:
   /// Checks the graph once: topological order, every op in `ops`. `m` must outlive the executor;
@@ -240,7 +244,7 @@ class executor {
     };
     for (std::size_t step = 0; step < order_.size(); ++step) {
       const node& n = g.nodes[order_[step]];
-      ops::context ctx{n, opset_, {}, {}, scratch_};
+      ops::context ctx{n, opset_, {}, {}, scratch_, &pool_, &states_[step]};
       // Trailing omitted inputs do not count as inputs.
       std::size_t count = n.inputs.size();
       while (count > 0 && n.inputs[count - 1].empty()) --count;
@@ -248,6 +252,7 @@ class executor {
       for (std::size_t i = 0; i < count; ++i) {
         if (n.inputs[i].empty()) continue;
         ctx.in[i] = lookup(n.inputs[i]);
+        if (i < 64 && !fed.count(n.inputs[i]) && constants_.count(n.inputs[i])) ctx.constant_inputs |= std::uint64_t{1} << i;
         AMCTQ_CHECK(ctx.in[i] != nullptr, errc::invalid_argument, describe(n), "input '", n.inputs[i],
                     "' has no value");
       }
@@ -265,10 +270,11 @@ class executor {
       for (const auto& in : n.inputs) {
         auto lu = last_use.find(in);
         if (lu == last_use.end() || lu->second != step || keep.count(in)) continue;
-        auto v = values.find(in);
-        if (v == values.end()) continue;
-        live -= v->second.bytes().size();
-        values.erase(v);
+        if (auto it = values.find(in); it != values.end()) {
+          live -= it->second.bytes().size();
+          pool_.give(std::move(it->second.bytes()));
+          values.erase(it);
+        }
       }
     }
     std::map<std::string, tensor> result;
@@ -277,6 +283,8 @@ class executor {
       AMCTQ_CHECK(t != nullptr, errc::invalid_argument, "executor::run", "'", name, "' is not a value of the graph");
       result[name] = *t;
     }
+    for (auto& [name, t] : values) pool_.give(std::move(t.bytes()));
+    pool_.trim(peak_bytes_);
     return result;
   }
 
@@ -301,6 +309,8 @@ class executor {
   std::unordered_map<std::string, const tensor*> constants_;
   tensor_hooks hooks_;
   std::vector<float> scratch_;
+  ops::buffer_pool pool_;  // storage of freed values, reused by later outputs and runs
+  std::vector<std::any> states_ = std::vector<std::any>(order_.size());  // per step: ops' kept state (packed weights)
   std::size_t peak_bytes_ = 0;
 };
 

@@ -5,10 +5,14 @@
 #define AMCTQ_GRAPH_OPS_COMMON_HPP
 
 #include <algorithm>
+#include <any>
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <unordered_map>
+#include <utility>
+#include <iterator>
 #include <vector>
 
 #include "amctq/error.hpp"
@@ -17,25 +21,103 @@
 
 namespace amctq::graph::ops {
 
+/// Storage of tensors an executor has freed, by byte size, handed to the next output of the same
+/// size: a run of a CNN allocates the same few sizes over and over, and fresh large blocks cost
+/// page faults and zeroing on every run. Owned by one executor; not shared between threads.
+class buffer_pool {
+ public:
+  /// A buffer of exactly `bytes` bytes, recycled when one is free (contents then unspecified).
+  std::vector<std::byte> take(std::size_t bytes, bool* recycled = nullptr) {
+    auto it = free_.find(bytes);
+    if (it == free_.end() || it->second.empty()) {
+      if (recycled) *recycled = false;
+      return std::vector<std::byte>(bytes);
+    }
+    std::vector<std::byte> b = std::move(it->second.back());
+    it->second.pop_back();
+    held_ -= b.size();
+    if (recycled) *recycled = true;
+    return b;
+  }
+  void give(std::vector<std::byte>&& b) {
+    if (b.empty()) return;
+    const std::size_t bytes = b.size();
+    held_ += bytes;
+    free_[bytes].push_back(std::move(b));
+  }
+  /// Frees buffers until at most `keep` bytes are held: runs of other shapes (a last, shorter
+  /// calibration slice) must not leave their sizes behind for good.
+  void trim(std::size_t keep) {
+    for (auto it = free_.begin(); it != free_.end() && held_ > keep;) {
+      while (!it->second.empty() && held_ > keep) {
+        held_ -= it->second.back().size();
+        it->second.pop_back();
+      }
+      it = it->second.empty() ? free_.erase(it) : std::next(it);
+    }
+  }
+  std::size_t held() const noexcept { return held_; }
+
+ private:
+  std::unordered_map<std::size_t, std::vector<std::vector<std::byte>>> free_;
+  std::size_t held_ = 0;
+};
+
 struct context {
   const node& n;
   std::int64_t opset;
   std::vector<const tensor*> in;  ///< nullptr marks an omitted optional input
   std::vector<tensor> out;        ///< one slot per node output
   std::vector<float>& scratch;
+  buffer_pool* pool = nullptr;  ///< where outputs take their storage from; null: fresh allocations
+  /// Storage for this node that lives as long as the executor (packed weights); null outside one.
+  std::any* state = nullptr;
+  /// Bit i set: input i is a model initializer, whose value stays fixed while the executor lives.
+  std::uint64_t constant_inputs = 0;
 
   /// "node 'conv1' (Conv)": the prefix of every error an op raises.
   std::string where() const { return "node '" + n.name + "' (" + n.op_type + ")"; }
   std::size_t num_inputs() const noexcept { return in.size(); }
   bool has_input(std::size_t i) const noexcept { return i < in.size() && in[i] != nullptr; }
+  bool is_constant(std::size_t i) const noexcept { return i < 64 && ((constant_inputs >> i) & 1u) != 0; }
   const tensor& input(std::size_t i) const {
     AMCTQ_CHECK(has_input(i), errc::invalid_argument, where(), "input ", i, " is required but missing");
     return *in[i];
   }
   /// Whether the node asks for output i (ONNX marks unused optional outputs with "").
   bool wants_output(std::size_t i) const noexcept { return i < n.outputs.size() && !n.outputs[i].empty(); }
+  /// Output i, zero-filled.
   tensor& make_output(std::size_t i, dtype t, std::vector<std::int64_t> shape) {
-    out[i] = tensor(t, std::move(shape));
+    if (!pool || t == dtype::string || is_packed_4bit(t)) {
+      out[i] = tensor(t, std::move(shape));
+      return out[i];
+    }
+    bool recycled = false;
+    tensor& y = adopt(i, t, std::move(shape), &recycled);
+    if (recycled) std::fill(y.bytes().begin(), y.bytes().end(), std::byte{0});
+    return y;
+  }
+  /// Output i = x's elements under `shape` (the same element count), in pooled storage.
+  tensor& copy_output(std::size_t i, const tensor& x, std::vector<std::int64_t> shape) {
+    if (!pool || x.type() == dtype::string || is_packed_4bit(x.type())) {
+      out[i] = x;
+      out[i].reshape(std::move(shape));
+      return out[i];
+    }
+    tensor& y = adopt(i, x.type(), std::move(shape), nullptr);
+    if (!x.bytes().empty()) std::memcpy(y.bytes().data(), x.bytes().data(), x.bytes().size());
+    return y;
+  }
+  /// Output i with unspecified contents, for ops that write every element.
+  tensor& make_output_uninit(std::size_t i, dtype t, std::vector<std::int64_t> shape) {
+    if (!pool || t == dtype::string || is_packed_4bit(t)) return make_output(i, t, std::move(shape));
+    return adopt(i, t, std::move(shape), nullptr);
+  }
+  tensor& adopt(std::size_t i, dtype t, std::vector<std::int64_t> shape, bool* recycled) {
+    tensor::check_shape(shape);
+    std::size_t count = 1;
+    for (auto d : shape) count *= static_cast<std::size_t>(d);
+    out[i] = tensor(t, std::move(shape), pool->take(count * element_size(t), recycled));
     return out[i];
   }
   void require_inputs(std::size_t lo, std::size_t hi) const {
@@ -123,7 +205,7 @@ void map_elements(const tensor& x, tensor& y, F&& f) {
 template <class Visit, class F>
 void unary_same_type(context& c, Visit visit, F f) {
   const tensor& x = c.input(0);
-  tensor& y = c.make_output(0, x.type(), x.shape());
+  tensor& y = c.make_output_uninit(0, x.type(), x.shape());
   visit(c, x.type(), [&](auto tag) {
     using T = decltype(tag);
     map_elements<T, T>(x, y, f);
@@ -244,7 +326,7 @@ inline binary_operands broadcast_operands(context& c, dtype out_type = dtype::un
   const tensor& b = c.input(1);
   AMCTQ_CHECK(a.type() == b.type(), errc::invalid_argument, c.where(), "input types differ: ", to_string(a.type()),
               " and ", to_string(b.type()));
-  tensor& out = c.make_output(0, out_type == dtype::undefined ? a.type() : out_type,
+  tensor& out = c.make_output_uninit(0, out_type == dtype::undefined ? a.type() : out_type,
                               broadcast_shapes(c, a.shape(), b.shape()));
   return {a, b, out};
 }

@@ -4,13 +4,16 @@
 #define AMCTQ_GRAPH_OPS_CONV_HPP
 
 #include <algorithm>
+#include <any>
 #include <cstring>
+#include <memory>
 
 #include <Eigen/Core>
 
 #include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
 #include "amctq/graph/ops/im2col.hpp"
+#include "amctq/graph/ops/packed_gemm.hpp"
 #include "amctq/graph/ops/window.hpp"
 
 namespace amctq::graph::ops {
@@ -74,6 +77,35 @@ inline void add_bias_rows(float* y, const float* bias, std::int64_t rows, std::i
   }
 }
 
+/// A constant conv weight packed as the GEMM's rhs (W^T per group), kept in the executor's node
+/// state. Rebuilt when the weight or the blocking depth changes.
+struct packed_conv_weight {
+  const float* source = nullptr;
+  std::int64_t M = 0, rows = 0, group = 0, kc = 0, group_size = 0;
+  aligned_floats packed;
+};
+
+inline const packed_conv_weight* conv_weight_state(context& c, const float* pw, std::int64_t M, std::int64_t rows,
+                                                   std::int64_t group, std::int64_t kc) {
+  if (!c.state || !c.is_constant(1)) return nullptr;
+  auto* s = std::any_cast<std::shared_ptr<packed_conv_weight>>(c.state);
+  if (s && (*s)->source == pw && (*s)->M == M && (*s)->rows == rows && (*s)->group == group && (*s)->kc == kc)
+    return s->get();
+  auto p = std::make_shared<packed_conv_weight>();
+  p->source = pw;
+  p->M = M;
+  p->rows = rows;
+  p->group = group;
+  p->kc = kc;
+  const std::int64_t Mg = M / group;
+  p->group_size = packed_rhs_size(rows, Mg, kc);
+  p->packed.resize(static_cast<std::size_t>(p->group_size * group));
+  for (std::int64_t g = 0; g < group; ++g)
+    pack_rhs_blocks(pw + g * Mg * rows, rows, rows, Mg, kc, p->packed.data() + g * p->group_size);
+  *c.state = p;
+  return p.get();
+}
+
 }  // namespace detail
 
 inline void conv(context& c) {
@@ -97,7 +129,7 @@ inline void conv(context& c) {
   }
   std::vector<std::int64_t> yshape{N, M};
   for (auto d : w.out_spatial()) yshape.push_back(d);
-  tensor& y = c.make_output(0, dtype::float32, yshape);
+  tensor& y = c.make_output_uninit(0, dtype::float32, yshape);
   const std::int64_t Cg = C / group, Mg = M / group;
   const std::int64_t rows = Cg * w.kernel_size(), O = w.out_size(), I = w.in_size();
   bool direct = true;  // 1x1, stride 1, no pad: the input already is the column matrix
@@ -117,6 +149,30 @@ inline void conv(context& c) {
     return;
   }
   if (!direct && c.scratch.size() < static_cast<std::size_t>(rows * O)) c.scratch.resize(static_cast<std::size_t>(rows * O));
+  // Y_g (Mg x O, row-major) = W_g (Mg x rows) * col (rows x O) is, column-major, Y_g^T = col^T * W_g^T:
+  // the weight is the rhs, packed once per executor.
+  const detail::gemm_blocking blocking(O, rows, Mg);
+  if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, blocking.kc)) {
+    const std::int64_t col_size = direct ? 0 : rows * O;
+    const auto need = static_cast<std::size_t>(col_size + detail::packed_gemm_work(rows, Mg, blocking, false, true));
+    if (c.scratch.size() < need) c.scratch.resize(need);
+    float* work = c.scratch.data() + col_size;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t g = 0; g < group; ++g) {
+        const float* xg = px + (n * C + g * Cg) * I;
+        const float* col = xg;
+        if (!direct) {
+          detail::im2col(xg, Cg, w, c.scratch.data());
+          col = c.scratch.data();
+        }
+        float* yg = py + (n * M + g * Mg) * O;
+        for (std::int64_t r = 0; r < Mg; ++r)  // the GEMM accumulates onto the bias, or zeros
+          std::fill(yg + r * O, yg + (r + 1) * O, bias ? bias[g * Mg + r] : 0.0f);
+        detail::packed_gemm(O, rows, Mg, blocking, {col, O, false}, {pk->packed.data() + g * pk->group_size, 0, true},
+                            yg, O, work);
+      }
+    return;
+  }
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t g = 0; g < group; ++g) {
       const float* xg = px + (n * C + g * Cg) * I;
@@ -126,9 +182,14 @@ inline void conv(context& c) {
         col = c.scratch.data();
       }
       float* yg = py + (n * M + g * Mg) * O;
-      detail::matrix_map(yg, Mg, O).noalias() =
-          detail::const_matrix_map(pw + g * Mg * rows, Mg, rows) * detail::const_matrix_map(col, rows, O);
-      if (bias) detail::add_bias_rows(yg, bias + g * Mg, Mg, O);
+      detail::matrix_map yo(yg, Mg, O);
+      const auto product = detail::const_matrix_map(pw + g * Mg * rows, Mg, rows) * detail::const_matrix_map(col, rows, O);
+      if (bias) {  // the GEMM accumulates onto the bias rows instead of zeros: one pass over Y fewer
+        for (std::int64_t r = 0; r < Mg; ++r) std::fill(yg + r * O, yg + (r + 1) * O, bias[g * Mg + r]);
+        yo.noalias() += product;
+      } else {
+        yo.noalias() = product;
+      }
     }
 }
 

@@ -3,7 +3,10 @@
 #ifndef AMCTQ_GRAPH_OPS_GEMM_HPP
 #define AMCTQ_GRAPH_OPS_GEMM_HPP
 
+#include <algorithm>
+#include <any>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 
 #include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
+#include "amctq/graph/ops/packed_gemm.hpp"
 
 namespace amctq::graph::ops {
 
@@ -63,6 +67,30 @@ inline matmul_plan plan_matmul(const context& c, std::vector<std::int64_t> as, s
   return p;
 }
 
+/// A constant 2-D MatMul B (K x N) packed as the GEMM's lhs, B^T, kept in the executor's node state.
+struct packed_matmul_weight {
+  const float* source = nullptr;
+  std::int64_t K = 0, N = 0, kc = 0, mc = 0;
+  aligned_floats packed;
+};
+
+inline const packed_matmul_weight* matmul_weight_state(context& c, const float* pb, std::int64_t K, std::int64_t N,
+                                                       const gemm_blocking& b) {
+  if (!c.state || !c.is_constant(1)) return nullptr;
+  auto* s = std::any_cast<std::shared_ptr<packed_matmul_weight>>(c.state);
+  if (s && (*s)->source == pb && (*s)->K == K && (*s)->N == N && (*s)->kc == b.kc && (*s)->mc == b.mc) return s->get();
+  auto p = std::make_shared<packed_matmul_weight>();
+  p->source = pb;
+  p->K = K;
+  p->N = N;
+  p->kc = b.kc;
+  p->mc = b.mc;
+  p->packed.resize(static_cast<std::size_t>(packed_lhs_size(N, K, b)));
+  pack_lhs_blocks(pb, N, N, K, b, p->packed.data());
+  *c.state = p;
+  return p.get();
+}
+
 }  // namespace detail
 
 inline void gemm(context& c) {
@@ -79,7 +107,7 @@ inline void gemm(context& c) {
   const std::int64_t Kb = tb ? b.dim(1) : b.dim(0), N = tb ? b.dim(0) : b.dim(1);
   AMCTQ_CHECK(K == Kb, errc::shape_mismatch, c.where(), "inner dims differ: A ", shape_string(a.shape()),
               (ta ? " (transposed)" : ""), " vs B ", shape_string(b.shape()), (tb ? " (transposed)" : ""));
-  tensor& y = c.make_output(0, dtype::float32, {M, N});
+  tensor& y = c.make_output_uninit(0, dtype::float32, {M, N});
   detail::gemm_map out(y.data<float>(), M, N);
   const detail::gemm_cmap am(a.data<float>(), a.dim(0), a.dim(1));
   const detail::gemm_cmap bm(b.data<float>(), b.dim(0), b.dim(1));
@@ -110,10 +138,23 @@ inline void matmul(context& c) {
   c.require_type(a, dtype::float32, "A");
   c.require_type(b, dtype::float32, "B");
   const detail::matmul_plan p = detail::plan_matmul(c, a.shape(), b.shape());
-  tensor& y = c.make_output(0, dtype::float32, p.out_shape);
+  tensor& y = c.make_output_uninit(0, dtype::float32, p.out_shape);
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* py = y.data<float>();
+  if (b.rank() == 2 && p.M > 0 && p.N > 0 && p.K > 0) {
+    // Y (M x N, row-major) = A * B is, column-major, Y^T = B^T * A^T: B^T is the lhs, packed once.
+    const detail::gemm_blocking blocking(p.N, p.K, p.M);
+    if (const detail::packed_matmul_weight* pk = detail::matmul_weight_state(c, pb, p.K, p.N, blocking)) {
+      const auto need = static_cast<std::size_t>(detail::packed_gemm_work(p.K, p.M, blocking, true, false));
+      if (c.scratch.size() < need) c.scratch.resize(need);
+      std::fill(py, py + y.size(), 0.0f);
+      for (std::size_t i = 0; i < p.a_offset.size(); ++i)
+        detail::packed_gemm(p.N, p.K, p.M, blocking, {pk->packed.data(), 0, true}, {pa + p.a_offset[i], p.K, false},
+                            py + static_cast<std::int64_t>(i) * p.M * p.N, p.N, c.scratch.data());
+      return;
+    }
+  }
   for (std::size_t i = 0; i < p.a_offset.size(); ++i)
     detail::gemm_map(py + static_cast<std::int64_t>(i) * p.M * p.N, p.M, p.N).noalias() =
         detail::gemm_cmap(pa + p.a_offset[i], p.M, p.K) * detail::gemm_cmap(pb + p.b_offset[i], p.K, p.N);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
@@ -26,29 +27,37 @@ inline tap_range taps(const window& w, std::size_t d, std::int64_t o, std::int64
 }
 
 /// Calls reduce(plane_in, plane_out, window taps per dim, count of padded-window taps) per output element.
+/// The tap ranges depend on the output coordinate only, so they are resolved once per call rather
+/// than per plane and element (the divisions in taps() dominated small windows like ResNet's 3x3 pool).
 template <class F>
 void pool_walk(const context& c, const tensor& x, tensor& y, const window& w, F&& f) {
   (void)c;
+  struct dim_taps {
+    std::vector<tap_range> real;
+    std::vector<std::int64_t> padded;  ///< taps inside the padded input
+  };
+  auto resolve = [&](std::size_t d) {
+    dim_taps t;
+    for (std::int64_t o = 0; o < w.out[d]; ++o) {
+      t.real.push_back(taps(w, d, o, 0, w.in[d]));
+      const tap_range p = taps(w, d, o, -w.pad_begin[d], w.in[d] + w.pad_end[d]);
+      t.padded.push_back(p.last - p.first);
+    }
+    return t;
+  };
+  const dim_taps td = resolve(0), th = resolve(1), tw = resolve(2);
   const std::int64_t planes = x.dim(0) * x.dim(1);
   const float* px = x.data<float>();
   float* py = y.data<float>();
   for (std::int64_t p = 0; p < planes; ++p) {
     const float* xin = px + p * w.in_size();
     float* yout = py + p * w.out_size();
-    for (std::int64_t od = 0; od < w.out[0]; ++od) {
-      const tap_range td = taps(w, 0, od, 0, w.in[0]);
-      const tap_range tdp = taps(w, 0, od, -w.pad_begin[0], w.in[0] + w.pad_end[0]);
+    for (std::int64_t od = 0; od < w.out[0]; ++od)
       for (std::int64_t oh = 0; oh < w.out[1]; ++oh) {
-        const tap_range th = taps(w, 1, oh, 0, w.in[1]);
-        const tap_range thp = taps(w, 1, oh, -w.pad_begin[1], w.in[1] + w.pad_end[1]);
-        for (std::int64_t ow = 0; ow < w.out[2]; ++ow) {
-          const tap_range tw = taps(w, 2, ow, 0, w.in[2]);
-          const tap_range twp = taps(w, 2, ow, -w.pad_begin[2], w.in[2] + w.pad_end[2]);
-          const std::int64_t padded = (tdp.last - tdp.first) * (thp.last - thp.first) * (twp.last - twp.first);
-          *yout++ = f(xin, td, th, tw, padded);
-        }
+        const std::int64_t padded_dh = td.padded[od] * th.padded[oh];
+        for (std::int64_t ow = 0; ow < w.out[2]; ++ow)
+          *yout++ = f(xin, td.real[od], th.real[oh], tw.real[ow], padded_dh * tw.padded[ow]);
       }
-    }
   }
 }
 
@@ -77,10 +86,45 @@ inline window pool_window(context& c) {
 inline tensor& pool_output(context& c, const window& w) {
   const tensor& x = c.input(0);
   std::vector<std::int64_t> shape{x.dim(0), x.dim(1)};
-  for (auto d : w.out_spatial()) shape.push_back(d);
-  return c.make_output(0, dtype::float32, shape);
+  for (std::size_t d = 3 - w.spatial; d < 3; ++d) shape.push_back(w.out[d]);
+  return c.make_output_uninit(0, dtype::float32, std::move(shape));
 }
 
+}  // namespace detail
+
+namespace detail {
+/// MaxPool over planes of x into y, tap by tap with the output row innermost: the same taps in
+/// the same order per output as over_taps, but branch-free selects over contiguous output runs
+/// instead of a data-dependent branch per tap (which mispredicted on half of them).
+inline void max_pool_planes(const float* x, std::int64_t planes, const window& w, float* y) {
+  const std::int64_t D = w.in[0], H = w.in[1], W = w.in[2];
+  const std::int64_t OD = w.out[0], OH = w.out[1], OW = w.out[2];
+  for (std::int64_t p = 0; p < planes; ++p, x += w.in_size(), y += w.out_size()) {
+    std::fill(y, y + w.out_size(), -std::numeric_limits<float>::infinity());
+    for (std::int64_t od = 0; od < OD; ++od)
+      for (std::int64_t kd = 0; kd < w.kernel[0]; ++kd) {
+        const std::int64_t id = od * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
+        if (id < 0 || id >= D) continue;
+        for (std::int64_t oh = 0; oh < OH; ++oh)
+          for (std::int64_t kh = 0; kh < w.kernel[1]; ++kh) {
+            const std::int64_t ih = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
+            if (ih < 0 || ih >= H) continue;
+            const float* row = x + (id * H + ih) * W;
+            float* dst = y + (od * OH + oh) * OW;
+            for (std::int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+              const std::int64_t shift = kw * w.dilation[2] - w.pad_begin[2], s = w.stride[2];
+              const std::int64_t lo = std::clamp<std::int64_t>(ceil_div(-shift, s), 0, OW);
+              const std::int64_t hi = std::clamp<std::int64_t>(ceil_div(W - shift, s), lo, OW);
+              for (std::int64_t ow = lo; ow < hi; ++ow) {
+                const float a = dst[ow], b = row[ow * s + shift];
+                const float m = b > a ? b : a;
+                dst[ow] = b != b ? b : m;  // NaN propagates, as in over_taps
+              }
+            }
+          }
+      }
+  }
+}
 }  // namespace detail
 
 inline void max_pool(context& c) {
@@ -88,10 +132,8 @@ inline void max_pool(context& c) {
   AMCTQ_CHECK(c.n.get_int("storage_order", 0) == 0, errc::unsupported, c.where(), "storage_order 1 is not supported");
   const window w = detail::pool_window(c);
   tensor& y = detail::pool_output(c, w);
-  detail::pool_walk(c, c.input(0), y, w, [&](const float* x, auto& td, auto& th, auto& tw, std::int64_t) {
-    return detail::over_taps(x, w, td, th, tw, -std::numeric_limits<float>::infinity(),
-                             [](float a, float b) { return b > a || b != b ? b : a; });
-  });
+  const tensor& x = c.input(0);
+  detail::max_pool_planes(x.data<float>(), x.dim(0) * x.dim(1), w, y.data<float>());
 }
 
 inline void average_pool(context& c) {
@@ -115,7 +157,7 @@ void global_pool(context& c, F reduce) {
   std::vector<std::int64_t> shape(x.rank(), 1);
   shape[0] = x.dim(0);
   shape[1] = x.dim(1);
-  tensor& y = c.make_output(0, dtype::float32, shape);
+  tensor& y = c.make_output_uninit(0, dtype::float32, shape);
   const std::int64_t planes = x.dim(0) * x.dim(1);
   const std::int64_t len = planes ? static_cast<std::int64_t>(x.size()) / planes : 0;
   const float* px = x.data<float>();

@@ -17,8 +17,7 @@ namespace detail {
 inline void copy_reshaped(context& c, const tensor& x, std::vector<std::int64_t> shape) {
   AMCTQ_CHECK(numel(shape) == static_cast<std::int64_t>(x.size()), errc::shape_mismatch, c.where(), "cannot reshape ",
               shape_string(x.shape()), " to ", shape_string(shape));
-  c.out[0] = x;
-  c.out[0].reshape(std::move(shape));
+  c.copy_output(0, x, std::move(shape));
 }
 
 /// Axes from the attribute (before `input_from_opset`) or from optional input `index`.
@@ -31,7 +30,7 @@ inline std::vector<std::int64_t> axes_of(const context& c, std::int64_t input_fr
 
 inline void identity(context& c) {
   c.require_inputs(1, 1);
-  c.out[0] = c.input(0);
+  c.copy_output(0, c.input(0), c.input(0).shape());
 }
 
 /// Dropout at inference is the identity; its optional mask output is all true. Training mode

@@ -1,0 +1,141 @@
+// A GEMM on Eigen's own packing routines and micro-kernel (the ones Eigen's matrix product runs)
+// whose constant operand is packed once and kept: Conv's and MatMul's weights are the same on
+// every run, yet Eigen's product packs them again on every call — for a conv, once per block of
+// output positions. The executor keeps the packed form per node (context::state).
+//
+// Everything is column-major in Eigen's sense: res (rows x cols) += lhs (rows x depth) *
+// rhs (depth x cols). A row-major Y = W * X is the column-major Y^T = X^T * W^T.
+#ifndef AMCTQ_GRAPH_OPS_PACKED_GEMM_HPP
+#define AMCTQ_GRAPH_OPS_PACKED_GEMM_HPP
+
+#include <algorithm>
+#include <cstdint>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include <Eigen/Core>
+
+namespace amctq::graph::ops::detail {
+
+struct gemm_kernels {
+  using Index = Eigen::Index;
+  using Traits = Eigen::internal::gebp_traits<float, float>;
+  using Mapper = Eigen::internal::const_blas_data_mapper<float, Index, Eigen::ColMajor>;
+  using ResMapper = Eigen::internal::blas_data_mapper<float, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+  using PackLhs = Eigen::internal::gemm_pack_lhs<float, Index, Mapper, Traits::mr, Traits::LhsProgress,
+                                                 typename Traits::LhsPacket4Packing, Eigen::ColMajor>;
+  using PackRhs = Eigen::internal::gemm_pack_rhs<float, Index, Mapper, Traits::nr, Eigen::ColMajor>;
+  using Gebp = Eigen::internal::gebp_kernel<float, float, Index, ResMapper, Traits::mr, Traits::nr, false, false>;
+};
+
+using aligned_floats = std::vector<float, Eigen::aligned_allocator<float>>;
+
+/// Cache blocking of a rows x depth x cols product, as Eigen's own product chooses it.
+struct gemm_blocking {
+  std::int64_t kc = 0, mc = 0;
+  gemm_blocking(std::int64_t rows, std::int64_t depth, std::int64_t cols) {
+    Eigen::Index k = depth, m = rows, n = cols;
+    Eigen::internal::computeProductBlockingSizes<float, float, 1, Eigen::Index>(k, m, n, 1);
+    kc = std::max<Eigen::Index>(k, 1);
+    mc = std::max<Eigen::Index>(std::min<Eigen::Index>(m, rows), 1);
+  }
+};
+
+/// Packed blocks start on 64-byte boundaries: packing stores and the kernel's loads are aligned.
+inline std::int64_t padded(std::int64_t n) noexcept { return (n + 15) / 16 * 16; }
+
+/// Floats the rhs (depth x cols) takes packed whole, in blocks of kc of its rows.
+inline std::int64_t packed_rhs_size(std::int64_t depth, std::int64_t cols, std::int64_t kc) {
+  std::int64_t n = 0;
+  for (std::int64_t k2 = 0; k2 < depth; k2 += kc) n += padded(std::min(kc, depth - k2) * cols);
+  return n;
+}
+/// The rhs (depth x cols, column-major, leading dimension ld) packed whole, kc rows at a time,
+/// block after block.
+inline void pack_rhs_blocks(const float* rhs, std::int64_t ld, std::int64_t depth, std::int64_t cols, std::int64_t kc,
+                            float* out) {
+  gemm_kernels::PackRhs pack;
+  const gemm_kernels::Mapper m(rhs, ld);
+  for (std::int64_t k2 = 0; k2 < depth; k2 += kc) {
+    const std::int64_t n = std::min(kc, depth - k2);
+    pack(out, m.getSubMapper(k2, 0), n, cols);
+    out += padded(n * cols);
+  }
+}
+
+/// Floats the lhs (rows x depth) takes packed whole in mc x kc blocks.
+inline std::int64_t packed_lhs_size(std::int64_t rows, std::int64_t depth, const gemm_blocking& b) {
+  std::int64_t n = 0;
+  for (std::int64_t i2 = 0; i2 < rows; i2 += b.mc)
+    for (std::int64_t k2 = 0; k2 < depth; k2 += b.kc) n += padded(std::min(b.kc, depth - k2) * std::min(b.mc, rows - i2));
+  return n;
+}
+/// The lhs (rows x depth, column-major, leading dimension ld) packed whole in mc x kc blocks,
+/// row blocks outer, depth blocks inner (packed_gemm's order).
+inline void pack_lhs_blocks(const float* lhs, std::int64_t ld, std::int64_t rows, std::int64_t depth,
+                            const gemm_blocking& b, float* out) {
+  gemm_kernels::PackLhs pack;
+  const gemm_kernels::Mapper m(lhs, ld);
+  for (std::int64_t i2 = 0; i2 < rows; i2 += b.mc) {
+    const std::int64_t mc = std::min(b.mc, rows - i2);
+    for (std::int64_t k2 = 0; k2 < depth; k2 += b.kc) {
+      const std::int64_t kc = std::min(b.kc, depth - k2);
+      pack(out, m.getSubMapper(i2, k2), kc, mc);
+      out += padded(kc * mc);
+    }
+  }
+}
+
+/// res (rows x cols, column-major, leading dimension ldr) += lhs * rhs, where each operand is
+/// either packed already (by the functions above, with blocking b) or given as a plain
+/// column-major matrix (pointer, leading dimension) and packed here into `work`. Blocks run in
+/// Eigen's order (row blocks outer, depth blocks inner, ascending), so sums are Eigen's.
+struct gemm_operand {
+  const float* data = nullptr;
+  std::int64_t ld = 0;
+  bool packed = false;
+};
+/// Floats of `work` packed_gemm needs, plus 16 to align it.
+inline std::int64_t packed_gemm_work(std::int64_t depth, std::int64_t cols, const gemm_blocking& b, bool lhs_packed,
+                                     bool rhs_packed) {
+  return (rhs_packed ? 0 : packed_rhs_size(depth, cols, b.kc)) + (lhs_packed ? 0 : padded(b.kc * b.mc)) + 16;
+}
+inline void packed_gemm(std::int64_t rows, std::int64_t depth, std::int64_t cols, const gemm_blocking& b,
+                        gemm_operand lhs, gemm_operand rhs, float* res, std::int64_t ldr, float* work) {
+  if (rows == 0 || cols == 0 || depth == 0) return;
+  work += (64 - reinterpret_cast<std::uintptr_t>(work) % 64) % 64 / sizeof(float);
+  const float* rhs_blocks = rhs.data;
+  std::int64_t rhs_size = 0;
+  if (!rhs.packed) {
+    pack_rhs_blocks(rhs.data, rhs.ld, depth, cols, b.kc, work);
+    rhs_blocks = work;
+    rhs_size = packed_rhs_size(depth, cols, b.kc);
+  }
+  float* lhs_work = work + rhs_size;
+  gemm_kernels::PackLhs pack_lhs;
+  gemm_kernels::Gebp gebp;
+  const gemm_kernels::Mapper lhs_map(lhs.data, lhs.ld);
+  const gemm_kernels::ResMapper res_map(res, ldr);
+  const float* lhs_next = lhs.data;  // the next packed lhs block, when lhs is packed
+  for (std::int64_t i2 = 0; i2 < rows; i2 += b.mc) {
+    const std::int64_t mc = std::min(b.mc, rows - i2);
+    const float* rhs_block = rhs_blocks;
+    for (std::int64_t k2 = 0; k2 < depth; k2 += b.kc) {
+      const std::int64_t kc = std::min(b.kc, depth - k2);
+      const float* lhs_block = lhs_next;
+      if (lhs.packed) {
+        lhs_next += padded(kc * mc);
+      } else {
+        pack_lhs(lhs_work, lhs_map.getSubMapper(i2, k2), kc, mc);
+        lhs_block = lhs_work;
+      }
+      gebp(res_map.getSubMapper(i2, 0), lhs_block, rhs_block, mc, kc, cols, 1.0f);
+      rhs_block += padded(kc * cols);
+    }
+  }
+}
+
+}  // namespace amctq::graph::ops::detail
+
+#endif  // AMCTQ_GRAPH_OPS_PACKED_GEMM_HPP
