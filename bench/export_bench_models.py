@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "graph_peers"))
-from export_models import write_case  # noqa: E402
+from export_models import export_module as export  # noqa: E402
 
 
 class EncoderLayer(torch.nn.Module):
@@ -61,17 +61,6 @@ class BertEncoder(torch.nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
-
-
-def export(out_dir: str, name: str, module: torch.nn.Module, x: torch.Tensor, opset: int) -> None:
-    module.eval()
-    case = os.path.join(out_dir, name)
-    os.makedirs(case, exist_ok=True)
-    path = os.path.join(case, "model.onnx")
-    with torch.no_grad():
-        torch.onnx.export(module, x, path, opset_version=opset, input_names=["input"], output_names=["output"],
-                          do_constant_folding=True)
-    write_case(out_dir, name, path, {"input": x.numpy()})
 
 
 def main() -> int:

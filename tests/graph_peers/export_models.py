@@ -92,11 +92,16 @@ class ResizeNormMovement(torch.nn.Module):
 
 
 def export_torch(out_dir: str, name: str, module: torch.nn.Module, shape, opset: int = 13) -> None:
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal(shape, dtype=np.float32))
+    export_module(out_dir, name, module, x, opset)
+
+
+def export_module(out_dir: str, name: str, module: torch.nn.Module, x: torch.Tensor, opset: int) -> None:
+    """OUT/<name>/ for `module` on input `x`: the model and its case files."""
     module.eval()
     case = os.path.join(out_dir, name)
     os.makedirs(case, exist_ok=True)
     path = os.path.join(case, "model.onnx")
-    x = torch.from_numpy(np.random.default_rng(1).standard_normal(shape, dtype=np.float32))
     with torch.no_grad():
         torch.onnx.export(module, x, path, opset_version=opset, input_names=["input"], output_names=["output"],
                           do_constant_folding=True)

@@ -53,6 +53,19 @@ def quantize(tool, model, calib, out, *extra, launcher=()):
     return r
 
 
+def threads_agree(tool, model, calib, work, label, *extra, threads=(1, 2)):
+    """Quantizes with each thread count; checks each exits 0 and all write the same bytes."""
+    outs = []
+    for t in threads:
+        out = os.path.join(work, f"{label.replace(' ', '_').replace(',', '')}_t{t}")
+        r = quantize(tool, model, calib, out, "--threads", str(t), *extra)
+        check(r.returncode == 0, f"{label}, --threads {t}: exit 0")
+        outs.append(out)
+    check(all(same_dir(outs[0], o) for o in outs[1:]),
+          f"{label}: --threads {', '.join(map(str, threads))} write the same bytes")
+    return outs[0]
+
+
 def act_scales(out):
     with open(os.path.join(out, "record.json")) as f:
         rec = json.load(f)
@@ -92,17 +105,11 @@ def main():
 
     # Threads: byte-identical files, whole batches (one slice each) and small slices.
     for model, tag in ((cnn, "cnn"), (vit, "vit")):
-        for extra, what in ((["--slice-rows", "1000000", "--max-memory", "4G"], "whole batches"),
-                            (["--slice-rows", "7"], "slices of 7 rows")):
-            outs = []
-            for t in (1, 2, 3):
-                out = os.path.join(work, f"{tag}_t{t}_{len(extra)}_{extra[1]}")
-                r = quantize(tool, model, calib, out, "--threads", str(t), *extra)
-                check(r.returncode == 0, f"{tag}, {what}, --threads {t}: exit 0")
-                outs.append(out)
-            check(all(same_dir(outs[0], o) for o in outs[1:]), f"{tag}, {what}: --threads 1, 2, 3 write the same bytes")
-        whole = act_scales(os.path.join(work, f"{tag}_t1_4_1000000"))
-        sliced = act_scales(os.path.join(work, f"{tag}_t1_2_7"))
+        whole = threads_agree(tool, model, calib, work, f"{tag}, whole batches", "--slice-rows", "1000000",
+                              "--max-memory", "4G", threads=(1, 2, 3))
+        sliced = threads_agree(tool, model, calib, work, f"{tag}, slices of 7 rows", "--slice-rows", "7",
+                               threads=(1, 2, 3))
+        whole, sliced = act_scales(whole), act_scales(sliced)
         check(whole.keys() == sliced.keys() and len(whole) > 0, f"{tag}: the same layers calibrated either way")
         worst = max(abs(whole[k] - sliced[k]) / whole[k] for k in whole)
         check(worst <= 1e-5, f"{tag}: slices change no activation scale beyond float rounding (worst {worst:.2e})")
@@ -110,13 +117,7 @@ def main():
     # Observers that keep a value per batch see each batch whole, whatever the thread count.
     for algo in ("moving_average", "pot_diffs"):
         cfg = config_with(tool, cnn, work, f"{algo}.json", act_algo=algo, batch_num=4)
-        outs = []
-        for t in (1, 2):
-            out = os.path.join(work, f"{algo}_t{t}")
-            r = quantize(tool, cnn, calib, out, "--config", cfg, "--threads", str(t), "--slice-rows", "5")
-            check(r.returncode == 0, f"{algo}, batch_num 4, --threads {t}: exit 0")
-            outs.append(out)
-        check(same_dir(*outs), f"{algo}: --threads 1 and 2 write the same bytes")
+        threads_agree(tool, cnn, calib, work, f"{algo}, batch_num 4", "--config", cfg, "--slice-rows", "5")
 
     # DMQ balance (sliced, on threads) and bias correction (whole batches) ahead of calibration.
     r = run([tool, "config", "--model", cnn])
@@ -128,13 +129,7 @@ def main():
     dmq = os.path.join(work, "dmq.json")
     with open(dmq, "w") as f:
         json.dump(cfg, f)
-    outs = []
-    for t in (1, 2):
-        out = os.path.join(work, f"dmq_t{t}")
-        r = quantize(tool, cnn, calib, out, "--config", dmq, "--threads", str(t), "--slice-rows", "5")
-        check(r.returncode == 0, f"DMQ balance + bias correction, --threads {t}: exit 0")
-        outs.append(out)
-    check(same_dir(*outs), "DMQ balance + bias correction: --threads 1 and 2 write the same bytes")
+    threads_agree(tool, cnn, calib, work, "DMQ balance + bias correction", "--config", dmq, "--slice-rows", "5")
 
     # A model exported for batch 1 runs one row at a time, any number of rows.
     import onnx
@@ -144,13 +139,7 @@ def main():
         v.type.tensor_type.shape.dim[0].dim_value = 1
     batch1 = os.path.join(work, "cnn_batch1.onnx")
     onnx.save(m, batch1)
-    outs = []
-    for t in (1, 2):
-        out = os.path.join(work, f"batch1_t{t}")
-        r = quantize(tool, batch1, calib, out, "--threads", str(t))
-        check(r.returncode == 0, f"a model of batch size 1, 96 rows, --threads {t}: exit 0")
-        outs.append(out)
-    check(same_dir(*outs), "a model of batch size 1: --threads 1 and 2 write the same bytes")
+    threads_agree(tool, batch1, calib, work, "a model of batch size 1, 96 rows")
 
     # A bound not even one row fits.
     out = os.path.join(work, "too_small")

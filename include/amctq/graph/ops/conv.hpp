@@ -151,12 +151,8 @@ inline void conv(context& c) {
   if (!direct && c.scratch.size() < static_cast<std::size_t>(rows * O)) c.scratch.resize(static_cast<std::size_t>(rows * O));
   // Y_g (Mg x O, row-major) = W_g (Mg x rows) * col (rows x O) is, column-major, Y_g^T = col^T * W_g^T:
   // the weight is the rhs, packed once per executor.
-  const detail::gemm_blocking blocking(O, rows, Mg);
-  if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, blocking.kc)) {
-    const std::int64_t col_size = direct ? 0 : rows * O;
-    const auto need = static_cast<std::size_t>(col_size + detail::packed_gemm_work(rows, Mg, blocking, false, true));
-    if (c.scratch.size() < need) c.scratch.resize(need);
-    float* work = c.scratch.data() + col_size;
+  // Every (image, group): its column matrix (the input itself when direct) and output rows.
+  auto each_group = [&](auto&& gemm) {
     for (std::int64_t n = 0; n < N; ++n)
       for (std::int64_t g = 0; g < group; ++g) {
         const float* xg = px + (n * C + g * Cg) * I;
@@ -165,32 +161,33 @@ inline void conv(context& c) {
           detail::im2col(xg, Cg, w, c.scratch.data());
           col = c.scratch.data();
         }
-        float* yg = py + (n * M + g * Mg) * O;
-        for (std::int64_t r = 0; r < Mg; ++r)  // the GEMM accumulates onto the bias, or zeros
-          std::fill(yg + r * O, yg + (r + 1) * O, bias ? bias[g * Mg + r] : 0.0f);
-        detail::packed_gemm(O, rows, Mg, blocking, {col, O, false}, {pk->packed.data() + g * pk->group_size, 0, true},
-                            yg, O, work);
+        gemm(g, col, py + (n * M + g * Mg) * O);
       }
+  };
+  const detail::gemm_blocking blocking(O, rows, Mg);
+  if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, blocking.kc)) {
+    const std::int64_t col_size = direct ? 0 : rows * O;
+    const auto need = static_cast<std::size_t>(col_size + detail::packed_gemm_work(rows, Mg, blocking, false, true));
+    if (c.scratch.size() < need) c.scratch.resize(need);
+    float* work = c.scratch.data() + col_size;
+    each_group([&](std::int64_t g, const float* col, float* yg) {
+      for (std::int64_t r = 0; r < Mg; ++r)  // the GEMM accumulates onto the bias, or zeros
+        std::fill(yg + r * O, yg + (r + 1) * O, bias ? bias[g * Mg + r] : 0.0f);
+      detail::packed_gemm(O, rows, Mg, blocking, {col, O, false}, {pk->packed.data() + g * pk->group_size, 0, true}, yg,
+                          O, work);
+    });
     return;
   }
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t g = 0; g < group; ++g) {
-      const float* xg = px + (n * C + g * Cg) * I;
-      const float* col = xg;
-      if (!direct) {
-        detail::im2col(xg, Cg, w, c.scratch.data());
-        col = c.scratch.data();
-      }
-      float* yg = py + (n * M + g * Mg) * O;
-      detail::matrix_map yo(yg, Mg, O);
-      const auto product = detail::const_matrix_map(pw + g * Mg * rows, Mg, rows) * detail::const_matrix_map(col, rows, O);
-      if (bias) {  // the GEMM accumulates onto the bias rows instead of zeros: one pass over Y fewer
-        for (std::int64_t r = 0; r < Mg; ++r) std::fill(yg + r * O, yg + (r + 1) * O, bias[g * Mg + r]);
-        yo.noalias() += product;
-      } else {
-        yo.noalias() = product;
-      }
+  each_group([&](std::int64_t g, const float* col, float* yg) {
+    detail::matrix_map yo(yg, Mg, O);
+    const auto product = detail::const_matrix_map(pw + g * Mg * rows, Mg, rows) * detail::const_matrix_map(col, rows, O);
+    if (bias) {  // the GEMM accumulates onto the bias rows instead of zeros: one pass over Y fewer
+      for (std::int64_t r = 0; r < Mg; ++r) std::fill(yg + r * O, yg + (r + 1) * O, bias[g * Mg + r]);
+      yo.noalias() += product;
+    } else {
+      yo.noalias() = product;
     }
+  });
 }
 
 /// ConvTranspose: W is [C, M/group, k...]. Output size follows output_shape when given (pads then
