@@ -70,6 +70,22 @@ inline double sum_xlogx(const double* m, std::size_t n) {
   return acc;
 }
 
+/// m[j] * log(m[j]) in place (0 for m[j] <= 0), vectorised when xsimd is there.
+inline void xlogx_each(double* m, std::size_t n) {
+  std::size_t i = 0;
+#if AMCTQ_HAS_XSIMD
+  using B = xsimd::batch<double>;
+  constexpr std::size_t W = B::size;
+  const B zero(0.0), one(1.0);
+  for (; i + W <= n; i += W) {
+    const B v = B::load_unaligned(m + i);
+    const auto pos = v > zero;
+    xsimd::select(pos, v * xsimd::log(xsimd::select(pos, v, one)), zero).store_unaligned(m + i);
+  }
+#endif
+  for (; i < n; ++i) m[i] = xlogx(m[i]);
+}
+
 /// KL(P || Q) of windows of one histogram in O(levels) each.
 class kl_windows {
  public:
@@ -100,6 +116,57 @@ class kl_windows {
   /// KL for the window [a, b) (b - a >= levels); +inf when an end bin is empty but receives
   /// outliers (Q would be 0 where P is not), as in TensorRT.
   double operator()(std::size_t a, std::size_t b) {
+    return evaluate(a, b, [&](std::size_t s, std::size_t per) {
+      if (s != leading_start_ || per != leading_width_) {
+        leading_ = leading_levels(s, per);
+        leading_start_ = s;
+        leading_width_ = per;
+      }
+      return leading_;
+    });
+  }
+
+  /// The same KL with the levels before the last summed from a table (prepare_starts), in O(1)
+  /// instead of O(levels) logs; it differs from operator() by rounding only, at most
+  /// start_tolerance(). Valid for windows [a, b) with b the end given to prepare_starts and
+  /// (b - a) / levels the width given to it.
+  double approx(std::size_t a, std::size_t b) {
+    return evaluate(a, b, [&](std::size_t s, std::size_t per) {
+      return suffix_[s] - suffix_[s + (levels_ - 1) * per];
+    });
+  }
+
+  /// Readies approx() for the windows ending at b whose levels are `per` bins wide: suffix_[t]
+  /// is the sum of the level terms at t, t + per, t + 2 per, ... up to b.
+  void prepare_starts(std::size_t b, std::size_t per) {
+    if (suffix_.size() < b + 1) suffix_.resize(b + 1);
+    const std::size_t first = b >= per ? b - per + 1 : 0;  // starts of a whole level before b
+    for (std::size_t t = first; t <= b; ++t) suffix_[t] = 0.0;
+    if (b < per) return;
+    // The masses of all levels first, so that their logs are taken a vector at a time.
+    terms_.resize(first);
+    for (std::size_t t = 0; t < first; ++t) terms_[t] = cum_[t + per] - cum_[t];
+    xlogx_each(terms_.data(), first);
+    for (std::size_t t = first; t-- > 0;) {
+      const double m = cum_[t + per] - cum_[t];
+      const double term = m > 0.0 ? terms_[t] - m * log_n_[nz_[t + per] - nz_[t]] : 0.0;
+      suffix_[t] = term + suffix_[t + per];
+    }
+  }
+
+  /// A bound on |approx(a, b) - operator()(a, b)|: both sum the same level terms (each at most
+  /// m (|log n| + log per) in size, their masses m summing to at most n), in different orders,
+  /// with up to `bins` roundings each; divided by n like the KL. Generous by a factor of 16.
+  double start_tolerance() const {
+    const double n = cum_.back(), bins = static_cast<double>(c_.size());
+    if (!(n > 0.0)) return 0.0;
+    return 16.0 * bins * std::numeric_limits<double>::epsilon() *
+           (std::fabs(std::log(n)) + std::log(bins) + 4.0 + bins / n);
+  }
+
+ private:
+  template <class Leading>
+  double evaluate(std::size_t a, std::size_t b, Leading&& leading) {
     const double n = cum_.back();
     const double inside = cum_[b] - cum_[a];
     if (!(inside > 0.0)) return std::numeric_limits<double>::infinity();
@@ -115,21 +182,14 @@ class kl_windows {
       plogp += xlogx(c_[a] + out_l) - xlogx(c_[a]) + xlogx(c_[b - 1] + out_r) - xlogx(c_[b - 1]);
     }
     // Sum P log Q over bins: mass * log(mass / nonzero) per level, plus the outliers times log q
-    // of their end bins. All levels but the last depend only on the start and the level width,
-    // which a scan over the end meets again and again: they are kept from the previous window.
-    if (a != leading_start_ || per != leading_width_) {
-      leading_ = leading_levels(a, per);
-      leading_start_ = a;
-      leading_width_ = per;
-    }
+    // of their end bins. All levels but the last depend only on the start and the level width.
     const std::size_t last = a + (levels_ - 1) * per;
-    double plogq = leading_ + level_term(last, b);
+    double plogq = leading(a, per) + level_term(last, b);
     if (out_l > 0.0) plogq += out_l * log_q(a, levels_ == 1 ? b : a + per);
     if (out_r > 0.0) plogq += out_r * log_q(last, b);
     return (plogp - plogq) / n + std::log(inside / n);
   }
 
- private:
   // log of the value q gives each non-empty bin of the level [s, e).
   double log_q(std::size_t s, std::size_t e) const { return std::log(cum_[e] - cum_[s]) - log_n_[nz_[e] - nz_[s]]; }
 
@@ -153,7 +213,7 @@ class kl_windows {
 
   const std::vector<double>& c_;
   std::size_t levels_;
-  std::vector<double> cum_, xlx_, log_n_, mass_;
+  std::vector<double> cum_, xlx_, log_n_, mass_, terms_, suffix_;
   std::vector<std::size_t> nz_;
   std::size_t leading_start_ = std::numeric_limits<std::size_t>::max(), leading_width_ = 0;
   double leading_ = 0.0;
@@ -293,6 +353,56 @@ inline void flatten_zero_spike(binned_histogram& h) {
   }
 }
 
+// The start s of the window [s, b) with the least KL (the first of equals), or `keep` when every
+// window is refused. Each start moves the first level, so an exact evaluation recomputes all
+// `levels` level terms; instead every start is ranked by approx() (O(1) each, from one table
+// per level width), and only those within rounding distance of the least are evaluated
+// exactly, in order. The pick is then the one the exact scan over all starts would make.
+// Worth it when the level widths, hence the tables, are fewer than the levels.
+inline std::size_t best_start(kl_windows& kl, std::size_t b, std::size_t levels, std::size_t keep) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  if (b < levels) return keep;
+  const std::size_t starts = b - levels + 1;
+  std::size_t best_s = keep;
+  double best = inf;
+  if (levels < 16 || levels * levels < b) {
+    for (std::size_t s = 0; s < starts; ++s) {
+      if (!kl.keeps_majority(s, b)) continue;
+      const double v = kl(s, b);
+      if (v < best) {
+        best = v;
+        best_s = s;
+      }
+    }
+    return best_s;
+  }
+  std::vector<double> ranked(starts, inf);
+  double lowest = inf;
+  std::size_t width = 0;
+  for (std::size_t s = 0; s < starts; ++s) {
+    if (!kl.keeps_majority(s, b)) continue;
+    const std::size_t per = (b - s) / levels;
+    if (per != width) {
+      kl.prepare_starts(b, per);
+      width = per;
+    }
+    ranked[s] = kl.approx(s, b);
+    lowest = std::fmin(lowest, ranked[s]);
+  }
+  if (!(lowest < inf)) return keep;
+  // Each approx is within tol of its exact value, so the exact least is within 2 tol of lowest.
+  const double cut = lowest + 2.0 * kl.start_tolerance();
+  for (std::size_t s = 0; s < starts; ++s) {
+    if (!(ranked[s] <= cut)) continue;
+    const double v = kl(s, b);
+    if (v < best) {
+      best = v;
+      best_s = s;
+    }
+  }
+  return best_s;
+}
+
 }  // namespace detail
 
 inline calib_range entropy_range(const binned_histogram& fine, const quant_spec& spec, preset how = preset::amct,
@@ -351,15 +461,7 @@ inline calib_range entropy_range(const binned_histogram& fine, const quant_spec&
         b = e;
       }
     }
-    best = std::numeric_limits<double>::infinity();
-    for (std::size_t s = 0; s + levels <= b; ++s) {
-      if (!kl.keeps_majority(s, b)) continue;
-      const double v = kl(s, b);
-      if (v < best) {
-        best = v;
-        a = s;
-      }
-    }
+    a = detail::best_start(kl, b, levels, a);
     if (a == a0 && b == b0) break;
   }
   return clip_to_data({static_cast<float>(h.edge(a)), static_cast<float>(h.edge(b))});
