@@ -147,18 +147,10 @@ class kl_windows {
     });
   }
 
-  /// The same KL with the levels before the last summed from a table (prepare_starts), in O(1)
-  /// instead of O(levels) logs; it differs from operator() by rounding only, at most
-  /// start_tolerance(). Valid for windows [a, b) with b the end given to prepare_starts and
-  /// (b - a) / levels the width given to it.
-  double approx(std::size_t a, std::size_t b) {
-    return evaluate(a, b, [&](std::size_t s, std::size_t per) {
-      return suffix_[s] - suffix_[s + (levels_ - 1) * per];
-    });
-  }
-
-  /// approx(s, b) for every start s in [first, end) into out[s], all with levels `per` bins wide
-  /// (prepare_starts(b, per) first); the logs a vector at a time.
+  /// KL of [s, b) for every start s in [first, end) into out[s], all with levels `per` bins
+  /// wide: operator()'s value up to rounding (at most start_tolerance()), with the levels before
+  /// the last summed from the table prepare_starts(b, per, first) made, in O(1) instead of
+  /// O(levels) logs, and the other logs a vector at a time.
   void approx_starts(std::size_t b, std::size_t per, std::size_t first, std::size_t end, double* out) {
     const std::size_t count = end - first, tail = (levels_ - 1) * per;
     const double n = cum_.back(), out_r = n - cum_[b];
@@ -234,7 +226,7 @@ class kl_windows {
     }
   }
 
-  /// Readies approx() for the windows ending at b whose levels are `per` bins wide and that
+  /// Readies approx_starts for the windows ending at b whose levels are `per` bins wide and that
   /// start at `from` or later: suffix_[t] is the sum of the level terms at t, t + per,
   /// t + 2 per, ... up to b.
   void prepare_starts(std::size_t b, std::size_t per, std::size_t from = 0) {
@@ -254,9 +246,10 @@ class kl_windows {
     }
   }
 
-  /// A bound on |approx(a, b) - operator()(a, b)|: both sum the same level terms (each at most
-  /// m (|log n| + log per) in size, their masses m summing to at most n), in different orders,
-  /// with up to `bins` roundings each; divided by n like the KL. Generous by a factor of 16.
+  /// A bound on the difference between approx_starts' or approx_ends' value and operator()'s:
+  /// both sum the same level terms (each at most m (|log n| + log per) in size, their masses m
+  /// summing to at most n), in different orders, with up to `bins` roundings each, and their
+  /// logs differ by an ulp or two; divided by n like the KL. Generous by a factor of 16.
   double start_tolerance() const {
     const double n = cum_.back(), bins = static_cast<double>(c_.size());
     if (!(n > 0.0)) return 0.0;
@@ -453,12 +446,8 @@ inline void flatten_zero_spike(binned_histogram& h) {
   }
 }
 
-// The start s of the window [s, b) with the least KL (the first of equals), or `keep` when every
-// window is refused. Each start moves the first level, so an exact evaluation recomputes all
-// `levels` level terms; instead every start is ranked by approx() (O(1) each, from one table
-// per level width), and only those within rounding distance of the least are evaluated
-// exactly, in order. The pick is then the one the exact scan over all starts would make.
-// Worth it when the level widths, hence the tables, are fewer than the levels.
+// Ranking the windows (best_end, best_start) pays when the level widths, hence the tables of
+// level sums, are fewer than the levels.
 inline bool rank_windows(std::size_t levels, std::size_t bins) { return levels >= 16 && levels * levels >= bins; }
 
 // The end e of the window [a, e), e <= bins, with the least KL (the first of equals), or `keep`
@@ -508,6 +497,11 @@ inline std::size_t best_end(kl_windows& kl, std::size_t a, std::size_t bins, std
   return best_e;
 }
 
+// The start s of the window [s, b) with the least KL (the first of equals), or `keep` when every
+// window is refused. Each start moves the first level, so an exact evaluation recomputes all
+// `levels` level terms; instead every start is ranked by approx_starts (O(1) each, from one
+// table per level width), and only those within rounding distance of the least are evaluated
+// exactly, in order. The pick is then the one the exact scan over all starts would make.
 inline std::size_t best_start(kl_windows& kl, std::size_t b, std::size_t levels, std::size_t keep) {
   constexpr double inf = std::numeric_limits<double>::infinity();
   if (b < levels) return keep;
