@@ -12,19 +12,24 @@ from ._errors import Error
 class Observer:
     """A streaming, exactly mergeable activation observer (any of amctq's calibration methods).
 
-    ``Observer(method="ifmr", bits=8, symmetric=False, axis=None, preset="amct", **options)``;
+    ``Observer(method="ifmr", bits=8, symmetric=False, axis=None, preset="amct", threads=0, **options)``;
     options are ``amctq calib``'s with ``_`` for ``-`` (bins, levels, percentile, max_percentile,
     search_range=(a, b), statistic, ...) plus signed, narrow_range, skip_nonfinite and name (the
     tensor named in errors). ``observe(x)`` folds in one batch (a float32 array or buffer, read in
     place, without the GIL); ``merge(other)`` adds another observer's data; ``result()`` returns
-    the dict ``amctq calib`` prints. Pickling carries the serialised state, so shards calibrated
-    in other processes merge into exactly the one-pass result (except moving_average and
-    pot_diffs, which depend on the batching by definition).
+    the dict ``amctq calib`` prints. ``threads`` splits a large per-tensor batch (4M values and
+    up) across that many threads, each observing a part, merged exactly: the result is the same
+    for any count (0, the default: one per core, at most 8; 1: the calling thread only;
+    moving_average, pot_diffs and the onnxruntime preset's histograms always use one). Pickling
+    carries the serialised state, so shards calibrated in other processes merge into exactly the
+    one-pass result (except moving_average and pot_diffs, which depend on the batching by
+    definition).
     """
 
-    def __init__(self, method="ifmr", bits=8, symmetric=False, axis=None, preset="amct", **options):
-        self._args = dict(method=method, bits=bits, symmetric=symmetric, axis=axis, preset=preset, **options)
-        self._core = _core._Observer(method, bits, symmetric, axis, preset, options)
+    def __init__(self, method="ifmr", bits=8, symmetric=False, axis=None, preset="amct", threads=0, **options):
+        self._args = dict(method=method, bits=bits, symmetric=symmetric, axis=axis, preset=preset, threads=threads,
+                          **options)
+        self._core = _core._Observer(method, bits, symmetric, axis, preset, options, threads)
         self._batches = 0
         self._count_lock = threading.Lock()  # observe() may run in several threads at once
 

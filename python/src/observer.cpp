@@ -3,10 +3,13 @@
 // the result as the dict `amctq calib` prints, and the state as io/observer_json.hpp's JSON.
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -127,8 +130,11 @@ observer_options make_options(const std::string& method, int bits, bool symmetri
 class py_observer {
  public:
   py_observer(const std::string& method, int bits, bool symmetric, nb::handle axis, const std::string& how,
-              const nb::dict& options)
-      : ob_(make_options(method, bits, symmetric, axis, how, options)) {}
+              const nb::dict& options, int threads)
+      : ob_(make_options(method, bits, symmetric, axis, how, options)), threads_(threads) {
+    AMCTQ_CHECK(threads >= 0, errc::invalid_argument, "Observer", "threads must be >= 0 (0: one per core), got ",
+                threads);
+  }
 
   void observe(const in_array& x) {
     const auto v = as_view<const float>(x, "x", "activation_observer::observe");
@@ -137,7 +143,9 @@ class py_observer {
                 ob_.options().name, "': axis ", axis, " is out of range for rank ", x.ndim());
     nb::gil_scoped_release unlocked;
     std::lock_guard<std::mutex> lock(mutex_);
-    ob_.observe(v);
+    const std::size_t parts = parts_for(v);
+    if (parts <= 1) ob_.observe(v);
+    else observe_split(v.data_handle(), static_cast<std::size_t>(v.size()), parts);
   }
 
   void merge(py_observer& other) {
@@ -178,6 +186,66 @@ class py_observer {
   }
 
  private:
+  // A batch smaller than this is one thread's: below a few MB the threads' start and the
+  // merge of their histograms cost about what a second core saves.
+  static constexpr std::size_t split_threshold = std::size_t{1} << 22;
+  static constexpr std::size_t min_part = std::size_t{1} << 21;
+  static constexpr unsigned max_threads = 8;  // past the memory bandwidth of a few cores
+
+  // How many threads observe this batch. Only where observing the parts in separate observers
+  // and merging them gives the one-observer state bit for bit: per-tensor methods whose state is
+  // a function of the values seen (min/max, pow2 histogram, exact tails). moving_average and
+  // pot_diffs are per batch by definition, and ONNX Runtime's histogram depends on the order.
+  std::size_t parts_for(const view<const float>& v) const {
+    const observer_options& o = ob_.options();
+    const auto n = static_cast<std::size_t>(v.size());
+    if (threads_ == 1 || n < split_threshold || o.spec.axis != per_tensor || !v.is_contiguous()) return 1;
+    switch (o.method) {
+      case calib_method::moving_average:
+      case calib_method::pot_diffs: return 1;
+      case calib_method::entropy:
+      case calib_method::percentile:
+        if (o.how == preset::onnxruntime) return 1;
+        break;
+      default: break;
+    }
+    unsigned t = threads_ > 0 ? static_cast<unsigned>(threads_) : std::min(std::thread::hardware_concurrency(), max_threads);
+    return std::max<std::size_t>(1, std::min<std::size_t>(t, n / min_part));
+  }
+
+  // The batch in `parts` contiguous pieces (cut on 64-byte lines), each observed by a fresh
+  // observer in its own thread, then merged in. A piece's error (NaN/inf) is reported as the
+  // whole batch's by observing it again on this thread, which leaves ob_ as it was.
+  void observe_split(const float* p, std::size_t n, std::size_t parts) {
+    std::vector<activation_observer> shard(parts, activation_observer(ob_.options()));
+    std::vector<std::exception_ptr> failed(parts);
+    auto run = [&](std::size_t k) {
+      constexpr std::size_t line = 64 / sizeof(float);
+      auto cut = [&](std::size_t j) { return j == parts ? n : n / parts * j / line * line; };
+      const std::size_t lo = cut(k), hi = cut(k + 1);
+      try {
+        shard[k].observe(tensor_view<const float, 1>(p + lo, {static_cast<std::ptrdiff_t>(hi - lo)}));
+      } catch (...) {
+        failed[k] = std::current_exception();
+      }
+    };
+    std::vector<std::thread> pool;
+    try {
+      for (std::size_t k = 1; k < parts; ++k) pool.emplace_back(run, k);
+    } catch (const std::system_error&) {  // no thread to be had: this one does the rest
+      for (std::size_t k = pool.size() + 1; k < parts; ++k) run(k);
+    }
+    run(0);
+    for (std::thread& t : pool) t.join();
+    for (const std::exception_ptr& e : failed) {
+      if (e) {
+        ob_.observe(tensor_view<const float, 1>(p, {static_cast<std::ptrdiff_t>(n)}));
+        return;
+      }
+    }
+    for (const activation_observer& s : shard) ob_.merge(s);
+  }
+
   // Waits for the lock without the GIL: the thread holding it may be observing without the GIL
   // and must not find every other Python thread stalled behind this one.
   activation_observer copy() {
@@ -187,6 +255,7 @@ class py_observer {
   }
 
   activation_observer ob_;
+  int threads_;
   std::mutex mutex_;
 };
 
@@ -194,8 +263,9 @@ class py_observer {
 
 void bind_observer(nb::module_& m) {
   nb::class_<py_observer>(m, "_Observer")
-      .def(nb::init<const std::string&, int, bool, nb::handle, const std::string&, const nb::dict&>(), nb::arg("method"),
-           nb::arg("bits"), nb::arg("symmetric"), nb::arg("axis").none(), nb::arg("preset"), nb::arg("options"))
+      .def(nb::init<const std::string&, int, bool, nb::handle, const std::string&, const nb::dict&, int>(),
+           nb::arg("method"), nb::arg("bits"), nb::arg("symmetric"), nb::arg("axis").none(), nb::arg("preset"),
+           nb::arg("options"), nb::arg("threads"))
       .def("observe", &py_observer::observe, nb::arg("x"))
       .def("merge", &py_observer::merge, nb::arg("other"))
       .def("result", &py_observer::result)

@@ -90,3 +90,57 @@ def test_threads_sharing_an_observer():
     for t in threads:
         t.join()
     assert shared.result() == one.result()
+
+
+ALL_METHODS = MERGEABLE + ["moving_average"]
+THREAD_CASES = ([dict(method=m) for m in ALL_METHODS] +
+                [dict(method="entropy", symmetric=True), dict(method="entropy", preset="onnxruntime"),
+                 dict(method="percentile", preset="onnxruntime"), dict(method="hfmg", preset="pytorch"),
+                 dict(method="ifmr", axis=1)])
+
+
+@pytest.fixture(scope="module")
+def large():
+    # Past the size a batch is split at (4M values), not a multiple of any part count, with
+    # a heavy tail so that later parts hold new extremes.
+    rng = np.random.default_rng(3)
+    x = rng.standard_t(3, (1 << 22) + 4099).astype(np.float32)
+    x[-5:] = [40.0, -55.0, 61.0, 0.0, -0.0]
+    return x
+
+
+@pytest.mark.parametrize("kwargs", THREAD_CASES, ids=[f"{c['method']}-{c.get('preset', 'amct')}-{c.get('symmetric', False)}-{c.get('axis')}" for c in THREAD_CASES])
+def test_threads_give_the_one_thread_state(large, kwargs):
+    small = np.linspace(-3, 2, 1000, dtype=np.float32)
+    obs = {}
+    for t in (1, 2, 3, 0):
+        ob = amctq.Observer(threads=t, **kwargs)
+        if kwargs.get("preset") != "onnxruntime":  # (ORT's histogram widened 20x would take minutes to search)
+            ob.observe(small if kwargs.get("axis") is None else small.reshape(-1, 1))
+        ob.observe(large if kwargs.get("axis") is None else large.reshape(-1, 1))  # per-channel: not split
+        obs[t] = ob
+    for t in (2, 3, 0):
+        assert obs[t]._core.state() == obs[1]._core.state()
+        assert obs[t].result() == obs[1].result()
+
+
+def test_threads_report_and_skip_nonfinite_as_one_thread(large):
+    x = large.copy()
+    x[[5, 3_000_000, 4_000_000]] = [np.nan, np.inf, np.nan]
+    messages = []
+    for t in (1, 3):
+        ob = amctq.Observer("entropy", threads=t)
+        with pytest.raises(amctq.Error) as e:
+            ob.observe(x)
+        messages.append(str(e.value))
+        with pytest.raises(amctq.Error, match="no data to calibrate"):
+            ob.result()  # the rejected batch left nothing behind
+    assert messages[0] == messages[1] and "has 3 NaN/Inf" in messages[0]
+    one, three = (amctq.Observer("percentile", threads=t, skip_nonfinite=True).observe(x) for t in (1, 3))
+    assert three._core.state() == one._core.state()
+    assert three.result() == one.result() and one.result()["nonfinite"] == 3
+
+
+def test_threads_must_not_be_negative():
+    with pytest.raises(amctq.Error, match="threads must be >= 0"):
+        amctq.Observer("entropy", threads=-1)
