@@ -42,8 +42,8 @@ def main():
     r = run([amctq, "quantize", "--model", model, "--calib", calib, "--out", out])
     if r.returncode != 0:
         failures.append(f"quantize failed: {r.stderr.strip()}")
-    if "calibration batch 1/1" not in r.stderr:
-        failures.append("quantize printed no progress on stderr")
+    if "calibration 256/256 rows" not in r.stderr:
+        failures.append("quantize printed no progress on stderr: " + r.stderr.strip()[-300:])
     x = np.load(calib)[:8]
     for f in (f"{stem}_fake_quant_model.onnx", f"{stem}_deploy_model.onnx", "record.json"):
         p = os.path.join(out, f)
@@ -82,7 +82,7 @@ def main():
         if r.returncode != 0:
             failures.append(f"quantize with dmq_balancer_param and nuq failed: {r.stderr.strip()}")
         else:
-            if "balance batch 1/1" not in r.stderr or "calibration batch 1/1" not in r.stderr:
+            if "balance 256/256 rows" not in r.stderr or "calibration 256/256 rows" not in r.stderr:
                 failures.append("a balanced quantize must run the batch twice (balance, then calibration)")
             for f in (f"{stem}_fake_quant_model.onnx", f"{stem}_deploy_model.onnx"):
                 s = ort.InferenceSession(os.path.join(out4, f), providers=["CPUExecutionProvider"])

@@ -2,6 +2,7 @@
 // amctq's own simulation of each on the given inputs, for pipeline_peers.py to compare with
 // ONNX Runtime.  usage: pipeline_driver MODEL.onnx CALIB.npy INPUTS.npy OUTDIR [CONFIG.json]
 // (amctq's config format or a Vitis AI one)
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 
@@ -30,9 +31,13 @@ int main(int argc, char** argv) {
     std::vector<graph::batch> batches;
     const std::int64_t n = calib.dim(0), per = n / cfg.batch_num;
     for (int b = 0; b < cfg.batch_num; ++b) batches.push_back({{input, slice_rows(calib, b * per, (b + 1) * per)}});
-    q.quantize_preprocess(batches, [](int d, int t) { std::fprintf(stderr, "balance batch %d/%d\n", d, t); });
+    q.quantize_preprocess(batches, [](std::int64_t d, std::int64_t t) {
+      std::fprintf(stderr, "balance %lld/%lld rows\n", static_cast<long long>(d), static_cast<long long>(t));
+    });
     q.quantize_model();
-    q.calibrate(batches, [](int d, int t) { std::fprintf(stderr, "calibration batch %d/%d\n", d, t); });
+    q.calibrate(batches, [](std::int64_t d, std::int64_t t) {
+      std::fprintf(stderr, "calibration %lld/%lld rows\n", static_cast<long long>(d), static_cast<long long>(t));
+    });
     const auto paths = io::save_model(q, argv[4], "model");
     const graph::tensor x = npy_read_f32(argv[3]);
     const std::string out = m.main.outputs.at(0).name;
