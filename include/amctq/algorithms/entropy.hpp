@@ -73,8 +73,10 @@ inline double sum_xlogx(const double* m, std::size_t n) {
   return acc;
 }
 
-/// m[j] * log(m[j]) in place (0 for m[j] <= 0), vectorised when xsimd is there.
-inline void xlogx_each(double* m, std::size_t n) {
+/// m[j] = f(m[j], log m[j]) in place for m[j] > 0, 0 elsewhere: `vec` on xsimd batches where
+/// xsimd is there, `scalar` on the rest.
+template <class Vec, class Scalar>
+inline void map_positive(double* m, std::size_t n, [[maybe_unused]] Vec&& vec, Scalar&& scalar) {
   std::size_t i = 0;
 #if AMCTQ_HAS_XSIMD
   using B = xsimd::batch<double>;
@@ -83,26 +85,20 @@ inline void xlogx_each(double* m, std::size_t n) {
   for (; i + W <= n; i += W) {
     const B v = B::load_unaligned(m + i);
     const auto pos = v > zero;
-    xsimd::select(pos, v * xsimd::log(xsimd::select(pos, v, one)), zero).store_unaligned(m + i);
+    xsimd::select(pos, vec(v, xsimd::log(xsimd::select(pos, v, one))), zero).store_unaligned(m + i);
   }
 #endif
-  for (; i < n; ++i) m[i] = xlogx(m[i]);
+  for (; i < n; ++i) m[i] = m[i] > 0.0 ? scalar(m[i], std::log(m[i])) : 0.0;
 }
 
-/// log(m[j]) in place for m[j] > 0 (entries <= 0 become 0), vectorised when xsimd is there.
+/// m[j] * log(m[j]) in place (0 for m[j] <= 0).
+inline void xlogx_each(double* m, std::size_t n) {
+  map_positive(m, n, [](const auto& v, const auto& lg) { return v * lg; }, [](double v, double lg) { return v * lg; });
+}
+
+/// log(m[j]) in place for m[j] > 0 (entries <= 0 become 0).
 inline void log_each(double* m, std::size_t n) {
-  std::size_t i = 0;
-#if AMCTQ_HAS_XSIMD
-  using B = xsimd::batch<double>;
-  constexpr std::size_t W = B::size;
-  const B zero(0.0), one(1.0);
-  for (; i + W <= n; i += W) {
-    const B v = B::load_unaligned(m + i);
-    const auto pos = v > zero;
-    xsimd::select(pos, xsimd::log(xsimd::select(pos, v, one)), zero).store_unaligned(m + i);
-  }
-#endif
-  for (; i < n; ++i) m[i] = m[i] > 0.0 ? std::log(m[i]) : 0.0;
+  map_positive(m, n, [](const auto&, const auto& lg) { return lg; }, [](double, double lg) { return lg; });
 }
 
 /// KL(P || Q) of windows of one histogram in O(levels) each.
