@@ -192,23 +192,13 @@ class py_observer {
   static constexpr std::size_t min_part = std::size_t{1} << 21;
   static constexpr unsigned max_threads = 8;  // past the memory bandwidth of a few cores
 
-  // How many threads observe this batch. Only where observing the parts in separate observers
-  // and merging them gives the one-observer state bit for bit: per-tensor methods whose state is
-  // a function of the values seen (min/max, pow2 histogram, exact tails). moving_average and
-  // pot_diffs are per batch by definition, and ONNX Runtime's histogram depends on the order.
+  // How many threads observe this batch: several only where the parts, observed apart and
+  // merged, give the one-observer state bit for bit (splits_exactly), per tensor.
   std::size_t parts_for(const view<const float>& v) const {
     const observer_options& o = ob_.options();
     const auto n = static_cast<std::size_t>(v.size());
-    if (threads_ == 1 || n < split_threshold || o.spec.axis != per_tensor || !v.is_contiguous()) return 1;
-    switch (o.method) {
-      case calib_method::moving_average:
-      case calib_method::pot_diffs: return 1;
-      case calib_method::entropy:
-      case calib_method::percentile:
-        if (o.how == preset::onnxruntime) return 1;
-        break;
-      default: break;
-    }
+    if (threads_ == 1 || n < split_threshold || o.spec.axis != per_tensor || !v.is_contiguous() || !splits_exactly(o))
+      return 1;
     unsigned t = threads_ > 0 ? static_cast<unsigned>(threads_) : std::min(std::thread::hardware_concurrency(), max_threads);
     return std::max<std::size_t>(1, std::min<std::size_t>(t, n / min_part));
   }

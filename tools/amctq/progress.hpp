@@ -28,7 +28,6 @@ class progress_meter {
     if (quiet_ || total <= 0 || (done == 0 && !tty_)) return;
     const auto now = clock::now();
     const double secs = std::chrono::duration<double>(now - start_).count();
-    done_ = done;
     total_ = total;
     if (tty_) {
       if (done < total && now - last_ < std::chrono::milliseconds(100)) return;  // redraws cost more than they show
@@ -70,7 +69,7 @@ class progress_meter {
   std::string who_, what_, unit_;
   bool quiet_, rate_, tty_;
   clock::time_point start_, last_;
-  std::int64_t done_ = 0, total_ = 0, next_line_ = 0;
+  std::int64_t total_ = 0, next_line_ = 0;
   bool drawn_ = false;
 };
 

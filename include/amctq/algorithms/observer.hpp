@@ -111,6 +111,24 @@ struct observer_state {
   std::vector<channel_state> channels;  ///< empty until the first batch
 };
 
+/// Whether a method keeps one value per batch (moving_average's running average, pot_diffs'
+/// fix position per batch): such a batch must reach the observer whole.
+inline bool keeps_per_batch_values(calib_method m) noexcept {
+  return m == calib_method::moving_average || m == calib_method::pot_diffs;
+}
+
+/// Whether the observer rebuilds ONNX Runtime's own histogram (entropy / percentile under the
+/// onnxruntime preset), whose bins depend on the order of the batches.
+inline bool uses_ort_histogram(const observer_options& o) noexcept {
+  return (o.method == calib_method::entropy || o.method == calib_method::percentile) && o.how == preset::onnxruntime;
+}
+
+/// Whether observing a batch in parts, in separate observers merged afterwards, gives the state
+/// of one observer seeing it whole, bit for bit.
+inline bool splits_exactly(const observer_options& o) noexcept {
+  return !keeps_per_batch_values(o.method) && !uses_ort_histogram(o);
+}
+
 struct calib_result {
   std::vector<calib_range> ranges;  ///< one per channel (one for per-tensor)
   quant_params params;
@@ -371,10 +389,7 @@ class activation_observer {
 
   // Entropy and percentile under the onnxruntime preset keep ORT's histogram instead of the pow2
   // one: ORT's windows and percentiles need ORT's bin counts (ort_histogram.hpp).
-  bool uses_ort_histogram() const noexcept {
-    return (o_.method == calib_method::entropy || o_.method == calib_method::percentile) &&
-           o_.how == preset::onnxruntime;
-  }
+  bool uses_ort_histogram() const noexcept { return amctq::uses_ort_histogram(o_); }
   std::size_t ort_bins() const noexcept {
     return static_cast<std::size_t>(o_.method == calib_method::percentile ? o_.percentile.bins : o_.entropy.bins);
   }

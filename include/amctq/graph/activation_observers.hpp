@@ -140,7 +140,7 @@ class activation_observers {
   /// An observer keeps one value per batch (moving_average, pot_diffs): a batch must reach it whole.
   bool per_batch() const {
     for (const auto& w : watched_)
-      if (w->settings.algo == calib_method::moving_average || w->settings.algo == calib_method::pot_diffs) return true;
+      if (keeps_per_batch_values(w->settings.algo)) return true;
     return false;
   }
   /// An observer's result depends on the order of the batches (moving_average): one worker must see them all.

@@ -351,7 +351,8 @@ class quantizer {
     for (int b = 0; b < need; ++b) {
       batch storage;
       const batch& x = src.read(b, 0, src.rows(b), storage);
-      out.push_back(&x == &storage ? std::move(storage) : x);
+      if (&x == &storage) out.push_back(std::move(storage));  // read into storage: no second copy
+      else out.push_back(x);
     }
     return out;
   }
