@@ -69,7 +69,9 @@ TEST_CASE("Conv matches a direct convolution on random shapes") {
   struct cfg { std::int64_t n, c, h, w, m, k, stride, pad, dil, group; };
   for (const cfg& g : {cfg{2, 4, 7, 6, 6, 3, 1, 1, 1, 1}, cfg{1, 6, 9, 9, 6, 3, 2, 1, 1, 6}, cfg{1, 4, 8, 5, 8, 3, 2, 2, 2, 2},
                        cfg{1, 3, 5, 5, 2, 1, 1, 0, 1, 1}, cfg{1, 2, 6, 7, 4, 2, 3, 0, 1, 2},
-                       cfg{1, 3, 6, 6, 6, 3, 1, 2, 2, 3} /* depthwise, multiplier 2, dilated */}) {
+                       cfg{1, 3, 6, 6, 6, 3, 1, 2, 2, 3} /* depthwise, multiplier 2, dilated */,
+                       // Past one GEMM block both ways (630 taps, 575 positions: whole panels and a tail).
+                       cfg{1, 70, 23, 25, 20, 3, 1, 1, 1, 1}, cfg{1, 9, 30, 31, 12, 3, 2, 1, 1, 1}}) {
     CAPTURE(g.c);
     CAPTURE(g.group);
     std::vector<float> xv(static_cast<std::size_t>(g.n * g.c * g.h * g.w)), wv(static_cast<std::size_t>(g.m * (g.c / g.group) * g.k * g.k)), bv(static_cast<std::size_t>(g.m));
@@ -102,6 +104,57 @@ TEST_CASE("Conv matches a direct convolution on random shapes") {
             want.push_back(static_cast<float>(s));
           }
     check_close(y, y.shape(), want, 1e-4f);
+  }
+}
+
+TEST_CASE("im2col_block in panels is im2col's matrix; the generated-lhs GEMM is the packed GEMM bit for bit") {
+  namespace detail = amctq::graph::ops::detail;
+  using amctq::graph::ops::window;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (const std::int64_t stride : {1, 2}) {
+    CAPTURE(stride);
+    const std::int64_t C = 70, H = 19, W = 23, K = 3, M = 24;
+    window w;
+    w.in = {1, H, W};
+    w.kernel = {1, K, K};
+    w.stride = {1, stride, stride};
+    w.dilation = {1, 1, 1};
+    w.pad_begin = {0, 1, 1};
+    w.pad_end = {0, 1, 1};
+    w.out = {1, (H + 2 - K) / stride + 1, (W + 2 - K) / stride + 1};
+    const std::int64_t rows = C * K * K, O = w.out_size();
+    std::vector<float> x(static_cast<std::size_t>(C * H * W)), wt(static_cast<std::size_t>(M * rows));
+    for (auto* v : {&x, &wt})
+      for (auto& e : *v) e = u(rng);
+    std::vector<float> col(static_cast<std::size_t>(rows * O));
+    detail::im2col(x.data(), C, w, col.data());
+    // Any block in panels of 5: panel j holds positions [5j, 5j + 5), tap after tap.
+    const std::int64_t k0 = 7, k1 = 50, p0 = 13, p1 = 61, panel = 5;
+    std::vector<float> block(static_cast<std::size_t>((k1 - k0) * (p1 - p0)), -9.0f);
+    detail::im2col_block(x.data(), w, k0, k1, p0, p1, panel, block.data());
+    bool same = true;
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t p = p0; p < p1; ++p) {
+        const std::int64_t q = p - p0, start = q / panel * panel, size = std::min(panel, p1 - p0 - start);
+        same = same && block[static_cast<std::size_t>(start * (k1 - k0) + (k - k0) * size + q % panel)] ==
+                           col[static_cast<std::size_t>(k * O + p)];
+      }
+    CHECK(same);
+    // Y^T (O x M) = col^T * W^T, both ways, with Eigen's blocking (several row and depth blocks).
+    const detail::gemm_blocking b(O, rows, M);
+    std::vector<float> packed_w(static_cast<std::size_t>(detail::packed_rhs_size(rows, M, b.kc)));
+    detail::pack_rhs_blocks(wt.data(), rows, rows, M, b.kc, packed_w.data());
+    std::vector<float> work(static_cast<std::size_t>(detail::generated_lhs_gemm_work(b)));
+    std::vector<float> y1(static_cast<std::size_t>(O * M), 0.5f), y2 = y1;
+    detail::packed_gemm(O, rows, M, b, {col.data(), O, false}, {packed_w.data(), 0, true}, y1.data(), O, work.data());
+    detail::generated_lhs_gemm(
+        O, rows, M, b,
+        [&](std::int64_t i, std::int64_t m, std::int64_t k2, std::int64_t kc, std::int64_t pn, float* out) {
+          detail::im2col_block(x.data(), w, k2, k2 + kc, i, i + m, pn, out);
+        },
+        packed_w.data(), y2.data(), O, work.data());
+    CHECK(y1 == y2);
   }
 }
 

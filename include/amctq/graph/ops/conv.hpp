@@ -148,9 +148,32 @@ inline void conv(context& c) {
       }
     return;
   }
-  if (!direct && c.scratch.size() < static_cast<std::size_t>(rows * O)) c.scratch.resize(static_cast<std::size_t>(rows * O));
   // Y_g (Mg x O, row-major) = W_g (Mg x rows) * col (rows x O) is, column-major, Y_g^T = col^T * W_g^T:
   // the weight is the rhs, packed once per executor.
+  const detail::gemm_blocking blocking(O, rows, Mg);
+  if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, blocking.kc)) {
+    const auto need = static_cast<std::size_t>(detail::generated_lhs_gemm_work(blocking));
+    if (c.scratch.size() < need) c.scratch.resize(need);
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t g = 0; g < group; ++g) {
+        const float* xg = px + (n * C + g * Cg) * I;
+        float* yg = py + (n * M + g * Mg) * O;
+        for (std::int64_t r = 0; r < Mg; ++r)  // the GEMM accumulates onto the bias, or zeros
+          std::fill(yg + r * O, yg + (r + 1) * O, bias ? bias[g * Mg + r] : 0.0f);
+        const float* wg = pk->packed.data() + g * pk->group_size;
+        if (direct) {  // the input is col already
+          detail::packed_gemm(O, rows, Mg, blocking, {xg, O, false}, {wg, 0, true}, yg, O, c.scratch.data());
+          continue;
+        }
+        // The lhs is col^T: its rows [i, i + m) and depth [k2, k2 + kc) are positions and taps.
+        auto fill = [&](std::int64_t i, std::int64_t m, std::int64_t k2, std::int64_t kc, std::int64_t panel, float* out) {
+          detail::im2col_block(xg, w, k2, k2 + kc, i, i + m, panel, out);
+        };
+        detail::generated_lhs_gemm(O, rows, Mg, blocking, fill, wg, yg, O, c.scratch.data());
+      }
+    return;
+  }
+  if (!direct && c.scratch.size() < static_cast<std::size_t>(rows * O)) c.scratch.resize(static_cast<std::size_t>(rows * O));
   // Every (image, group): its column matrix (the input itself when direct) and output rows.
   auto each_group = [&](auto&& gemm) {
     for (std::int64_t n = 0; n < N; ++n)
@@ -164,20 +187,6 @@ inline void conv(context& c) {
         gemm(g, col, py + (n * M + g * Mg) * O);
       }
   };
-  const detail::gemm_blocking blocking(O, rows, Mg);
-  if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, blocking.kc)) {
-    const std::int64_t col_size = direct ? 0 : rows * O;
-    const auto need = static_cast<std::size_t>(col_size + detail::packed_gemm_work(rows, Mg, blocking, false, true));
-    if (c.scratch.size() < need) c.scratch.resize(need);
-    float* work = c.scratch.data() + col_size;
-    each_group([&](std::int64_t g, const float* col, float* yg) {
-      for (std::int64_t r = 0; r < Mg; ++r)  // the GEMM accumulates onto the bias, or zeros
-        std::fill(yg + r * O, yg + (r + 1) * O, bias ? bias[g * Mg + r] : 0.0f);
-      detail::packed_gemm(O, rows, Mg, blocking, {col, O, false}, {pk->packed.data() + g * pk->group_size, 0, true}, yg,
-                          O, work);
-    });
-    return;
-  }
   each_group([&](std::int64_t g, const float* col, float* yg) {
     detail::matrix_map yo(yg, Mg, O);
     const auto product = detail::const_matrix_map(pw + g * Mg * rows, Mg, rows) * detail::const_matrix_map(col, rows, O);

@@ -14,7 +14,7 @@ namespace amctq::graph::ops {
 
 namespace detail {
 
-// Walks every channel and kernel tap in im2col's row order, calling
+// Walks every channel and kernel tap in im2col's row order (col2im_add's), calling
 // f(ch, kd, kh, shift_w, lo, hi) (kw enters through shift_w): [lo, hi) are the positions p < `positions` along the
 // innermost axis whose partner column p * stride + shift_w lies inside [0, extent).
 template <class F>
@@ -30,34 +30,75 @@ void for_each_tap(std::int64_t channels, const window& w, std::int64_t positions
         }
 }
 
+/// Rows [k0, k1) and columns [p0, p1) of im2col's column matrix (row k: the tap (channel, kd,
+/// kh, kw) in that nesting; column p: the output position (od, oh, ow)), in panels: the
+/// positions in runs of `panel`, each run stored tap after tap, `panel` values per tap (the last
+/// run may be shorter). With panel = p1 - p0 that is the plain block, row after row; with
+/// Eigen's mr it is the packed GEMM operand. A conv's GEMM asks for the block it is about to
+/// multiply, so the column matrix never exists whole: for a 3x3 conv over 56x56 it would be
+/// 7 MB, written to memory and read back for packing, where a block stays in L2.
+inline void im2col_block(const float* x, const window& w, std::int64_t k0, std::int64_t k1, std::int64_t p0,
+                         std::int64_t p1, std::int64_t panel, float* out) {
+  if (p1 <= p0 || k1 <= k0) return;
+  const std::int64_t D = w.in[0], H = w.in[1], W = w.in[2];
+  const std::int64_t OH = w.out[1], OW = w.out[2];
+  const std::int64_t KD = w.kernel[0], KH = w.kernel[1], KW = w.kernel[2], sw = w.stride[2];
+  const std::int64_t taps = k1 - k0;
+  // The tap and the first position, counted up from here rather than divided out each time.
+  std::int64_t kw = k0 % KW, kh = k0 / KW % KH, kd = k0 / (KW * KH) % KD, ch = k0 / (KW * KH * KD);
+  const std::int64_t ow0 = p0 % OW, oh0 = p0 / OW % OH, od0 = p0 / (OW * OH);
+  for (std::int64_t t = 0; t < taps; ++t) {
+    const std::int64_t shift_w = kw * w.dilation[2] - w.pad_begin[2];
+    // [lo, hi): the output columns whose input column lies inside [0, W).
+    const std::int64_t lo = std::clamp<std::int64_t>(ceil_div(-shift_w, sw), 0, OW);
+    const std::int64_t hi = std::clamp<std::int64_t>(ceil_div(W - shift_w, sw), lo, OW);
+    std::int64_t ow = ow0, oh = oh0, od = od0;
+    std::int64_t q = 0;  // position offset from p0
+    for (const std::int64_t n_all = p1 - p0; q < n_all;) {
+      // One output row's part inside one panel per step: columns [ow, end) to out[at, at + end - ow).
+      const std::int64_t in_panel = q % panel, panel_left = std::min(panel - in_panel, n_all - q);
+      const std::int64_t end = std::min(OW, ow + panel_left);
+      float* const o = out + (q - in_panel) * taps + t * std::min(panel, n_all - (q - in_panel)) + in_panel;
+      const std::int64_t id = od * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
+      const std::int64_t ih = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
+      const std::int64_t n = end - ow;
+      if (id < 0 || id >= D || ih < 0 || ih >= H) {
+        std::fill(o, o + n, 0.0f);
+      } else {
+        // Output column c goes to o[c - ow]; it reads input column c * sw + shift_w.
+        const float* src = x + ((ch * D + id) * H + ih) * W + shift_w + ow * sw;
+        const std::int64_t a = std::clamp(lo, ow, end) - ow, b = std::clamp(hi, ow + a, end) - ow;
+        std::fill(o, o + a, 0.0f);
+        // A loop, not memcpy: the runs are 7 to 56 floats, where a library call costs more than the copy.
+        if (sw == 1) {
+          for (std::int64_t c = a; c < b; ++c) o[c] = src[c];
+        } else {
+          for (std::int64_t c = a; c < b; ++c) o[c] = src[c * sw];
+        }
+        std::fill(o + b, o + n, 0.0f);
+      }
+      q += n;
+      if (end == OW) {
+        ow = 0;
+        if (++oh == OH) {
+          oh = 0;
+          ++od;
+        }
+      } else {
+        ow = end;
+      }
+    }
+    if (++kw == KW && (kw = 0, ++kh == KH) && (kh = 0, ++kd == KD)) {
+      kd = 0;
+      ++ch;
+    }
+  }
+}
+
 /// Unfolds channels x window positions of x ([channels, D, H, W]) into col
 /// ([channels * kernel_size, out_size]), zeros where the window reads padding.
 inline void im2col(const float* x, std::int64_t channels, const window& w, float* col) {
-  const std::int64_t D = w.in[0], H = w.in[1], W = w.in[2];
-  const std::int64_t OD = w.out[0], OH = w.out[1], OW = w.out[2];
-  for_each_tap(channels, w, OW, W,
-               [&](std::int64_t ch, std::int64_t kd, std::int64_t kh, std::int64_t shift_w, std::int64_t lo,
-                   std::int64_t hi) {
-                 // One output row (od, oh) per step: zeros when its input row lies in the padding.
-                 for (std::int64_t od = 0; od < OD; ++od) {
-                   const std::int64_t id = od * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
-                   for (std::int64_t oh = 0; oh < OH; ++oh, col += OW) {
-                     const std::int64_t ih = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
-                     if (id < 0 || id >= D || ih < 0 || ih >= H) {
-                       std::fill(col, col + OW, 0.0f);
-                       continue;
-                     }
-                     const float* src = x + ((ch * D + id) * H + ih) * W + shift_w;
-                     std::fill(col, col + lo, 0.0f);
-                     if (w.stride[2] == 1) {
-                       std::memcpy(col + lo, src + lo, static_cast<std::size_t>(hi - lo) * sizeof(float));
-                     } else {
-                       for (std::int64_t ow = lo; ow < hi; ++ow) col[ow] = src[ow * w.stride[2]];
-                     }
-                     std::fill(col + hi, col + OW, 0.0f);
-                   }
-                 }
-               });
+  im2col_block(x, w, 0, channels * w.kernel_size(), 0, w.out_size(), w.out_size(), col);
 }
 
 /// The adjoint of im2col: adds col ([channels * kernel_size, in_size of w]) into y

@@ -87,10 +87,34 @@ inline void pack_lhs_blocks(const float* lhs, std::int64_t ld, std::int64_t rows
   }
 }
 
+/// The blocked product res (rows x cols, column-major, leading dimension ldr) += lhs * rhs over
+/// a packed rhs (pack_rhs_blocks with blocking b), in Eigen's block order (row blocks outer,
+/// depth blocks inner, ascending), so sums are Eigen's. packed_lhs(i2, k2, mc, kc) returns the
+/// packed mc x kc lhs block at (i2, k2), valid until its next call.
+template <class PackedLhs>
+void gemm_blocks(std::int64_t rows, std::int64_t depth, std::int64_t cols, const gemm_blocking& b,
+                 PackedLhs&& packed_lhs, const float* rhs_blocks, float* res, std::int64_t ldr) {
+  gemm_kernels::Gebp gebp;
+  const gemm_kernels::ResMapper res_map(res, ldr);
+  for (std::int64_t i2 = 0; i2 < rows; i2 += b.mc) {
+    const std::int64_t mc = std::min(b.mc, rows - i2);
+    const float* rhs_block = rhs_blocks;
+    for (std::int64_t k2 = 0; k2 < depth; k2 += b.kc) {
+      const std::int64_t kc = std::min(b.kc, depth - k2);
+      gebp(res_map.getSubMapper(i2, 0), packed_lhs(i2, k2, mc, kc), rhs_block, mc, kc, cols, 1.0f);
+      rhs_block += padded(kc * cols);
+    }
+  }
+}
+
+/// Aligns scratch to 64 bytes (it must hold 16 floats more than it is asked to).
+inline float* aligned_work(float* work) noexcept {
+  return work + (64 - reinterpret_cast<std::uintptr_t>(work) % 64) % 64 / sizeof(float);
+}
+
 /// res (rows x cols, column-major, leading dimension ldr) += lhs * rhs, where each operand is
 /// either packed already (by the functions above, with blocking b) or given as a plain
-/// column-major matrix (pointer, leading dimension) and packed here into `work`. Blocks run in
-/// Eigen's order (row blocks outer, depth blocks inner, ascending), so sums are Eigen's.
+/// column-major matrix (pointer, leading dimension) and packed here into `work`.
 struct gemm_operand {
   const float* data = nullptr;
   std::int64_t ld = 0;
@@ -104,36 +128,55 @@ inline std::int64_t packed_gemm_work(std::int64_t depth, std::int64_t cols, cons
 inline void packed_gemm(std::int64_t rows, std::int64_t depth, std::int64_t cols, const gemm_blocking& b,
                         gemm_operand lhs, gemm_operand rhs, float* res, std::int64_t ldr, float* work) {
   if (rows == 0 || cols == 0 || depth == 0) return;
-  work += (64 - reinterpret_cast<std::uintptr_t>(work) % 64) % 64 / sizeof(float);
+  work = aligned_work(work);
   const float* rhs_blocks = rhs.data;
-  std::int64_t rhs_size = 0;
   if (!rhs.packed) {
     pack_rhs_blocks(rhs.data, rhs.ld, depth, cols, b.kc, work);
     rhs_blocks = work;
-    rhs_size = packed_rhs_size(depth, cols, b.kc);
+    work += packed_rhs_size(depth, cols, b.kc);
   }
-  float* lhs_work = work + rhs_size;
   gemm_kernels::PackLhs pack_lhs;
-  gemm_kernels::Gebp gebp;
   const gemm_kernels::Mapper lhs_map(lhs.data, lhs.ld);
-  const gemm_kernels::ResMapper res_map(res, ldr);
   const float* lhs_next = lhs.data;  // the next packed lhs block, when lhs is packed
-  for (std::int64_t i2 = 0; i2 < rows; i2 += b.mc) {
-    const std::int64_t mc = std::min(b.mc, rows - i2);
-    const float* rhs_block = rhs_blocks;
-    for (std::int64_t k2 = 0; k2 < depth; k2 += b.kc) {
-      const std::int64_t kc = std::min(b.kc, depth - k2);
-      const float* lhs_block = lhs_next;
-      if (lhs.packed) {
-        lhs_next += padded(kc * mc);
-      } else {
-        pack_lhs(lhs_work, lhs_map.getSubMapper(i2, k2), kc, mc);
-        lhs_block = lhs_work;
-      }
-      gebp(res_map.getSubMapper(i2, 0), lhs_block, rhs_block, mc, kc, cols, 1.0f);
-      rhs_block += padded(kc * cols);
+  gemm_blocks(rows, depth, cols, b, [&](std::int64_t i2, std::int64_t k2, std::int64_t mc, std::int64_t kc) {
+    if (lhs.packed) {
+      const float* block = lhs_next;
+      lhs_next += padded(kc * mc);
+      return block;
     }
-  }
+    pack_lhs(work, lhs_map.getSubMapper(i2, k2), kc, mc);
+    return static_cast<const float*>(work);
+  }, rhs_blocks, res, ldr);
+}
+
+/// Floats of `work` generated_lhs_gemm needs, plus 16 to align it.
+inline std::int64_t generated_lhs_gemm_work(const gemm_blocking& b) { return 2 * padded(b.kc * b.mc) + 16; }
+/// packed_gemm over a packed rhs and an lhs that is never stored whole: fill(i, m, k2, kc, panel,
+/// out) writes rows [i, i + m) and depth [k2, k2 + kc) of the lhs, the rows in runs of `panel`,
+/// each run depth step after depth step, `panel` values each (the last run may be shorter).
+/// Eigen packs an lhs block as panels of mr rows laid out just so, so the block's whole panels
+/// are filled in place; only its last rows (fewer than mr) are filled as a plain block and go
+/// through Eigen's packing, which lays them out as it would have in the whole block.
+template <class Fill>
+void generated_lhs_gemm(std::int64_t rows, std::int64_t depth, std::int64_t cols, const gemm_blocking& b, Fill&& fill,
+                        const float* rhs_packed, float* res, std::int64_t ldr, float* work) {
+  if (rows == 0 || cols == 0 || depth == 0) return;
+  using Traits = gemm_kernels::Traits;
+  // Eigen's packing peels panels of 3 packets first; mr is that size where the kernel uses it.
+  constexpr std::int64_t panel = Traits::mr == 3 * Traits::LhsProgress ? Traits::mr : 0;
+  float* const block = aligned_work(work);
+  float* const packed = block + padded(b.kc * b.mc);
+  gemm_kernels::PackLhs pack_lhs;
+  gemm_blocks(rows, depth, cols, b, [&](std::int64_t i2, std::int64_t k2, std::int64_t mc, std::int64_t kc) {
+    const std::int64_t whole = panel == 0 ? 0 : mc / panel * panel;
+    if (whole > 0) fill(i2, whole, k2, kc, panel, packed);
+    if (whole < mc) {
+      const std::int64_t m = mc - whole;
+      fill(i2 + whole, m, k2, kc, m, block);
+      pack_lhs(packed + whole * kc, gemm_kernels::Mapper(block, m), kc, m);
+    }
+    return static_cast<const float*>(packed);
+  }, rhs_packed, res, ldr);
 }
 
 }  // namespace amctq::graph::ops::detail
