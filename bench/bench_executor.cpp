@@ -1,14 +1,15 @@
-// Times the reference executor on one model, single-threaded: reads model.onnx and
+// Times the reference executor on one model (one thread unless told): reads model.onnx and
 // test_data_set_0/input_*.pb from a case folder (the layout tests/graph_peers/export_models.py
 // writes), runs it `warmup` + `runs` times and prints the median and minimum wall time in ms as
 // one JSON line, with the median CPU time of the process per run (what a shared, oversubscribed
 // machine distorts least) and the largest difference from ONNX Runtime's stored output.
 // bench_executor.py runs ONNX Runtime on the same folder and prints the ratio.
 //
-// With a fourth argument `profile`, it also prints the time spent per op type (measured between
-// consecutive tensor hooks, so the hook cost is included) on stderr, largest first.
+// After runs and warmup: `profile` also prints the time spent per op type (measured between
+// consecutive tensor hooks, so the hook cost is included) on stderr, largest first; `threads=N`
+// gives the executor N intra-op threads.
 //
-// usage: bench_executor CASE_DIR [runs=20] [warmup=3] [profile]
+// usage: bench_executor CASE_DIR [runs=20] [warmup=3] [profile] [threads=N]
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -45,7 +46,13 @@ int main(int argc, char** argv) {
       feeds[free_inputs[j]] =
           io::read_onnx_tensor((dir / "test_data_set_0" / ("input_" + std::to_string(j) + ".pb")).string()).value;
     graph::executor ex(m);
-    const bool profile = argc > 4 && std::string(argv[4]) == "profile";
+    bool profile = false;
+    for (int a = 4; a < argc; ++a) {
+      const std::string arg = argv[a];
+      if (arg == "profile") profile = true;
+      else if (arg.rfind("threads=", 0) == 0) ex.set_intra_op_threads(std::atoi(arg.c_str() + 8));
+      else throw std::invalid_argument("unknown argument '" + arg + "'");
+    }
     std::map<std::string, std::string> op_of;
     for (const auto& n : m.main.nodes)
       for (const auto& o : n.outputs) op_of[o] = n.op_type;

@@ -119,10 +119,11 @@ struct single_node {
     return *this;
   }
   /// Runs with the given graph inputs (declared on the fly) and returns output 0.
-  graph::tensor run(std::map<std::string, graph::tensor> feeds) {
+  graph::tensor run(std::map<std::string, graph::tensor> feeds, int intra_op_threads = 1) {
     m.main.inputs.clear();
     for (const auto& f : feeds) m.main.inputs.push_back(info(f.first, f.second.type()));
     graph::executor ex(m);
+    ex.set_intra_op_threads(intra_op_threads);
     return ex.run(feeds).at(m.main.outputs[0].name);
   }
 };

@@ -149,11 +149,11 @@ TEST_CASE("im2col_block in panels is im2col's matrix; the generated-lhs GEMM is 
     std::vector<float> y1(static_cast<std::size_t>(O * M), 0.5f), y2 = y1;
     detail::packed_gemm(O, rows, M, b, {col.data(), O, false}, {packed_w.data(), 0, true}, y1.data(), O, work.data());
     detail::generated_lhs_gemm(
-        O, rows, M, b,
+        rows, M, b,
         [&](std::int64_t i, std::int64_t m, std::int64_t k2, std::int64_t kc, std::int64_t pn, float* out) {
           detail::im2col_block(x.data(), w, k2, k2 + kc, i, i + m, pn, out);
         },
-        packed_w.data(), y2.data(), O, work.data());
+        packed_w.data(), y2.data(), O, work.data(), {{0, O}, {0, M}});
     CHECK(y1 == y2);
   }
 }

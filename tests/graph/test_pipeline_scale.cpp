@@ -123,6 +123,18 @@ TEST_CASE("pipeline: threads and processes give the record of one executor, for 
   }
 }
 
+TEST_CASE("pipeline: fewer slices than threads: the spare threads work inside the ops, and the record stays") {
+  const std::vector<graph::batch> batches = {images(3)};
+  const graph::batches_in_memory src(batches);
+  graph::calibration_options one;  // one slice of 3 rows
+  const std::string ref = record_after(src, one, 1);
+  for (int threads : {2, 3}) {
+    graph::calibration_options opt = one;
+    opt.threads = threads;
+    CHECK(record_after(src, opt, 1) == ref);
+  }
+}
+
 TEST_CASE("pipeline: a memory bound sizes the slices, and one that no row fits says what would") {
   const std::vector<graph::batch> batches = {images(24)};
   const graph::batches_in_memory src(batches);

@@ -174,6 +174,9 @@ inline void run_slices(const calibration_source& src, const std::vector<slice>& 
       stop = true;
     }
   };
+  // Threads without a slice of their own help the running workers inside their ops.
+  const int spare = static_cast<int>(workers.size()) - n;
+  for (int w = 0; w < n; ++w) workers[static_cast<std::size_t>(w)]->set_intra_op_threads(1 + spare / n + (w < spare % n));
   std::vector<std::thread> pool;
   for (int w = 1; w < n; ++w) pool.emplace_back(work, w);
   work(0);

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -172,14 +173,16 @@ class tensor_hooks {
 
 /// Runs one model; one executor per thread (several may share one const model). It keeps, per
 /// node, state its ops derive from initializers (Conv's and MatMul's packed weights), so the
-/// model's initializer values must not change while an executor over it lives.
+/// model's initializer values must not change while an executor over it lives. By default it
+/// runs on the calling thread alone; set_intra_op_threads lends Conv and MatMul more threads,
+/// without changing a bit of the results.
 class executor {
  public:
   /// Checks the graph once: topological order, every op in `ops`. `m` must outlive the executor;
   /// the table is copied from.
   explicit executor(const model& m, const op_table& ops = builtin_ops())
       : model_(m), opset_(m.opset()), order_(topological_order(m.main)) {
-    Eigen::setNbThreads(1);  // the reference executor is single-threaded by design
+    Eigen::setNbThreads(1);  // threads come from intra_op_pool, where the results stay exact
     for (std::size_t k : order_) {
       const node& n = m.main.nodes[k];
       const op_function* f = ops.find(n);
@@ -194,6 +197,14 @@ class executor {
   }
 
   tensor_hooks& hooks() noexcept { return hooks_; }
+  /// Threads, the calling one included, that ops may use inside one node (1: none besides it).
+  void set_intra_op_threads(int threads) {
+    AMCTQ_CHECK(threads >= 1, errc::invalid_argument, "executor", "intra-op threads must be >= 1, got ", threads);
+    if (threads == intra_op_threads()) return;
+    intra_op_.reset();
+    if (threads > 1) intra_op_ = std::make_unique<ops::intra_op_pool>(threads);
+  }
+  int intra_op_threads() const noexcept { return intra_op_ ? intra_op_->threads() : 1; }
   const std::vector<std::size_t>& order() const noexcept { return order_; }
   /// The most bytes the last run() held at once: its inputs, the values alive between nodes and
   /// the ops' scratch. Calibration sizes its batches from this (graph/calibration_run.hpp).
@@ -245,6 +256,7 @@ class executor {
     for (std::size_t step = 0; step < order_.size(); ++step) {
       const node& n = g.nodes[order_[step]];
       ops::context ctx{n, opset_, {}, {}, scratch_, &pool_, &states_[step]};
+      ctx.threads = intra_op_.get();
       // Trailing omitted inputs do not count as inputs.
       std::size_t count = n.inputs.size();
       while (count > 0 && n.inputs[count - 1].empty()) --count;
@@ -312,6 +324,7 @@ class executor {
   ops::buffer_pool pool_;  // storage of freed values, reused by later outputs and runs
   std::vector<std::any> states_ = std::vector<std::any>(order_.size());  // per step: ops' kept state (packed weights)
   std::size_t peak_bytes_ = 0;
+  std::unique_ptr<ops::intra_op_pool> intra_op_;
 };
 
 /// One-shot convenience: run `m` on `inputs`.

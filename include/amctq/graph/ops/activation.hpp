@@ -232,8 +232,10 @@ inline void softmax_family(context& c, bool log) {
   tensor& y = c.make_output(0, x.type(), x.shape());
   const float* px = x.data<float>();
   float* py = y.data<float>();
-  for (std::int64_t o = 0; o < outer; ++o)
-    for (std::int64_t i = 0; i < inner; ++i) {
+  c.parallel_ranges(outer * inner, 1, std::max<std::int64_t>(1, 8192 / std::max<std::int64_t>(len, 1)),
+                    [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t r = first; r < last; ++r) {
+      const std::int64_t o = r / inner, i = r % inner;
       const float* xs = px + o * len * inner + i;
       float* ys = py + o * len * inner + i;
       float m = -std::numeric_limits<float>::infinity();
@@ -252,6 +254,7 @@ inline void softmax_family(context& c, bool log) {
         for (std::int64_t k = 0; k < len; ++k) ys[k * inner] *= inv;
       }
     }
+  });
 }
 
 inline void softmax(context& c) { softmax_family(c, false); }

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -17,6 +18,7 @@
 
 #include "amctq/error.hpp"
 #include "amctq/graph/ir.hpp"
+#include "amctq/graph/ops/intra_op.hpp"
 #include "amctq/graph/tensor.hpp"
 
 namespace amctq::graph::ops {
@@ -74,6 +76,36 @@ struct context {
   std::any* state = nullptr;
   /// Bit i set: input i is a model initializer, whose value stays fixed while the executor lives.
   std::uint64_t constant_inputs = 0;
+  /// The executor's threads for work inside this node; null: the calling thread alone.
+  intra_op_pool* threads = nullptr;
+
+  /// Workers parallel_for may use; scratch that tasks need is per worker.
+  int workers() const noexcept { return threads ? threads->threads() : 1; }
+  /// Runs task(t, worker) for t in [0, tasks), spread over the workers. Tasks must write disjoint
+  /// outputs and compute them the same way whichever worker runs them.
+  template <class Task>
+  void parallel_for(std::int64_t tasks, Task&& task) const {
+    if (!threads) {
+      for (std::int64_t t = 0; t < tasks; ++t) task(t, 0);
+      return;
+    }
+    threads->run(tasks, std::function<void(std::int64_t, int)>(std::ref(task)));
+  }
+  /// Runs f(begin, end) over [0, n) cut into one run per worker, each at least `min_run` long
+  /// (less work than that is not worth waking a thread for) and cut at multiples of `grain`.
+  /// For work where each index comes out the same whichever run holds it.
+  template <class F>
+  void parallel_ranges(std::int64_t n, std::int64_t grain, std::int64_t min_run, F&& f) const {
+    const std::int64_t runs = std::clamp<std::int64_t>(n / std::max<std::int64_t>(min_run, 1), 1, workers());
+    if (runs == 1) {
+      if (n > 0) f(std::int64_t{0}, n);
+      return;
+    }
+    auto cut = [&](std::int64_t k) { return k == runs ? n : std::min(n, (n * k / runs + grain / 2) / grain * grain); };
+    parallel_for(runs, [&](std::int64_t k, int) {
+      if (cut(k) < cut(k + 1)) f(cut(k), cut(k + 1));
+    });
+  }
 
   /// "node 'conv1' (Conv)": the prefix of every error an op raises.
   std::string where() const { return "node '" + n.name + "' (" + n.op_type + ")"; }
@@ -208,7 +240,12 @@ void unary_same_type(context& c, Visit visit, F f) {
   tensor& y = c.make_output_uninit(0, x.type(), x.shape());
   visit(c, x.type(), [&](auto tag) {
     using T = decltype(tag);
-    map_elements<T, T>(x, y, f);
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+    // Runs start on 64-element boundaries, so a vectorised loop splits each run as it splits the whole.
+    c.parallel_ranges(static_cast<std::int64_t>(x.size()), 64, std::int64_t{1} << 14, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) py[i] = static_cast<T>(f(px[i]));
+    });
   });
 }
 

@@ -1,5 +1,7 @@
 // Conv (1-D/2-D/3-D, groups, dilations, pads, auto_pad) as im2col + one Eigen GEMM per
-// image and group, and ConvTranspose as the adjoint: GEMM then col2im scatter-add.
+// image and group, and ConvTranspose as the adjoint: GEMM then col2im scatter-add. With the
+// executor's intra-op threads, Conv shares out images, groups and output positions (the bytes
+// do not change).
 #ifndef AMCTQ_GRAPH_OPS_CONV_HPP
 #define AMCTQ_GRAPH_OPS_CONV_HPP
 
@@ -138,39 +140,50 @@ inline void conv(context& c) {
   const float* px = x.data<float>();
   const float* pw = wt.data<float>();
   float* py = y.data<float>();
-  if (Cg == 1 && !direct) {  // depthwise: one input channel per group
+  if (Cg == 1 && !direct) {  // depthwise: one input channel per group, a plane per task
     const std::int64_t K = w.kernel_size();
-    for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t m = 0; m < M; ++m) {
-        float* ym = py + (n * M + m) * O;
-        detail::depthwise_plane(px + (n * C + m / Mg) * I, pw + m * K, w, ym);
-        if (bias) detail::add_bias_rows(ym, bias + m, 1, O);
-      }
+    c.parallel_for(N * M, [&](std::int64_t t, int) {
+      const std::int64_t n = t / M, m = t % M;
+      float* ym = py + t * O;
+      detail::depthwise_plane(px + (n * C + m / Mg) * I, pw + m * K, w, ym);
+      if (bias) detail::add_bias_rows(ym, bias + m, 1, O);
+    });
     return;
   }
   // Y_g (Mg x O, row-major) = W_g (Mg x rows) * col (rows x O) is, column-major, Y_g^T = col^T * W_g^T:
   // the weight is the rhs, packed once per executor.
   const detail::gemm_blocking blocking(O, rows, Mg);
   if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, blocking.kc)) {
-    const auto need = static_cast<std::size_t>(detail::generated_lhs_gemm_work(blocking));
-    if (c.scratch.size() < need) c.scratch.resize(need);
-    for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t g = 0; g < group; ++g) {
-        const float* xg = px + (n * C + g * Cg) * I;
-        float* yg = py + (n * M + g * Mg) * O;
-        for (std::int64_t r = 0; r < Mg; ++r)  // the GEMM accumulates onto the bias, or zeros
-          std::fill(yg + r * O, yg + (r + 1) * O, bias ? bias[g * Mg + r] : 0.0f);
-        const float* wg = pk->packed.data() + g * pk->group_size;
-        if (direct) {  // the input is col already
-          detail::packed_gemm(O, rows, Mg, blocking, {xg, O, false}, {wg, 0, true}, yg, O, c.scratch.data());
-          continue;
-        }
-        // The lhs is col^T: its rows [i, i + m) and depth [k2, k2 + kc) are positions and taps.
-        auto fill = [&](std::int64_t i, std::int64_t m, std::int64_t k2, std::int64_t kc, std::int64_t panel, float* out) {
-          detail::im2col_block(xg, w, k2, k2 + kc, i, i + m, panel, out);
-        };
-        detail::generated_lhs_gemm(O, rows, Mg, blocking, fill, wg, yg, O, c.scratch.data());
+    // A task: one image and group, or, when those are fewer than the workers, part of its output
+    // positions (rows of the product) or, where positions are few (a 7x7 map), of its channels.
+    const std::int64_t planes = N * group, workers = c.workers(), parts = (workers + planes - 1) / planes;
+    const bool by_rows = planes >= workers || O >= 2 * parts * std::max<std::int64_t>(detail::lhs_panel, 16);
+    const auto row_spans = detail::split_rows(O, blocking, by_rows ? parts : 1);
+    const auto col_spans = detail::split_cols(Mg, by_rows ? 1 : parts);
+    const auto rows_n = static_cast<std::int64_t>(row_spans.size()), cols_n = static_cast<std::int64_t>(col_spans.size());
+    const std::int64_t need = direct ? detail::packed_gemm_work(rows, Mg, blocking, false, true)
+                                     : detail::generated_lhs_gemm_work(blocking);
+    if (c.scratch.size() < static_cast<std::size_t>(need * workers)) c.scratch.resize(static_cast<std::size_t>(need * workers));
+    c.parallel_for(planes * rows_n * cols_n, [&](std::int64_t t, int worker) {
+      const std::int64_t plane = t / (rows_n * cols_n), n = plane / group, g = plane % group;
+      const detail::gemm_part part{row_spans[static_cast<std::size_t>(t / cols_n % rows_n)],
+                                   col_spans[static_cast<std::size_t>(t % cols_n)]};
+      const float* xg = px + (n * C + g * Cg) * I;
+      float* yg = py + (n * M + g * Mg) * O;
+      float* work = c.scratch.data() + worker * need;
+      for (std::int64_t r = part.cols.begin; r < part.cols.end; ++r)  // the GEMM accumulates onto the bias, or zeros
+        std::fill(yg + r * O + part.rows.begin, yg + r * O + part.rows.end, bias ? bias[g * Mg + r] : 0.0f);
+      const float* wg = pk->packed.data() + g * pk->group_size;
+      if (direct) {  // the input is col already
+        detail::packed_gemm(O, rows, Mg, blocking, {xg, O, false}, {wg, 0, true}, yg, O, work, part);
+        return;
       }
+      // The lhs is col^T: its rows [i, i + m) and depth [k2, k2 + kc) are positions and taps.
+      auto fill = [&](std::int64_t i, std::int64_t m, std::int64_t k2, std::int64_t kc, std::int64_t panel, float* out) {
+        detail::im2col_block(xg, w, k2, k2 + kc, i, i + m, panel, out);
+      };
+      detail::generated_lhs_gemm(rows, Mg, blocking, fill, wg, yg, O, work, part);
+    });
     return;
   }
   if (!direct && c.scratch.size() < static_cast<std::size_t>(rows * O)) c.scratch.resize(static_cast<std::size_t>(rows * O));

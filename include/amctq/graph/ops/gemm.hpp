@@ -146,18 +146,30 @@ inline void matmul(context& c) {
     // Y (M x N, row-major) = A * B is, column-major, Y^T = B^T * A^T: B^T is the lhs, packed once.
     const detail::gemm_blocking blocking(p.N, p.K, p.M);
     if (const detail::packed_matmul_weight* pk = detail::matmul_weight_state(c, pb, p.K, p.N, blocking)) {
-      const auto need = static_cast<std::size_t>(detail::packed_gemm_work(p.K, p.M, blocking, true, false));
-      if (c.scratch.size() < need) c.scratch.resize(need);
+      // A task: one product of the batch, or, when those are fewer than the workers, part of its
+      // output features (each such task packs its A whole: a small cost beside the product).
+      const auto products = static_cast<std::int64_t>(p.a_offset.size());
+      const std::int64_t workers = c.workers();
+      const auto spans = detail::split_rows(p.N, blocking, products >= workers ? 1 : (workers + products - 1) / products);
+      const auto spans_n = static_cast<std::int64_t>(spans.size());
+      const std::int64_t need = detail::packed_gemm_work(p.K, p.M, blocking, true, false);
+      if (c.scratch.size() < static_cast<std::size_t>(need * workers)) c.scratch.resize(static_cast<std::size_t>(need * workers));
       std::fill(py, py + y.size(), 0.0f);
-      for (std::size_t i = 0; i < p.a_offset.size(); ++i)
+      c.parallel_for(products * spans_n, [&](std::int64_t t, int worker) {
+        const auto i = static_cast<std::size_t>(t / spans_n);
         detail::packed_gemm(p.N, p.K, p.M, blocking, {pk->packed.data(), 0, true}, {pa + p.a_offset[i], p.K, false},
-                            py + static_cast<std::int64_t>(i) * p.M * p.N, p.N, c.scratch.data());
+                            py + static_cast<std::int64_t>(i) * p.M * p.N, p.N, c.scratch.data() + worker * need,
+                            {spans[static_cast<std::size_t>(t % spans_n)], {0, p.M}});
+      });
       return;
     }
   }
-  for (std::size_t i = 0; i < p.a_offset.size(); ++i)
-    detail::gemm_map(py + static_cast<std::int64_t>(i) * p.M * p.N, p.M, p.N).noalias() =
-        detail::gemm_cmap(pa + p.a_offset[i], p.M, p.K) * detail::gemm_cmap(pb + p.b_offset[i], p.K, p.N);
+  // The products of a batch (attention heads) are independent: one per task when there are several.
+  c.parallel_ranges(static_cast<std::int64_t>(p.a_offset.size()), 1, 1, [&](std::int64_t first, std::int64_t last) {
+    for (auto i = static_cast<std::size_t>(first); i < static_cast<std::size_t>(last); ++i)
+      detail::gemm_map(py + static_cast<std::int64_t>(i) * p.M * p.N, p.M, p.N).noalias() =
+          detail::gemm_cmap(pa + p.a_offset[i], p.M, p.K) * detail::gemm_cmap(pb + p.b_offset[i], p.K, p.N);
+  });
 }
 
 /// The gemm ops, by op_type (default domain). Adding one: its function above and one entry here.

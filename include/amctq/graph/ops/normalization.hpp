@@ -150,13 +150,17 @@ inline void layer_normalization(context& c) {
     T* pi = c.wants_output(2) ? c.make_output(2, x.type(), stat_shape).data<T>() : nullptr;
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    for (std::size_t r = 0; r < rows; ++r) {
-      const auto [mean, inv] = detail::moments(px + r * inner, inner, epsilon);
-      for (std::size_t i = 0; i < inner; ++i)
-        py[r * inner + i] = static_cast<T>((static_cast<double>(px[r * inner + i]) - mean) * inv) * scale[i] + bias[i];
-      if (pm) pm[r] = static_cast<T>(mean);
-      if (pi) pi[r] = static_cast<T>(inv);
-    }
+    const auto each_row = [&](std::int64_t first, std::int64_t last) {
+      for (auto r = static_cast<std::size_t>(first); r < static_cast<std::size_t>(last); ++r) {
+        const auto [mean, inv] = detail::moments(px + r * inner, inner, epsilon);
+        for (std::size_t i = 0; i < inner; ++i)
+          py[r * inner + i] = static_cast<T>((static_cast<double>(px[r * inner + i]) - mean) * inv) * scale[i] + bias[i];
+        if (pm) pm[r] = static_cast<T>(mean);
+        if (pi) pi[r] = static_cast<T>(inv);
+      }
+    };
+    c.parallel_ranges(static_cast<std::int64_t>(rows), 1, static_cast<std::int64_t>(std::max<std::size_t>(1, 8192 / std::max<std::size_t>(inner, 1))),
+                      each_row);
   });
 }
 
