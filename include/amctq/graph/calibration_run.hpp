@@ -146,8 +146,11 @@ inline std::pair<std::size_t, std::size_t> share_of(std::size_t count, int w, in
 /// rethrown, the lowest worker's first.
 inline void run_slices(const calibration_source& src, const std::vector<slice>& slices,
                        const std::vector<executor*>& workers, const calibration_options& opt, bool ordered) {
-  const auto [first, last] = ordered ? std::pair<std::size_t, std::size_t>{0, opt.rank == 0 ? slices.size() : 0}
-                                     : share_of(slices.size(), opt.rank, opt.ranks);
+  // Not a structured binding: C++17 does not let the lambdas below capture one (clang refuses).
+  const std::pair<std::size_t, std::size_t> range =
+      ordered ? std::pair<std::size_t, std::size_t>{0, opt.rank == 0 ? slices.size() : 0}
+              : share_of(slices.size(), opt.rank, opt.ranks);
+  const std::size_t first = range.first, last = range.second;
   std::int64_t total = 0;
   for (std::size_t s = first; s < last; ++s) total += slices[s].end - slices[s].begin;
   std::atomic<bool> stop{false};
