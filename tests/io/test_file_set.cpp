@@ -94,6 +94,22 @@ TEST_CASE("file set: sha256 gives the FIPS 180-4 digests, however the input is c
   }
 }
 
+TEST_CASE("file set: sha256 with the CPU's SHA extensions equals the portable code") {
+#if AMCTQ_SHA256_NI
+  MESSAGE(std::string("SHA-NI on this CPU: ") + (io::detail::has_sha_ni() ? "yes" : "no (both runs are portable)"));
+#endif
+  std::string data(100000, '\0');
+  std::uint32_t x = 12345;
+  for (auto& ch : data) ch = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);
+  for (std::size_t n : {0u, 55u, 56u, 64u, 119u, 128u, 4096u, 99999u, 100000u}) {
+    CAPTURE(n);
+    io::detail::sha256 fast, portable(false);
+    fast.update(data.data(), n);
+    portable.update(data.data(), n);
+    CHECK(fast.hex() == portable.hex());
+  }
+}
+
 TEST_CASE("file set: atomic_file never replaces what is not a regular file") {
   const fs::path dir = fresh_dir("nonregular");
   REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);

@@ -45,6 +45,17 @@ def main():
     diff = float(np.abs(np.load(out) - ref).max())
     print(f"amctq run vs ONNX Runtime: max |diff| {diff:.2e} over {ref.size} logits")
     check(diff <= 1e-4, f"amctq run agrees with ONNX Runtime within 1e-4 (max |diff| {diff:.2e})")
+    # Intra-op threads share out MatMul, Softmax, LayerNorm and the elementwise ops: same bytes.
+    for threads in ("1", "3"):
+        out_t = os.path.join(work, f"logits_{threads}.npy")
+        r = subprocess.run([tool, "run", "--model", model, "--input", calib, "--output", out_t, "--threads", threads],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"amctq run --threads {threads} exits 0 ({r.stderr.strip()})")
+        check(open(out_t, "rb").read() == open(out, "rb").read(),
+              f"amctq run --threads {threads} writes the bytes of the default run")
+    r = subprocess.run([tool, "run", "--model", model, "--input", calib, "--output", out, "--threads", "0"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "--threads" in r.stderr, f"amctq run --threads 0 is refused ({r.stderr.strip()})")
 
     qdir = os.path.join(work, "quantized")
     r = subprocess.run([tool, "quantize", "--model", model, "--calib", calib, "--out", qdir, "--quiet"],

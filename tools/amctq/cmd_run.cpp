@@ -18,6 +18,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "amctq/error.hpp"
@@ -31,14 +32,16 @@ namespace {
 
 const char* const run_usage =
     "usage: amctq run --model M.onnx --input X.npy [--input more.npy | --input NAME=X.npy]...\n"
-    "                 [--output Y.npy | --output-dir DIR]\n"
+    "                 [--output Y.npy | --output-dir DIR] [--threads N]\n"
     "Runs M.onnx with amctq's executor: the float reference ops plus QuantizeLinear,\n"
     "DequantizeLinear, QLinearConv, ConvInteger and MatMulInteger as ONNX Runtime computes them,\n"
     "so it also simulates the fake-quant and deploy models amctq quantize saves (the deploy model\n"
     "bit for bit). Positional --input files bind in order to the graph's\n"
     "non-initializer inputs; NAME=path binds by name. --output writes the first output,\n"
     "--output-dir writes every output as DIR/<name>.npy (characters other than letters, digits,\n"
-    "'_', '-' and '.' become '_'; a name that then repeats gets _2, _3, ...).\n"
+    "'_', '-' and '.' become '_'; a name that then repeats gets _2, _3, ...). --threads N: the\n"
+    "threads Conv, MatMul and the row-wise ops share their work over (default: one per core);\n"
+    "the outputs are the same bytes for every N.\n"
     "Exit status 0 on success; on error, one line on stderr and status 1 (2 for bad usage).\n";
 
 std::string file_stem_for(const std::string& name) {
@@ -54,6 +57,7 @@ int cmd_run(int argc, char** argv) {
   using namespace amctq;
   std::string model_path, output, output_dir;
   std::vector<std::string> inputs;
+  int threads = 0;
   try {
     for (int i = 0; i < argc; ++i) {
       const std::string a = argv[i];
@@ -70,6 +74,7 @@ int cmd_run(int argc, char** argv) {
       else if (a == "--input") inputs.push_back(value());
       else if (a == "--output") output = cli::path_value(value(), a, "amctq run");
       else if (a == "--output-dir") output_dir = cli::path_value(value(), a, "amctq run");
+      else if (a == "--threads") threads = static_cast<int>(cli::count_value(value(), a, "amctq run", 1, 4096));
       else AMCTQ_THROW(errc::invalid_argument, "amctq run", "unknown option '", a, "' (see amctq run --help)");
     }
     AMCTQ_CHECK(!model_path.empty(), errc::invalid_argument, "amctq run", "--model is required");
@@ -103,6 +108,8 @@ int cmd_run(int argc, char** argv) {
     }
 
     graph::executor ex(m, graph::simulation_ops());
+    const unsigned cores = std::thread::hardware_concurrency();
+    ex.set_intra_op_threads(threads > 0 ? threads : cores > 0 ? static_cast<int>(cores) : 1);
     const auto out = ex.run(feeds);
     AMCTQ_CHECK(!m.main.outputs.empty(), errc::invalid_argument, "amctq run", "the model has no outputs");
     if (!output_dir.empty()) {
