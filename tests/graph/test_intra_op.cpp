@@ -1,6 +1,7 @@
 // Intra-op threads: Conv and MatMul shared out over an executor's threads give the bytes of one
 // thread, for every way the work can be cut (one image or many, groups, 1x1, depthwise, several
-// row blocks); the cuts themselves; the pool's error handling.
+// row blocks); the cuts themselves; the pool's error handling. And weights packed once or on
+// every run (executor::set_keep_packed_weights) give the same bytes too.
 #include <doctest/doctest.h>
 
 #include <random>
@@ -135,6 +136,26 @@ TEST_CASE("row-wise and elementwise ops on 1 and 2 intra-op threads: the same by
   single_node attention("MatMul", {"q", "k"});  // neither operand constant: one product per head
   const graph::tensor q = random_tensor({1, 4, 64, 32}, 12), k = random_tensor({1, 4, 32, 64}, 13);
   CHECK(same_bytes(attention.run({{"q", q}, {"k", k}}, 2), attention.run({{"q", q}, {"k", k}}, 1)));
+}
+
+TEST_CASE("Conv and MatMul with weights packed per run, on 1 and 2 threads: the bytes of kept packed weights") {
+  single_node conv("Conv", {"x", "w", "b"}, {attr_ints("pads", {1, 1, 1, 1})});
+  conv.constant("w", random_tensor({24, 16, 3, 3}, 2)).constant("b", random_tensor({24}, 3));
+  single_node mm("MatMul", {"x", "w"});
+  mm.constant("w", random_tensor({96, 300}, 5));
+  const std::vector<std::pair<single_node*, graph::tensor>> cases = {{&conv, random_tensor({2, 16, 20, 20}, 1)},
+                                                                      {&mm, random_tensor({3, 50, 96}, 4)}};
+  for (const auto& [op, x] : cases) {
+    CAPTURE(op->m.main.nodes[0].op_type);
+    op->m.main.inputs = {amctq::test::info("x", graph::dtype::float32)};
+    graph::executor kept(op->m), per_run(op->m);
+    per_run.set_keep_packed_weights(false);
+    const graph::tensor want = kept.run({{"x", x}}).at("y");
+    for (int threads : {1, 2}) {
+      per_run.set_intra_op_threads(threads);
+      for (int run = 0; run < 2; ++run) CHECK(same_bytes(per_run.run({{"x", x}}).at("y"), want));
+    }
+  }
 }
 
 TEST_CASE("intra_op_pool: every task once, the first error rethrown, usable again; bad thread counts refused") {

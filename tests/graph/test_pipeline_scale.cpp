@@ -135,6 +135,18 @@ TEST_CASE("pipeline: fewer slices than threads: the spare threads work inside th
   }
 }
 
+TEST_CASE("pipeline: a released calibration model keeps the record and refuses another calibrate") {
+  const std::vector<graph::batch> batches = {images(4)};
+  const graph::batches_in_memory src(batches);
+  const auto m = io::read_onnx(model_path());
+  graph::quantizer q(m, graph::create_quant_config(m, {}, 1));
+  q.calibrate(src, {});
+  const std::string before = io::write_record_json(q.record());
+  q.release_calibration_model();
+  CHECK(io::write_record_json(q.record()) == before);
+  CHECK_THROWS_WITH_AS(q.calibrate(src, {}), doctest::Contains("calibration model was released"), amctq::error);
+}
+
 TEST_CASE("pipeline: a memory bound sizes the slices, and one that no row fits says what would") {
   const std::vector<graph::batch> batches = {images(24)};
   const graph::batches_in_memory src(batches);

@@ -96,7 +96,8 @@ TEST_CASE("file set: sha256 gives the FIPS 180-4 digests, however the input is c
 
 TEST_CASE("file set: sha256 with the CPU's SHA extensions equals the portable code") {
 #if AMCTQ_SHA256_NI
-  MESSAGE(std::string("SHA-NI on this CPU: ") + (io::detail::has_sha_ni() ? "yes" : "no (both runs are portable)"));
+  const std::string path = io::detail::has_sha_ni() ? "yes" : "no (both runs are portable)";
+  MESSAGE("SHA-NI on this CPU: " << path);
 #endif
   std::string data(100000, '\0');
   std::uint32_t x = 12345;

@@ -210,6 +210,7 @@ int cmd_quantize(int argc, char** argv) {
     if (root)
       for (const auto& note : q.tensor_notes()) std::cerr << "amctq quantize: note: " << note << "\n";
     if (!root) return 0;
+    q.release_calibration_model();  // saving needs none of it: a model's worth of memory back
     const std::string stem = std::filesystem::path(model_path).stem().string();
     io::save_options so;
     cli::progress_meter meter("amctq quantize", "saving", "steps", quiet, /*rate=*/false);

@@ -94,6 +94,15 @@ inline std::int64_t static_batch_rows(const model& m) {
   return 0;
 }
 
+/// Whether calibration's executors keep m's weights packed from slice to slice: a packed copy
+/// per worker, so only when the initializers fit in the per-worker bound (else each slice packs
+/// them again, one node at a time; the results are the same).
+inline bool keep_packed_weights(const model& m, const calibration_options& opt) {
+  std::size_t bytes = 0;
+  for (const auto& i : m.main.initializers) bytes += i.value.bytes().size();
+  return opt.max_memory == 0 || bytes <= opt.max_memory;
+}
+
 /// The bytes an executor of m holds to run one row of src: measured on batch 0's first row (its
 /// first static_batch_rows rows, shared out, for a model that takes no fewer).
 inline std::size_t bytes_per_row(const model& m, const calibration_source& src) {
@@ -102,6 +111,7 @@ inline std::size_t bytes_per_row(const model& m, const calibration_source& src) 
               "the first calibration batch has ", src.batches() > 0 ? src.rows(0) : 0, " rows; the model runs ", rows,
               " at a time");
   executor ex(m);
+  ex.set_keep_packed_weights(false);  // one run: a kept copy of the weights would only add to the peak
   batch storage;
   ex.run(src.read(0, 0, rows, storage));
   return (ex.peak_bytes() + static_cast<std::size_t>(rows) - 1) / static_cast<std::size_t>(rows);

@@ -205,6 +205,14 @@ class executor {
     if (threads > 1) intra_op_ = std::make_unique<ops::intra_op_pool>(threads);
   }
   int intra_op_threads() const noexcept { return intra_op_ ? intra_op_->threads() : 1; }
+  /// Whether ops keep what they derive from initializers (packed weights) from run to run (the
+  /// default), or derive it again on each run and free it after the node: the same results, and
+  /// no second copy of a large model's weights, at the cost of packing them every run.
+  void set_keep_packed_weights(bool keep) {
+    keep_packed_ = keep;
+    if (!keep)
+      for (auto& s : states_) s.reset();
+  }
   const std::vector<std::size_t>& order() const noexcept { return order_; }
   /// The most bytes the last run() held at once: its inputs, the values alive between nodes and
   /// the ops' scratch. Calibration sizes its batches from this (graph/calibration_run.hpp).
@@ -255,7 +263,8 @@ class executor {
     };
     for (std::size_t step = 0; step < order_.size(); ++step) {
       const node& n = g.nodes[order_[step]];
-      ops::context ctx{n, opset_, {}, {}, scratch_, &pool_, &states_[step]};
+      std::any transient;  // the node's derived state when it is not kept
+      ops::context ctx{n, opset_, {}, {}, scratch_, &pool_, keep_packed_ ? &states_[step] : &transient};
       ctx.threads = intra_op_.get();
       // Trailing omitted inputs do not count as inputs.
       std::size_t count = n.inputs.size();
@@ -325,6 +334,7 @@ class executor {
   std::vector<std::any> states_ = std::vector<std::any>(order_.size());  // per step: ops' kept state (packed weights)
   std::size_t peak_bytes_ = 0;
   std::unique_ptr<ops::intra_op_pool> intra_op_;
+  bool keep_packed_ = true;
 };
 
 /// One-shot convenience: run `m` on `inputs`.

@@ -228,6 +228,14 @@ class quantizer {
     model_quantized_ = true;
   }
 
+  /// Frees the calibration model (the float model's copy with fake-quantized weights, as large as
+  /// the model) once no calibrate() is to follow: saving needs only the float model, the layers
+  /// and the record. calibrate() refuses afterwards.
+  void release_calibration_model() {
+    calib_model_ = model{};
+    calib_released_ = true;
+  }
+
   /// Runs the calibration batches (at least config.batch_num of them; the first batch_num are
   /// used) and computes every layer's parameters. With opt.max_memory, each batch is run in
   /// slices that fit it; with opt.threads, on that many executors at once; with opt.ranks, each
@@ -245,6 +253,8 @@ class quantizer {
  private:
   void calibrate_impl(const calibration_source& src, const std::vector<batch>* held, const calibration_options& opt) {
     check_batch_count(src.batches(), "calibrate");
+    AMCTQ_CHECK(!calib_released_, errc::invalid_argument, "calibrate",
+                "the calibration model was released (release_calibration_model); make a new quantizer to calibrate again");
     AMCTQ_CHECK(opt.threads >= 1 && opt.ranks >= 1 && opt.rank >= 0 && opt.rank < opt.ranks &&
                     (opt.ranks == 1 || opt.exchange),
                 errc::invalid_argument, "calibrate", "calibration_options: threads ", opt.threads, ", rank ", opt.rank,
@@ -300,8 +310,10 @@ class quantizer {
     // Declared before the observers, which detach from them on destruction.
     std::vector<std::unique_ptr<executor>> executors;
     std::vector<std::unique_ptr<activation_observers>> observers;
+    const bool keep_packed = keep_packed_weights(calib_model_, opt);
     for (int w = 0; w < opt.threads; ++w) {
       executors.push_back(std::make_unique<executor>(calib_model_));
+      executors.back()->set_keep_packed_weights(keep_packed);
       observers.push_back(std::make_unique<activation_observers>(*executors.back()));
       watch_all(*observers.back());
     }
@@ -384,8 +396,10 @@ class quantizer {
     using absmax_map = std::map<std::size_t, std::vector<float>>;  // layer index -> max |x| per input channel
     std::vector<std::unique_ptr<executor>> executors;
     std::vector<absmax_map> found(static_cast<std::size_t>(opt.threads));
+    const bool keep_packed = keep_packed_weights(model_, opt);
     for (int w = 0; w < opt.threads; ++w) {
       executors.push_back(std::make_unique<executor>(model_));
+      executors.back()->set_keep_packed_weights(keep_packed);
       absmax_map& absmax = found[static_cast<std::size_t>(w)];
       for (std::size_t i = 0; i < layers_.size(); ++i) {
         if (!settings_[i].dmq_balancer_param || layers_[i].weight.empty()) continue;
@@ -514,6 +528,7 @@ class quantizer {
   quant_record record_;
   bool balanced_ = false;
   bool model_quantized_ = false;
+  bool calib_released_ = false;
   bool calibrated_ = false;
 };
 

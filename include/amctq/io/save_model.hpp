@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -96,22 +97,26 @@ inline saved_paths save_model(const graph::quantizer& q, const std::string& dir,
     if (opt.progress) opt.progress(done, steps);
   };
   step(0);
-  const graph::model fq = graph::lower_qdq(q.float_model(), q.layers(), q.record());
+  // One lowered model at a time, written to its temp file and freed before the next is built:
+  // each can be as large as the float model.
+  std::optional<graph::model> lowered = graph::lower_qdq(q.float_model(), q.layers(), q.record());
   step(1);
-  const graph::model dp = graph::lower_qoperator(q.float_model(), q.layers(), q.record());
-  step(2);
-  const std::string rec = write_record_json(q.record());
-  const std::string floats = write_float_layers_json(q.layers().size(), q.float_layers());
   std::error_code ec;
   std::filesystem::create_directories(base, ec);
   AMCTQ_CHECK(!ec, errc::io, "save_model", "cannot create the output folder '", base, "': ", ec.message());
   onnx_write_options own_data;
   own_data.keep_external = false;
   own_data.hash_files = true;
-  staged_onnx fq_file = stage_onnx(fq, p.fake_quant, own_data);
+  staged_onnx fq_file = stage_onnx(*lowered, p.fake_quant, own_data);
+  lowered.reset();
+  step(2);
+  lowered = graph::lower_qoperator(q.float_model(), q.layers(), q.record());
   step(3);
-  staged_onnx dp_file = stage_onnx(dp, p.deploy, own_data);
+  staged_onnx dp_file = stage_onnx(*lowered, p.deploy, own_data);
+  lowered.reset();
   step(4);
+  const std::string rec = write_record_json(q.record());
+  const std::string floats = write_float_layers_json(q.layers().size(), q.float_layers());
   atomic_file rec_file(p.record);
   rec_file.hash_contents();
   rec_file.write(rec.data(), rec.size());
