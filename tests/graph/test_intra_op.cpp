@@ -89,6 +89,7 @@ TEST_CASE("Conv on 1, 2 and 3 intra-op threads: the same bytes") {
       {"five images (more than the threads)", {5, 8, 11, 11}, {8, 8, 3, 3}, {}},
       {"1-D", {1, 10, 300}, {12, 10, 5}, {}},
       {"7x7 map: channels shared out", {1, 64, 7, 7}, {102, 64, 3, 3}, {attr_ints("pads", {1, 1, 1, 1})}},
+      {"no images", {0, 8, 9, 9}, {8, 8, 3, 3}, {}},
       {"1x1 on a 7x7 map: channels shared out", {1, 96, 7, 7}, {50, 96, 1, 1}, {}},
   };
   for (const auto& cc : cases) {
@@ -145,7 +146,9 @@ TEST_CASE("Conv and MatMul with weights packed per run, on 1 and 2 threads: the 
   mm.constant("w", random_tensor({96, 300}, 5));
   const std::vector<std::pair<single_node*, graph::tensor>> cases = {{&conv, random_tensor({2, 16, 20, 20}, 1)},
                                                                       {&mm, random_tensor({3, 50, 96}, 4)}};
-  for (const auto& [op, x] : cases) {
+  for (const auto& entry : cases) {
+    single_node* const op = entry.first;  // not a structured binding: CAPTURE's lambda takes it
+    const graph::tensor& x = entry.second;
     CAPTURE(op->m.main.nodes[0].op_type);
     op->m.main.inputs = {amctq::test::info("x", graph::dtype::float32)};
     graph::executor kept(op->m), per_run(op->m);

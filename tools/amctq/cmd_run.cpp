@@ -18,7 +18,6 @@
 #include <map>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "amctq/error.hpp"
@@ -108,8 +107,7 @@ int cmd_run(int argc, char** argv) {
     }
 
     graph::executor ex(m, graph::simulation_ops());
-    const unsigned cores = std::thread::hardware_concurrency();
-    ex.set_intra_op_threads(threads > 0 ? threads : cores > 0 ? static_cast<int>(cores) : 1);
+    ex.set_intra_op_threads(threads > 0 ? threads : graph::ops::available_cores());
     const auto out = ex.run(feeds);
     AMCTQ_CHECK(!m.main.outputs.empty(), errc::invalid_argument, "amctq run", "the model has no outputs");
     if (!output_dir.empty()) {

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <thread>
 
 #include "amctq/error.hpp"
 #include "amctq/graph/calibration_run.hpp"
@@ -49,8 +48,7 @@ class mpi_session {
   bool root() const noexcept { return rank_ == 0; }
   /// The cores this rank may use: the machine's, shared by the ranks on it.
   int default_threads() const {
-    const unsigned hw = std::thread::hardware_concurrency();
-    const int cores = hw == 0 ? 1 : static_cast<int>(hw);
+    const int cores = graph::ops::available_cores();
     return cores / local_ > 0 ? cores / local_ : 1;
   }
   graph::shard_exchange exchange() const {

@@ -52,8 +52,7 @@ struct calibration_options {
 /// bytes for the same data.
 inline calibration_options default_calibration_options(int threads = 0) {
   calibration_options o;
-  const unsigned cores = std::thread::hardware_concurrency();
-  o.threads = threads > 0 ? threads : cores > 0 ? static_cast<int>(cores) : 1;
+  o.threads = threads > 0 ? threads : ops::available_cores();
   o.max_memory = std::size_t{256} << 20;
   o.strict_memory = false;
   o.max_slice_rows = 8;
@@ -101,6 +100,18 @@ inline bool keep_packed_weights(const model& m, const calibration_options& opt) 
   std::size_t bytes = 0;
   for (const auto& i : m.main.initializers) bytes += i.value.bytes().size();
   return opt.max_memory == 0 || bytes <= opt.max_memory;
+}
+
+/// One executor per thread of opt over m, for run_slices, keeping packed weights where
+/// keep_packed_weights says.
+inline std::vector<std::unique_ptr<executor>> make_workers(const model& m, const calibration_options& opt) {
+  const bool keep_packed = keep_packed_weights(m, opt);
+  std::vector<std::unique_ptr<executor>> workers;
+  for (int w = 0; w < opt.threads; ++w) {
+    workers.push_back(std::make_unique<executor>(m));
+    workers.back()->set_keep_packed_weights(keep_packed);
+  }
+  return workers;
 }
 
 /// The bytes an executor of m holds to run one row of src: measured on batch 0's first row (its

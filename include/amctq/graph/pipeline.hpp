@@ -308,13 +308,10 @@ class quantizer {
       for (const auto& p : points_) point_of.push_back(obs.watch(p.tensor, p.settings, 1, /*float_only=*/true));
     };
     // Declared before the observers, which detach from them on destruction.
-    std::vector<std::unique_ptr<executor>> executors;
+    const std::vector<std::unique_ptr<executor>> executors = make_workers(calib_model_, opt);
     std::vector<std::unique_ptr<activation_observers>> observers;
-    const bool keep_packed = keep_packed_weights(calib_model_, opt);
-    for (int w = 0; w < opt.threads; ++w) {
-      executors.push_back(std::make_unique<executor>(calib_model_));
-      executors.back()->set_keep_packed_weights(keep_packed);
-      observers.push_back(std::make_unique<activation_observers>(*executors.back()));
+    for (const auto& ex : executors) {
+      observers.push_back(std::make_unique<activation_observers>(*ex));
       watch_all(*observers.back());
     }
     activation_observers& obs = *observers.front();
@@ -394,17 +391,14 @@ class quantizer {
 
   void balance(const calibration_source& src, const calibration_options& opt) {
     using absmax_map = std::map<std::size_t, std::vector<float>>;  // layer index -> max |x| per input channel
-    std::vector<std::unique_ptr<executor>> executors;
+    const std::vector<std::unique_ptr<executor>> executors = make_workers(model_, opt);
     std::vector<absmax_map> found(static_cast<std::size_t>(opt.threads));
-    const bool keep_packed = keep_packed_weights(model_, opt);
-    for (int w = 0; w < opt.threads; ++w) {
-      executors.push_back(std::make_unique<executor>(model_));
-      executors.back()->set_keep_packed_weights(keep_packed);
-      absmax_map& absmax = found[static_cast<std::size_t>(w)];
+    for (std::size_t w = 0; w < executors.size(); ++w) {
+      absmax_map& absmax = found[w];
       for (std::size_t i = 0; i < layers_.size(); ++i) {
         if (!settings_[i].dmq_balancer_param || layers_[i].weight.empty()) continue;
         const node& n = model_.main.nodes[layers_[i].node_index];
-        executors.back()->hooks().on_tensor(layers_[i].input, [&absmax, &n, i](const std::string&, const tensor& t) {
+        executors[w]->hooks().on_tensor(layers_[i].input, [&absmax, &n, i](const std::string&, const tensor& t) {
           fold_absmax(absmax[i], passes::balance_input_absmax(n, t), n);
         });
       }

@@ -232,8 +232,7 @@ inline void softmax_family(context& c, bool log) {
   tensor& y = c.make_output(0, x.type(), x.shape());
   const float* px = x.data<float>();
   float* py = y.data<float>();
-  c.parallel_ranges(outer * inner, 1, std::max<std::int64_t>(1, 8192 / std::max<std::int64_t>(len, 1)),
-                    [&](std::int64_t first, std::int64_t last) {
+  c.parallel_rows(outer * inner, len, [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t r = first; r < last; ++r) {
       const std::int64_t o = r / inner, i = r % inner;
       const float* xs = px + o * len * inner + i;

@@ -79,8 +79,23 @@ struct context {
   /// The executor's threads for work inside this node; null: the calling thread alone.
   intra_op_pool* threads = nullptr;
 
+  /// Elements of work below which waking another thread costs more than it saves.
+  static constexpr std::int64_t min_parallel_elements = std::int64_t{1} << 14;
+
   /// Workers parallel_for may use; scratch that tasks need is per worker.
   int workers() const noexcept { return threads ? threads->threads() : 1; }
+  /// Into how many parts to cut each of `tasks` tasks so that every worker has one: 1 when the
+  /// tasks alone are enough.
+  std::int64_t parts_per_task(std::int64_t tasks) const noexcept {
+    const std::int64_t w = workers();
+    return tasks >= w || tasks <= 0 ? 1 : (w + tasks - 1) / tasks;
+  }
+  /// Scratch of `floats` for each worker: worker w's starts at the result + w * floats.
+  float* scratch_per_worker(std::int64_t floats) {
+    const auto need = static_cast<std::size_t>(floats * workers());
+    if (scratch.size() < need) scratch.resize(need);
+    return scratch.data();
+  }
   /// Runs task(t, worker) for t in [0, tasks), spread over the workers. Tasks must write disjoint
   /// outputs and compute them the same way whichever worker runs them.
   template <class Task>
@@ -105,6 +120,11 @@ struct context {
     parallel_for(runs, [&](std::int64_t k, int) {
       if (cut(k) < cut(k + 1)) f(cut(k), cut(k + 1));
     });
+  }
+  /// parallel_ranges over whole rows of `row_length` elements, each reduced by one thread.
+  template <class F>
+  void parallel_rows(std::int64_t rows, std::int64_t row_length, F&& f) const {
+    parallel_ranges(rows, 1, min_parallel_elements / std::max<std::int64_t>(row_length, 1), std::forward<F>(f));
   }
 
   /// "node 'conv1' (Conv)": the prefix of every error an op raises.
@@ -243,7 +263,7 @@ void unary_same_type(context& c, Visit visit, F f) {
     const T* px = x.data<T>();
     T* py = y.data<T>();
     // Runs start on 64-element boundaries, so a vectorised loop splits each run as it splits the whole.
-    c.parallel_ranges(static_cast<std::int64_t>(x.size()), 64, std::int64_t{1} << 14, [&](std::int64_t b, std::int64_t e) {
+    c.parallel_ranges(static_cast<std::int64_t>(x.size()), 64, context::min_parallel_elements, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i) py[i] = static_cast<T>(f(px[i]));
     });
   });

@@ -1,7 +1,7 @@
 // Conv (1-D/2-D/3-D, groups, dilations, pads, auto_pad) as im2col + one Eigen GEMM per
 // image and group, and ConvTranspose as the adjoint: GEMM then col2im scatter-add. With the
-// executor's intra-op threads, Conv shares out images, groups and output positions (the bytes
-// do not change).
+// executor's intra-op threads, Conv shares out images, groups, output positions or output
+// channels (the bytes do not change).
 #ifndef AMCTQ_GRAPH_OPS_CONV_HPP
 #define AMCTQ_GRAPH_OPS_CONV_HPP
 
@@ -156,21 +156,21 @@ inline void conv(context& c) {
   if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, blocking.kc)) {
     // A task: one image and group, or, when those are fewer than the workers, part of its output
     // positions (rows of the product) or, where positions are few (a 7x7 map), of its channels.
-    const std::int64_t planes = N * group, workers = c.workers(), parts = (workers + planes - 1) / planes;
-    const bool by_rows = planes >= workers || O >= 2 * parts * std::max<std::int64_t>(detail::lhs_panel, 16);
+    const std::int64_t planes = N * group, parts = c.parts_per_task(planes);
+    const bool by_rows = parts == 1 || O >= 2 * parts * std::max<std::int64_t>(detail::lhs_panel, 16);
     const auto row_spans = detail::split_rows(O, blocking, by_rows ? parts : 1);
     const auto col_spans = detail::split_cols(Mg, by_rows ? 1 : parts);
     const auto rows_n = static_cast<std::int64_t>(row_spans.size()), cols_n = static_cast<std::int64_t>(col_spans.size());
     const std::int64_t need = direct ? detail::packed_gemm_work(rows, Mg, blocking, false, true)
                                      : detail::generated_lhs_gemm_work(blocking);
-    if (c.scratch.size() < static_cast<std::size_t>(need * workers)) c.scratch.resize(static_cast<std::size_t>(need * workers));
+    float* const scratch = c.scratch_per_worker(need);
     c.parallel_for(planes * rows_n * cols_n, [&](std::int64_t t, int worker) {
       const std::int64_t plane = t / (rows_n * cols_n), n = plane / group, g = plane % group;
       const detail::gemm_part part{row_spans[static_cast<std::size_t>(t / cols_n % rows_n)],
                                    col_spans[static_cast<std::size_t>(t % cols_n)]};
       const float* xg = px + (n * C + g * Cg) * I;
       float* yg = py + (n * M + g * Mg) * O;
-      float* work = c.scratch.data() + worker * need;
+      float* work = scratch + worker * need;
       for (std::int64_t r = part.cols.begin; r < part.cols.end; ++r)  // the GEMM accumulates onto the bias, or zeros
         std::fill(yg + r * O + part.rows.begin, yg + r * O + part.rows.end, bias ? bias[g * Mg + r] : 0.0f);
       const float* wg = pk->packed.data() + g * pk->group_size;

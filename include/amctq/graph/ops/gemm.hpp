@@ -149,16 +149,15 @@ inline void matmul(context& c) {
       // A task: one product of the batch, or, when those are fewer than the workers, part of its
       // output features (each such task packs its A whole: a small cost beside the product).
       const auto products = static_cast<std::int64_t>(p.a_offset.size());
-      const std::int64_t workers = c.workers();
-      const auto spans = detail::split_rows(p.N, blocking, products >= workers ? 1 : (workers + products - 1) / products);
+      const auto spans = detail::split_rows(p.N, blocking, c.parts_per_task(products));
       const auto spans_n = static_cast<std::int64_t>(spans.size());
       const std::int64_t need = detail::packed_gemm_work(p.K, p.M, blocking, true, false);
-      if (c.scratch.size() < static_cast<std::size_t>(need * workers)) c.scratch.resize(static_cast<std::size_t>(need * workers));
+      float* const scratch = c.scratch_per_worker(need);
       std::fill(py, py + y.size(), 0.0f);
       c.parallel_for(products * spans_n, [&](std::int64_t t, int worker) {
         const auto i = static_cast<std::size_t>(t / spans_n);
         detail::packed_gemm(p.N, p.K, p.M, blocking, {pk->packed.data(), 0, true}, {pa + p.a_offset[i], p.K, false},
-                            py + static_cast<std::int64_t>(i) * p.M * p.N, p.N, c.scratch.data() + worker * need,
+                            py + static_cast<std::int64_t>(i) * p.M * p.N, p.N, scratch + worker * need,
                             {spans[static_cast<std::size_t>(t % spans_n)], {0, p.M}});
       });
       return;

@@ -17,6 +17,12 @@
 
 namespace amctq::graph::ops {
 
+/// The cores of this machine (1 where the library cannot tell): every default thread count.
+inline int available_cores() noexcept {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
 /// The calling thread plus `threads - 1` helpers. One job at a time: run() is not reentrant and
 /// is called from the executor's own thread only. Between jobs the helpers spin a little before
 /// they sleep: waking a sleeping thread costs tens of microseconds on a VM, as much as a small

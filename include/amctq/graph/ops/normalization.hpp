@@ -159,8 +159,7 @@ inline void layer_normalization(context& c) {
         if (pi) pi[r] = static_cast<T>(inv);
       }
     };
-    c.parallel_ranges(static_cast<std::int64_t>(rows), 1, static_cast<std::int64_t>(std::max<std::size_t>(1, 8192 / std::max<std::size_t>(inner, 1))),
-                      each_row);
+    c.parallel_rows(static_cast<std::int64_t>(rows), static_cast<std::int64_t>(inner), each_row);
   });
 }
 

@@ -224,7 +224,7 @@ void generated_lhs_gemm(std::int64_t depth, std::int64_t cols, const gemm_blocki
   float* const packed = block + padded(b.kc * b.mc);
   gemm_kernels::PackLhs pack_lhs;
   gemm_blocks(part, depth, cols, b, [&](std::int64_t i2, std::int64_t k2, std::int64_t mc, std::int64_t kc) {
-    const std::int64_t whole = lhs_panel == 0 ? 0 : mc / lhs_panel * lhs_panel;
+    const std::int64_t whole = lhs_panel == 0 ? 0 : mc - mc % std::max<std::int64_t>(lhs_panel, 1);
     if (whole > 0) fill(i2, whole, k2, kc, lhs_panel, packed);
     if (whole < mc) {
       const std::int64_t m = mc - whole;
