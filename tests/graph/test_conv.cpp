@@ -71,7 +71,13 @@ TEST_CASE("Conv matches a direct convolution on random shapes") {
                        cfg{1, 3, 5, 5, 2, 1, 1, 0, 1, 1}, cfg{1, 2, 6, 7, 4, 2, 3, 0, 1, 2},
                        cfg{1, 3, 6, 6, 6, 3, 1, 2, 2, 3} /* depthwise, multiplier 2, dilated */,
                        // Past one GEMM block both ways (630 taps, 575 positions: whole panels and a tail).
-                       cfg{1, 70, 23, 25, 20, 3, 1, 1, 1, 1}, cfg{1, 9, 30, 31, 12, 3, 2, 1, 1, 1}}) {
+                       cfg{1, 70, 23, 25, 20, 3, 1, 1, 1, 1}, cfg{1, 9, 30, 31, 12, 3, 2, 1, 1, 1},
+                       // Stride 1 on maps big enough for the direct path (see the fits test below):
+                       // two images and a short last channel panel; dilated; groups; 1x1 over two
+                       // depth blocks; 5x5.
+                       cfg{2, 5, 20, 18, 13, 3, 1, 1, 1, 1}, cfg{1, 8, 21, 19, 9, 3, 1, 2, 2, 1},
+                       cfg{1, 8, 24, 24, 16, 3, 1, 1, 1, 2}, cfg{1, 300, 16, 16, 10, 1, 1, 0, 1, 1},
+                       cfg{1, 4, 30, 30, 8, 5, 1, 2, 1, 1}}) {
     CAPTURE(g.c);
     CAPTURE(g.group);
     std::vector<float> xv(static_cast<std::size_t>(g.n * g.c * g.h * g.w)), wv(static_cast<std::size_t>(g.m * (g.c / g.group) * g.k * g.k)), bv(static_cast<std::size_t>(g.m));
@@ -105,6 +111,69 @@ TEST_CASE("Conv matches a direct convolution on random shapes") {
           }
     check_close(y, y.shape(), want, 1e-4f);
   }
+}
+
+namespace {
+graph::ops::window conv_window(std::int64_t h, std::int64_t w, std::int64_t k, std::int64_t stride, std::int64_t pad,
+                               std::int64_t dil) {
+  graph::ops::window win;
+  win.spatial = 2;
+  win.in = {1, h, w};
+  win.kernel = {1, k, k};
+  win.stride = {1, stride, stride};
+  win.dilation = {1, dil, dil};
+  win.pad_begin = {0, pad, pad};
+  win.pad_end = {0, pad, pad};
+  win.out = {1, (h + 2 * pad - (k - 1) * dil - 1) / stride + 1, (w + 2 * pad - (k - 1) * dil - 1) / stride + 1};
+  return win;
+}
+}  // namespace
+
+#if AMCTQ_HAS_XSIMD
+TEST_CASE("Conv's direct path takes stride-1 convs on maps where little of its work is wasted") {
+  namespace d = graph::ops::detail;
+  CHECK(d::direct_conv_fits(conv_window(56, 56, 3, 1, 1, 1), 64));   // ResNet's layer1
+  CHECK(d::direct_conv_fits(conv_window(14, 14, 3, 1, 1, 1), 256));  // layer3
+  CHECK(d::direct_conv_fits(conv_window(20, 18, 3, 1, 1, 1), 5));    // the random cases above
+  CHECK(d::direct_conv_fits(conv_window(21, 19, 3, 1, 2, 2), 8));
+  CHECK(d::direct_conv_fits(conv_window(16, 16, 1, 1, 0, 1), 300));
+  CHECK(d::direct_conv_fits(conv_window(30, 30, 5, 1, 2, 1), 4));
+  CHECK_FALSE(d::direct_conv_fits(conv_window(7, 7, 3, 1, 1, 1), 512));   // 64 positions computed for 49
+  CHECK_FALSE(d::direct_conv_fits(conv_window(56, 56, 3, 2, 1, 1), 64));  // strided
+  CHECK_FALSE(d::direct_conv_fits(conv_window(56, 56, 3, 1, 1, 1), 1));   // one channel: depthwise's
+}
+#endif
+
+TEST_CASE("Conv with uneven pads, stride 1, matches a direct convolution (the direct path pads each side)") {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  const std::int64_t C = 6, H = 19, W = 23, M = 10, K = 3;
+  const std::int64_t top = 0, left = 2, bottom = 2, right = 1;
+  std::vector<float> xv(static_cast<std::size_t>(C * H * W)), wv(static_cast<std::size_t>(M * C * K * K)),
+      bv(static_cast<std::size_t>(M));
+  for (auto* v : {&xv, &wv, &bv})
+    for (auto& e : *v) e = u(rng);
+  single_node node("Conv", {"x", "w", "b"}, {attr_ints("pads", {top, left, bottom, right})});
+  node.constant("w", ft({M, C, K, K}, wv)).constant("b", ft({M}, bv));
+  const auto y = node.run({{"x", ft({1, C, H, W}, xv)}});
+  const std::int64_t OH = H + top + bottom - K + 1, OW = W + left + right - K + 1;
+  REQUIRE(y.shape() == std::vector<std::int64_t>{1, M, OH, OW});
+  std::vector<float> want;
+  for (std::int64_t m = 0; m < M; ++m)
+    for (std::int64_t i = 0; i < OH; ++i)
+      for (std::int64_t j = 0; j < OW; ++j) {
+        double s = bv[static_cast<std::size_t>(m)];
+        for (std::int64_t c = 0; c < C; ++c)
+          for (std::int64_t a = 0; a < K; ++a)
+            for (std::int64_t b = 0; b < K; ++b) {
+              const std::int64_t ih = i - top + a, iw = j - left + b;
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+              s += double(xv[static_cast<std::size_t>((c * H + ih) * W + iw)]) *
+                   wv[static_cast<std::size_t>(((m * C + c) * K + a) * K + b)];
+            }
+        want.push_back(static_cast<float>(s));
+      }
+  check_close(y, y.shape(), want, 1e-4f);
 }
 
 TEST_CASE("im2col_block in panels is im2col's matrix; the generated-lhs GEMM is the packed GEMM bit for bit") {

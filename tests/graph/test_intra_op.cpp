@@ -91,6 +91,10 @@ TEST_CASE("Conv on 1, 2 and 3 intra-op threads: the same bytes") {
       {"7x7 map: channels shared out", {1, 64, 7, 7}, {102, 64, 3, 3}, {attr_ints("pads", {1, 1, 1, 1})}},
       {"no images", {0, 8, 9, 9}, {8, 8, 3, 3}, {}},
       {"1x1 on a 7x7 map: channels shared out", {1, 96, 7, 7}, {50, 96, 1, 1}, {}},
+      {"direct path, one image: tiles shared out, some parts short", {1, 20, 40, 37}, {19, 20, 3, 3},
+       {attr_ints("pads", {1, 2, 0, 1})}},
+      {"direct path, dilated, two images", {2, 9, 26, 26}, {8, 9, 3, 3},
+       {attr_ints("pads", {2, 2, 2, 2}), attr_ints("dilations", {2, 2})}},
   };
   for (const auto& cc : cases) {
     CAPTURE(cc.what);

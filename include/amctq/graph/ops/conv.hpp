@@ -1,7 +1,8 @@
-// Conv (1-D/2-D/3-D, groups, dilations, pads, auto_pad) as im2col + one Eigen GEMM per
-// image and group, and ConvTranspose as the adjoint: GEMM then col2im scatter-add. With the
-// executor's intra-op threads, Conv shares out images, groups, output positions or output
-// channels (the bytes do not change).
+// Conv (1-D/2-D/3-D, groups, dilations, pads, auto_pad): stride-1 convs on maps that suit it
+// through direct_conv (no im2col), the rest as im2col + one GEMM per image and group on Eigen's
+// kernels; ConvTranspose as the adjoint: GEMM then col2im scatter-add. With the executor's
+// intra-op threads, Conv shares out images, groups, output positions or output channels (the
+// bytes do not change).
 #ifndef AMCTQ_GRAPH_OPS_CONV_HPP
 #define AMCTQ_GRAPH_OPS_CONV_HPP
 
@@ -14,6 +15,7 @@
 
 #include "amctq/graph/op_table.hpp"
 #include "amctq/graph/ops/common.hpp"
+#include "amctq/graph/ops/direct_conv.hpp"
 #include "amctq/graph/ops/im2col.hpp"
 #include "amctq/graph/ops/packed_gemm.hpp"
 #include "amctq/graph/ops/window.hpp"
@@ -79,8 +81,9 @@ inline void add_bias_rows(float* y, const float* bias, std::int64_t rows, std::i
   }
 }
 
-/// A constant conv weight packed as the GEMM's rhs (W^T per group), kept in the executor's node
-/// state. Rebuilt when the weight or the blocking depth changes.
+/// A constant conv weight packed per group, kept in the executor's node state: as the GEMM's rhs
+/// (W^T in depth blocks of kc) or, with kc = 0, for direct_conv. Rebuilt when the weight or the
+/// packing changes.
 struct packed_conv_weight {
   const float* source = nullptr;
   std::int64_t M = 0, rows = 0, group = 0, kc = 0, group_size = 0;
@@ -100,6 +103,16 @@ inline const packed_conv_weight* conv_weight_state(context& c, const float* pw, 
   p->group = group;
   p->kc = kc;
   const std::int64_t Mg = M / group;
+#if AMCTQ_HAS_XSIMD
+  if (kc == 0) {
+    p->group_size = direct_conv_packed_size(Mg, rows);
+    p->packed.resize(static_cast<std::size_t>(p->group_size * group));
+    for (std::int64_t g = 0; g < group; ++g)
+      direct_conv_pack(pw + g * Mg * rows, Mg, rows, p->packed.data() + g * p->group_size);
+    *c.state = p;
+    return p.get();
+  }
+#endif
   p->group_size = packed_rhs_size(rows, Mg, kc);
   p->packed.resize(static_cast<std::size_t>(p->group_size * group));
   for (std::int64_t g = 0; g < group; ++g)
@@ -150,6 +163,37 @@ inline void conv(context& c) {
     });
     return;
   }
+#if AMCTQ_HAS_XSIMD
+  if (detail::direct_conv_fits(w, Cg))
+    if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, 0)) {
+      // A task: one image and group, or, when those are fewer than the workers, a run of its tiles.
+      const detail::direct_conv_geometry geo(w);
+      const std::int64_t planes = N * group, parts = std::min(c.parts_per_task(planes), geo.tiles);
+      const std::int64_t per_part = (geo.tiles + parts - 1) / parts;
+      auto part_of = [&](std::int64_t k) {
+        return detail::direct_conv_part{k * per_part, std::min(geo.tiles, (k + 1) * per_part)};
+      };
+      std::int64_t channel_stride = 0;  // the most padded input any part holds per channel
+      for (std::int64_t k = 0; k < parts; ++k)
+        if (part_of(k).t0 < part_of(k).t1) {
+          const auto [r0, r1] = detail::direct_conv_rows(geo, part_of(k));
+          channel_stride = std::max(channel_stride, (r1 - r0) * geo.Wp);
+        }
+      std::vector<std::int64_t> offsets(static_cast<std::size_t>(rows));
+      detail::direct_conv_offsets(w, geo, Cg, channel_stride, offsets.data());
+      const std::int64_t need = detail::direct_conv_work(Cg, Mg, channel_stride, per_part, geo);
+      float* const scratch = c.scratch_per_worker(need);
+      c.parallel_for(planes * parts, [&](std::int64_t t, int worker) {
+        const detail::direct_conv_part part = part_of(t % parts);
+        if (part.t0 >= part.t1) return;
+        const std::int64_t plane = t / parts, n = plane / group, g = plane % group;
+        detail::direct_conv(geo, Cg, Mg, rows, px + (n * C + g * Cg) * I, pk->packed.data() + g * pk->group_size,
+                            offsets.data(), channel_stride, bias ? bias + g * Mg : nullptr, part,
+                            py + (n * M + g * Mg) * O, scratch + worker * need);
+      });
+      return;
+    }
+#endif
   // Y_g (Mg x O, row-major) = W_g (Mg x rows) * col (rows x O) is, column-major, Y_g^T = col^T * W_g^T:
   // the weight is the rhs, packed once per executor.
   const detail::gemm_blocking blocking(O, rows, Mg);

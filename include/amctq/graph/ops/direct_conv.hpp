@@ -1,0 +1,234 @@
+// A stride-1 Conv without im2col. Pad the input once; then, over a flattened output of width
+// Wp (the padded input's width, so each output row carries KW - 1 positions of garbage), output
+// position p and tap (c, kh, kw) read input p + c * plane + kh * Wp + kw: consecutive positions
+// read consecutive inputs, so the micro-kernel loads its GEMM operand straight from the padded
+// input, where im2col would first copy it out once per tap (for a 3x3 conv, 9 copies of the
+// input: about a sixth of ResNet-18's time).
+//
+// The micro-kernel holds mv vectors of positions by NR output channels in registers and walks
+// the taps of one depth block: per tap, mv loads and NR broadcast weights. Every output is the
+// same chain of FMAs whatever tile, part or thread computes it (the first depth block added to
+// the bias, each later one to the running sum), so any cut of the positions or the channels
+// gives the same bytes.
+#ifndef AMCTQ_GRAPH_OPS_DIRECT_CONV_HPP
+#define AMCTQ_GRAPH_OPS_DIRECT_CONV_HPP
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "amctq/graph/ops/window.hpp"
+#include "amctq/kernels/detail/simd.hpp"
+
+namespace amctq::graph::ops::detail {
+
+#if AMCTQ_HAS_XSIMD
+
+using conv_batch = xsimd::batch<float>;
+inline constexpr std::int64_t conv_lanes = static_cast<std::int64_t>(conv_batch::size);
+/// Output channels per micro-kernel: 3 x 8 accumulators where the arch has 32 vector registers,
+/// 3 x 4 where it has 16.
+#  if defined(__AVX512F__) || defined(__aarch64__)
+inline constexpr int conv_channels_per_panel = 8;
+#  else
+inline constexpr int conv_channels_per_panel = 4;
+#  endif
+/// Vectors of positions per full tile.
+inline constexpr int conv_tile_vectors = 3;
+/// Taps per depth block: a panel's weights (depth x 8 floats) and a tile's input rows stay in L1.
+inline constexpr std::int64_t conv_depth_block = 288;
+
+/// Where a stride-1 conv of one image and group reads and writes, for the direct path.
+struct direct_conv_geometry {
+  std::int64_t H = 0, W = 0, Hp = 0, Wp = 0, OH = 0, OW = 0;
+  std::int64_t pad_top = 0, pad_left = 0;
+  std::int64_t positions = 0;  ///< OH * Wp: the flattened output, garbage columns included
+  std::int64_t reach = 0;      ///< (KH - 1) * dh * Wp + (KW - 1) * dw: the farthest tap within a channel
+  std::int64_t tiles = 0;      ///< full tiles of conv_tile_vectors vectors and one shorter last one
+  std::int64_t tile = conv_tile_vectors * conv_lanes;
+
+  explicit direct_conv_geometry(const window& w) {
+    H = w.in[1];
+    W = w.in[2];
+    pad_top = w.pad_begin[1];
+    pad_left = w.pad_begin[2];
+    Hp = H + w.pad_begin[1] + w.pad_end[1];
+    Wp = W + w.pad_begin[2] + w.pad_end[2];
+    OH = w.out[1];
+    OW = w.out[2];
+    positions = OH * Wp;
+    reach = (w.kernel[1] - 1) * w.dilation[1] * Wp + (w.kernel[2] - 1) * w.dilation[2];
+    tiles = (positions + tile - 1) / tile;
+  }
+  /// Vectors the tile starting at position p computes.
+  std::int64_t vectors_at(std::int64_t p) const noexcept {
+    return std::min<std::int64_t>(conv_tile_vectors, (positions - p + conv_lanes - 1) / conv_lanes);
+  }
+  /// Output positions computed (lanes, garbage columns and the last vector's spare lanes included).
+  std::int64_t computed() const noexcept { return (positions + conv_lanes - 1) / conv_lanes * conv_lanes; }
+};
+
+/// Whether the direct path takes this conv: stride 1 in 1-D or 2-D, and few enough positions
+/// wasted on garbage columns and spare lanes (a 7x7 map with a 3x3 kernel computes 64 positions
+/// for 49 and stays with im2col + GEMM, which wastes none).
+inline bool direct_conv_fits(const window& w, std::int64_t in_channels) {
+  if (in_channels < 2 || w.kernel[0] != 1 || w.in[0] != 1 || w.pad_begin[0] != 0 || w.pad_end[0] != 0) return false;
+  for (std::size_t d = 1; d < 3; ++d)
+    if (w.stride[d] != 1) return false;
+  const direct_conv_geometry g(w);
+  return g.positions > 0 && 5 * w.out[1] * w.out[2] >= 4 * g.computed();
+}
+
+/// Floats a conv weight (M x depth, row-major) takes packed for the micro-kernel: per depth block,
+/// panels of conv_channels_per_panel channels, tap after tap (the last panel zero-filled).
+inline std::int64_t direct_conv_packed_size(std::int64_t M, std::int64_t depth) {
+  return (M + conv_channels_per_panel - 1) / conv_channels_per_panel * conv_channels_per_panel * depth;
+}
+inline void direct_conv_pack(const float* w, std::int64_t M, std::int64_t depth, float* out) {
+  constexpr int nr = conv_channels_per_panel;
+  const std::int64_t panels = (M + nr - 1) / nr;
+  for (std::int64_t k0 = 0; k0 < depth; k0 += conv_depth_block) {
+    const std::int64_t kc = std::min(conv_depth_block, depth - k0);
+    for (std::int64_t p = 0; p < panels; ++p)
+      for (std::int64_t k = 0; k < kc; ++k)
+        for (int j = 0; j < nr; ++j) {
+          const std::int64_t m = p * nr + j;
+          *out++ = m < M ? w[m * depth + k0 + k] : 0.0f;
+        }
+  }
+}
+
+/// mv vectors of positions x the panel's channels over taps [0, kc): input vector i of tap k at
+/// x + offsets[k] + i * lanes, the panel's weights of tap k at wp + k * NR. Channel j (< jn) goes
+/// to z + j * ldz: the bias plus the sum when `first`, else added to what is there.
+template <int MV, bool First>
+inline void direct_conv_tile(const float* x, const std::int64_t* offsets, std::int64_t kc, const float* wp, float* z,
+                             std::int64_t ldz, int jn, const float* bias) noexcept {
+  using B = conv_batch;
+  constexpr int NR = conv_channels_per_panel;
+  constexpr int V = static_cast<int>(B::size);
+  B acc[MV][NR];
+  for (int i = 0; i < MV; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = B(0.0f);
+  for (std::int64_t k = 0; k < kc; ++k) {
+    const float* a = x + offsets[k];
+    B av[MV];
+    for (int i = 0; i < MV; ++i) av[i] = B::load_unaligned(a + i * V);
+    const float* b = wp + k * NR;
+    for (int j = 0; j < NR; ++j) {
+      const B bj(b[j]);
+      for (int i = 0; i < MV; ++i) acc[i][j] = xsimd::fma(av[i], bj, acc[i][j]);
+    }
+  }
+  for (int j = 0; j < NR; ++j) {
+    if (j >= jn) break;
+    float* zj = z + j * ldz;
+    for (int i = 0; i < MV; ++i) {
+      const B base = First ? B(bias ? bias[j] : 0.0f) : B::load_unaligned(zj + i * V);
+      (base + acc[i][j]).store_unaligned(zj + i * V);
+    }
+  }
+}
+
+/// One part of a direct conv: tiles [t0, t1) of one image and group.
+struct direct_conv_part {
+  std::int64_t t0 = 0, t1 = 0;
+};
+
+/// The input rows (of the padded input) that tiles [t0, t1) read: [first, last).
+inline std::pair<std::int64_t, std::int64_t> direct_conv_rows(const direct_conv_geometry& g, direct_conv_part part) {
+  const std::int64_t p0 = part.t0 * g.tile, p1 = std::min(part.t1 * g.tile, g.computed());
+  return {p0 / g.Wp, (p1 - 1 + g.reach) / g.Wp + 1};
+}
+
+/// Floats of work a part needs: its padded input rows for every channel (channel stride
+/// `channel_stride`) and its results before they drop the garbage columns.
+inline std::int64_t direct_conv_work(std::int64_t channels, std::int64_t M, std::int64_t channel_stride,
+                                     std::int64_t tiles_per_part, const direct_conv_geometry& g) {
+  const std::int64_t panels = (M + conv_channels_per_panel - 1) / conv_channels_per_panel;
+  return channels * channel_stride + conv_lanes + panels * conv_channels_per_panel * tiles_per_part * g.tile;
+}
+
+/// Tap offsets within the part's padded rows, in the weight's (channel, kh, kw) order.
+inline void direct_conv_offsets(const window& w, const direct_conv_geometry& g, std::int64_t channels,
+                                std::int64_t channel_stride, std::int64_t* out) {
+  for (std::int64_t c = 0; c < channels; ++c)
+    for (std::int64_t kh = 0; kh < w.kernel[1]; ++kh)
+      for (std::int64_t kw = 0; kw < w.kernel[2]; ++kw)
+        *out++ = c * channel_stride + kh * w.dilation[1] * g.Wp + kw * w.dilation[2];
+}
+
+/// Y (M x OH*OW, one image and group, row-major) over tiles [t0, t1): x is the group's input
+/// (channels x H x W), packed the weight by direct_conv_pack, offsets from direct_conv_offsets
+/// with the same channel stride, work direct_conv_work floats.
+inline void direct_conv(const direct_conv_geometry& g, std::int64_t channels, std::int64_t M, std::int64_t depth,
+                        const float* x, const float* packed, const std::int64_t* offsets,
+                        std::int64_t channel_stride, const float* bias, direct_conv_part part, float* y,
+                        float* work) {
+  constexpr int NR = conv_channels_per_panel;
+  const auto [r0, r1] = direct_conv_rows(g, part);
+  // The part's padded input: rows [r0, r1) of every channel, zeros where they are padding.
+  float* const xp = work;
+  for (std::int64_t c = 0; c < channels; ++c)
+    for (std::int64_t r = r0; r < r1; ++r) {
+      float* row = xp + c * channel_stride + (r - r0) * g.Wp;
+      const std::int64_t h = r - g.pad_top;
+      if (h < 0 || h >= g.H) {
+        std::fill(row, row + g.Wp, 0.0f);
+        continue;
+      }
+      std::fill(row, row + g.pad_left, 0.0f);
+      std::memcpy(row + g.pad_left, x + (c * g.H + h) * g.W, static_cast<std::size_t>(g.W) * sizeof(float));
+      std::fill(row + g.pad_left + g.W, row + g.Wp, 0.0f);
+    }
+  std::fill(xp + channels * channel_stride, xp + channels * channel_stride + conv_lanes, 0.0f);
+  const std::int64_t panels = (M + NR - 1) / NR, ldz = (part.t1 - part.t0) * g.tile;
+  float* const z = xp + channels * channel_stride + conv_lanes;
+  const float* block = packed;
+  for (std::int64_t k0 = 0; k0 < depth; k0 += conv_depth_block) {
+    const std::int64_t kc = std::min(conv_depth_block, depth - k0);
+    for (std::int64_t t = part.t0; t < part.t1; ++t) {
+      const std::int64_t p = t * g.tile;
+      const float* xt = xp + (p - r0 * g.Wp);
+      float* zt = z + (t - part.t0) * g.tile;
+      const std::int64_t mv = g.vectors_at(p);
+      for (std::int64_t pn = 0; pn < panels; ++pn) {
+        const int jn = static_cast<int>(std::min<std::int64_t>(NR, M - pn * NR));
+        const float* wp = block + pn * kc * NR;
+        float* zp = zt + pn * NR * ldz;
+        const float* bp = bias ? bias + pn * NR : nullptr;
+        if (k0 == 0) {
+          if (mv == 3) direct_conv_tile<3, true>(xt, offsets + k0, kc, wp, zp, ldz, jn, bp);
+          else if (mv == 2) direct_conv_tile<2, true>(xt, offsets + k0, kc, wp, zp, ldz, jn, bp);
+          else direct_conv_tile<1, true>(xt, offsets + k0, kc, wp, zp, ldz, jn, bp);
+        } else {
+          if (mv == 3) direct_conv_tile<3, false>(xt, offsets + k0, kc, wp, zp, ldz, jn, bp);
+          else if (mv == 2) direct_conv_tile<2, false>(xt, offsets + k0, kc, wp, zp, ldz, jn, bp);
+          else direct_conv_tile<1, false>(xt, offsets + k0, kc, wp, zp, ldz, jn, bp);
+        }
+      }
+    }
+    block += panels * NR * kc;
+  }
+  // Drop the garbage columns: flattened position p is output (p / Wp, p % Wp) when p % Wp < OW.
+  const std::int64_t p0 = part.t0 * g.tile, p1 = std::min(part.t1 * g.tile, g.positions), O = g.OH * g.OW;
+  for (std::int64_t m = 0; m < M; ++m) {
+    const float* zm = z + m * ldz - p0;
+    float* ym = y + m * O;
+    for (std::int64_t p = p0; p < p1;) {
+      const std::int64_t oh = p / g.Wp, ow = p % g.Wp, row_end = std::min((oh + 1) * g.Wp, p1);
+      if (ow < g.OW) {
+        const std::int64_t n = std::min(row_end, oh * g.Wp + g.OW) - p;
+        std::memcpy(ym + oh * g.OW + ow, zm + p, static_cast<std::size_t>(n) * sizeof(float));
+      }
+      p = row_end;
+    }
+  }
+}
+
+#endif  // AMCTQ_HAS_XSIMD
+
+}  // namespace amctq::graph::ops::detail
+
+#endif  // AMCTQ_GRAPH_OPS_DIRECT_CONV_HPP
