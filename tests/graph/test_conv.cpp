@@ -72,12 +72,14 @@ TEST_CASE("Conv matches a direct convolution on random shapes") {
                        cfg{1, 3, 6, 6, 6, 3, 1, 2, 2, 3} /* depthwise, multiplier 2, dilated */,
                        // Past one GEMM block both ways (630 taps, 575 positions: whole panels and a tail).
                        cfg{1, 70, 23, 25, 20, 3, 1, 1, 1, 1}, cfg{1, 9, 30, 31, 12, 3, 2, 1, 1, 1},
-                       // Stride 1 on maps big enough for the direct path (see the fits test below):
+                       // Maps big enough for the direct path (see the fits test below):
                        // two images and a short last channel panel; dilated; groups; 1x1 over two
                        // depth blocks; 5x5.
                        cfg{2, 5, 20, 18, 13, 3, 1, 1, 1, 1}, cfg{1, 8, 21, 19, 9, 3, 1, 2, 2, 1},
                        cfg{1, 8, 24, 24, 16, 3, 1, 1, 1, 2}, cfg{1, 300, 16, 16, 10, 1, 1, 0, 1, 1},
-                       cfg{1, 4, 30, 30, 8, 5, 1, 2, 1, 1}}) {
+                       cfg{1, 4, 30, 30, 8, 5, 1, 2, 1, 1},
+                       // Strided on the direct path: ResNet's first conv's shape; stride 3, dilated.
+                       cfg{1, 3, 45, 41, 8, 7, 2, 3, 1, 1}, cfg{1, 6, 40, 38, 10, 3, 3, 1, 2, 1}}) {
     CAPTURE(g.c);
     CAPTURE(g.group);
     std::vector<float> xv(static_cast<std::size_t>(g.n * g.c * g.h * g.w)), wv(static_cast<std::size_t>(g.m * (g.c / g.group) * g.k * g.k)), bv(static_cast<std::size_t>(g.m));
@@ -130,7 +132,7 @@ graph::ops::window conv_window(std::int64_t h, std::int64_t w, std::int64_t k, s
 }  // namespace
 
 #if AMCTQ_HAS_XSIMD
-TEST_CASE("Conv's direct path takes stride-1 convs on maps where little of its work is wasted") {
+TEST_CASE("Conv's direct path takes 1-D and 2-D convs on maps where little of its work is wasted") {
   namespace d = graph::ops::detail;
   CHECK(d::direct_conv_fits(conv_window(56, 56, 3, 1, 1, 1), 64));   // ResNet's layer1
   CHECK(d::direct_conv_fits(conv_window(14, 14, 3, 1, 1, 1), 256));  // layer3
@@ -138,42 +140,52 @@ TEST_CASE("Conv's direct path takes stride-1 convs on maps where little of its w
   CHECK(d::direct_conv_fits(conv_window(21, 19, 3, 1, 2, 2), 8));
   CHECK(d::direct_conv_fits(conv_window(16, 16, 1, 1, 0, 1), 300));
   CHECK(d::direct_conv_fits(conv_window(30, 30, 5, 1, 2, 1), 4));
+  CHECK(d::direct_conv_fits(conv_window(56, 56, 3, 2, 1, 1), 64));   // strided: layer2's first
+  CHECK(d::direct_conv_fits(conv_window(224, 224, 7, 2, 3, 1), 3));  // ResNet's first
+  CHECK(d::direct_conv_fits(conv_window(45, 41, 7, 2, 3, 1), 3));
+  CHECK(d::direct_conv_fits(conv_window(40, 38, 3, 3, 1, 2), 6));
   CHECK_FALSE(d::direct_conv_fits(conv_window(7, 7, 3, 1, 1, 1), 512));   // 64 positions computed for 49
-  CHECK_FALSE(d::direct_conv_fits(conv_window(56, 56, 3, 2, 1, 1), 64));  // strided
+  CHECK_FALSE(d::direct_conv_fits(conv_window(14, 14, 3, 2, 1, 1), 256));  // layer4's first: the same
   CHECK_FALSE(d::direct_conv_fits(conv_window(56, 56, 3, 1, 1, 1), 1));   // one channel: depthwise's
 }
 #endif
 
-TEST_CASE("Conv with uneven pads, stride 1, matches a direct convolution (the direct path pads each side)") {
+TEST_CASE("Conv with uneven pads and strides matches a direct convolution (the direct path pads each side)") {
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-1, 1);
   const std::int64_t C = 6, H = 19, W = 23, M = 10, K = 3;
   const std::int64_t top = 0, left = 2, bottom = 2, right = 1;
-  std::vector<float> xv(static_cast<std::size_t>(C * H * W)), wv(static_cast<std::size_t>(M * C * K * K)),
-      bv(static_cast<std::size_t>(M));
-  for (auto* v : {&xv, &wv, &bv})
-    for (auto& e : *v) e = u(rng);
-  single_node node("Conv", {"x", "w", "b"}, {attr_ints("pads", {top, left, bottom, right})});
-  node.constant("w", ft({M, C, K, K}, wv)).constant("b", ft({M}, bv));
-  const auto y = node.run({{"x", ft({1, C, H, W}, xv)}});
-  const std::int64_t OH = H + top + bottom - K + 1, OW = W + left + right - K + 1;
-  REQUIRE(y.shape() == std::vector<std::int64_t>{1, M, OH, OW});
-  std::vector<float> want;
-  for (std::int64_t m = 0; m < M; ++m)
-    for (std::int64_t i = 0; i < OH; ++i)
-      for (std::int64_t j = 0; j < OW; ++j) {
-        double s = bv[static_cast<std::size_t>(m)];
-        for (std::int64_t c = 0; c < C; ++c)
-          for (std::int64_t a = 0; a < K; ++a)
-            for (std::int64_t b = 0; b < K; ++b) {
-              const std::int64_t ih = i - top + a, iw = j - left + b;
-              if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-              s += double(xv[static_cast<std::size_t>((c * H + ih) * W + iw)]) *
-                   wv[static_cast<std::size_t>(((m * C + c) * K + a) * K + b)];
-            }
-        want.push_back(static_cast<float>(s));
-      }
-  check_close(y, y.shape(), want, 1e-4f);
+  struct strides { std::int64_t h, w; };
+  for (const strides st : {strides{1, 1}, strides{2, 1}, strides{1, 3}}) {
+    const std::int64_t sh = st.h, sw = st.w;
+    std::vector<float> xv(static_cast<std::size_t>(C * H * W)), wv(static_cast<std::size_t>(M * C * K * K)),
+        bv(static_cast<std::size_t>(M));
+    for (auto* v : {&xv, &wv, &bv})
+      for (auto& e : *v) e = u(rng);
+    CAPTURE(sh);
+    CAPTURE(sw);
+    single_node node("Conv", {"x", "w", "b"}, {attr_ints("pads", {top, left, bottom, right}), attr_ints("strides", {sh, sw})});
+    node.constant("w", ft({M, C, K, K}, wv)).constant("b", ft({M}, bv));
+    const auto y = node.run({{"x", ft({1, C, H, W}, xv)}});
+    const std::int64_t OH = (H + top + bottom - K) / sh + 1, OW = (W + left + right - K) / sw + 1;
+    REQUIRE(y.shape() == std::vector<std::int64_t>{1, M, OH, OW});
+    std::vector<float> want;
+    for (std::int64_t m = 0; m < M; ++m)
+      for (std::int64_t i = 0; i < OH; ++i)
+        for (std::int64_t j = 0; j < OW; ++j) {
+          double s = bv[static_cast<std::size_t>(m)];
+          for (std::int64_t c = 0; c < C; ++c)
+            for (std::int64_t a = 0; a < K; ++a)
+              for (std::int64_t b = 0; b < K; ++b) {
+                const std::int64_t ih = i * sh - top + a, iw = j * sw - left + b;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                s += double(xv[static_cast<std::size_t>((c * H + ih) * W + iw)]) *
+                     wv[static_cast<std::size_t>(((m * C + c) * K + a) * K + b)];
+              }
+          want.push_back(static_cast<float>(s));
+        }
+    check_close(y, y.shape(), want, 1e-4f);
+  }
 }
 
 TEST_CASE("im2col_block in panels is im2col's matrix; the generated-lhs GEMM is the packed GEMM bit for bit") {

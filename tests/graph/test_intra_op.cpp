@@ -95,6 +95,8 @@ TEST_CASE("Conv on 1, 2 and 3 intra-op threads: the same bytes") {
        {attr_ints("pads", {1, 2, 0, 1})}},
       {"direct path, dilated, two images", {2, 9, 26, 26}, {8, 9, 3, 3},
        {attr_ints("pads", {2, 2, 2, 2}), attr_ints("dilations", {2, 2})}},
+      {"direct path, strides 2 x 1", {1, 12, 33, 40}, {10, 12, 3, 3},
+       {attr_ints("pads", {1, 1, 1, 1}), attr_ints("strides", {2, 1})}},
   };
   for (const auto& cc : cases) {
     CAPTURE(cc.what);

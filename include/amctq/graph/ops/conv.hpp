@@ -1,5 +1,5 @@
-// Conv (1-D/2-D/3-D, groups, dilations, pads, auto_pad): stride-1 convs on maps that suit it
-// through direct_conv (no im2col), the rest as im2col + one GEMM per image and group on Eigen's
+// Conv (1-D/2-D/3-D, groups, dilations, pads, auto_pad): 1-D and 2-D convs on maps that suit
+// it through direct_conv (no im2col), the rest as im2col + one GEMM per image and group on Eigen's
 // kernels; ConvTranspose as the adjoint: GEMM then col2im scatter-add. With the executor's
 // intra-op threads, Conv shares out images, groups, output positions or output channels (the
 // bytes do not change).
@@ -173,22 +173,22 @@ inline void conv(context& c) {
       auto part_of = [&](std::int64_t k) {
         return detail::direct_conv_part{k * per_part, std::min(geo.tiles, (k + 1) * per_part)};
       };
-      std::int64_t channel_stride = 0;  // the most padded input any part holds per channel
+      std::int64_t phase_stride = 0;  // the most of a phase any part holds
       for (std::int64_t k = 0; k < parts; ++k)
         if (part_of(k).t0 < part_of(k).t1) {
           const auto [r0, r1] = detail::direct_conv_rows(geo, part_of(k));
-          channel_stride = std::max(channel_stride, (r1 - r0) * geo.Wp);
+          phase_stride = std::max(phase_stride, (r1 - r0) * geo.Wq);
         }
       std::vector<std::int64_t> offsets(static_cast<std::size_t>(rows));
-      detail::direct_conv_offsets(w, geo, Cg, channel_stride, offsets.data());
-      const std::int64_t need = detail::direct_conv_work(Cg, Mg, channel_stride, per_part, geo);
+      detail::direct_conv_offsets(w, geo, Cg, phase_stride, offsets.data());
+      const std::int64_t need = detail::direct_conv_work(Cg, Mg, phase_stride, geo);
       float* const scratch = c.scratch_per_worker(need);
       c.parallel_for(planes * parts, [&](std::int64_t t, int worker) {
         const detail::direct_conv_part part = part_of(t % parts);
         if (part.t0 >= part.t1) return;
         const std::int64_t plane = t / parts, n = plane / group, g = plane % group;
         detail::direct_conv(geo, Cg, Mg, rows, px + (n * C + g * Cg) * I, pk->packed.data() + g * pk->group_size,
-                            offsets.data(), channel_stride, bias ? bias + g * Mg : nullptr, part,
+                            offsets.data(), phase_stride, bias ? bias + g * Mg : nullptr, part,
                             py + (n * M + g * Mg) * O, scratch + worker * need);
       });
       return;
