@@ -1,6 +1,10 @@
 // MaxPool, AveragePool and the global pools: pads, strides, ceil_mode, dilations, count_include_pad.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+#include <random>
+
 #include "graph/builder.hpp"
 
 namespace test_pool {
@@ -33,6 +37,54 @@ TEST_CASE("MaxPool: 2x2 stride 1, padded, ceil_mode, dilation, 1-D") {
   check_close(one.run({{"x", ft({1, 1, 3}, {3, 1, 2})}}), {1, 1, 3}, {3, 2, 2});
   single_node idx("MaxPool", {"x"}, {attr_ints("kernel_shape", {2, 2})}, 13, {"y", "i"});
   CHECK_THROWS_WITH_AS(idx.run({{"x", x33}}), doctest::Contains("optional output 1"), amctq::error);
+}
+
+TEST_CASE("MaxPool matches a brute-force max: strides 1 to 3, pads, dilations, ceil_mode, NaN, on 1 and 2 threads") {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  struct cfg { std::int64_t h, w, k, stride, pad, dil, ceil; };
+  for (const cfg& g : {cfg{112, 112, 3, 2, 1, 1, 0} /* ResNet's */, cfg{9, 13, 3, 3, 1, 1, 1}, cfg{10, 11, 2, 2, 0, 2, 1},
+                       cfg{7, 17, 3, 1, 1, 1, 0}, cfg{8, 9, 5, 2, 2, 1, 0}}) {
+    CAPTURE(g.w);
+    CAPTURE(g.stride);
+    const std::int64_t planes = 3;
+    std::vector<float> xv(static_cast<std::size_t>(planes * g.h * g.w));
+    for (auto& e : xv) e = u(rng);
+    xv[static_cast<std::size_t>(2 * g.w)] = std::numeric_limits<float>::quiet_NaN();  // row 2, column 0: in a window for each cfg
+    single_node node("MaxPool", {"x"},
+                     {attr_ints("kernel_shape", {g.k, g.k}), attr_ints("strides", {g.stride, g.stride}),
+                      attr_ints("pads", {g.pad, g.pad, g.pad, g.pad}), attr_ints("dilations", {g.dil, g.dil}),
+                      attr_i("ceil_mode", g.ceil)});
+    const auto x = ft({1, planes, g.h, g.w}, xv);
+    const auto y = node.run({{"x", x}});
+    const auto y2 = node.run({{"x", x}}, 2);
+    REQUIRE(y.rank() == 4);
+    CHECK(std::equal(y.bytes().begin(), y.bytes().end(), y2.bytes().begin(), y2.bytes().end()));
+    const std::int64_t oh = y.dim(2), ow = y.dim(3);
+    std::size_t at = 0, nans = 0;
+    for (std::int64_t p = 0; p < planes; ++p)
+      for (std::int64_t i = 0; i < oh; ++i)
+        for (std::int64_t j = 0; j < ow; ++j, ++at) {
+          float want = -std::numeric_limits<float>::infinity();
+          bool nan = false;
+          for (std::int64_t a = 0; a < g.k; ++a)
+            for (std::int64_t b = 0; b < g.k; ++b) {
+              const std::int64_t ih = i * g.stride - g.pad + a * g.dil, iw = j * g.stride - g.pad + b * g.dil;
+              if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
+              const float v = xv[static_cast<std::size_t>((p * g.h + ih) * g.w + iw)];
+              nan = nan || std::isnan(v);
+              want = std::max(want, v);
+            }
+          const float got = y.data<float>()[at];
+          if (nan) {
+            ++nans;
+            CHECK(std::isnan(got));
+          } else {
+            CHECK(got == want);
+          }
+        }
+    CHECK(nans > 0);  // the NaN reached an output window
+  }
 }
 
 TEST_CASE("AveragePool: count_include_pad both ways, ceil_mode edge window") {
