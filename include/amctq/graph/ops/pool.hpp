@@ -95,14 +95,10 @@ inline tensor& pool_output(context& c, const window& w) {
 namespace detail {
 /// MaxPool over planes of x into y, tap by tap with the output row innermost: the same taps in
 /// the same order per output as over_taps, but branch-free selects over contiguous output runs
-/// instead of a data-dependent branch per tap (which mispredicted on half of them). With a stride
-/// s, each input row is first split into its s phases (columns r, r + s, ...), so that every tap
-/// reads a contiguous run of one phase and the loop vectorises.
+/// instead of a data-dependent branch per tap (which mispredicted on half of them).
 inline void max_pool_planes(const float* x, std::int64_t planes, const window& w, float* y) {
   const std::int64_t D = w.in[0], H = w.in[1], W = w.in[2];
-  const std::int64_t OD = w.out[0], OH = w.out[1], OW = w.out[2], s = w.stride[2];
-  const std::int64_t phase_len = (W + s - 1) / s;
-  std::vector<float> phases(static_cast<std::size_t>(s > 1 ? s * phase_len : 0));
+  const std::int64_t OD = w.out[0], OH = w.out[1], OW = w.out[2];
   for (std::int64_t p = 0; p < planes; ++p, x += w.in_size(), y += w.out_size()) {
     std::fill(y, y + w.out_size(), -std::numeric_limits<float>::infinity());
     for (std::int64_t od = 0; od < OD; ++od)
@@ -114,18 +110,13 @@ inline void max_pool_planes(const float* x, std::int64_t planes, const window& w
             const std::int64_t ih = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
             if (ih < 0 || ih >= H) continue;
             const float* row = x + (id * H + ih) * W;
-            if (s > 1)
-              for (std::int64_t c = 0; c < W; ++c) phases[static_cast<std::size_t>(c % s * phase_len + c / s)] = row[c];
             float* dst = y + (od * OH + oh) * OW;
             for (std::int64_t kw = 0; kw < w.kernel[2]; ++kw) {
-              const std::int64_t shift = kw * w.dilation[2] - w.pad_begin[2];
+              const std::int64_t shift = kw * w.dilation[2] - w.pad_begin[2], s = w.stride[2];
               const std::int64_t lo = std::clamp<std::int64_t>(ceil_div(-shift, s), 0, OW);
               const std::int64_t hi = std::clamp<std::int64_t>(ceil_div(W - shift, s), lo, OW);
-              // Output column ow reads input column ow * s + shift: in phase shift mod s, at ow + shift div s.
-              const std::int64_t step = floor_div(shift, s);
-              const float* src = s == 1 ? row : phases.data() + (shift - step * s) * phase_len;
               for (std::int64_t ow = lo; ow < hi; ++ow) {
-                const float a = dst[ow], b = src[ow + step];
+                const float a = dst[ow], b = row[ow * s + shift];
                 const float m = b > a ? b : a;
                 dst[ow] = b != b ? b : m;  // NaN propagates, as in over_taps
               }
