@@ -147,6 +147,46 @@ TEST_CASE("pipeline: a released calibration model keeps the record and refuses a
   CHECK_THROWS_WITH_AS(q.calibrate(src, {}), doctest::Contains("calibration model was released"), amctq::error);
 }
 
+TEST_CASE("pipeline: weights held as int8 codes and made per node give the record of float-held weights") {
+  // A bound below the model's weights: the calibration model keeps them as codes and each node
+  // makes its weight when it runs. No bound: they are made float up front, for executors that keep
+  // them packed. One row per slice either way (the bound is below one row), so only where the
+  // weights are held differs; minmax's ranges move with any bit of any weight.
+  const std::vector<graph::batch> batches = {images(5), images(5)};
+  const graph::batches_in_memory src(batches);
+  const auto m = io::read_onnx(model_path());
+  for (calib_method algo : {calib_method::minmax, calib_method::ifmr}) {
+    for (graph::wts_algo w : {graph::wts_algo::arq, graph::wts_algo::nuq}) {
+      CAPTURE(to_string(algo));
+      CAPTURE(graph::to_string(w));
+      auto c = graph::create_quant_config(m, {}, 2);
+      for (auto& l : c.layers) {
+        l.settings.activation.algo = algo;
+        l.settings.weights.algo = w;
+      }
+      auto record = [&](const graph::calibration_options& opt) {
+        graph::quantizer q(m, c);
+        q.calibrate(src, opt);
+        std::string r = io::write_record_json(q.record());
+        q.calibrate(src, opt);  // again: from the codes the record took
+        CHECK(io::write_record_json(q.record()) == r);
+        return r;
+      };
+      graph::calibration_options floats;
+      floats.max_slice_rows = 1;
+      REQUIRE(graph::keep_packed_weights(m, floats));
+      graph::calibration_options codes = floats;
+      codes.max_memory = 100;
+      codes.strict_memory = false;
+      REQUIRE(!graph::keep_packed_weights(m, codes));
+      const std::string ref = record(floats);
+      CHECK(record(codes) == ref);
+      codes.threads = 2;
+      CHECK(record(codes) == ref);
+    }
+  }
+}
+
 TEST_CASE("pipeline: a memory bound sizes the slices, and one that no row fits says what would") {
   const std::vector<graph::batch> batches = {images(24)};
   const graph::batches_in_memory src(batches);
