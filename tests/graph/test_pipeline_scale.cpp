@@ -187,6 +187,48 @@ TEST_CASE("pipeline: weights held as int8 codes and made per node give the recor
   }
 }
 
+TEST_CASE("pipeline: calibration with codes-held weights sees the weights fake-quantized in place") {
+  // The reference is independent of how the pipeline makes its weights: the float model with every
+  // quantized weight fake-quantized in place under the record's params, observed with minmax.
+  const std::vector<graph::batch> batches = {images(5)};
+  const graph::batches_in_memory src(batches);
+  const auto m = io::read_onnx(model_path());
+  auto c = graph::create_quant_config(m, {}, 1);
+  for (auto& l : c.layers) l.settings.activation.algo = calib_method::minmax;
+  graph::quantizer q(m, c);
+  graph::calibration_options codes;
+  codes.max_memory = 100;  // below the weights: made per node
+  codes.strict_memory = false;
+  q.calibrate(src, codes);
+  graph::model ref = q.float_model();
+  const auto& layers = q.layers();
+  REQUIRE(layers.size() >= 3);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].weight.empty()) continue;  // AveragePool
+    graph::tensor& w = ref.main.find_initializer(layers[i].weight)->value;
+    arq_fake_quantize(tensor_view<float, 1>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())}),
+                      graph::layout_of(ref.main.nodes[layers[i].node_index], w), q.record().layers[i].wts,
+                      q.settings()[i].weights.rounding);
+  }
+  graph::executor ex(ref);
+  graph::activation_observers obs(ex);
+  std::vector<std::size_t> watched;
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    watched.push_back(obs.watch(layers[i].input, q.settings()[i].activation,
+                                graph::find_layer_kind(layers[i].op_type)->activation_channel_axis));
+  // Row by row, as the pipeline's one-row slices run: a GEMM's blocking, and so its sums, follow the row count.
+  for (std::int64_t r = 0; r < src.rows(0); ++r) {
+    graph::batch storage;
+    ex.run(src.read(0, r, r + 1, storage));
+  }
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    CAPTURE(layers[i].name);
+    const quant_params want = obs.result(watched[i]), got = q.record().layers[i].act;
+    CHECK(got.scale == want.scale);
+    CHECK(got.zero_point == want.zero_point);
+  }
+}
+
 TEST_CASE("pipeline: a memory bound sizes the slices, and one that no row fits says what would") {
   const std::vector<graph::batch> batches = {images(24)};
   const graph::batches_in_memory src(batches);
