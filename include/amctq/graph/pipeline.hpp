@@ -63,21 +63,18 @@ inline void prepare_float_model(model& m) {
   passes::fold_batchnorm(m);
 }
 
-/// The default config of `m`: every quantizable layer, with skip_layers disabled. When
-/// `definition` is given, its global settings, defaults and layer_type overrides are the base
-/// (AMCT's config_definition); its own layer list is ignored.
-inline quant_config create_quant_config(const model& m, const std::vector<std::string>& skip_layers = {},
-                                        int batch_num = 1, bool activation_offset = true,
-                                        const quant_config* definition = nullptr) {
+/// The default config of a model prepare_float_model has run on, found on it as it is: no copy
+/// is made (preparing it again changes nothing, so a quantizer given it finds the same layers).
+inline quant_config create_quant_config_prepared(const model& prepared, const std::vector<std::string>& skip_layers = {},
+                                                 int batch_num = 1, bool activation_offset = true,
+                                                 const quant_config* definition = nullptr) {
   quant_config c = definition ? *definition : quant_config{};
   c.layers.clear();
   c.batch_num = batch_num;
   c.activation_offset = activation_offset;
   if (!definition) c.activation.asymmetric = activation_offset;
   c.skip_layers = skip_layers;
-  model folded = m;
-  prepare_float_model(folded);
-  for (const auto& l : find_quant_layers(folded.main)) {
+  for (const auto& l : find_quant_layers(prepared.main)) {
     layer_config lc;
     lc.name = l.name;
     lc.op_type = l.op_type;
@@ -86,6 +83,18 @@ inline quant_config create_quant_config(const model& m, const std::vector<std::s
   }
   validate(c);
   return c;
+}
+
+/// The default config of `m`: every quantizable layer, with skip_layers disabled. When
+/// `definition` is given, its global settings, defaults and layer_type overrides are the base
+/// (AMCT's config_definition); its own layer list is ignored. Works on a prepared copy of `m`
+/// (create_quant_config_prepared does without one).
+inline quant_config create_quant_config(const model& m, const std::vector<std::string>& skip_layers = {},
+                                        int batch_num = 1, bool activation_offset = true,
+                                        const quant_config* definition = nullptr) {
+  model folded = m;
+  prepare_float_model(folded);
+  return create_quant_config_prepared(folded, skip_layers, batch_num, activation_offset, definition);
 }
 
 /// A layer's parameters learned outside the pipeline (quantizer::set_given_params).
