@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -176,6 +177,12 @@ TEST_SUITE("algorithms.weights") {
                      fq[static_cast<std::size_t>(i)];
             }
             CHECK(bad == 0);
+            // The calibration model makes its weights from int8 codes: the same floats, bit for bit.
+            std::vector<std::int8_t> q8(w.size());
+            arq_quantize(tensor_view<const float, 1>(flat(w)), L, p, q8.data());
+            std::vector<float> dq(w.size(), -1.0f);
+            arq_dequantize(q8.data(), flat(dq), L, p);
+            CHECK(std::memcmp(dq.data(), fq.data(), fq.size() * sizeof(float)) == 0);
           }
         }
       }

@@ -204,4 +204,33 @@ TEST_CASE("deploy: ConvTranspose layers past 2^24 sum their codes in two exact p
   }
 }
 
+TEST_CASE("lowering: a quantized weight another node still reads is copied whole; one only its layer reads is not kept") {
+  // n0 = MatMul(x, w), quantized. The quantizer refuses a weight another node reads, but the
+  // lowerings take any model: here they also get n1 = MatMul(y0, w) reading the float w.
+  test::single_node s("MatMul", {"x", "w"}, {}, 13, {"y"});
+  s.constant("w", random_tensor({8, 8}, 3));
+  s.m.main.inputs.push_back(test::info("x", graph::dtype::float32));
+  graph::quantizer q(s.m, graph::create_quant_config(s.m));
+  REQUIRE(q.layers().size() == 1);
+  q.calibrate({{{"x", random_tensor({4, 8}, 5)}}});
+  graph::model shared = q.float_model();
+  shared.main.nodes[0].outputs = {"y0"};
+  graph::node n1 = shared.main.nodes[0];
+  n1.name = "n1";
+  n1.inputs = {"y0", "w"};
+  n1.outputs = {"y"};
+  shared.main.nodes.push_back(n1);
+  const graph::tensor& w = q.float_model().main.initializers.at(0).value;
+  for (const graph::model* m : {&q.float_model(), static_cast<const graph::model*>(&shared)}) {
+    const bool read_twice = m == &shared;
+    CAPTURE(read_twice);
+    for (const graph::model& out : {graph::lower_qdq(*m, q.layers(), q.record()),
+                                    graph::lower_qoperator(*m, q.layers(), q.record())}) {
+      const graph::initializer* kept = out.main.find_initializer("w");
+      REQUIRE((kept != nullptr) == read_twice);
+      if (read_twice) CHECK(std::memcmp(kept->value.bytes().data(), w.bytes().data(), w.bytes().size()) == 0);
+    }
+  }
+}
+
 }  // namespace test_lower_qoperator

@@ -147,6 +147,88 @@ TEST_CASE("pipeline: a released calibration model keeps the record and refuses a
   CHECK_THROWS_WITH_AS(q.calibrate(src, {}), doctest::Contains("calibration model was released"), amctq::error);
 }
 
+TEST_CASE("pipeline: weights held as int8 codes and made per node give the record of float-held weights") {
+  // A bound below the model's weights: the calibration model keeps them as codes and each node
+  // makes its weight when it runs. No bound: they are made float up front, for executors that keep
+  // them packed. One row per slice either way (the bound is below one row), so only where the
+  // weights are held differs; minmax's ranges move with any bit of any weight.
+  const std::vector<graph::batch> batches = {images(5), images(5)};
+  const graph::batches_in_memory src(batches);
+  const auto m = io::read_onnx(model_path());
+  for (calib_method algo : {calib_method::minmax, calib_method::ifmr}) {
+    for (graph::wts_algo w : {graph::wts_algo::arq, graph::wts_algo::nuq}) {
+      CAPTURE(to_string(algo));
+      CAPTURE(graph::to_string(w));
+      auto c = graph::create_quant_config(m, {}, 2);
+      for (auto& l : c.layers) {
+        l.settings.activation.algo = algo;
+        l.settings.weights.algo = w;
+      }
+      auto record = [&](const graph::calibration_options& opt) {
+        graph::quantizer q(m, c);
+        q.calibrate(src, opt);
+        std::string r = io::write_record_json(q.record());
+        q.calibrate(src, opt);  // again: from the codes the record took
+        CHECK(io::write_record_json(q.record()) == r);
+        return r;
+      };
+      graph::calibration_options floats;
+      floats.max_slice_rows = 1;
+      REQUIRE(graph::keep_packed_weights(m, floats));
+      graph::calibration_options codes = floats;
+      codes.max_memory = 100;
+      codes.strict_memory = false;
+      REQUIRE(!graph::keep_packed_weights(m, codes));
+      const std::string ref = record(floats);
+      CHECK(record(codes) == ref);
+      codes.threads = 2;
+      CHECK(record(codes) == ref);
+    }
+  }
+}
+
+TEST_CASE("pipeline: calibration with codes-held weights sees the weights fake-quantized in place") {
+  // The reference is independent of how the pipeline makes its weights: the float model with every
+  // quantized weight fake-quantized in place under the record's params, observed with minmax.
+  const std::vector<graph::batch> batches = {images(5)};
+  const graph::batches_in_memory src(batches);
+  const auto m = io::read_onnx(model_path());
+  auto c = graph::create_quant_config(m, {}, 1);
+  for (auto& l : c.layers) l.settings.activation.algo = calib_method::minmax;
+  graph::quantizer q(m, c);
+  graph::calibration_options codes;
+  codes.max_memory = 100;  // below the weights: made per node
+  codes.strict_memory = false;
+  q.calibrate(src, codes);
+  graph::model ref = q.float_model();
+  const auto& layers = q.layers();
+  REQUIRE(layers.size() >= 3);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].weight.empty()) continue;  // AveragePool
+    graph::tensor& w = ref.main.find_initializer(layers[i].weight)->value;
+    arq_fake_quantize(tensor_view<float, 1>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())}),
+                      graph::layout_of(ref.main.nodes[layers[i].node_index], w), q.record().layers[i].wts,
+                      q.settings()[i].weights.rounding);
+  }
+  graph::executor ex(ref);
+  graph::activation_observers obs(ex);
+  std::vector<std::size_t> watched;
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    watched.push_back(obs.watch(layers[i].input, q.settings()[i].activation,
+                                graph::find_layer_kind(layers[i].op_type)->activation_channel_axis));
+  // Row by row, as the pipeline's one-row slices run: a GEMM's blocking, and so its sums, follow the row count.
+  for (std::int64_t r = 0; r < src.rows(0); ++r) {
+    graph::batch storage;
+    ex.run(src.read(0, r, r + 1, storage));
+  }
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    CAPTURE(layers[i].name);
+    const quant_params want = obs.result(watched[i]), got = q.record().layers[i].act;
+    CHECK(got.scale == want.scale);
+    CHECK(got.zero_point == want.zero_point);
+  }
+}
+
 TEST_CASE("pipeline: a memory bound sizes the slices, and one that no row fits says what would") {
   const std::vector<graph::batch> batches = {images(24)};
   const graph::batches_in_memory src(batches);

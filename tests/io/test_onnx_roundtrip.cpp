@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "amctq/io/onnx.hpp"
 #include "io/onnx_test_util.hpp"
@@ -296,6 +297,59 @@ TEST_CASE("onnx: typed TensorProto fields, packed and unpacked, become dense byt
     CHECK(r.value.shape() == std::vector<std::int64_t>{2, 3});
     CHECK(r.value.data<std::int64_t>()[5] == 6);
   }
+}
+
+// VmHWM (peak resident memory) in bytes after resetting it to the current RSS, or -1 where
+// /proc does not offer that.
+long long reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  if (!(clear << "5" << std::flush)) return -1;
+  return 0;
+}
+long long peak_rss() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  long long kib = -1;
+  while (status >> key) {
+    if (key == "VmHWM:") status >> kib;
+    else status.ignore(1 << 12, '\n');
+  }
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+TEST_CASE("onnx: reading external data holds the tensors, not also the file's pages") {
+  // 32 tensors of 2 MiB: the file's pages stay resident until parsing ends when they are kept,
+  // about twice the data at the peak; released as copied, the data and one tensor's pages.
+  const fs::path dir = scratch_dir("external_memory");
+  const std::string path = (dir / "big.onnx").string();
+  constexpr std::int64_t tensors = 32, floats = std::int64_t{1} << 19;
+  {
+    graph::model m;
+    m.opset_imports.push_back({"", 13});
+    for (std::int64_t k = 0; k < tensors; ++k) {
+      graph::initializer i;
+      i.name = "w" + std::to_string(k);
+      i.value = graph::tensor(graph::dtype::float32, {floats});
+      for (std::int64_t e = 0; e < floats; ++e) i.value.data<float>()[e] = static_cast<float>(e % 977 + k);
+      m.main.initializers.push_back(std::move(i));
+    }
+    io::onnx_write_options opt;
+    opt.all_external = true;
+    io::write_onnx(m, path, opt);
+  }
+  if (reset_peak_rss() < 0 || peak_rss() < 0) {
+    MESSAGE("no /proc/self/clear_refs: not measured");
+    return;
+  }
+  const long long before = peak_rss();
+  const graph::model r = io::read_onnx(path);
+  const long long grew = peak_rss() - before;
+  const long long data = tensors * floats * 4;
+  REQUIRE(r.main.initializers.size() == static_cast<std::size_t>(tensors));
+  CHECK(r.main.initializers[5].value.data<float>()[1000] == static_cast<float>(1000 % 977 + 5));
+  CAPTURE(grew);
+  CHECK(grew < data + data / 4);
+  fs::remove_all(dir);
 }
 
 TEST_CASE("onnx: external data — written by size or all, read back relative to the model's folder") {

@@ -34,8 +34,15 @@ inline pipeline_inputs read_pipeline_inputs(const std::string& model_path, const
   pipeline_inputs in;
   in.model = io::read_onnx(model_path);
   io::check_written_opset(in.model);  // before the long part
-  in.config = config_path.empty() ? graph::create_quant_config(in.model) : io::read_quant_config(config_path, in.model);
-  in.data = io::read_calibration_data(calib_specs, in.model, input_name);
+  in.data = io::read_calibration_data(calib_specs, in.model, input_name);  // on the inputs as the model states them
+  if (config_path.empty()) {
+    // Prepared in place rather than copied for the config: a large model is not held twice, and
+    // the quantizer's own prepare_float_model then finds nothing left to do.
+    graph::prepare_float_model(in.model);
+    in.config = graph::create_quant_config_prepared(in.model);
+  } else {
+    in.config = io::read_quant_config(config_path, in.model);
+  }
   if (split) in.batches = io::split_batches(in.data, in.config.batch_num);
   else io::check_rows(in.data, in.config.batch_num);
   return in;

@@ -4,6 +4,8 @@
 #ifndef AMCTQ_ALGORITHMS_ARQ_HPP
 #define AMCTQ_ALGORITHMS_ARQ_HPP
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -94,6 +96,16 @@ inline quant_params group_params(const quant_params& p, const weight_layout& L, 
   return q;
 }
 
+// The axes of L's group view by decreasing stride (perm[k]: the view's axis at position k), so
+// that rows run along memory: a MatMul weight [K, N] has its output channels innermost, and its
+// [out, in, spatial] view would walk it column by column.
+inline std::array<std::size_t, 3> memory_order(const weight_layout& L) {
+  const std::array<std::ptrdiff_t, 3> stride{L.stride_out, L.stride_in, L.stride_spatial};
+  std::array<std::size_t, 3> perm{0, 1, 2};
+  std::stable_sort(perm.begin(), perm.end(), [&](std::size_t a, std::size_t b) { return stride[a] > stride[b]; });
+  return perm;
+}
+
 inline void check_weight_params(const quant_params& p, const weight_layout& L, const char* where) {
   validate(p, where);
   AMCTQ_CHECK(!p.is_per_channel() || static_cast<std::ptrdiff_t>(p.channels()) == L.out_channels(),
@@ -142,10 +154,19 @@ void arq_dequantize(const Q* q, const tensor_view<float, R>& w, const weight_lay
   check_layout_for(w, L, where);
   detail::check_weight_params(p, L, where);
   AMCTQ_CHECK(q != nullptr, errc::invalid_argument, where, "codes q are null");
+  // Element by element the same (code - zp) * s in any order; in memory order the rows are contiguous.
+  const std::array<std::size_t, 3> perm = detail::memory_order(L);
   for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
     const auto v = group_view(w.data_handle(), L, g);
-    dequantize(tensor_view<const Q, 3>(q + g * L.group_offset, v.extents(), v.strides()), v,
-               detail::group_params(p, L, g));
+    std::array<std::ptrdiff_t, 3> extent{}, stride{};
+    quant_params gp = detail::group_params(p, L, g);
+    for (std::size_t k = 0; k < 3; ++k) {
+      extent[k] = v.extent(perm[k]);
+      stride[k] = v.stride(perm[k]);
+      if (perm[k] == 0 && gp.is_per_channel()) gp.axis = static_cast<int>(k);
+    }
+    dequantize(tensor_view<const Q, 3>(q + g * L.group_offset, extent, stride),
+               tensor_view<float, 3>(v.data_handle(), extent, stride), gp);
   }
 }
 

@@ -94,35 +94,40 @@ inline std::int64_t static_batch_rows(const model& m) {
 }
 
 /// Whether calibration's executors keep m's weights packed from slice to slice: a packed copy
-/// per worker, so only when the initializers fit in the per-worker bound (else each slice packs
-/// them again, one node at a time; the results are the same).
-inline bool keep_packed_weights(const model& m, const calibration_options& opt) {
-  std::size_t bytes = 0;
+/// per worker, so only when the initializers (`deferred` ones included) fit in the per-worker
+/// bound (else each slice packs them again, one node at a time; the results are the same).
+inline bool keep_packed_weights(const model& m, const calibration_options& opt,
+                                const deferred_constants* deferred = nullptr) {
+  std::size_t bytes = deferred ? deferred->bytes() : 0;
   for (const auto& i : m.main.initializers) bytes += i.value.bytes().size();
   return opt.max_memory == 0 || bytes <= opt.max_memory;
 }
 
-/// One executor per thread of opt over m, for run_slices, keeping packed weights where
-/// keep_packed_weights says.
-inline std::vector<std::unique_ptr<executor>> make_workers(const model& m, const calibration_options& opt) {
-  const bool keep_packed = keep_packed_weights(m, opt);
+/// One executor per thread of opt over m (with m's `deferred` constants, which must outlive
+/// them), for run_slices, keeping packed weights where keep_packed_weights says.
+inline std::vector<std::unique_ptr<executor>> make_workers(const model& m, const calibration_options& opt,
+                                                           const deferred_constants* deferred = nullptr) {
+  const bool keep_packed = keep_packed_weights(m, opt, deferred);
   std::vector<std::unique_ptr<executor>> workers;
   for (int w = 0; w < opt.threads; ++w) {
     workers.push_back(std::make_unique<executor>(m));
     workers.back()->set_keep_packed_weights(keep_packed);
+    workers.back()->set_deferred_constants(deferred);
   }
   return workers;
 }
 
 /// The bytes an executor of m holds to run one row of src: measured on batch 0's first row (its
 /// first static_batch_rows rows, shared out, for a model that takes no fewer).
-inline std::size_t bytes_per_row(const model& m, const calibration_source& src) {
+inline std::size_t bytes_per_row(const model& m, const calibration_source& src,
+                                 const deferred_constants* deferred = nullptr) {
   const std::int64_t rows = std::max<std::int64_t>(static_batch_rows(m), 1);
   AMCTQ_CHECK(src.batches() > 0 && src.rows(0) >= rows, errc::invalid_argument, "calibrate",
               "the first calibration batch has ", src.batches() > 0 ? src.rows(0) : 0, " rows; the model runs ", rows,
               " at a time");
   executor ex(m);
   ex.set_keep_packed_weights(false);  // one run: a kept copy of the weights would only add to the peak
+  ex.set_deferred_constants(deferred);
   batch storage;
   ex.run(src.read(0, 0, rows, storage));
   return (ex.peak_bytes() + static_cast<std::size_t>(rows) - 1) / static_cast<std::size_t>(rows);
@@ -131,12 +136,13 @@ inline std::size_t bytes_per_row(const model& m, const calibration_source& src) 
 /// Rows per slice under opt.max_memory and opt.max_slice_rows (0: whole batches). `whole_batches`:
 /// an observer keeps a value per batch (moving_average, pot_diffs), so a batch must not be cut.
 inline std::int64_t slice_rows(const model& m, const calibration_source& src, int batches,
-                               const calibration_options& opt, bool whole_batches) {
+                               const calibration_options& opt, bool whole_batches,
+                               const deferred_constants* deferred = nullptr) {
   // A model that states its batch size runs slices of exactly that size, whatever the bound.
   if (const std::int64_t fixed = static_batch_rows(m); fixed > 0 && !whole_batches && (opt.max_slice_rows > 0 || opt.max_memory > 0))
     return fixed;
   if (opt.max_memory == 0) return whole_batches ? 0 : opt.max_slice_rows;
-  const std::size_t per_row = bytes_per_row(m, src);
+  const std::size_t per_row = bytes_per_row(m, src, deferred);
   if (whole_batches) {
     std::int64_t most = 0;
     for (int b = 0; b < batches; ++b) most = std::max(most, src.rows(b));

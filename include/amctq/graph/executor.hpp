@@ -171,6 +171,34 @@ class tensor_hooks {
   handle next_ = 0;
 };
 
+/// Initializers whose values an executor makes only while a node reads them: before the node
+/// it calls the maker, after the node it frees the tensor. A model too large to hold twice keeps
+/// a compact form of them instead (the calibration model keeps its quantized weights as int8
+/// codes, graph/pipeline.hpp), and the model's initializer of that name is a placeholder the
+/// executor does not read.
+class deferred_constants {
+ public:
+  using maker = std::function<tensor()>;
+
+  /// `bytes`: the size of the tensor `make` returns.
+  void add(const std::string& name, std::size_t bytes, maker make) {
+    AMCTQ_CHECK(makers_.emplace(name, std::move(make)).second, errc::invalid_argument, "deferred_constants", "'", name,
+                "' is already deferred");
+    bytes_ += bytes;
+  }
+  const maker* find(const std::string& name) const {
+    auto it = makers_.find(name);
+    return it == makers_.end() ? nullptr : &it->second;
+  }
+  bool empty() const noexcept { return makers_.empty(); }
+  /// What they would take made all at once.
+  std::size_t bytes() const noexcept { return bytes_; }
+
+ private:
+  std::unordered_map<std::string, maker> makers_;
+  std::size_t bytes_ = 0;
+};
+
 /// Runs one model; one executor per thread (several may share one const model). It keeps, per
 /// node, state its ops derive from initializers (Conv's and MatMul's packed weights), so the
 /// model's initializer values must not change while an executor over it lives. By default it
@@ -213,6 +241,9 @@ class executor {
     if (!keep)
       for (auto& s : states_) s.reset();
   }
+  /// Initializers of the model made per node (nullptr: none); `d` must outlive the executor. They
+  /// are not counted in peak_bytes(), as the model's own initializers are not.
+  void set_deferred_constants(const deferred_constants* d) noexcept { deferred_ = d; }
   const std::vector<std::size_t>& order() const noexcept { return order_; }
   /// The most bytes the last run() held at once: its inputs, the values alive between nodes and
   /// the ops' scratch. Calibration sizes its batches from this (graph/calibration_run.hpp).
@@ -270,9 +301,18 @@ class executor {
       std::size_t count = n.inputs.size();
       while (count > 0 && n.inputs[count - 1].empty()) --count;
       ctx.in.resize(count, nullptr);
+      std::vector<tensor> made;  // this node's deferred constants, freed after it
+      if (deferred_) made.reserve(count);  // no reallocation: ctx.in points into it
       for (std::size_t i = 0; i < count; ++i) {
         if (n.inputs[i].empty()) continue;
-        ctx.in[i] = lookup(n.inputs[i]);
+        const deferred_constants::maker* make =
+            deferred_ && !fed.count(n.inputs[i]) ? deferred_->find(n.inputs[i]) : nullptr;
+        if (make) {
+          made.push_back((*make)());
+          ctx.in[i] = &made.back();
+        } else {
+          ctx.in[i] = lookup(n.inputs[i]);
+        }
         if (i < 64 && !fed.count(n.inputs[i]) && constants_.count(n.inputs[i])) ctx.constant_inputs |= std::uint64_t{1} << i;
         AMCTQ_CHECK(ctx.in[i] != nullptr, errc::invalid_argument, describe(n), "input '", n.inputs[i],
                     "' has no value");
@@ -300,9 +340,10 @@ class executor {
     }
     std::map<std::string, tensor> result;
     for (const auto& name : wanted) {
-      const tensor* t = lookup(name);
-      AMCTQ_CHECK(t != nullptr, errc::invalid_argument, "executor::run", "'", name, "' is not a value of the graph");
-      result[name] = *t;
+      const deferred_constants::maker* make = deferred_ && !fed.count(name) ? deferred_->find(name) : nullptr;
+      const tensor* t = make ? nullptr : lookup(name);
+      AMCTQ_CHECK(make || t != nullptr, errc::invalid_argument, "executor::run", "'", name, "' is not a value of the graph");
+      result[name] = make ? (*make)() : *t;
     }
     for (auto& [name, t] : values) pool_.give(std::move(t.bytes()));
     pool_.trim(peak_bytes_);
@@ -335,6 +376,7 @@ class executor {
   std::size_t peak_bytes_ = 0;
   std::unique_ptr<ops::intra_op_pool> intra_op_;
   bool keep_packed_ = true;
+  const deferred_constants* deferred_ = nullptr;
 };
 
 /// One-shot convenience: run `m` on `inputs`.

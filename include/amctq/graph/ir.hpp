@@ -151,6 +151,46 @@ struct model {
   }
 };
 
+/// A copy of m whose main-graph initializers named in `left_out` get an empty value: for a copy
+/// that replaces those tensors anyway (a lowering writes a quantized weight's codes instead), so
+/// that the model's largest tensors are not held twice. Every field is copied by name here; a
+/// field added to model or graph is added here too.
+template <class NameSet>
+model copy_leaving_out(const model& m, const NameSet& left_out) {
+  model out;
+  out.ir_version = m.ir_version;
+  out.opset_imports = m.opset_imports;
+  out.producer_name = m.producer_name;
+  out.producer_version = m.producer_version;
+  out.domain = m.domain;
+  out.model_version = m.model_version;
+  out.doc_string = m.doc_string;
+  out.metadata_props = m.metadata_props;
+  out.unparsed = m.unparsed;
+  const graph& g = m.main;
+  graph& o = out.main;
+  o.name = g.name;
+  o.nodes = g.nodes;
+  o.inputs = g.inputs;
+  o.outputs = g.outputs;
+  o.value_infos = g.value_infos;
+  o.doc_string = g.doc_string;
+  o.unparsed = g.unparsed;
+  o.initializers.reserve(g.initializers.size());
+  for (const auto& i : g.initializers) {
+    if (!left_out.count(i.name)) {
+      o.initializers.push_back(i);
+      continue;
+    }
+    initializer e;
+    e.name = i.name;
+    e.doc_string = i.doc_string;
+    e.external = i.external;
+    o.initializers.push_back(std::move(e));
+  }
+  return out;
+}
+
 }  // namespace amctq::graph
 
 #endif  // AMCTQ_GRAPH_IR_HPP

@@ -63,21 +63,18 @@ inline void prepare_float_model(model& m) {
   passes::fold_batchnorm(m);
 }
 
-/// The default config of `m`: every quantizable layer, with skip_layers disabled. When
-/// `definition` is given, its global settings, defaults and layer_type overrides are the base
-/// (AMCT's config_definition); its own layer list is ignored.
-inline quant_config create_quant_config(const model& m, const std::vector<std::string>& skip_layers = {},
-                                        int batch_num = 1, bool activation_offset = true,
-                                        const quant_config* definition = nullptr) {
+/// The default config of a model prepare_float_model has run on, found on it as it is: no copy
+/// is made (preparing it again changes nothing, so a quantizer given it finds the same layers).
+inline quant_config create_quant_config_prepared(const model& prepared, const std::vector<std::string>& skip_layers = {},
+                                                 int batch_num = 1, bool activation_offset = true,
+                                                 const quant_config* definition = nullptr) {
   quant_config c = definition ? *definition : quant_config{};
   c.layers.clear();
   c.batch_num = batch_num;
   c.activation_offset = activation_offset;
   if (!definition) c.activation.asymmetric = activation_offset;
   c.skip_layers = skip_layers;
-  model folded = m;
-  prepare_float_model(folded);
-  for (const auto& l : find_quant_layers(folded.main)) {
+  for (const auto& l : find_quant_layers(prepared.main)) {
     layer_config lc;
     lc.name = l.name;
     lc.op_type = l.op_type;
@@ -86,6 +83,18 @@ inline quant_config create_quant_config(const model& m, const std::vector<std::s
   }
   validate(c);
   return c;
+}
+
+/// The default config of `m`: every quantizable layer, with skip_layers disabled. When
+/// `definition` is given, its global settings, defaults and layer_type overrides are the base
+/// (AMCT's config_definition); its own layer list is ignored. Works on a prepared copy of `m`
+/// (create_quant_config_prepared does without one).
+inline quant_config create_quant_config(const model& m, const std::vector<std::string>& skip_layers = {},
+                                        int batch_num = 1, bool activation_offset = true,
+                                        const quant_config* definition = nullptr) {
+  model folded = m;
+  prepare_float_model(folded);
+  return create_quant_config_prepared(folded, skip_layers, batch_num, activation_offset, definition);
 }
 
 /// A layer's parameters learned outside the pipeline (quantizer::set_given_params).
@@ -213,7 +222,11 @@ class quantizer {
   void quantize_model() {
     if (model_quantized_) return;
     weights_.clear();
-    calib_model_ = model_;
+    std::set<std::string> quantized;  // the calibration model makes these from their codes
+    for (const auto& l : layers_)
+      if (!l.weight.empty()) quantized.insert(l.weight);
+    calib_model_ = copy_leaving_out(model_, quantized);
+    weights_deferred_ = true;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       layer_record r;
       r.name = layers_[i].name;
@@ -222,15 +235,15 @@ class quantizer {
       r.act_rounding = settings_[i].activation.rounding;
       auto f = balance_.find(r.name);
       if (f != balance_.end()) r.tensor_balance_factor = f->second;
-      if (!layers_[i].weight.empty()) quantize_weights(layers_[i], settings_[i].weights, r, calib_model_);
+      if (!layers_[i].weight.empty()) quantize_weights(layers_[i], settings_[i].weights, r);
       weights_.push_back(std::move(r));
     }
     model_quantized_ = true;
   }
 
-  /// Frees the calibration model (the float model's copy with fake-quantized weights, as large as
-  /// the model) once no calibrate() is to follow: saving needs only the float model, the layers
-  /// and the record. calibrate() refuses afterwards.
+  /// Frees the calibration model (the float model's copy with fake-quantized weights; as large as
+  /// the model once calibrate() has made them float) once no calibrate() is to follow: saving
+  /// needs only the float model, the layers and the record. calibrate() refuses afterwards.
   void release_calibration_model() {
     calib_model_ = model{};
     calib_released_ = true;
@@ -261,6 +274,20 @@ class quantizer {
                 " of ", opt.ranks, opt.ranks > 1 && !opt.exchange ? ", and no exchange for the ranks" : "");
     const int need = config_.batch_num;
     quantize_model();
+    if (calibrated_) {  // the codes went to the record last time: the weights are made from them
+      for (std::size_t i = 0; i < weights_.size(); ++i) weights_[i].weight_q = std::move(record_.layers[i].weight_q);
+      calibrated_ = false;
+    }
+    // The calibration model's quantized weights are int8 codes until a float copy is needed: by
+    // learned rounding and bias correction, which edit it, or for executors that keep their
+    // weights packed (the model fits the memory bound). Else each is made when its node runs.
+    deferred_constants deferred = deferred_weights();
+    if (!deferred.empty() && ((!rounded_ && needs_rounding()) || (config_.global.include_bias_corr && !bias_corrected_) ||
+                              keep_packed_weights(calib_model_, opt, &deferred))) {
+      make_weights_float(deferred);
+      deferred = deferred_constants{};
+    }
+    const deferred_constants* per_node = deferred.empty() ? nullptr : &deferred;
     std::vector<batch> whole;  // the batches, for the passes that need them at once
     auto batches = [&]() -> const std::vector<batch>& {
       if (held) return *held;
@@ -272,7 +299,7 @@ class quantizer {
       rounded_ = true;
     }
     record_ = quant_record{};
-    record_.layers = weights_;
+    for (auto& w : weights_) record_.layers.push_back(without_codes(w));
     // Vitis include_bias_corr: each bias absorbs its layer's mean output shift under the
     // quantized weights (passes/vitis_globals.hpp), in both the float model (whose biases are
     // quantized below) and the calibration model, before the activations are observed, so the
@@ -308,14 +335,14 @@ class quantizer {
       for (const auto& p : points_) point_of.push_back(obs.watch(p.tensor, p.settings, 1, /*float_only=*/true));
     };
     // Declared before the observers, which detach from them on destruction.
-    const std::vector<std::unique_ptr<executor>> executors = make_workers(calib_model_, opt);
+    const std::vector<std::unique_ptr<executor>> executors = make_workers(calib_model_, opt, per_node);
     std::vector<std::unique_ptr<activation_observers>> observers;
     for (const auto& ex : executors) {
       observers.push_back(std::make_unique<activation_observers>(*ex));
       watch_all(*observers.back());
     }
     activation_observers& obs = *observers.front();
-    const auto slices = plan_slices(src, need, slice_rows(calib_model_, src, need, opt, obs.per_batch()));
+    const auto slices = plan_slices(src, need, slice_rows(calib_model_, src, need, opt, obs.per_batch(), per_node));
     run_slices(src, slices, raw(executors), opt, obs.ordered());
     for (std::size_t w = 1; w < observers.size(); ++w) obs.merge(*observers[w]);
     if (opt.ranks > 1) obs.assign(opt.exchange(obs.shard()));
@@ -346,7 +373,46 @@ class quantizer {
         quantize_layer_bias(bias, settings_[i].bias, r);
       }
     }
+    // Moved, not copied: the codes are a quarter of the float weights' bytes.
+    for (std::size_t i = 0; i < weights_.size(); ++i) record_.layers[i].weight_q = std::move(weights_[i].weight_q);
     calibrated_ = true;
+  }
+
+  // A copy of r without its codes.
+  static layer_record without_codes(layer_record& r) {
+    tensor codes = std::move(r.weight_q);
+    layer_record out = r;
+    r.weight_q = std::move(codes);
+    return out;
+  }
+
+  // The calibration model's weight of layer i, made from its codes: arq_dequantize's
+  // (code - zp) * s is fake quantization's last step on the code arq_quantize wrote, so the floats
+  // are those arq_fake_quantize gives in place (and NUQ's, which are made from its codes too).
+  tensor calibration_weight(std::size_t i, const weight_layout& L) const {
+    tensor out(dtype::float32, weights_[i].weight_q.shape());
+    arq_dequantize(weights_[i].weight_q.data<std::int8_t>(),
+                   tensor_view<float, 1>(out.data<float>(), {static_cast<std::ptrdiff_t>(out.size())}), L, weights_[i].wts);
+    return out;
+  }
+
+  // Makers of the calibration model's weights still held as codes (none once they are float).
+  deferred_constants deferred_weights() {
+    deferred_constants d;
+    if (!weights_deferred_) return d;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const quant_layer& l = layers_[i];
+      if (l.weight.empty()) continue;
+      const weight_layout L = layout_of(model_.main.nodes[l.node_index], model_.main.find_initializer(l.weight)->value);
+      d.add(l.weight, weights_[i].weight_q.size() * sizeof(float), [this, i, L] { return calibration_weight(i, L); });
+    }
+    return d;
+  }
+
+  void make_weights_float(const deferred_constants& d) {
+    for (auto& init : calib_model_.main.initializers)
+      if (const deferred_constants::maker* make = d.find(init.name)) init.value = (*make)();
+    weights_deferred_ = false;
   }
 
   static std::vector<executor*> raw(const std::vector<std::unique_ptr<executor>>& v) {
@@ -470,7 +536,7 @@ class quantizer {
     r.bias_q = quantize_bias(values.data(), values.size(), r.act.scale[0], r.wts, r.name);
   }
 
-  void quantize_weights(const quant_layer& l, const weight_quant& wq, layer_record& r, model& calib) {
+  void quantize_weights(const quant_layer& l, const weight_quant& wq, layer_record& r) {
     tensor& w = model_.main.find_initializer(l.weight)->value;
     const node& n = model_.main.nodes[l.node_index];
     const weight_layout L = layout_of(n, w);
@@ -485,12 +551,7 @@ class quantizer {
     r.weight_q = tensor(dtype::int8, w.shape());
     std::int8_t* codes = r.weight_q.data<std::int8_t>();
     arq_quantize(flat, L, r.wts, codes, wq.rounding);
-    tensor& fq = calib.main.find_initializer(l.weight)->value;
-    const tensor_view<float, 1> calib_w(fq.data<float>(), {static_cast<std::ptrdiff_t>(fq.size())});
-    if (wq.algo != wts_algo::nuq) {
-      arq_fake_quantize(calib_w, L, r.wts, wq.rounding);
-      return;
-    }
+    if (wq.algo != wts_algo::nuq) return;
     // NUQ (docs/pipeline.md, "NUQ weights"): keep num_steps of the layer's 256 int8 levels. nuq_optimal is the exact
     // minimum of the count-weighted squared code error, so num_of_iteration (AMCT's refinement
     // passes of its k-means) has nothing left to refine.
@@ -499,7 +560,6 @@ class quantizer {
     const nuq_result nuq = nuq_optimal(int8_level_histogram(codes, r.weight_q.size()), wq.num_steps);
     nuq_remap(codes, r.weight_q.size(), nuq);
     r.clusters.assign(nuq.centers.begin(), nuq.centers.end());
-    arq_dequantize(codes, calib_w, L, r.wts);
   }
 
   model model_;
@@ -518,7 +578,10 @@ class quantizer {
   std::vector<layer_settings> settings_;
   std::map<std::string, std::vector<float>> balance_;
   std::vector<layer_record> weights_;  ///< quantize_model(): each layer's weight part of the record
-  model calib_model_;                  ///< the float model with fake-quantized weights
+  /// The float model with fake-quantized weights; while weights_deferred_, those are empty
+  /// placeholders, made from weights_' codes per node (deferred_weights()).
+  model calib_model_;
+  bool weights_deferred_ = false;
   quant_record record_;
   bool balanced_ = false;
   bool model_quantized_ = false;

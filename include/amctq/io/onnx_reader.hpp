@@ -796,7 +796,10 @@ class onnx_parser {
                 "' but the model's folder is unknown (parse from memory): use read_onnx");
     const std::string full = resolve_inside(ref.location, where);
     auto it = files_.find(full);
-    if (it == files_.end()) it = files_.emplace(full, mapped_file(full)).first;
+    // Not populated, and each tensor's pages released once copied: the mapped pages count toward
+    // the process's resident memory, and a model's external data would otherwise be held twice
+    // until parsing ends.
+    if (it == files_.end()) it = files_.emplace(full, mapped_file(full, /*populate=*/false)).first;
     const mapped_file& file = it->second;
     const std::uint64_t size = file.size();
     AMCTQ_CHECK(static_cast<std::uint64_t>(ref.offset) <= size, errc::io, where, "external data offset ", ref.offset,
@@ -807,7 +810,9 @@ class onnx_parser {
                 " is past the end of '", clip(ref.location), "' (", size, " bytes)");
     AMCTQ_CHECK(len == need, errc::parse, where, "external data length ", len, " does not match ", desc, " (", need,
                 " bytes)");
-    return copy_bytes(file.data() + ref.offset, static_cast<std::size_t>(len));
+    std::vector<std::byte> bytes = copy_bytes(file.data() + ref.offset, static_cast<std::size_t>(len));
+    file.release(static_cast<std::size_t>(ref.offset), bytes.size());
+    return bytes;
   }
 
   /// The canonical path of `location` under the model's folder: refused when it resolves

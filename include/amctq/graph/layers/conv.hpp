@@ -61,7 +61,7 @@ inline void conv_columns(const node& n, const tensor& x, const tensor& w, const 
 }
 
 inline void conv_qdq(qdq_lowering& c) {
-  tensor& w = const_cast<tensor&>(c.g.find_initializer(c.l.weight)->value);
+  tensor& w = const_cast<tensor&>(c.source.find_initializer(c.l.weight)->value);
   detail::lower_weight_and_bias_qdq(c, conv_layout(c.n, w).out_axis);
 }
 

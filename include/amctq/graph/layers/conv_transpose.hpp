@@ -106,7 +106,7 @@ inline void conv_transpose_columns(const node& n, const tensor& x, const tensor&
 }
 
 inline void conv_transpose_qdq(qdq_lowering& c) {
-  tensor& w = const_cast<tensor&>(c.g.find_initializer(c.l.weight)->value);
+  tensor& w = const_cast<tensor&>(c.source.find_initializer(c.l.weight)->value);
   detail::lower_weight_and_bias_qdq(c, conv_transpose_layout(c.n, w).out_axis);
 }
 

@@ -54,7 +54,7 @@ inline const char* gemm_refuse(const graph&, const node& n) {
 }
 
 inline void gemm_qdq(qdq_lowering& c) {
-  tensor& w = const_cast<tensor&>(c.g.find_initializer(c.l.weight)->value);
+  tensor& w = const_cast<tensor&>(c.source.find_initializer(c.l.weight)->value);
   if (!detail::lower_weight_and_bias_qdq(c, gemm_layout(c.n, w).out_axis)) return;
   for (auto& a : c.n.attributes)  // beta is already in the quantized bias
     if (a.name == "beta") a.f = 1.0f;
@@ -62,7 +62,7 @@ inline void gemm_qdq(qdq_lowering& c) {
 
 inline void matmul_qdq(qdq_lowering& c) {
   if (c.l.weight.empty()) return;  // two activations: both inputs' QDQ pairs come from lower_qdq.hpp
-  tensor& w = const_cast<tensor&>(c.g.find_initializer(c.l.weight)->value);
+  tensor& w = const_cast<tensor&>(c.source.find_initializer(c.l.weight)->value);
   detail::lower_weight_and_bias_qdq(c, matmul_layout(c.n, w).out_axis);
 }
 

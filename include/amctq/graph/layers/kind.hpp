@@ -38,6 +38,7 @@ struct quant_layer {
 /// QuantizeLinear / DequantizeLinear pair is emitted by the caller (lower_qdq.hpp).
 struct qdq_lowering {
   graph& g;
+  const graph& source;  ///< the float model's graph, where the layer's float weight is read (g may not hold it)
   std::vector<node>& before;
   node& n;
   const quant_layer& l;

@@ -9,7 +9,9 @@
 #define AMCTQ_GRAPH_PASSES_LOWER_QDQ_HPP
 
 #include <map>
+#include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "amctq/error.hpp"
@@ -34,10 +36,40 @@ inline std::string key_of(const std::string& t, const quant_params& p, round_mod
   return k;
 }
 
+/// The float weights of `layers` that their lowering replaces by codes and that nothing else in g
+/// reads (no other node, no subgraph, no graph output): a lowering's copy of the model leaves
+/// their values out (copy_leaving_out), and they are dropped as unused once lowered.
+inline std::set<std::string> replaced_weights(const graph& g, const std::vector<quant_layer>& layers) {
+  const auto uses = passes::detail::use_counts(g);
+  std::unordered_set<std::string> nested;
+  for (const auto& n : g.nodes)
+    for (const auto& a : n.attributes) {
+      if (a.g) passes::detail::collect_reads(*a.g, nested);
+      for (const auto& sub : a.graphs)
+        if (sub) passes::detail::collect_reads(*sub, nested);
+    }
+  std::set<std::string> out;
+  for (const auto& l : layers) {
+    const layer_kind* kind = find_layer_kind(l.op_type);
+    if (l.weight.empty() || kind == nullptr || kind->lower_qdq == nullptr || nested.count(l.weight)) continue;
+    const auto u = uses.find(l.weight);
+    if (u != uses.end() && u->second == 1) out.insert(l.weight);
+  }
+  return out;
+}
+
+/// Checks that a lowering dropped every weight its copy left out: one still read would be written empty.
+inline void check_left_out_dropped(const graph& g, const std::set<std::string>& left_out) {
+  for (const auto& i : g.initializers)
+    AMCTQ_CHECK(!left_out.count(i.name), errc::unsupported, "save_model", "weight '", i.name,
+                "' is still read after lowering its layer; amctq cannot write this model");
+}
+
 /// One layer in fake-quant form, appending the nodes it needs to `before` (the layer node itself
-/// is rewired in place). `dq_of` shares input QDQ pairs between layers reading the same grid.
-inline void lower_layer_qdq(graph& g, std::vector<node>& before, node& n, const quant_layer& l, const layer_record& r,
-                            std::map<std::string, std::string>& dq_of) {
+/// is rewired in place). `source`: the float model's graph, which holds the layer's float weight.
+/// `dq_of` shares input QDQ pairs between layers reading the same grid.
+inline void lower_layer_qdq(graph& g, const graph& source, std::vector<node>& before, node& n, const quant_layer& l,
+                            const layer_record& r, std::map<std::string, std::string>& dq_of) {
   const layer_kind* kind = find_layer_kind(l.op_type);
   AMCTQ_CHECK(kind != nullptr, errc::invalid_argument, "save_model", "layer '", l.name, "': ", l.op_type,
               " is not a quantizable kind");
@@ -52,7 +84,7 @@ inline void lower_layer_qdq(graph& g, std::vector<node>& before, node& n, const 
   if (!l.input_b.empty())
     n.inputs[static_cast<std::size_t>(kind->weight_input)] = dequantized(l.input_b, r.act_b, l.name + "_input_b", 0);
   if (kind->lower_qdq == nullptr) return;
-  qdq_lowering c{g, before, n, l, r};
+  qdq_lowering c{g, source, before, n, l, r};
   kind->lower_qdq(c);
 }
 
@@ -73,13 +105,15 @@ inline std::vector<const layer_record*> records_of(const std::vector<quant_layer
 inline model lower_qdq(const model& float_model, const std::vector<quant_layer>& layers, const quant_record& rec) {
   AMCTQ_CHECK(float_model.opset() >= 13, errc::unsupported, "save_model", "the model's opset ",
               float_model.opset(), " is below 13, the first with per-axis DequantizeLinear");
-  model m = float_model;
-  graph& g = m.main;
   const auto recs = detail::records_of(layers, rec);
+  const std::set<std::string> left_out = detail::replaced_weights(float_model.main, layers);
+  model m = copy_leaving_out(float_model, left_out);
+  graph& g = m.main;
   std::map<std::size_t, std::vector<node>> before;  // nodes to emit before node k
   std::map<std::string, std::string> dq_of;           // detail::key_of(input, grid) -> dequantized name
   for (std::size_t i = 0; i < layers.size(); ++i)
-    detail::lower_layer_qdq(g, before[layers[i].node_index], g.nodes[layers[i].node_index], layers[i], *recs[i], dq_of);
+    detail::lower_layer_qdq(g, float_model.main, before[layers[i].node_index], g.nodes[layers[i].node_index], layers[i],
+                            *recs[i], dq_of);
   // The float weights and biases no node reads any more are dropped.
   std::vector<node> nodes;
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
@@ -91,6 +125,7 @@ inline model lower_qdq(const model& float_model, const std::vector<quant_layer>&
   g.nodes = std::move(nodes);
   passes::quantize_tensors(g, rec.tensors);
   passes::detail::drop_unused_constants(g);
+  detail::check_left_out_dropped(g, left_out);
   g.value_infos.clear();  // intermediate shapes/types changed; ONNX Runtime infers them again
   m.producer_name = "amctq";
   return m;

@@ -64,7 +64,8 @@ inline std::vector<std::string> deploy_exactness_notes(const model& float_model,
 inline model lower_qoperator(const model& float_model, const std::vector<quant_layer>& layers, const quant_record& rec) {
   AMCTQ_CHECK(float_model.opset() >= 13, errc::unsupported, "save_model", "the model's opset ", float_model.opset(),
               " is below 13, the first with per-axis DequantizeLinear");
-  model m = float_model;
+  const std::set<std::string> left_out = detail::replaced_weights(float_model.main, layers);
+  model m = copy_leaving_out(float_model, left_out);
   graph& g = m.main;
   const std::int64_t opset = m.opset();
   const auto consumers = detail::readers_of(g);
@@ -165,7 +166,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
     const layer_record& r = *recs[i];
     const layer_kind* kind = find_layer_kind(l.op_type);
     if (kind->lower_qoperator == nullptr || r.act.is_per_channel()) {
-      detail::lower_layer_qdq(g, out, n, l, r, dq_of);
+      detail::lower_layer_qdq(g, float_model.main, out, n, l, r, dq_of);
       out.push_back(std::move(n));
       continue;
     }
@@ -191,6 +192,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
   g.nodes = std::move(out);
   passes::quantize_tensors(g, rec.tensors);
   passes::detail::drop_unused_constants(g);
+  detail::check_left_out_dropped(g, left_out);
   g.value_infos.clear();
   m.producer_name = "amctq";
   return m;
