@@ -41,17 +41,30 @@ def export_resnet18(path: str) -> None:
                       output_names=["logits"], dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}})
 
 
+# Runs the measured command from a small process of its own: Linux starts a forked child's peak
+# RSS at its parent's (exec records the copied address space's high-water mark), so measured
+# straight from this script, every command would count this script's numpy arrays as its own.
+LAUNCHER = r"""
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"\nMEASURED {time.perf_counter() - t0} {usage.ru_maxrss}\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(cmd, env=None):
     """Wall seconds and peak RSS (MiB) of the largest process cmd started."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode()
-    p.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
+    p = subprocess.run([sys.executable, "-S", "-c", LAUNCHER] + cmd, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env=env)
+    err = p.stderr.decode()
+    if p.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_maxrss / 1024.0
+    wall, kib = err.strip().splitlines()[-1].split()[1:3]
+    return float(wall), int(kib) / 1024.0
 
 
 ORT_SCRIPT = r"""
