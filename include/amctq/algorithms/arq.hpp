@@ -98,12 +98,33 @@ inline quant_params group_params(const quant_params& p, const weight_layout& L, 
 
 // The axes of L's group view by decreasing stride (perm[k]: the view's axis at position k), so
 // that rows run along memory: a MatMul weight [K, N] has its output channels innermost, and its
-// [out, in, spatial] view would walk it column by column.
+// [out, in, spatial] view would walk it column by column (about 0.45 s per 4096x4096 weight).
 inline std::array<std::size_t, 3> memory_order(const weight_layout& L) {
   const std::array<std::ptrdiff_t, 3> stride{L.stride_out, L.stride_in, L.stride_spatial};
   std::array<std::size_t, 3> perm{0, 1, 2};
   std::stable_sort(perm.begin(), perm.end(), [&](std::size_t a, std::size_t b) { return stride[a] > stride[b]; });
   return perm;
+}
+
+/// Group g of a weight (its view v under L) with the axes in memory_order: extents, strides and
+/// the group's params, their channel axis moved along. Quantizing element by element gives the
+/// same values in any order; in this one the innermost loop runs along contiguous memory.
+struct ordered_group {
+  std::array<std::ptrdiff_t, 3> extent{}, stride{};
+  quant_params params;
+};
+template <class T>
+ordered_group in_memory_order(const tensor_view<T, 3>& v, const weight_layout& L, const quant_params& p,
+                              std::ptrdiff_t g) {
+  const std::array<std::size_t, 3> perm = memory_order(L);
+  ordered_group o;
+  o.params = group_params(p, L, g);
+  for (std::size_t k = 0; k < 3; ++k) {
+    o.extent[k] = v.extent(perm[k]);
+    o.stride[k] = v.stride(perm[k]);
+    if (perm[k] == 0 && o.params.is_per_channel()) o.params.axis = static_cast<int>(k);
+  }
+  return o;
 }
 
 inline void check_weight_params(const quant_params& p, const weight_layout& L, const char* where) {
@@ -125,7 +146,9 @@ void arq_fake_quantize(const tensor_view<float, R>& w, const weight_layout& L, c
   detail::check_weight_params(p, L, where);
   for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
     const auto v = group_view(w.data_handle(), L, g);
-    fake_quantize(tensor_view<const float, 3>(v), v, detail::group_params(p, L, g), mode);
+    const detail::ordered_group o = detail::in_memory_order(v, L, p, g);
+    const tensor_view<float, 3> ordered(v.data_handle(), o.extent, o.stride);
+    fake_quantize(tensor_view<const float, 3>(ordered), ordered, o.params, mode);
   }
 }
 
@@ -140,8 +163,9 @@ void arq_quantize(const tensor_view<const float, R>& w, const weight_layout& L, 
   AMCTQ_CHECK(q != nullptr, errc::invalid_argument, where, "output q is null");
   for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
     const auto v = group_view(w.data_handle(), L, g);
-    const auto out = tensor_view<Q, 3>(q + g * L.group_offset, v.extents(), v.strides());
-    quantize(v, out, detail::group_params(p, L, g), mode);
+    const detail::ordered_group o = detail::in_memory_order(v, L, p, g);
+    quantize(tensor_view<const float, 3>(v.data_handle(), o.extent, o.stride),
+             tensor_view<Q, 3>(q + g * L.group_offset, o.extent, o.stride), o.params, mode);
   }
 }
 
@@ -154,19 +178,11 @@ void arq_dequantize(const Q* q, const tensor_view<float, R>& w, const weight_lay
   check_layout_for(w, L, where);
   detail::check_weight_params(p, L, where);
   AMCTQ_CHECK(q != nullptr, errc::invalid_argument, where, "codes q are null");
-  // Element by element the same (code - zp) * s in any order; in memory order the rows are contiguous.
-  const std::array<std::size_t, 3> perm = detail::memory_order(L);
   for (std::ptrdiff_t g = 0; g < L.groups; ++g) {
     const auto v = group_view(w.data_handle(), L, g);
-    std::array<std::ptrdiff_t, 3> extent{}, stride{};
-    quant_params gp = detail::group_params(p, L, g);
-    for (std::size_t k = 0; k < 3; ++k) {
-      extent[k] = v.extent(perm[k]);
-      stride[k] = v.stride(perm[k]);
-      if (perm[k] == 0 && gp.is_per_channel()) gp.axis = static_cast<int>(k);
-    }
-    dequantize(tensor_view<const Q, 3>(q + g * L.group_offset, extent, stride),
-               tensor_view<float, 3>(v.data_handle(), extent, stride), gp);
+    const detail::ordered_group o = detail::in_memory_order(v, L, p, g);
+    dequantize(tensor_view<const Q, 3>(q + g * L.group_offset, o.extent, o.stride),
+               tensor_view<float, 3>(v.data_handle(), o.extent, o.stride), o.params);
   }
 }
 
