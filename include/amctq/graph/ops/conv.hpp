@@ -81,9 +81,13 @@ inline void add_bias_rows(float* y, const float* bias, std::int64_t rows, std::i
   }
 }
 
+/// The depth block that asks conv_weight_state for direct_conv's packing instead of the GEMM's
+/// (whose blocks are never empty).
+inline constexpr std::int64_t direct_conv_packing = 0;
+
 /// A constant conv weight packed per group, kept in the executor's node state: as the GEMM's rhs
-/// (W^T in depth blocks of kc) or, with kc = 0, for direct_conv. Rebuilt when the weight or the
-/// packing changes.
+/// (W^T in depth blocks of kc) or, with kc = direct_conv_packing, for direct_conv. Rebuilt when
+/// the weight or the packing changes.
 struct packed_conv_weight {
   const float* source = nullptr;
   std::int64_t M = 0, rows = 0, group = 0, kc = 0, group_size = 0;
@@ -104,7 +108,7 @@ inline const packed_conv_weight* conv_weight_state(context& c, const float* pw, 
   p->kc = kc;
   const std::int64_t Mg = M / group;
 #if AMCTQ_HAS_XSIMD
-  if (kc == 0) {
+  if (kc == direct_conv_packing) {
     p->group_size = direct_conv_packed_size(Mg, rows);
     p->packed.resize(static_cast<std::size_t>(p->group_size * group));
     for (std::int64_t g = 0; g < group; ++g)
@@ -165,7 +169,7 @@ inline void conv(context& c) {
   }
 #if AMCTQ_HAS_XSIMD
   if (detail::direct_conv_fits(w, Cg))
-    if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, 0)) {
+    if (const detail::packed_conv_weight* pk = detail::conv_weight_state(c, pw, M, rows, group, detail::direct_conv_packing)) {
       // A task: one image and group, or, when those are fewer than the workers, a run of its tiles.
       const detail::direct_conv_geometry geo(w);
       const std::int64_t planes = N * group, parts = std::min(c.parts_per_task(planes), geo.tiles);

@@ -82,14 +82,19 @@ inline bool direct_conv_fits(const window& w, std::int64_t in_channels) {
   return g.positions > 0 && 5 * w.out[1] * w.out[2] >= 4 * g.computed();
 }
 
+/// Panels of conv_channels_per_panel output channels that M channels take (the last may be short).
+inline std::int64_t direct_conv_panels(std::int64_t M) noexcept {
+  return (M + conv_channels_per_panel - 1) / conv_channels_per_panel;
+}
+
 /// Floats a conv weight (M x depth, row-major) takes packed for the micro-kernel: per depth block,
 /// panels of conv_channels_per_panel channels, tap after tap (the last panel zero-filled).
 inline std::int64_t direct_conv_packed_size(std::int64_t M, std::int64_t depth) {
-  return (M + conv_channels_per_panel - 1) / conv_channels_per_panel * conv_channels_per_panel * depth;
+  return direct_conv_panels(M) * conv_channels_per_panel * depth;
 }
 inline void direct_conv_pack(const float* w, std::int64_t M, std::int64_t depth, float* out) {
   constexpr int nr = conv_channels_per_panel;
-  const std::int64_t panels = (M + nr - 1) / nr;
+  const std::int64_t panels = direct_conv_panels(M);
   for (std::int64_t k0 = 0; k0 < depth; k0 += conv_depth_block) {
     const std::int64_t kc = std::min(conv_depth_block, depth - k0);
     for (std::int64_t p = 0; p < panels; ++p)
@@ -162,7 +167,7 @@ inline std::pair<std::int64_t, std::int64_t> direct_conv_rows(const direct_conv_
 /// Tiles computed together, depth block by depth block: as many as keep their results (all
 /// channels) within 256 KB, so they stay in L2 until they go out to y.
 inline std::int64_t direct_conv_run_tiles(std::int64_t M, const direct_conv_geometry& g) {
-  const std::int64_t channels = (M + conv_channels_per_panel - 1) / conv_channels_per_panel * conv_channels_per_panel;
+  const std::int64_t channels = direct_conv_panels(M) * conv_channels_per_panel;
   return std::max<std::int64_t>(1, (std::int64_t{1} << 16) / (channels * g.tile));
 }
 
@@ -170,7 +175,7 @@ inline std::int64_t direct_conv_run_tiles(std::int64_t M, const direct_conv_geom
 /// a phase) and a run of tiles' results before they drop the garbage columns.
 inline std::int64_t direct_conv_work(std::int64_t channels, std::int64_t M, std::int64_t phase_stride,
                                      const direct_conv_geometry& g) {
-  const std::int64_t panels = (M + conv_channels_per_panel - 1) / conv_channels_per_panel;
+  const std::int64_t panels = direct_conv_panels(M);
   return channels * g.sh * g.sw * phase_stride + panels * conv_channels_per_panel * direct_conv_run_tiles(M, g) * g.tile;
 }
 
@@ -226,7 +231,7 @@ inline void direct_conv(const direct_conv_geometry& g, std::int64_t channels, st
   direct_conv_phases(g, channels, x, r0, r1, phase_stride, xp);
   // A run of tiles at a time, through every depth block and then out to y while its results are
   // still in L2: the weights stream once per run, the results never go to memory twice.
-  const std::int64_t panels = (M + NR - 1) / NR, O = g.OH * g.OW, run = direct_conv_run_tiles(M, g);
+  const std::int64_t panels = direct_conv_panels(M), O = g.OH * g.OW, run = direct_conv_run_tiles(M, g);
   float* const z = xp + channels * g.sh * g.sw * phase_stride;
   for (std::int64_t ta = part.t0; ta < part.t1; ta += run) {
     const std::int64_t tb = std::min(ta + run, part.t1), ldz = (tb - ta) * g.tile;
