@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -215,7 +216,10 @@ int cmd_quantize(int argc, char** argv) {
     io::save_options so;
     cli::progress_meter meter("amctq quantize", "saving", "steps", quiet, /*rate=*/false);
     so.progress = [&meter](int done, int all) { meter(done, all); };
-    const auto paths = io::save_model(q, out_dir, stem, so);
+    auto saving = std::async(mpi->active() ? std::launch::async : std::launch::deferred,
+                             [&] { return io::save_model(q, out_dir, stem, so); });
+    mpi->finalize();  // every rank has handed in its share: the save needs no other
+    const auto paths = saving.get();
     meter.finish();
     for (const auto& note : paths.notes) std::cerr << "amctq quantize: note: " << note << "\n";
     if (!quiet)

@@ -24,6 +24,10 @@ class mpi_session {
     local_ = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", env_int("MPI_LOCALNRANKS", size));
     if (size <= 1) return;
 #ifdef AMCTQ_WITH_MPI
+    // Ranks all on this machine talk over shared memory, which Open MPI's ob1 layer gives; left
+    // to choose, it first probes the fabric layers (UCX, libfabric, PSM), which took 0.2 s of
+    // MPI_Init here with no fabric to find. An OMPI_MCA_pml the user set stays.
+    if (local_ == size) setenv("OMPI_MCA_pml", "ob1", /*overwrite=*/0);
     int ok = 0;
     MPI_Initialized(&ok);
     if (!ok) MPI_Init(nullptr, nullptr);
@@ -37,10 +41,16 @@ class mpi_session {
   }
   mpi_session(const mpi_session&) = delete;
   mpi_session& operator=(const mpi_session&) = delete;
-  ~mpi_session() {
+  ~mpi_session() { finalize(); }
+
+  /// Ends MPI for this process early (the destructor does it otherwise). Open MPI's shutdown
+  /// waits about 40 ms on its launcher, so rank 0 runs it beside the saving, which needs no
+  /// other rank.
+  void finalize() noexcept {
 #ifdef AMCTQ_WITH_MPI
     if (active_) MPI_Finalize();
 #endif
+    active_ = false;
   }
 
   int rank() const noexcept { return rank_; }
