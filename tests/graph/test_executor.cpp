@@ -1,6 +1,11 @@
 // Executor: ordering, hooks, freeing of intermediates, input checks and error messages.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
 #include "graph/builder.hpp"
 
 namespace test_executor {
@@ -108,6 +113,115 @@ TEST_CASE("graph errors: cycle, dangling input, duplicate output, unknown op, mi
                        doctest::Contains("must be float32"), amctq::error);
   CHECK_THROWS_WITH_AS(ex.run({{"x", ft({4}, {1, 2, 3, 4})}, {"z", ft({1}, {0})}}),
                        doctest::Contains("'z' is not an input"), amctq::error);
+}
+
+
+namespace {
+/// x -> Conv (weight w, bias b) -> c -> Relu -> y; the weight an initializer unless `weight_fed`.
+graph::model conv_relu(const std::vector<std::int64_t>& wshape, std::int64_t stride, std::int64_t pad, std::int64_t group,
+                       bool weight_fed, std::mt19937& rng) {
+  graph::model m;
+  m.opset_imports.push_back({"", 13});
+  const std::int64_t k = wshape[2];
+  m.main.nodes.push_back(make_node("conv", "Conv", {"x", "w", "b"}, {"c"},
+                                   {amctq::test::attr_ints("strides", {stride, stride}),
+                                    amctq::test::attr_ints("pads", {pad, pad, pad, pad}),
+                                    amctq::test::attr_ints("kernel_shape", {k, k}), amctq::test::attr_i("group", group)}));
+  m.main.nodes.push_back(make_node("relu", "Relu", {"c"}, {"y"}));
+  const auto w = ft(wshape, amctq::test::uniform_floats(rng, static_cast<std::size_t>(wshape[0] * wshape[1] * k * k)));
+  const auto b = ft({wshape[0]}, amctq::test::uniform_floats(rng, static_cast<std::size_t>(wshape[0])));
+  for (const auto& [name, value] : {std::pair<std::string, graph::tensor>{"w", w}, {"b", b}}) {
+    if (name == "w" && weight_fed) continue;
+    graph::initializer i;
+    i.name = name;
+    i.value = value;
+    m.main.initializers.push_back(i);
+  }
+  m.main.inputs.push_back(info("x", graph::dtype::float32));
+  if (weight_fed) m.main.inputs.push_back(info("w", graph::dtype::float32));
+  m.main.outputs.push_back(info("y", graph::dtype::float32));
+  return m;
+}
+
+bool same_bytes(const graph::tensor& a, const graph::tensor& b) {
+  return a.shape() == b.shape() && a.bytes() == b.bytes();
+}
+}  // namespace
+
+TEST_CASE("a Relu that alone reads a Conv's output runs inside the Conv, to the same bits, on every Conv path") {
+  std::mt19937 rng(11);
+  struct cfg { std::int64_t n, c, h, m, k, stride, pad, group; bool weight_fed; const char* path; };
+  for (const cfg& g : {cfg{2, 5, 20, 13, 3, 1, 1, 1, false, "direct"}, cfg{1, 3, 45, 8, 7, 2, 3, 1, false, "direct, strided"},
+                       cfg{1, 8, 7, 12, 3, 1, 1, 1, false, "im2col GEMM (7x7 map)"},
+                       cfg{2, 16, 6, 10, 1, 1, 0, 1, false, "1x1 GEMM"}, cfg{1, 6, 9, 6, 3, 1, 1, 6, false, "depthwise"},
+                       cfg{1, 4, 9, 6, 3, 1, 1, 1, true, "weight fed: no packed weight"}}) {
+    CAPTURE(g.path);
+    const auto m = conv_relu({g.m, g.c / g.group, g.k, g.k}, g.stride, g.pad, g.group, g.weight_fed, rng);
+    std::map<std::string, graph::tensor> feeds{
+        {"x", ft({g.n, g.c, g.h, g.h}, amctq::test::uniform_floats(rng, static_cast<std::size_t>(g.n * g.c * g.h * g.h)))}};
+    feeds.at("x").data<float>()[3] = std::numeric_limits<float>::quiet_NaN();  // NaN through Relu is +0 both ways
+    if (g.weight_fed)
+      feeds["w"] = ft({g.m, g.c / g.group, g.k, g.k}, amctq::test::uniform_floats(rng, static_cast<std::size_t>(g.m * g.c / g.group * g.k * g.k)));
+    graph::executor ex(m);
+    const graph::tensor fused = ex.run(feeds).at("y");
+    const std::size_t fused_peak = ex.peak_bytes();
+    // Folded, the Conv's output is never held beside the Relu's; a catch-all hook keeps them apart.
+    const auto all = ex.hooks().on_any([](const std::string&, const graph::tensor&) {});
+    CHECK(same_bytes(ex.run(feeds).at("y"), fused));
+    CHECK(ex.peak_bytes() == fused_peak + fused.bytes().size());
+    ex.hooks().remove(all);
+    // Asking for the Conv's output keeps the two nodes apart.
+    const auto apart = ex.run(feeds, {"y", "c"});
+    const graph::tensor& c = apart.at("c");
+    CHECK(same_bytes(fused, apart.at("y")));
+    std::size_t negative = 0, nan = 0;
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      negative += c.data<float>()[i] < 0;
+      nan += std::isnan(c.data<float>()[i]);
+    }
+    CHECK(negative > c.size() / 10);  // the Relu has work to do
+    CHECK(nan > 0);
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      const float want = graph::ops::relu_fn{}(c.data<float>()[i]);
+      if (std::memcmp(&want, fused.data<float>() + i, sizeof(float)) != 0) {
+        FAIL_CHECK("element " << i << ": conv " << c.data<float>()[i] << ", fused " << fused.data<float>()[i]);
+        break;
+      }
+    }
+    ex.set_intra_op_threads(2);
+    CHECK(same_bytes(ex.run(feeds).at("y"), fused));
+    ex.set_intra_op_threads(1);
+
+    // A hook on the Conv's output sees it before the Relu.
+    std::size_t hooked_negative = 0;
+    const auto h = ex.hooks().on_tensor("c", [&](const std::string&, const graph::tensor& t) {
+      for (std::size_t i = 0; i < t.size(); ++i) hooked_negative += t.data<float>()[i] < 0;
+    });
+    CHECK(same_bytes(ex.run(feeds).at("y"), fused));
+    CHECK(hooked_negative == negative);
+    ex.hooks().remove(h);
+
+    // A Relu of the engine's own is run as it is, not folded into the builtin Conv.
+    graph::op_table ops = graph::builtin_ops();
+    ops.add("Relu", [](graph::ops::context& ctx) { ctx.out[0] = *ctx.in[0]; });
+    graph::executor own(m, ops);
+    CHECK(same_bytes(own.run(feeds).at("y"), c));
+  }
+}
+
+TEST_CASE("a Conv output that a second node also reads is not folded into its Relu") {
+  std::mt19937 rng(12);
+  auto m = conv_relu({4, 3, 3, 3}, 1, 1, 1, false, rng);
+  m.main.nodes.push_back(make_node("add", "Add", {"c", "y"}, {"s"}));  // c + relu(c)
+  m.main.outputs.push_back(info("s", graph::dtype::float32));
+  graph::executor ex(m);
+  const std::map<std::string, graph::tensor> feeds{{"x", ft({1, 3, 8, 8}, amctq::test::uniform_floats(rng, 192))}};
+  const auto out = ex.run(feeds, {"y", "s"});
+  const auto apart = ex.run(feeds, {"c", "y", "s"});
+  CHECK(same_bytes(out.at("s"), apart.at("s")));
+  const graph::tensor& c = apart.at("c");
+  for (std::size_t i = 0; i < c.size(); ++i)
+    CHECK(out.at("s").data<float>()[i] == c.data<float>()[i] + std::max(c.data<float>()[i], 0.0f));
 }
 
 }  // namespace test_executor

@@ -154,6 +154,8 @@ class tensor_hooks {
     by_name_.clear();
   }
   bool empty() const noexcept { return any_.empty() && by_name_.empty(); }
+  /// Whether a callback would see the tensor called `name`.
+  bool watches(const std::string& name) const { return !any_.empty() || by_name_.count(name) > 0; }
   void notify(const std::string& name, const tensor& value) const {
     for (const auto& e : any_) e.cb(name, value);
     auto it = by_name_.find(name);
@@ -222,6 +224,7 @@ class executor {
       fns_.push_back(*f);
     }
     for (const auto& i : m.main.initializers) constants_[i.name] = &i.value;
+    find_conv_relu();
   }
 
   tensor_hooks& hooks() noexcept { return hooks_; }
@@ -297,6 +300,11 @@ class executor {
       std::any transient;  // the node's derived state when it is not kept
       ops::context ctx{n, opset_, {}, {}, scratch_, &pool_, keep_packed_ ? &states_[step] : &transient};
       ctx.threads = intra_op_.get();
+      // The Relu after a Conv runs inside it, unless someone asked to see the Conv's own output.
+      const node* relu = conv_relu_[step] && !keep.count(n.outputs[0]) && !hooks_.watches(n.outputs[0])
+                             ? &g.nodes[order_[step + 1]]
+                             : nullptr;
+      ctx.relu_after = relu != nullptr;
       // Trailing omitted inputs do not count as inputs.
       std::size_t count = n.inputs.size();
       while (count > 0 && n.inputs[count - 1].empty()) --count;
@@ -323,9 +331,10 @@ class executor {
         if (n.outputs[i].empty()) continue;
         AMCTQ_CHECK(ctx.out[i].type() != dtype::undefined, errc::unsupported, describe(n), "output ", i, " ('",
                     n.outputs[i], "') is not computed by this implementation");
-        hooks_.notify(n.outputs[i], ctx.out[i]);
+        const std::string& name = relu ? relu->outputs[0] : n.outputs[i];
+        hooks_.notify(name, ctx.out[i]);
         live += ctx.out[i].bytes().size();
-        values[n.outputs[i]] = std::move(ctx.out[i]);
+        values[name] = std::move(ctx.out[i]);
       }
       peak_bytes_ = std::max(peak_bytes_, live + scratch_.capacity() * sizeof(float));
       for (const auto& in : n.inputs) {
@@ -337,6 +346,7 @@ class executor {
           values.erase(it);
         }
       }
+      step += relu != nullptr;  // the Relu's output is made
     }
     std::map<std::string, tensor> result;
     for (const auto& name : wanted) {
@@ -364,10 +374,37 @@ class executor {
                   ops::shape_string(t.shape()));
   }
 
+  /// conv_relu_[step]: the node at `step` is a Conv, the next one a Relu that alone reads its
+  /// only output, and both run the builtin ops, the Conv's able to apply the Relu as it writes.
+  /// A graph with subgraphs is left alone: they may read any outer value by name.
+  void find_conv_relu() {
+    const graph& g = model_.main;
+    conv_relu_.assign(order_.size(), false);
+    std::unordered_map<std::string, int> readers;
+    for (const auto& n : g.nodes) {
+      for (const auto& a : n.attributes)
+        if (a.g || !a.graphs.empty()) return;
+      for (const auto& in : n.inputs) ++readers[in];
+    }
+    for (const auto& o : g.outputs) ++readers[o.name];
+    auto is = [](const op_function& f, void (*op)(ops::context&)) {
+      const auto* target = f.target<void (*)(ops::context&)>();
+      return target && *target == op;
+    };
+    for (std::size_t s = 0; s + 1 < order_.size(); ++s) {
+      const node& conv = g.nodes[order_[s]];
+      const node& relu = g.nodes[order_[s + 1]];
+      conv_relu_[s] = is(fns_[s], &ops::conv) && is(fns_[s + 1], &ops::relu) && conv.outputs.size() == 1 &&
+                      !conv.outputs[0].empty() && relu.inputs.size() == 1 && relu.inputs[0] == conv.outputs[0] &&
+                      relu.outputs.size() == 1 && readers[conv.outputs[0]] == 1;
+    }
+  }
+
   const model& model_;
   std::int64_t opset_;
   std::vector<std::size_t> order_;
   std::vector<op_function> fns_;
+  std::vector<bool> conv_relu_;
   std::unordered_map<std::string, const tensor*> constants_;
   tensor_hooks hooks_;
   std::vector<float> scratch_;

@@ -15,7 +15,7 @@ namespace amctq::graph::ops {
 
 inline void relu(context& c) {
   c.require_inputs(1, 1);
-  unary_float(c, [](auto v) { return v > 0 ? v : decltype(v)(0); });
+  unary_float(c, relu_fn{});
 }
 
 inline void leaky_relu(context& c) {

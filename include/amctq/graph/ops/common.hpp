@@ -78,6 +78,9 @@ struct context {
   std::uint64_t constant_inputs = 0;
   /// The executor's threads for work inside this node; null: the calling thread alone.
   intra_op_pool* threads = nullptr;
+  /// Set by the executor for the builtin Conv when a Relu alone reads its output: the op applies
+  /// the Relu (relu_fn) as it writes the output, and the Relu node does not run.
+  bool relu_after = false;
 
   /// Elements of work below which waking another thread costs more than it saves.
   static constexpr std::int64_t min_parallel_elements = std::int64_t{1} << 14;
@@ -268,6 +271,15 @@ void unary_same_type(context& c, Visit visit, F f) {
     });
   });
 }
+
+/// Relu's max(v, 0), where NaN and -0 give +0: one definition for the op and for what a Conv
+/// that absorbed a Relu writes, so the two give the same bits.
+struct relu_fn {
+  template <class T>
+  T operator()(T v) const noexcept {
+    return v > 0 ? v : T(0);
+  }
+};
 
 /// Output 0 = f(input 0) elementwise for float32 / float64 input.
 template <class F>

@@ -157,6 +157,11 @@ inline void conv(context& c) {
   const float* px = x.data<float>();
   const float* pw = wt.data<float>();
   float* py = y.data<float>();
+  // A Relu the executor folded in (context::relu_after), applied where each part of Y is written.
+  auto relu_rows = [&c](float* y0, std::int64_t rows, std::int64_t ld, std::int64_t begin, std::int64_t end) {
+    if (!c.relu_after) return;
+    for (std::int64_t r = 0; r < rows; ++r) std::transform(y0 + r * ld + begin, y0 + r * ld + end, y0 + r * ld + begin, relu_fn{});
+  };
   if (Cg == 1 && !direct) {  // depthwise: one input channel per group, a plane per task
     const std::int64_t K = w.kernel_size();
     c.parallel_for(N * M, [&](std::int64_t t, int) {
@@ -164,6 +169,7 @@ inline void conv(context& c) {
       float* ym = py + t * O;
       detail::depthwise_plane(px + (n * C + m / Mg) * I, pw + m * K, w, ym);
       if (bias) detail::add_bias_rows(ym, bias + m, 1, O);
+      relu_rows(ym, 1, O, 0, O);
     });
     return;
   }
@@ -193,7 +199,7 @@ inline void conv(context& c) {
         const std::int64_t plane = t / parts, n = plane / group, g = plane % group;
         detail::direct_conv(geo, Cg, Mg, rows, px + (n * C + g * Cg) * I, pk->packed.data() + g * pk->group_size,
                             offsets.data(), phase_stride, bias ? bias + g * Mg : nullptr, part,
-                            py + (n * M + g * Mg) * O, scratch + worker * need);
+                            py + (n * M + g * Mg) * O, scratch + worker * need, c.relu_after);
       });
       return;
     }
@@ -224,13 +230,14 @@ inline void conv(context& c) {
       const float* wg = pk->packed.data() + g * pk->group_size;
       if (direct) {  // the input is col already
         detail::packed_gemm(O, rows, Mg, blocking, {xg, O, false}, {wg, 0, true}, yg, O, work, part);
-        return;
+      } else {
+        // The lhs is col^T: its rows [i, i + m) and depth [k2, k2 + kc) are positions and taps.
+        auto fill = [&](std::int64_t i, std::int64_t m, std::int64_t k2, std::int64_t kc, std::int64_t panel, float* out) {
+          detail::im2col_block(xg, w, k2, k2 + kc, i, i + m, panel, out);
+        };
+        detail::generated_lhs_gemm(rows, Mg, blocking, fill, wg, yg, O, work, part);
       }
-      // The lhs is col^T: its rows [i, i + m) and depth [k2, k2 + kc) are positions and taps.
-      auto fill = [&](std::int64_t i, std::int64_t m, std::int64_t k2, std::int64_t kc, std::int64_t panel, float* out) {
-        detail::im2col_block(xg, w, k2, k2 + kc, i, i + m, panel, out);
-      };
-      detail::generated_lhs_gemm(rows, Mg, blocking, fill, wg, yg, O, work, part);
+      relu_rows(yg + part.cols.begin * O, part.cols.end - part.cols.begin, O, part.rows.begin, part.rows.end);
     });
     return;
   }
@@ -257,6 +264,7 @@ inline void conv(context& c) {
     } else {
       yo.noalias() = product;
     }
+    relu_rows(yg, Mg, O, 0, O);
   });
 }
 

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <utility>
 
+#include "amctq/graph/ops/common.hpp"
 #include "amctq/graph/ops/window.hpp"
 #include "amctq/kernels/detail/simd.hpp"
 
@@ -221,10 +222,10 @@ inline void direct_conv_phases(const direct_conv_geometry& g, std::int64_t chann
 
 /// Y (M x OH*OW, one image and group, row-major) over tiles [t0, t1): x is the group's input
 /// (channels x H x W), packed the weight by direct_conv_pack, offsets from direct_conv_offsets
-/// with the same phase stride, work direct_conv_work floats.
+/// with the same phase stride, work direct_conv_work floats. `relu`: Y is written through relu_fn.
 inline void direct_conv(const direct_conv_geometry& g, std::int64_t channels, std::int64_t M, std::int64_t depth,
                         const float* x, const float* packed, const std::int64_t* offsets, std::int64_t phase_stride,
-                        const float* bias, direct_conv_part part, float* y, float* work) {
+                        const float* bias, direct_conv_part part, float* y, float* work, bool relu) {
   constexpr int NR = conv_channels_per_panel;
   const auto [r0, r1] = direct_conv_rows(g, part);
   float* const xp = work;
@@ -256,7 +257,9 @@ inline void direct_conv(const direct_conv_geometry& g, std::int64_t channels, st
       for (std::int64_t p = p0; p < p1;) {
         const std::int64_t oh = p / g.Wq, ow = p % g.Wq, row_end = std::min((oh + 1) * g.Wq, p1);
         const std::int64_t n = std::min(row_end, oh * g.Wq + g.OW) - p;
-        if (n > 0) std::copy_n(z + m * ldz + (p - p0), n, y + m * O + oh * g.OW + ow);
+        const float* from = z + m * ldz + (p - p0);
+        if (n > 0 && relu) std::transform(from, from + n, y + m * O + oh * g.OW + ow, relu_fn{});
+        else if (n > 0) std::copy_n(from, n, y + m * O + oh * g.OW + ow);
         p = row_end;
       }
   }
