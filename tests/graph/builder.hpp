@@ -128,6 +128,11 @@ struct single_node {
   }
 };
 
+/// Same shape and the same bytes: for results that must not change by a bit.
+inline bool same_bytes(const graph::tensor& a, const graph::tensor& b) {
+  return a.shape() == b.shape() && a.bytes() == b.bytes();
+}
+
 inline std::vector<float> values(const graph::tensor& t) {
   return std::vector<float>(t.data<float>(), t.data<float>() + t.size());
 }

@@ -15,6 +15,7 @@ using amctq::test::check_close;
 using amctq::test::ft;
 using amctq::test::info;
 using amctq::test::make_node;
+using amctq::test::same_bytes;
 
 namespace {
 
@@ -115,7 +116,6 @@ TEST_CASE("graph errors: cycle, dangling input, duplicate output, unknown op, mi
                        doctest::Contains("'z' is not an input"), amctq::error);
 }
 
-
 namespace {
 /// x -> Conv (weight w, bias b) -> c -> Relu -> y; the weight an initializer unless `weight_fed`.
 graph::model conv_relu(const std::vector<std::int64_t>& wshape, std::int64_t stride, std::int64_t pad, std::int64_t group,
@@ -141,10 +141,6 @@ graph::model conv_relu(const std::vector<std::int64_t>& wshape, std::int64_t str
   if (weight_fed) m.main.inputs.push_back(info("w", graph::dtype::float32));
   m.main.outputs.push_back(info("y", graph::dtype::float32));
   return m;
-}
-
-bool same_bytes(const graph::tensor& a, const graph::tensor& b) {
-  return a.shape() == b.shape() && a.bytes() == b.bytes();
 }
 }  // namespace
 

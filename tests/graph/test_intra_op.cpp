@@ -15,6 +15,7 @@ using namespace amctq;
 using amctq::test::attr_i;
 using amctq::test::attr_ints;
 using amctq::test::ft;
+using amctq::test::same_bytes;
 using amctq::test::single_node;
 namespace detail = amctq::graph::ops::detail;
 
@@ -27,10 +28,6 @@ graph::tensor random_tensor(std::vector<std::int64_t> shape, unsigned seed) {
   std::vector<float> v(static_cast<std::size_t>(n));
   for (auto& e : v) e = u(rng);
   return ft(std::move(shape), std::move(v));
-}
-bool same_bytes(const graph::tensor& a, const graph::tensor& b) {
-  return a.shape() == b.shape() && a.bytes().size() == b.bytes().size() &&
-         std::equal(a.bytes().begin(), a.bytes().end(), b.bytes().begin());
 }
 }  // namespace
 

@@ -1,7 +1,8 @@
 // Calibration across processes over MPI: every rank observes its share of the data, the
 // observer states travel as CBOR (the JSON of io/observer_json.hpp, binary) and merge in rank
-// order, so the result is the one a single process gets. For engines with their own job (reduce_observers) and for
-// the pipeline (shard_exchange_over). Include only where MPI is found; MPI_Init is the caller's.
+// order, so the result is the one a single process gets. For engines with their own job
+// (reduce_observers) and for the pipeline (shard_exchange_over). Include only where MPI is
+// found; MPI_Init is the caller's.
 #ifndef AMCTQ_DIST_MPI_HPP
 #define AMCTQ_DIST_MPI_HPP
 
