@@ -239,6 +239,47 @@ TEST_CASE("im2col_block in panels is im2col's matrix; the generated-lhs GEMM is 
   }
 }
 
+TEST_CASE("gather_block over pad_input's copy is im2col_block: 1-D, 2-D and 3-D, strides, dilations, uneven pads") {
+  namespace detail = amctq::graph::ops::detail;
+  using amctq::graph::ops::window;
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> u(-1, 1);
+  struct cfg { window::dims in, kernel, stride, dilation, pad_begin, pad_end; };
+  for (const cfg& g : {cfg{{1, 7, 7}, {1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},  // ResNet's layer 4
+                       cfg{{1, 14, 13}, {1, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},
+                       cfg{{1, 11, 12}, {1, 3, 2}, {1, 1, 3}, {1, 2, 2}, {0, 0, 2}, {0, 3, 1}},
+                       cfg{{1, 1, 29}, {1, 1, 5}, {1, 1, 2}, {1, 1, 1}, {0, 0, 3}, {0, 0, 0}},
+                       cfg{{5, 6, 4}, {2, 3, 2}, {2, 1, 1}, {1, 1, 2}, {1, 1, 0}, {0, 2, 1}}}) {
+    window w;
+    w.spatial = 3;
+    w.in = g.in;
+    w.kernel = g.kernel;
+    w.stride = g.stride;
+    w.dilation = g.dilation;
+    w.pad_begin = g.pad_begin;
+    w.pad_end = g.pad_end;
+    for (std::size_t d = 0; d < 3; ++d)
+      w.out[d] = (w.in[d] + w.pad_begin[d] + w.pad_end[d] - w.effective_kernel(d)) / w.stride[d] + 1;
+    const std::int64_t C = 6, rows = C * w.kernel_size(), O = w.out_size();
+    CAPTURE(O);
+    std::vector<float> x(static_cast<std::size_t>(C * w.in_size()));
+    for (auto& e : x) e = u(rng);
+    const detail::padded_extents p(w);
+    std::vector<float> padded(static_cast<std::size_t>(C * p.plane()), -9.0f);
+    detail::pad_input(x.data(), C, w, p, padded.data());
+    std::vector<std::int64_t> taps(static_cast<std::size_t>(rows)), positions(static_cast<std::size_t>(O));
+    detail::padded_tap_offsets(w, p, C, taps.data());
+    detail::padded_position_offsets(w, p, positions.data());
+    for (const std::int64_t panel : {std::int64_t{4}, O}) {
+      const std::int64_t k0 = 3, k1 = rows - 2, p0 = 1, p1 = O;
+      std::vector<float> want(static_cast<std::size_t>((k1 - k0) * (p1 - p0)), -7.0f), got(want.size(), -8.0f);
+      detail::im2col_block(x.data(), w, k0, k1, p0, p1, panel, want.data());
+      detail::gather_block(padded.data(), taps.data() + k0, k1 - k0, positions.data() + p0, p1 - p0, panel, got.data());
+      CHECK(want == got);
+    }
+  }
+}
+
 TEST_CASE("ConvTranspose: strides, output_padding, pads, output_shape, groups") {
   const auto x = ft({1, 1, 3}, {1, 2, 3});
   auto make = [](std::vector<amctq::graph::attribute> attrs) {

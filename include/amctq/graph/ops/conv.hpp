@@ -215,9 +215,21 @@ inline void conv(context& c) {
     const auto row_spans = detail::split_rows(O, blocking, by_rows ? parts : 1);
     const auto col_spans = detail::split_cols(Mg, by_rows ? 1 : parts);
     const auto rows_n = static_cast<std::int64_t>(row_spans.size()), cols_n = static_cast<std::int64_t>(col_spans.size());
-    const std::int64_t need = direct ? detail::packed_gemm_work(rows, Mg, blocking, false, true)
-                                     : detail::generated_lhs_gemm_work(blocking);
+    const std::int64_t gemm_need = direct ? detail::packed_gemm_work(rows, Mg, blocking, false, true)
+                                          : detail::generated_lhs_gemm_work(blocking);
+    // Not direct: the lhs blocks are gathered from a padded copy of the image and group, made
+    // once per worker and plane (per-value bounds checks cost a third of a 7x7 map's conv).
+    const detail::padded_extents padded(w);
+    std::vector<std::int64_t> tap_at, position_at;
+    if (!direct) {
+      tap_at.resize(static_cast<std::size_t>(rows));
+      detail::padded_tap_offsets(w, padded, Cg, tap_at.data());
+      position_at.resize(static_cast<std::size_t>(O));
+      detail::padded_position_offsets(w, padded, position_at.data());
+    }
+    const std::int64_t need = gemm_need + (direct ? 0 : Cg * padded.plane());
     float* const scratch = c.scratch_per_worker(need);
+    std::vector<std::int64_t> padded_plane(static_cast<std::size_t>(c.workers()), -1);  // what each worker's copy holds
     c.parallel_for(planes * rows_n * cols_n, [&](std::int64_t t, int worker) {
       const std::int64_t plane = t / (rows_n * cols_n), n = plane / group, g = plane % group;
       const detail::gemm_part part{row_spans[static_cast<std::size_t>(t / cols_n % rows_n)],
@@ -231,9 +243,14 @@ inline void conv(context& c) {
       if (direct) {  // the input is col already
         detail::packed_gemm(O, rows, Mg, blocking, {xg, O, false}, {wg, 0, true}, yg, O, work, part);
       } else {
+        float* const xpad = work + gemm_need;
+        if (padded_plane[static_cast<std::size_t>(worker)] != plane) {
+          detail::pad_input(xg, Cg, w, padded, xpad);
+          padded_plane[static_cast<std::size_t>(worker)] = plane;
+        }
         // The lhs is col^T: its rows [i, i + m) and depth [k2, k2 + kc) are positions and taps.
         auto fill = [&](std::int64_t i, std::int64_t m, std::int64_t k2, std::int64_t kc, std::int64_t panel, float* out) {
-          detail::im2col_block(xg, w, k2, k2 + kc, i, i + m, panel, out);
+          detail::gather_block(xpad, tap_at.data() + k2, kc, position_at.data() + i, m, panel, out);
         };
         detail::generated_lhs_gemm(rows, Mg, blocking, fill, wg, yg, O, work, part);
       }

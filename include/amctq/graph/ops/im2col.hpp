@@ -95,6 +95,71 @@ inline void im2col_block(const float* x, const window& w, std::int64_t k0, std::
   }
 }
 
+/// A conv input's extents once its padding is written out: as far as the window reaches.
+struct padded_extents {
+  std::int64_t D = 1, H = 1, W = 1;
+  explicit padded_extents(const window& w)
+      : D((w.out[0] - 1) * w.stride[0] + w.effective_kernel(0)),
+        H((w.out[1] - 1) * w.stride[1] + w.effective_kernel(1)),
+        W((w.out[2] - 1) * w.stride[2] + w.effective_kernel(2)) {}
+  std::int64_t plane() const noexcept { return D * H * W; }
+};
+
+/// x (channels x D x H x W) with its padding written out as zeros, into channels * p.plane()
+/// floats: the column matrix is then one load per value, at tap offset + position offset
+/// (padded_tap_offsets, padded_position_offsets), with no bounds to check.
+inline void pad_input(const float* x, std::int64_t channels, const window& w, const padded_extents& p, float* out) {
+  const std::int64_t D = w.in[0], H = w.in[1], W = w.in[2];
+  // Padded column j holds input column j - pad_left: inside [0, W) for j in [lo, hi).
+  const std::int64_t lo = std::clamp<std::int64_t>(w.pad_begin[2], 0, p.W);
+  const std::int64_t hi = std::clamp<std::int64_t>(W + w.pad_begin[2], lo, p.W);
+  for (std::int64_t ch = 0; ch < channels; ++ch)
+    for (std::int64_t d = 0; d < p.D; ++d)
+      for (std::int64_t h = 0; h < p.H; ++h, out += p.W) {
+        const std::int64_t id = d - w.pad_begin[0], ih = h - w.pad_begin[1];
+        if (id < 0 || id >= D || ih < 0 || ih >= H) {
+          std::fill(out, out + p.W, 0.0f);
+          continue;
+        }
+        const float* src = x + ((ch * D + id) * H + ih) * W - w.pad_begin[2];
+        std::fill(out, out + lo, 0.0f);
+        std::copy(src + lo, src + hi, out + lo);
+        std::fill(out + hi, out + p.W, 0.0f);
+      }
+}
+
+/// Where tap k (im2col's row: channel, kd, kh, kw) of output position 0 reads in pad_input's copy.
+inline void padded_tap_offsets(const window& w, const padded_extents& p, std::int64_t channels, std::int64_t* out) {
+  for (std::int64_t ch = 0; ch < channels; ++ch)
+    for (std::int64_t kd = 0; kd < w.kernel[0]; ++kd)
+      for (std::int64_t kh = 0; kh < w.kernel[1]; ++kh)
+        for (std::int64_t kw = 0; kw < w.kernel[2]; ++kw)
+          *out++ = ((ch * p.D + kd * w.dilation[0]) * p.H + kh * w.dilation[1]) * p.W + kw * w.dilation[2];
+}
+
+/// How far output position p (im2col's column: od, oh, ow) reads from position 0 in pad_input's copy.
+inline void padded_position_offsets(const window& w, const padded_extents& p, std::int64_t* out) {
+  for (std::int64_t od = 0; od < w.out[0]; ++od)
+    for (std::int64_t oh = 0; oh < w.out[1]; ++oh)
+      for (std::int64_t ow = 0; ow < w.out[2]; ++ow)
+        *out++ = (od * w.stride[0] * p.H + oh * w.stride[1]) * p.W + ow * w.stride[2];
+}
+
+/// im2col_block's output (rows `taps`, columns `positions`, in runs of `panel`) from pad_input's
+/// copy and the offsets of those taps and positions.
+inline void gather_block(const float* padded, const std::int64_t* taps, std::int64_t kc, const std::int64_t* positions,
+                         std::int64_t m, std::int64_t panel, float* out) {
+  for (std::int64_t r0 = 0; r0 < m; r0 += panel) {
+    const std::int64_t len = std::min(panel, m - r0);
+    const std::int64_t* pos = positions + r0;
+    float* o = out + r0 * kc;
+    for (std::int64_t t = 0; t < kc; ++t, o += len) {
+      const float* src = padded + taps[t];
+      for (std::int64_t j = 0; j < len; ++j) o[j] = src[pos[j]];
+    }
+  }
+}
+
 /// Unfolds channels x window positions of x ([channels, D, H, W]) into col
 /// ([channels * kernel_size, out_size]), zeros where the window reads padding.
 inline void im2col(const float* x, std::int64_t channels, const window& w, float* col) {
