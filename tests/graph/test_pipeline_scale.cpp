@@ -3,9 +3,11 @@
 // read from a mapped .npy gives the rows the file holds.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
 #include "amctq/io/record_json.hpp"
+#include "graph/builder.hpp"
 
 namespace test_pipeline_scale {
 
@@ -33,7 +36,7 @@ TEST_CASE("calibration_run: slices cover each batch in order and never span two"
   CHECK((s[3].batch == 1 && s[3].begin == 0 && s[3].end == 3));
   CHECK((s[4].batch == 2 && s[4].begin == 0 && s[4].end == 0));  // an empty batch still runs
   CHECK(graph::plan_slices(src, 2, 0).size() == 2);               // whole batches
-  // Workers' shares are contiguous and cover everything, whatever the count.
+  // Processes' shares are contiguous and cover everything, whatever the count.
   for (int n = 1; n <= 7; ++n) {
     std::size_t next = 0;
     for (int w = 0; w < n; ++w) {
@@ -47,6 +50,33 @@ TEST_CASE("calibration_run: slices cover each batch in order and never span two"
   const graph::batch& whole = src.read(0, 0, 10, storage);
   CHECK(&whole == &batches[0]);  // a whole batch is read in place
   CHECK(src.read(0, 2, 5, storage).at("x").dim(0) == 3);
+}
+
+TEST_CASE("run_slices: a worker the machine slows takes fewer slices, every slice runs once; ordered: one worker, in order") {
+  test::single_node relu("Relu", {"x"});
+  relu.m.main.inputs.push_back(test::info("x", graph::dtype::float32));
+  const std::vector<graph::batch> batches = {{{"x", graph::tensor(graph::dtype::float32, {16, 3})}}};
+  const graph::batches_in_memory src(batches);
+  const auto slices = graph::plan_slices(src, 1, 2);
+  REQUIRE(slices.size() == 8);
+  for (const bool ordered : {false, true}) {
+    CAPTURE(ordered);
+    std::vector<std::unique_ptr<graph::executor>> workers;
+    std::vector<std::vector<std::int64_t>> seen(2);  // rows each worker ran, by the slice's size
+    for (std::size_t w = 0; w < 2; ++w) {
+      workers.push_back(std::make_unique<graph::executor>(relu.m));
+      workers[w]->hooks().on_tensor("y", [&seen, w](const std::string&, const graph::tensor& y) {
+        seen[w].push_back(y.dim(0));
+        if (w == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a slow core
+      });
+    }
+    graph::calibration_options opt;
+    opt.threads = 2;
+    graph::run_slices(src, slices, {workers[0].get(), workers[1].get()}, opt, ordered);
+    CHECK(seen[0].size() + seen[1].size() == 8);
+    if (ordered) CHECK(seen[1].empty());
+    else CHECK(seen[0].size() < seen[1].size());
+  }
 }
 
 #ifdef AMCTQ_SOURCE_DIR

@@ -160,7 +160,7 @@ inline std::int64_t slice_rows(const model& m, const calibration_source& src, in
   return std::clamp<std::int64_t>(static_cast<std::int64_t>(opt.max_memory / std::max<std::size_t>(per_row, 1)), 1, cap);
 }
 
-/// The slices [first, last) of worker w among n, so that workers in order cover them in order.
+/// The slices [first, last) of process w among n, so that processes in rank order cover them in order.
 inline std::pair<std::size_t, std::size_t> share_of(std::size_t count, int w, int n) {
   const auto c = static_cast<unsigned long long>(count);
   return {static_cast<std::size_t>(c * static_cast<unsigned>(w) / static_cast<unsigned>(n)),
@@ -168,9 +168,10 @@ inline std::pair<std::size_t, std::size_t> share_of(std::size_t count, int w, in
 }
 
 /// Runs this process's share of `slices` on `workers` (one executor per thread, hooks attached
-/// by the caller), worker k taking the k-th contiguous part; `ordered`: the first worker of the
-/// first process runs them all. The first error of any worker stops the others and is
-/// rethrown, the lowest worker's first.
+/// by the caller), each worker taking the next slice not yet taken, so a worker the machine
+/// slows runs fewer (whatever slices a worker saw, observers merge to the same bytes);
+/// `ordered`: the first worker of the first process runs them all, in order. The first error of
+/// any worker stops the others and is rethrown, the lowest worker's first.
 inline void run_slices(const calibration_source& src, const std::vector<slice>& slices,
                        const std::vector<executor*>& workers, const calibration_options& opt, bool ordered) {
   // Not a structured binding: C++17 does not let the lambdas below capture one (clang refuses).
@@ -186,11 +187,11 @@ inline void run_slices(const calibration_source& src, const std::vector<slice>& 
   // No more workers than slices: each one that starts has work.
   const int n = ordered ? 1 : static_cast<int>(std::min(workers.size(), std::max<std::size_t>(last - first, 1)));
   std::vector<std::exception_ptr> errors(workers.size());
+  std::atomic<std::size_t> next{first};
   auto work = [&](int w) {
     try {
-      const auto [a, b] = share_of(last - first, w, n);
       batch storage;
-      for (std::size_t s = first + a; s < first + b && !stop; ++s) {
+      for (std::size_t s = next++; s < last && !stop; s = next++) {
         const slice& sl = slices[s];
         workers[static_cast<std::size_t>(w)]->run(src.read(sl.batch, sl.begin, sl.end, storage));
         if (opt.progress) {
