@@ -265,6 +265,15 @@ TEST_CASE("pipeline: a memory bound sizes the slices, and one that no row fits s
   const auto m = io::read_onnx(model_path());
   const std::size_t per_row = graph::bytes_per_row(m, src);
   CHECK(per_row > 28 * 28 * 4);
+  // A worker that has not run measures what a fresh executor does (a hook on every tensor would
+  // stop the Conv + Relu folding and raise the peak); its hooks skip the probe row and are back after.
+  graph::executor worker(m);
+  int seen = 0;
+  worker.hooks().on_any([&seen](const std::string&, const graph::tensor&) { ++seen; });
+  CHECK(graph::bytes_per_row(m, src, nullptr, &worker) == per_row);
+  CHECK(seen == 0);
+  worker.run(batches[0]);
+  CHECK(seen > 0);
   graph::calibration_options opt;
   opt.max_memory = per_row * 5;
   CHECK(graph::slice_rows(m, src, 1, opt, false) == 5);

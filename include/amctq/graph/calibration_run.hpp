@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "amctq/error.hpp"
@@ -118,31 +119,50 @@ inline std::vector<std::unique_ptr<executor>> make_workers(const model& m, const
 }
 
 /// The bytes an executor of m holds to run one row of src: measured on batch 0's first row (its
-/// first static_batch_rows rows, shared out, for a model that takes no fewer).
+/// first static_batch_rows rows, shared out, for a model that takes no fewer). `probe`: a worker
+/// of make_workers that has not run yet measures it, so what it packs and allocates is ready for
+/// its first slice (its hooks, its observers, are set aside for this run; the figure is a fresh
+/// executor's); else a fresh executor does and is thrown away.
 inline std::size_t bytes_per_row(const model& m, const calibration_source& src,
-                                 const deferred_constants* deferred = nullptr) {
+                                 const deferred_constants* deferred = nullptr, executor* probe = nullptr) {
   const std::int64_t rows = std::max<std::int64_t>(static_batch_rows(m), 1);
   AMCTQ_CHECK(src.batches() > 0 && src.rows(0) >= rows, errc::invalid_argument, "calibrate",
               "the first calibration batch has ", src.batches() > 0 ? src.rows(0) : 0, " rows; the model runs ", rows,
               " at a time");
+  batch storage;
+  const batch& first = src.read(0, 0, rows, storage);
+  const auto per_row = [rows](std::size_t peak) {
+    return (peak + static_cast<std::size_t>(rows) - 1) / static_cast<std::size_t>(rows);
+  };
+  if (probe) {
+    tensor_hooks hooks = std::exchange(probe->hooks(), tensor_hooks{});
+    try {
+      probe->run(first);
+    } catch (...) {
+      probe->hooks() = std::move(hooks);
+      throw;
+    }
+    probe->hooks() = std::move(hooks);
+    return per_row(probe->peak_bytes());
+  }
   executor ex(m);
   ex.set_keep_packed_weights(false);  // one run: a kept copy of the weights would only add to the peak
   ex.set_deferred_constants(deferred);
-  batch storage;
-  ex.run(src.read(0, 0, rows, storage));
-  return (ex.peak_bytes() + static_cast<std::size_t>(rows) - 1) / static_cast<std::size_t>(rows);
+  ex.run(first);
+  return per_row(ex.peak_bytes());
 }
 
 /// Rows per slice under opt.max_memory and opt.max_slice_rows (0: whole batches). `whole_batches`:
 /// an observer keeps a value per batch (moving_average, pot_diffs), so a batch must not be cut.
+/// `probe`: as for bytes_per_row.
 inline std::int64_t slice_rows(const model& m, const calibration_source& src, int batches,
                                const calibration_options& opt, bool whole_batches,
-                               const deferred_constants* deferred = nullptr) {
+                               const deferred_constants* deferred = nullptr, executor* probe = nullptr) {
   // A model that states its batch size runs slices of exactly that size, whatever the bound.
   if (const std::int64_t fixed = static_batch_rows(m); fixed > 0 && !whole_batches && (opt.max_slice_rows > 0 || opt.max_memory > 0))
     return fixed;
   if (opt.max_memory == 0) return whole_batches ? 0 : opt.max_slice_rows;
-  const std::size_t per_row = bytes_per_row(m, src, deferred);
+  const std::size_t per_row = bytes_per_row(m, src, deferred, probe);
   if (whole_batches) {
     std::int64_t most = 0;
     for (int b = 0; b < batches; ++b) most = std::max(most, src.rows(b));

@@ -207,6 +207,8 @@ class quantizer {
     AMCTQ_CHECK(!model_quantized_, errc::invalid_argument, "quantize_preprocess",
                 "must run before quantize_model(): balancing changes the weights quantize_model() quantized");
     if (balanced_ || !needs_balance()) return;
+    AMCTQ_CHECK(opt.threads >= 1, errc::invalid_argument, "quantize_preprocess", "calibration_options: threads ",
+                opt.threads, "; need at least 1");
     check_batch_count(src.batches(), "quantize_preprocess");
     balance(src, opt);
   }
@@ -342,7 +344,8 @@ class quantizer {
       watch_all(*observers.back());
     }
     activation_observers& obs = *observers.front();
-    const auto slices = plan_slices(src, need, slice_rows(calib_model_, src, need, opt, obs.per_batch(), per_node));
+    const auto slices =
+        plan_slices(src, need, slice_rows(calib_model_, src, need, opt, obs.per_batch(), per_node, executors.front().get()));
     run_slices(src, slices, raw(executors), opt, obs.ordered());
     for (std::size_t w = 1; w < observers.size(); ++w) obs.merge(*observers[w]);
     if (opt.ranks > 1) obs.assign(opt.exchange(obs.shard()));
@@ -473,7 +476,8 @@ class quantizer {
     local.rank = 0;
     local.ranks = 1;
     const int need = config_.batch_num;
-    run_slices(src, plan_slices(src, need, slice_rows(model_, src, need, local, false)), raw(executors), local, false);
+    run_slices(src, plan_slices(src, need, slice_rows(model_, src, need, local, false, nullptr, executors.front().get())),
+               raw(executors), local, false);
     absmax_map& absmax = found.front();
     for (std::size_t w = 1; w < found.size(); ++w)
       for (const auto& [i, a] : found[w]) fold_absmax(absmax[i], a, model_.main.nodes[layers_[i].node_index]);
