@@ -244,20 +244,12 @@ TEST_CASE("gather_block over pad_input's copy is im2col_block: 1-D, 2-D and 3-D,
   using amctq::graph::ops::window;
   std::mt19937 rng(13);
   std::uniform_real_distribution<float> u(-1, 1);
-  struct cfg { window::dims in, kernel, stride, dilation, pad_begin, pad_end; };
-  for (const cfg& g : {cfg{{1, 7, 7}, {1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},  // ResNet's layer 4
-                       cfg{{1, 14, 13}, {1, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},
-                       cfg{{1, 11, 12}, {1, 3, 2}, {1, 1, 3}, {1, 2, 2}, {0, 0, 2}, {0, 3, 1}},
-                       cfg{{1, 1, 29}, {1, 1, 5}, {1, 1, 2}, {1, 1, 1}, {0, 0, 3}, {0, 0, 0}},
-                       cfg{{5, 6, 4}, {2, 3, 2}, {2, 1, 1}, {1, 1, 2}, {1, 1, 0}, {0, 2, 1}}}) {
-    window w;
-    w.spatial = 3;
-    w.in = g.in;
-    w.kernel = g.kernel;
-    w.stride = g.stride;
-    w.dilation = g.dilation;
-    w.pad_begin = g.pad_begin;
-    w.pad_end = g.pad_end;
+  // spatial, in, kernel, out (computed below), stride, dilation, pad_begin, pad_end
+  for (window w : {window{3, {1, 7, 7}, {1, 3, 3}, {}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},  // ResNet's layer 4
+                   window{3, {1, 14, 13}, {1, 3, 3}, {}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},
+                   window{3, {1, 11, 12}, {1, 3, 2}, {}, {1, 1, 3}, {1, 2, 2}, {0, 0, 2}, {0, 3, 1}},
+                   window{3, {1, 1, 29}, {1, 1, 5}, {}, {1, 1, 2}, {1, 1, 1}, {0, 0, 3}, {0, 0, 0}},
+                   window{3, {5, 6, 4}, {2, 3, 2}, {}, {2, 1, 1}, {1, 1, 2}, {1, 1, 0}, {0, 2, 1}}}) {
     for (std::size_t d = 0; d < 3; ++d)
       w.out[d] = (w.in[d] + w.pad_begin[d] + w.pad_end[d] - w.effective_kernel(d)) / w.stride[d] + 1;
     const std::int64_t C = 6, rows = C * w.kernel_size(), O = w.out_size();
