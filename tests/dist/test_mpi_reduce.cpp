@@ -2,6 +2,7 @@
 // reduction, rank 0's observers give the very params (bit for bit) of one observer that saw
 // every rank's batches in rank order, for every order-free method, per tensor and per channel.
 // The ranks compute every rank's data from one seed, so rank 0 can build that reference alone.
+// Then dist::job_slices_over: every slice number goes to exactly one rank, pass after pass.
 #include <mpi.h>
 
 #include <cstdio>
@@ -76,6 +77,25 @@ int main(int argc, char** argv) {
         std::printf("%s %s: %d ranks reduced = one observer over every batch\n", ok ? "ok  " : "FAIL",
                     opts[i].name.c_str(), ranks);
         failures += ok ? 0 : 1;
+      }
+    }
+    // job_slices_over: two passes, each handing every number below 40 to exactly one rank; the
+    // ranks claim as fast as they can, so which rank gets which is up to the race.
+    constexpr int count = 40;
+    const auto make_counter = dist::job_slices_over(MPI_COMM_WORLD);
+    for (int pass = 0; pass < 2; ++pass) {
+      std::vector<int> taken(count, 0), everyone(count, 0);
+      {
+        const graph::slice_counter next = make_counter();
+        for (std::size_t s = next(); s < static_cast<std::size_t>(count); s = next()) ++taken[s];
+      }
+      MPI_Reduce(taken.data(), everyone.data(), count, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
+      if (rank == 0) {
+        bool once = true;
+        for (int v : everyone) once = once && v == 1;
+        std::printf("%s job_slices_over pass %d: each of %d slices claimed by exactly one of %d ranks\n",
+                    once ? "ok  " : "FAIL", pass, count, ranks);
+        failures += once ? 0 : 1;
       }
     }
   } catch (const std::exception& e) {

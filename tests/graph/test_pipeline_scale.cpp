@@ -3,6 +3,7 @@
 // read from a mapped .npy gives the rows the file holds.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -134,22 +135,27 @@ TEST_CASE("pipeline: threads and processes give the record of one executor, for 
       opt.threads = threads;
       CHECK(record_after(src, opt, 2, algo) == ref);
     }
-    for (int ranks : {2, 3}) {
-      rendezvous meet(ranks);
-      std::vector<std::string> got(static_cast<std::size_t>(ranks));
-      std::vector<std::thread> procs;
-      for (int r = 0; r < ranks; ++r)
-        procs.emplace_back([&, r] {
-          graph::calibration_options opt = one;
-          opt.threads = 2;
-          opt.rank = r;
-          opt.ranks = ranks;
-          opt.exchange = meet.for_rank(r);
-          got[static_cast<std::size_t>(r)] = record_after(src, opt, 2, algo);
-        });
-      for (auto& t : procs) t.join();
-      for (const auto& g : got) CHECK(g == ref);  // every process ends with the same record
-    }
+    for (int ranks : {2, 3})
+      for (const bool claimed : {false, true}) {  // fixed shares, or slices claimed from one count
+        CAPTURE(ranks);
+        CAPTURE(claimed);
+        rendezvous meet(ranks);
+        std::atomic<std::size_t> count{0};
+        std::vector<std::string> got(static_cast<std::size_t>(ranks));
+        std::vector<std::thread> procs;
+        for (int r = 0; r < ranks; ++r)
+          procs.emplace_back([&, r] {
+            graph::calibration_options opt = one;
+            opt.threads = 2;
+            opt.rank = r;
+            opt.ranks = ranks;
+            opt.exchange = meet.for_rank(r);
+            if (claimed) opt.job_slices = [&count] { return graph::slice_counter([&count] { return count++; }); };
+            got[static_cast<std::size_t>(r)] = record_after(src, opt, 2, algo);
+          });
+        for (auto& t : procs) t.join();
+        for (const auto& g : got) CHECK(g == ref);  // every process ends with the same record
+      }
   }
 }
 

@@ -190,6 +190,7 @@ int cmd_quantize(int argc, char** argv) {
     opt.rank = mpi->rank();
     opt.ranks = mpi->ranks();
     opt.exchange = mpi->exchange();
+    opt.job_slices = mpi->job_slices();
     try {
       {
         cli::progress_meter meter("amctq quantize", "balance", "rows", quiet);

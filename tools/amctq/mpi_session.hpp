@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 
 #include "amctq/error.hpp"
@@ -30,7 +31,8 @@ class mpi_session {
     if (local_ == size) setenv("OMPI_MCA_pml", "ob1", /*overwrite=*/0);
     int ok = 0;
     MPI_Initialized(&ok);
-    if (!ok) MPI_Init(nullptr, nullptr);
+    if (!ok) MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &thread_level_);
+    else MPI_Query_thread(&thread_level_);
     active_ = true;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks_);
@@ -67,6 +69,17 @@ class mpi_session {
 #endif
     return {};
   }
+  /// The ranks claim calibration slices from one count when they share this machine (Open MPI
+  /// then keeps the count in shared memory; across machines its one-sided operations may need a
+  /// fabric the job lacks, so those ranks keep fixed shares) and MPI lets the worker threads
+  /// call it one at a time.
+  std::function<graph::slice_counter()> job_slices() const {
+#ifdef AMCTQ_WITH_MPI
+    if (active_ && local_ == ranks_ && thread_level_ >= MPI_THREAD_SERIALIZED)
+      return dist::job_slices_over(MPI_COMM_WORLD);
+#endif
+    return {};
+  }
   /// Stops every rank: one rank's error ends the job, and nothing is written.
   [[noreturn]] void abort(int code) const {
 #ifdef AMCTQ_WITH_MPI
@@ -87,6 +100,7 @@ class mpi_session {
 
   bool active_ = false;
   int rank_ = 0, ranks_ = 1, local_ = 1;
+  int thread_level_ = 0;  // MPI_THREAD_SINGLE's value in Open MPI and MPICH
 };
 
 }  // namespace amctq::cli

@@ -1,14 +1,17 @@
 // Calibration across processes over MPI: every rank observes its share of the data, the
 // observer states travel as CBOR (the JSON of io/observer_json.hpp, binary) and merge in rank
 // order, so the result is the one a single process gets. For engines with their own job
-// (reduce_observers) and for the pipeline (shard_exchange_over). Include only where MPI is
-// found; MPI_Init is the caller's.
+// (reduce_observers) and for the pipeline (shard_exchange_over, and job_slices_over for ranks
+// that claim their slices). Include only where MPI is found; MPI_Init is the caller's.
 #ifndef AMCTQ_DIST_MPI_HPP
 #define AMCTQ_DIST_MPI_HPP
 
 #include <mpi.h>
 
 #include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -97,7 +100,54 @@ inline graph::calibration_shard shard_from_bytes(const std::string& bytes) {
   return s;
 }
 
+// One int64 on rank 0 of `comm`, taken and raised by one with MPI_Fetch_and_op. Made and
+// freed by every rank at the same point; not freed while an exception unwinds (a failing rank
+// must not wait in MPI_Win_free for ranks still calibrating: it aborts the job instead).
+class job_counter {
+ public:
+  explicit job_counter(MPI_Comm comm) {
+    int rank = 0;
+    check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+    const MPI_Aint bytes = rank == 0 ? static_cast<MPI_Aint>(sizeof(std::int64_t)) : 0;
+    check_mpi(MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, comm, &base_, &win_), "MPI_Win_allocate");
+    if (rank == 0) {
+      check_mpi(MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, win_), "MPI_Win_lock");
+      *base_ = 0;
+      check_mpi(MPI_Win_unlock(0, win_), "MPI_Win_unlock");
+    }
+    check_mpi(MPI_Barrier(comm), "MPI_Barrier");  // nobody takes a number before it is 0
+  }
+  job_counter(const job_counter&) = delete;
+  job_counter& operator=(const job_counter&) = delete;
+  ~job_counter() {
+    if (std::uncaught_exceptions() == 0) MPI_Win_free(&win_);
+  }
+  std::size_t next() {
+    const std::int64_t one = 1;
+    std::int64_t got = 0;
+    check_mpi(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, win_), "MPI_Win_lock");
+    check_mpi(MPI_Fetch_and_op(&one, &got, MPI_INT64_T, 0, 0, MPI_SUM, win_), "MPI_Fetch_and_op");
+    check_mpi(MPI_Win_unlock(0, win_), "MPI_Win_unlock");
+    return static_cast<std::size_t>(got);
+  }
+
+ private:
+  MPI_Win win_ = MPI_WIN_NULL;
+  std::int64_t* base_ = nullptr;
+};
+
 }  // namespace detail
+
+/// The pipeline's job-wide slice count over `comm` (calibration_options::job_slices): the ranks
+/// claim calibration slices one at a time from a counter on rank 0, through MPI's one-sided
+/// operations. Needs MPI_THREAD_SERIALIZED when a rank runs several threads, and a window
+/// MPI can make over `comm` (Open MPI makes it in shared memory when the ranks share a machine).
+inline std::function<graph::slice_counter()> job_slices_over(MPI_Comm comm) {
+  return [comm] {
+    auto counter = std::make_shared<detail::job_counter>(comm);
+    return graph::slice_counter([counter] { return counter->next(); });
+  };
+}
 
 /// The pipeline's exchange over `comm` (calibration_options::exchange): every rank receives
 /// every rank's shard, so every rank ends with the same record.

@@ -31,6 +31,10 @@ using progress_fn = std::function<void(std::int64_t, std::int64_t)>;
 /// Every process's shard, in rank order, given this one's (dist/mpi.hpp makes one over MPI).
 using shard_exchange = std::function<std::vector<calibration_shard>(const calibration_shard&)>;
 
+/// Hands out 0, 1, 2, ... across every process of a job, each number once (dist/mpi.hpp makes
+/// one over MPI). This process's workers call it one at a time.
+using slice_counter = std::function<std::size_t()>;
+
 struct calibration_options {
   int threads = 1;  ///< worker threads in this process, each with its own executor
   /// Bytes of activations one worker may hold at once (its slice's inputs, the live values and
@@ -44,6 +48,10 @@ struct calibration_options {
   std::int64_t max_slice_rows = 0;
   int rank = 0, ranks = 1;  ///< this process's share of the slices among `ranks` processes
   shard_exchange exchange;  ///< required when ranks > 1
+  /// With ranks > 1: makes a slice_counter for one calibration pass, every process at the same
+  /// point, so the processes claim slices from one count instead of running fixed shares (a
+  /// process the machine slows runs fewer). Empty: fixed, contiguous shares in rank order.
+  std::function<slice_counter()> job_slices;
   progress_fn progress;
 };
 
@@ -187,20 +195,26 @@ inline std::pair<std::size_t, std::size_t> share_of(std::size_t count, int w, in
           static_cast<std::size_t>(c * static_cast<unsigned>(w + 1) / static_cast<unsigned>(n))};
 }
 
-/// Runs this process's share of `slices` on `workers` (one executor per thread, hooks attached
-/// by the caller), each worker taking the next slice not yet taken, so a worker the machine
-/// slows runs fewer (whatever slices a worker saw, observers merge to the same bytes);
-/// `ordered`: the first worker of the first process runs them all, in order. The first error of
-/// any worker stops the others and is rethrown, the lowest worker's first.
+/// Runs this process's slices on `workers` (one executor per thread, hooks attached by the
+/// caller), each worker taking the next slice not yet taken, so a worker the machine slows runs
+/// fewer (whatever slices a worker saw, observers merge to the same bytes). Among processes:
+/// claimed from opt.job_slices' count, or else a fixed, contiguous share each. `ordered`: the
+/// first worker of the first process runs them all, in order. The first error of any worker
+/// stops the others and is rethrown, the lowest worker's first.
 inline void run_slices(const calibration_source& src, const std::vector<slice>& slices,
                        const std::vector<executor*>& workers, const calibration_options& opt, bool ordered) {
+  const bool claimed = !ordered && opt.ranks > 1 && opt.job_slices;
   // Not a structured binding: C++17 does not let the lambdas below capture one (clang refuses).
   const std::pair<std::size_t, std::size_t> range =
       ordered ? std::pair<std::size_t, std::size_t>{0, opt.rank == 0 ? slices.size() : 0}
-              : share_of(slices.size(), opt.rank, opt.ranks);
+      : claimed ? std::pair<std::size_t, std::size_t>{0, slices.size()}
+                : share_of(slices.size(), opt.rank, opt.ranks);
   const std::size_t first = range.first, last = range.second;
-  std::int64_t total = 0;
-  for (std::size_t s = first; s < last; ++s) total += slices[s].end - slices[s].begin;
+  // Rows before each slice of the range; claimed, the whole job's, and progress counts the rows
+  // of every slice up to the last this process took (the others' are under way).
+  std::vector<std::int64_t> before{0};
+  for (std::size_t s = first; s < last; ++s) before.push_back(before.back() + slices[s].end - slices[s].begin);
+  const std::int64_t total = before.back();
   std::atomic<bool> stop{false};
   std::mutex progress_lock;
   std::int64_t done = 0;
@@ -208,15 +222,22 @@ inline void run_slices(const calibration_source& src, const std::vector<slice>& 
   const int n = ordered ? 1 : static_cast<int>(std::min(workers.size(), std::max<std::size_t>(last - first, 1)));
   std::vector<std::exception_ptr> errors(workers.size());
   std::atomic<std::size_t> next{first};
+  const slice_counter job = claimed ? opt.job_slices() : slice_counter{};
+  std::mutex job_lock;
+  auto claim = [&]() -> std::size_t {
+    if (!job) return next++;
+    std::lock_guard<std::mutex> g(job_lock);
+    return job();
+  };
   auto work = [&](int w) {
     try {
       batch storage;
-      for (std::size_t s = next++; s < last && !stop; s = next++) {
+      for (std::size_t s = claim(); s < last && !stop; s = claim()) {
         const slice& sl = slices[s];
         workers[static_cast<std::size_t>(w)]->run(src.read(sl.batch, sl.begin, sl.end, storage));
         if (opt.progress) {
           std::lock_guard<std::mutex> g(progress_lock);
-          done += sl.end - sl.begin;
+          done = claimed ? std::max(done, before[s + 1 - first]) : done + (sl.end - sl.begin);
           opt.progress(done, total);
         }
       }
@@ -234,6 +255,7 @@ inline void run_slices(const calibration_source& src, const std::vector<slice>& 
   for (auto& t : pool) t.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
+  if (claimed && opt.progress && done < total) opt.progress(total, total);  // every slice is taken
 }
 
 }  // namespace amctq::graph
