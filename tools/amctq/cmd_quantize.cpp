@@ -65,7 +65,7 @@ const char* const quantize_usage =
     "  --max-memory SIZE  activations one thread may hold at once, e.g. 512M, 2G (default 256M);\n"
     "                   rows are read from the mapped files and run in slices that fit it. A\n"
     "                   bound that not even one row fits is an error saying what would\n"
-    "  --slice-rows R   at most R rows per slice (default 8); the outputs depend on it and on\n"
+    "  --slice-rows R   at most R rows per slice (default 4); the outputs depend on it and on\n"
     "                   --max-memory, never on --threads or the MPI ranks\n"
     "  --strict         a layer left in float that the config did not ask for is an error\n"
     "  --quiet          no progress on stderr (the float layers are still named)\n"

@@ -56,7 +56,7 @@ struct calibration_options {
 };
 
 /// What `amctq quantize` and the Python package calibrate with unless told otherwise: slices of
-/// at most 8 rows within 256 MiB of activations per worker (a row that needs more runs alone),
+/// at most 4 rows within 256 MiB of activations per worker (a row that needs more runs alone),
 /// on `threads` workers (0: one per core). Every caller that starts from these gets the same
 /// bytes for the same data.
 inline calibration_options default_calibration_options(int threads = 0) {
@@ -64,7 +64,7 @@ inline calibration_options default_calibration_options(int threads = 0) {
   o.threads = threads > 0 ? threads : ops::available_cores();
   o.max_memory = std::size_t{256} << 20;
   o.strict_memory = false;
-  o.max_slice_rows = 8;
+  o.max_slice_rows = 4;  // small enough to share out evenly, large enough that a row costs the same
   return o;
 }
 
