@@ -78,10 +78,9 @@ void usage(std::ostream& out) {
 
 // Calibration frees and takes again blocks of a few MiB on every slice (its rows, its
 // activations). glibc hands a freed block over 128 KiB back to the kernel until its own
-// heuristic catches up, and the next slice's block is fresh pages that the kernel zeroes one
-// fault at a time: about 4,700 faults per 8-row slice of ResNet-18, and half the run of a 604 MB
-// MLP (docs/scale.md). Blocks up to 32 MiB stay in the heap instead, and its top is trimmed
-// past 32 MiB free; glibc's own variables, when the user sets them, win.
+// heuristic catches up, and the next slice's block is then fresh pages that the kernel zeroes
+// one fault at a time (figures: docs/scale.md). Blocks up to 32 MiB stay in the heap instead,
+// and its top is trimmed past 32 MiB free; glibc's own variables, when the user sets them, win.
 void keep_freed_blocks() {
 #if defined(__GLIBC__)
   if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_")) return;

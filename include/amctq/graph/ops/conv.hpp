@@ -218,7 +218,7 @@ inline void conv(context& c) {
     const std::int64_t gemm_need = direct ? detail::packed_gemm_work(rows, Mg, blocking, false, true)
                                           : detail::generated_lhs_gemm_work(blocking);
     // Not direct: the lhs blocks are gathered from a padded copy of the image and group, made
-    // once per worker and plane (per-value bounds checks cost a third of a 7x7 map's conv).
+    // once per worker and plane, so no value needs a bounds check (docs/benchmarks.md, section 4).
     const detail::padded_extents padded(w);
     std::vector<std::int64_t> tap_at, position_at;
     if (!direct) {
