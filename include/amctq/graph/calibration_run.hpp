@@ -143,14 +143,12 @@ inline std::size_t bytes_per_row(const model& m, const calibration_source& src,
     return (peak + static_cast<std::size_t>(rows) - 1) / static_cast<std::size_t>(rows);
   };
   if (probe) {
-    tensor_hooks hooks = std::exchange(probe->hooks(), tensor_hooks{});
-    try {
-      probe->run(first);
-    } catch (...) {
-      probe->hooks() = std::move(hooks);
-      throw;
-    }
-    probe->hooks() = std::move(hooks);
+    struct hooks_set_aside {  // back on the worker however the run ends
+      executor& ex;
+      tensor_hooks kept;
+      ~hooks_set_aside() { ex.hooks() = std::move(kept); }
+    } aside{*probe, std::exchange(probe->hooks(), tensor_hooks{})};
+    probe->run(first);
     return per_row(probe->peak_bytes());
   }
   executor ex(m);
