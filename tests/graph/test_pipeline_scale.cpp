@@ -15,10 +15,13 @@
 #include <vector>
 
 #include "amctq/graph/calibration_run.hpp"
+#include "amctq/graph/layer_report.hpp"
+#include "amctq/graph/passes/lower_qoperator.hpp"
 #include "amctq/graph/pipeline.hpp"
 #include "amctq/io/calibration_data.hpp"
 #include "amctq/io/npy.hpp"
 #include "amctq/io/onnx_reader.hpp"
+#include "amctq/io/onnx_writer.hpp"
 #include "amctq/io/record_json.hpp"
 #include "graph/builder.hpp"
 
@@ -181,6 +184,71 @@ TEST_CASE("pipeline: a released calibration model keeps the record and refuses a
   q.release_calibration_model();
   CHECK(io::write_record_json(q.record()) == before);
   CHECK_THROWS_WITH_AS(q.calibrate(src, {}), doctest::Contains("calibration model was released"), amctq::error);
+}
+
+TEST_CASE("pipeline: released float weights go when nothing is to read them, and the saved models stay") {
+  // Learned rounding and bias correction read the float weights in the first calibrate(): with
+  // either configured they stay until it has run them; else each goes with quantize_model().
+  const std::vector<graph::batch> batches = {images(6)};
+  const graph::batches_in_memory src(batches);
+  const auto m = io::read_onnx(model_path());
+  auto saved = [](const graph::quantizer& q) {
+    const auto a = io::serialize_onnx(graph::lower_qdq(q.float_model(), q.layers(), q.record()));
+    const auto b = io::serialize_onnx(graph::lower_qoperator(q.float_model(), q.layers(), q.record()));
+    return std::string(reinterpret_cast<const char*>(a.data()), a.size()) + "|" +
+           std::string(reinterpret_cast<const char*>(b.data()), b.size()) + "|" + io::write_record_json(q.record());
+  };
+  enum class extra { none, nuq, adaround, bias_correction };
+  for (extra e : {extra::none, extra::nuq, extra::adaround, extra::bias_correction}) {
+    CAPTURE(static_cast<int>(e));
+    auto c = graph::create_quant_config(m, {}, 1);
+    c.global.include_bias_corr = e == extra::bias_correction;
+    for (auto& l : c.layers) {
+      if (e == extra::nuq) l.settings.weights.algo = graph::wts_algo::nuq;
+      if (e == extra::adaround) {
+        l.settings.weights.algo = graph::wts_algo::adaround;
+        l.settings.weights.adaround.iterations = 20;
+        l.settings.weights.adaround.batch = 4;  // the Gemms see one column per image
+      }
+    }
+    graph::quantizer kept(m, c);
+    kept.calibrate(src, {});
+    const std::string ref = saved(kept);
+    CHECK_NOTHROW(graph::build_layer_report(kept, batches));
+
+    graph::quantizer q(m, c);
+    q.release_float_weights();
+    q.quantize_model();
+    const bool read_later = e == extra::adaround || e == extra::bias_correction;
+    CHECK(q.float_weights_released() == !read_later);
+    std::size_t weights = 0, empty = 0;
+    auto count = [&] {
+      weights = empty = 0;
+      for (const auto& l : q.layers()) {
+        if (l.weight.empty()) continue;
+        ++weights;
+        empty += q.float_model().main.find_initializer(l.weight)->value.bytes().empty();
+      }
+    };
+    count();
+    REQUIRE(weights >= 3);
+    CHECK(empty == (read_later ? 0 : weights));
+    q.calibrate(src, {});
+    count();
+    CHECK(empty == weights);
+    CHECK(q.float_weights_released());
+    CHECK(saved(q) == ref);
+    q.calibrate(src, {});  // again, from the codes alone
+    CHECK(saved(q) == ref);
+    CHECK_THROWS_WITH_AS(graph::build_layer_report(q, batches), doctest::Contains("release_float_weights"),
+                         amctq::error);
+  }
+  // Asked for once calibrated: they go at once.
+  graph::quantizer q(m, graph::create_quant_config(m, {}, 1));
+  q.calibrate(src, {});
+  CHECK(!q.float_weights_released());
+  q.release_float_weights();
+  CHECK(q.float_weights_released());
 }
 
 TEST_CASE("pipeline: weights held as int8 codes and made per node give the record of float-held weights") {

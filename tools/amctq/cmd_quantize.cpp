@@ -197,6 +197,7 @@ int cmd_quantize(int argc, char** argv) {
         opt.progress = [&meter](std::int64_t done, std::int64_t all) { meter(done, all); };
         q.quantize_preprocess(batches, opt);
       }
+      q.release_float_weights();  // nothing here reads them after calibration: a model's worth of memory back
       q.quantize_model();
       cli::progress_meter meter("amctq quantize", "calibration", "rows", quiet);
       opt.progress = [&meter](std::int64_t done, std::int64_t all) { meter(done, all); };

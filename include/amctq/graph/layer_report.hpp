@@ -119,6 +119,8 @@ inline std::vector<calib_method> report_methods() {
 /// calibrate() used); `bins` histogram bins per input. Ordered as the layers are.
 inline std::vector<layer_report> build_layer_report(const quantizer& q, const std::vector<batch>& batches, int bins = 96) {
   AMCTQ_CHECK(q.calibrated(), errc::invalid_argument, "report", "calibrate() has not run");
+  AMCTQ_CHECK(!q.float_weights_released(), errc::invalid_argument, "report",
+              "the quantizer's float weights were released (release_float_weights); the report runs the float model");
   const std::size_t need = std::min(batches.size(), static_cast<std::size_t>(q.config().batch_num));
   const auto& layers = q.layers();
   std::vector<detail::input_watch> inputs(layers.size());
@@ -180,8 +182,7 @@ inline std::vector<layer_report> build_layer_report(const quantizer& q, const st
       }
     }
     if (!l.weight.empty()) {
-      const initializer* wi = q.float_model().main.find_initializer(l.weight);
-      tensor w = wi->value;
+      const tensor& w = q.float_model().main.find_initializer(l.weight)->value;
       const weight_layout L = layout_of(q.float_model().main.nodes[l.node_index], w);
       const tensor_view<const float, 1> flat(w.data<float>(), {static_cast<std::ptrdiff_t>(w.size())});
       std::tie(e.w_min, e.w_max) = weight_channel_ranges(flat, L, "report");

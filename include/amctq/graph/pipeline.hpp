@@ -28,6 +28,7 @@
 #include "amctq/graph/passes/graph_edit.hpp"
 #include "amctq/graph/passes/insert_balance.hpp"
 #include "amctq/graph/passes/learn_rounding.hpp"
+#include "amctq/graph/passes/lower_qdq.hpp"
 #include "amctq/graph/passes/vitis_globals.hpp"
 #include "amctq/graph/quant_config.hpp"
 #include "amctq/graph/quant_layers.hpp"
@@ -229,6 +230,7 @@ class quantizer {
       if (!l.weight.empty()) quantized.insert(l.weight);
     calib_model_ = copy_leaving_out(model_, quantized);
     weights_deferred_ = true;
+    const std::set<std::string> free_now = releasable_weights();
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       layer_record r;
       r.name = layers_[i].name;
@@ -238,10 +240,25 @@ class quantizer {
       auto f = balance_.find(r.name);
       if (f != balance_.end()) r.tensor_balance_factor = f->second;
       if (!layers_[i].weight.empty()) quantize_weights(layers_[i], settings_[i].weights, r);
+      if (free_now.count(layers_[i].weight)) let_go(layers_[i].weight);  // before the next layer's codes are made
       weights_.push_back(std::move(r));
     }
     model_quantized_ = true;
   }
+
+  /// Frees the float values of the weights the saved models replace by int8 codes (most of a
+  /// large model's memory) as soon as nothing is to read them: each once quantize_model() has
+  /// made its codes or, where learned rounding or bias correction is configured, once the first
+  /// calibrate() has run them. Saving needs only those weights' shapes, which their codes have;
+  /// float_model() holds them as empty initializers afterwards, and build_layer_report, which
+  /// runs the float model, refuses the quantizer.
+  void release_float_weights() {
+    release_float_weights_ = true;
+    if (!model_quantized_) return;  // quantize_model() lets each go as it goes
+    for (const auto& name : releasable_weights()) let_go(name);
+  }
+  /// Whether release_float_weights() has emptied any of float_model()'s weights yet.
+  bool float_weights_released() const noexcept { return float_weights_released_; }
 
   /// Frees the calibration model (the float model's copy with fake-quantized weights; as large as
   /// the model once calibrate() has made them float) once no calibrate() is to follow: saving
@@ -284,8 +301,7 @@ class quantizer {
     // learned rounding and bias correction, which edit it, or for executors that keep their
     // weights packed (the model fits the memory bound). Else each is made when its node runs.
     deferred_constants deferred = deferred_weights();
-    if (!deferred.empty() && ((!rounded_ && needs_rounding()) || (config_.global.include_bias_corr && !bias_corrected_) ||
-                              keep_packed_weights(calib_model_, opt, &deferred))) {
+    if (!deferred.empty() && (float_weights_edited() || keep_packed_weights(calib_model_, opt, &deferred))) {
       make_weights_float(deferred);
       deferred = deferred_constants{};
     }
@@ -315,6 +331,8 @@ class quantizer {
       bias_corrections_ = passes::correct_layer_biases(model_, calib_model_, first.empty() ? all : first, layers_);
       bias_corrected_ = true;
     }
+    if (release_float_weights_)
+      for (const auto& name : releasable_weights()) let_go(name);
     whole.clear();
     whole.shrink_to_fit();
     constexpr std::size_t no_observer = static_cast<std::size_t>(-1);
@@ -370,8 +388,7 @@ class quantizer {
       if (!layers_[i].bias.empty() && !r.act.is_per_channel()) {
         // One value per output channel, Gemm's beta applied and a one-element bias broadcast.
         const node& n = model_.main.nodes[layers_[i].node_index];
-        tensor& w = model_.main.find_initializer(layers_[i].weight)->value;
-        const auto channels = static_cast<std::size_t>(layout_of(n, w).out_channels());
+        const auto channels = static_cast<std::size_t>(layout_of(n, weights_[i].weight_q).out_channels());
         const std::vector<float> bias = passes::detail::effective_bias(model_.main, n, channels);
         quantize_layer_bias(bias, settings_[i].bias, r);
       }
@@ -406,7 +423,7 @@ class quantizer {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const quant_layer& l = layers_[i];
       if (l.weight.empty()) continue;
-      const weight_layout L = layout_of(model_.main.nodes[l.node_index], model_.main.find_initializer(l.weight)->value);
+      const weight_layout L = layout_of(model_.main.nodes[l.node_index], weights_[i].weight_q);
       d.add(l.weight, weights_[i].weight_q.size() * sizeof(float), [this, i, L] { return calibration_weight(i, L); });
     }
     return d;
@@ -433,6 +450,24 @@ class quantizer {
       else out.push_back(x);
     }
     return out;
+  }
+
+  // Learned rounding and bias correction are still to run: both read the float weights, and the
+  // calibration model's copy of them, which they edit.
+  bool float_weights_edited() const {
+    return (!rounded_ && needs_rounding()) || (config_.global.include_bias_corr && !bias_corrected_);
+  }
+
+  // The float weights release_float_weights() may empty now: none while a step is to read them.
+  std::set<std::string> releasable_weights() const {
+    if (!release_float_weights_ || float_weights_edited()) return {};
+    return detail::replaced_weights(model_.main, layers_);
+  }
+
+  void let_go(const std::string& weight) {
+    tensor& value = model_.main.find_initializer(weight)->value;
+    value = tensor{};  // assigned, not cleared: the storage goes back now
+    float_weights_released_ = true;
   }
 
   bool needs_rounding() const {
@@ -590,6 +625,8 @@ class quantizer {
   bool balanced_ = false;
   bool model_quantized_ = false;
   bool calib_released_ = false;
+  bool release_float_weights_ = false;
+  bool float_weights_released_ = false;
   bool calibrated_ = false;
 };
 

@@ -16,8 +16,9 @@
 
 namespace amctq::graph {
 
-/// The weight_layout of `w` for the layer's op (a quantizable kind with a weight).
-inline weight_layout layout_of(const node& n, tensor& w) {
+/// The weight_layout of `w` (the float weight or its int8 codes) for the layer's op (a
+/// quantizable kind with a weight).
+inline weight_layout layout_of(const node& n, const tensor& w) {
   const layer_kind* k = find_layer_kind(n.op_type);
   AMCTQ_CHECK(k != nullptr && k->layout != nullptr, errc::unsupported, "layer '" + n.name + "'", n.op_type,
               " is not a quantizable kind with a weight");

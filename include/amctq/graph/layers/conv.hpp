@@ -15,30 +15,22 @@
 namespace amctq::graph::layers {
 
 /// Layout of a Conv (transposed = false) or ConvTranspose weight of rank 3-5.
-inline weight_layout conv_family_layout(const node& n, tensor& w, bool transposed) {
+inline weight_layout conv_family_layout(const node& n, const tensor& w, bool transposed) {
   const auto groups = static_cast<std::ptrdiff_t>(n.get_int("group", 1));
-  auto* p = w.data<float>();
-  auto ext = [&](std::size_t i) { return static_cast<std::ptrdiff_t>(w.dim(i)); };
+  auto of = [&](const auto& v) {
+    return transposed ? conv_transpose_weight_layout(v, groups) : conv_weight_layout(v, groups);
+  };
   switch (w.rank()) {
-    case 3: {
-      tensor_view<float, 3> v(p, {ext(0), ext(1), ext(2)});
-      return transposed ? conv_transpose_weight_layout(v, groups) : conv_weight_layout(v, groups);
-    }
-    case 4: {
-      tensor_view<float, 4> v(p, {ext(0), ext(1), ext(2), ext(3)});
-      return transposed ? conv_transpose_weight_layout(v, groups) : conv_weight_layout(v, groups);
-    }
-    case 5: {
-      tensor_view<float, 5> v(p, {ext(0), ext(1), ext(2), ext(3), ext(4)});
-      return transposed ? conv_transpose_weight_layout(v, groups) : conv_weight_layout(v, groups);
-    }
+    case 3: return layout_over<3>(w, of);
+    case 4: return layout_over<4>(w, of);
+    case 5: return layout_over<5>(w, of);
     default:
       AMCTQ_THROW(errc::unsupported, "layer '" + n.name + "'", n.op_type, " weight of rank ", w.rank(),
                   " is not supported (1d, 2d or 3d only)");
   }
 }
 
-inline weight_layout conv_layout(const node& n, tensor& w) { return conv_family_layout(n, w, false); }
+inline weight_layout conv_layout(const node& n, const tensor& w) { return conv_family_layout(n, w, false); }
 
 /// Conv's weight columns: each image's im2col, group by group, as the executor's Conv builds them.
 inline void conv_columns(const node& n, const tensor& x, const tensor& w, const columns_sink& take) {
@@ -61,8 +53,7 @@ inline void conv_columns(const node& n, const tensor& x, const tensor& w, const 
 }
 
 inline void conv_qdq(qdq_lowering& c) {
-  tensor& w = const_cast<tensor&>(c.source.find_initializer(c.l.weight)->value);
-  detail::lower_weight_and_bias_qdq(c, conv_layout(c.n, w).out_axis);
+  detail::lower_weight_and_bias_qdq(c, conv_layout(c.n, c.r.weight_q).out_axis);
 }
 
 /// The integer form of a conv-like layer with int8 weights wq (scales ws, zero points 0):

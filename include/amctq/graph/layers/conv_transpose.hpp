@@ -85,7 +85,7 @@ inline conv_transpose_form conv_transpose_parts(const layer_record& r, std::int6
 
 namespace amctq::graph::layers {
 
-inline weight_layout conv_transpose_layout(const node& n, tensor& w) { return conv_family_layout(n, w, true); }
+inline weight_layout conv_transpose_layout(const node& n, const tensor& w) { return conv_family_layout(n, w, true); }
 
 /// ConvTranspose's weight columns: each input pixel's channels, group by group. Its GEMM
 /// (columns_transposed) makes every (output channel, tap) contribution of a pixel before col2im
@@ -106,8 +106,7 @@ inline void conv_transpose_columns(const node& n, const tensor& x, const tensor&
 }
 
 inline void conv_transpose_qdq(qdq_lowering& c) {
-  tensor& w = const_cast<tensor&>(c.source.find_initializer(c.l.weight)->value);
-  detail::lower_weight_and_bias_qdq(c, conv_transpose_layout(c.n, w).out_axis);
+  detail::lower_weight_and_bias_qdq(c, conv_transpose_layout(c.n, c.r.weight_q).out_axis);
 }
 
 inline void conv_transpose_qoperator(qoperator_lowering& c) {

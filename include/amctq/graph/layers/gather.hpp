@@ -12,12 +12,10 @@
 namespace amctq::graph::layers {
 
 // The table [rows, width]: each row is an output channel, as a Gemm weight with transB.
-inline weight_layout gather_layout(const node& n, tensor& w) {
+inline weight_layout gather_layout(const node& n, const tensor& w) {
   AMCTQ_CHECK(w.rank() == 2, errc::unsupported, "layer '" + n.name + "'", "Gather table of rank ", w.rank(),
               " is not supported (rank 2 only)");
-  return gemm_weight_layout(tensor_view<float, 2>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.dim(0)),
-                                                                     static_cast<std::ptrdiff_t>(w.dim(1))}),
-                            true);
+  return layout_over<2>(w, [](const auto& v) { return gemm_weight_layout(v, true); });
 }
 
 inline const char* gather_refuse(const graph& g, const node& n) {

@@ -15,18 +15,16 @@
 
 namespace amctq::graph::layers {
 
-inline weight_layout gemm_layout(const node& n, tensor& w) {
+inline weight_layout gemm_layout(const node& n, const tensor& w) {
   AMCTQ_CHECK(w.rank() == 2, errc::shape_mismatch, "layer '" + n.name + "'", "Gemm B must have rank 2");
-  return gemm_weight_layout(tensor_view<float, 2>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.dim(0)),
-                                                                     static_cast<std::ptrdiff_t>(w.dim(1))}),
-                            n.get_int("transB", 0) != 0);
+  const bool trans_b = n.get_int("transB", 0) != 0;
+  return layout_over<2>(w, [&](const auto& v) { return gemm_weight_layout(v, trans_b); });
 }
 
-inline weight_layout matmul_layout(const node& n, tensor& w) {
+inline weight_layout matmul_layout(const node& n, const tensor& w) {
   AMCTQ_CHECK(w.rank() == 2, errc::unsupported, "layer '" + n.name + "'",
               "MatMul with a constant right operand of rank ", w.rank(), " is not supported (rank 2 only)");
-  return matmul_weight_layout(tensor_view<float, 2>(w.data<float>(), {static_cast<std::ptrdiff_t>(w.dim(0)),
-                                                                       static_cast<std::ptrdiff_t>(w.dim(1))}));
+  return layout_over<2>(w, [](const auto& v) { return matmul_weight_layout(v); });
 }
 
 /// Gemm's and MatMul's weight columns: each row of the input's last axis (Gemm has transA = 0,
@@ -54,16 +52,14 @@ inline const char* gemm_refuse(const graph&, const node& n) {
 }
 
 inline void gemm_qdq(qdq_lowering& c) {
-  tensor& w = const_cast<tensor&>(c.source.find_initializer(c.l.weight)->value);
-  if (!detail::lower_weight_and_bias_qdq(c, gemm_layout(c.n, w).out_axis)) return;
+  if (!detail::lower_weight_and_bias_qdq(c, gemm_layout(c.n, c.r.weight_q).out_axis)) return;
   for (auto& a : c.n.attributes)  // beta is already in the quantized bias
     if (a.name == "beta") a.f = 1.0f;
 }
 
 inline void matmul_qdq(qdq_lowering& c) {
   if (c.l.weight.empty()) return;  // two activations: both inputs' QDQ pairs come from lower_qdq.hpp
-  tensor& w = const_cast<tensor&>(c.source.find_initializer(c.l.weight)->value);
-  detail::lower_weight_and_bias_qdq(c, matmul_layout(c.n, w).out_axis);
+  detail::lower_weight_and_bias_qdq(c, matmul_layout(c.n, c.r.weight_q).out_axis);
 }
 
 /// MatMulInteger needs B as [K, N]: Gemm's transB weight is transposed. Two activations: the

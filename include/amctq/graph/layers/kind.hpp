@@ -38,7 +38,6 @@ struct quant_layer {
 /// QuantizeLinear / DequantizeLinear pair is emitted by the caller (lower_qdq.hpp).
 struct qdq_lowering {
   graph& g;
-  const graph& source;  ///< the float model's graph, where the layer's float weight is read (g may not hold it)
   std::vector<node>& before;
   node& n;
   const quant_layer& l;
@@ -72,6 +71,15 @@ struct input_columns {
 };
 using columns_sink = std::function<void(const input_columns&)>;
 
+/// f(view) of w as R axes, w being a float weight or its int8 codes: a layout depends on the
+/// shape alone, so the saved models' lowerings read it from the codes, and the float values
+/// may be gone by then (quantizer::release_float_weights).
+template <std::size_t R, class F>
+weight_layout layout_over(const tensor& w, F&& f) {
+  if (w.type() == dtype::int8) return f(w.view<std::int8_t, R>());
+  return f(w.view<float, R>());
+}
+
 struct layer_kind {
   std::string op_type;
   int weight_input = -1;  ///< input index of the float weight initializer; -1: the kind has none
@@ -84,8 +92,9 @@ struct layer_kind {
   bool activation_weight = false;
   /// The axis of the layer input that per-channel activations are cut along (negative: from the end).
   int activation_channel_axis = 1;
-  /// The weight's layout (output / input channel axes, groups); set iff weight_input >= 0.
-  weight_layout (*layout)(const node& n, tensor& w) = nullptr;
+  /// The weight's layout (output / input channel axes, groups) from the float weight or its int8
+  /// codes, which have its shape; set iff weight_input >= 0.
+  weight_layout (*layout)(const node& n, const tensor& w) = nullptr;
   /// Calls take() on successive stretches of input x as weight columns (weight w gives the
   /// kernel); nullptr: the kind's rounding cannot be learned (weights get ARQ).
   void (*weight_columns)(const node& n, const tensor& x, const tensor& w, const columns_sink& take) = nullptr;

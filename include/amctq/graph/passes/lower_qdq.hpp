@@ -66,9 +66,8 @@ inline void check_left_out_dropped(const graph& g, const std::set<std::string>& 
 }
 
 /// One layer in fake-quant form, appending the nodes it needs to `before` (the layer node itself
-/// is rewired in place). `source`: the float model's graph, which holds the layer's float weight.
-/// `dq_of` shares input QDQ pairs between layers reading the same grid.
-inline void lower_layer_qdq(graph& g, const graph& source, std::vector<node>& before, node& n, const quant_layer& l,
+/// is rewired in place). `dq_of` shares input QDQ pairs between layers reading the same grid.
+inline void lower_layer_qdq(graph& g, std::vector<node>& before, node& n, const quant_layer& l,
                             const layer_record& r, std::map<std::string, std::string>& dq_of) {
   const layer_kind* kind = find_layer_kind(l.op_type);
   AMCTQ_CHECK(kind != nullptr, errc::invalid_argument, "save_model", "layer '", l.name, "': ", l.op_type,
@@ -84,7 +83,7 @@ inline void lower_layer_qdq(graph& g, const graph& source, std::vector<node>& be
   if (!l.input_b.empty())
     n.inputs[static_cast<std::size_t>(kind->weight_input)] = dequantized(l.input_b, r.act_b, l.name + "_input_b", 0);
   if (kind->lower_qdq == nullptr) return;
-  qdq_lowering c{g, source, before, n, l, r};
+  qdq_lowering c{g, before, n, l, r};
   kind->lower_qdq(c);
 }
 
@@ -112,7 +111,7 @@ inline model lower_qdq(const model& float_model, const std::vector<quant_layer>&
   std::map<std::size_t, std::vector<node>> before;  // nodes to emit before node k
   std::map<std::string, std::string> dq_of;           // detail::key_of(input, grid) -> dequantized name
   for (std::size_t i = 0; i < layers.size(); ++i)
-    detail::lower_layer_qdq(g, float_model.main, before[layers[i].node_index], g.nodes[layers[i].node_index], layers[i],
+    detail::lower_layer_qdq(g, before[layers[i].node_index], g.nodes[layers[i].node_index], layers[i],
                             *recs[i], dq_of);
   // The float weights and biases no node reads any more are dropped.
   std::vector<node> nodes;

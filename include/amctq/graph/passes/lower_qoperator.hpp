@@ -166,7 +166,7 @@ inline model lower_qoperator(const model& float_model, const std::vector<quant_l
     const layer_record& r = *recs[i];
     const layer_kind* kind = find_layer_kind(l.op_type);
     if (kind->lower_qoperator == nullptr || r.act.is_per_channel()) {
-      detail::lower_layer_qdq(g, float_model.main, out, n, l, r, dq_of);
+      detail::lower_layer_qdq(g, out, n, l, r, dq_of);
       out.push_back(std::move(n));
       continue;
     }
