@@ -6,22 +6,21 @@ its size".
 Builds an MLP (MatMul + Add + Relu per layer, `--layers` of `--width` x `--width` float32
 weights, 32 x 4096 = 2.15 GB by default) with its weights in one external data file, written
 tensor by tensor so that this script never holds the model, then runs `amctq quantize` on
-`--rows` random rows per `--threads` value and prints its wall time and ru_maxrss beside the
-model's bytes. With --ort, ONNX Runtime's quantize_static (QDQ, per-channel, MinMax) on the
-same model and rows, in the same run.
+`--rows` random rows per `--threads` value, prints its wall time and ru_maxrss beside the
+model's bytes, and checks that every run wrote the first one's bytes. With --ort, ONNX Runtime's
+quantize_static (QDQ, per-channel, MinMax) on the same model and rows, in the same run.
 
     .venv/bin/python bench/large_model_memory.py --amctq build/tools/amctq/amctq --work /tmp/large
 """
 import argparse
 import os
-import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
+
+from scale_peers import run_measured, same_files
 
 
 def build_model(work, layers, width, seed):
@@ -73,18 +72,10 @@ def build_model(work, layers, width, seed):
 
 
 def run(cmd):
-    """Wall time and peak resident memory (ru_maxrss, KiB) of one child."""
-    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would stall the child
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-        log.seek(0)
-        err = log.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"{' '.join(cmd[:3])} ... failed ({code}):\n{err}")
-    return wall, usage.ru_maxrss
+    """Wall time and peak resident memory (ru_maxrss, KiB) of cmd, measured from a small launcher
+    process (scale_peers.py says why)."""
+    wall, mib = run_measured(cmd)
+    return wall, round(mib * 1024)
 
 
 ORT_CHILD = r"""
@@ -124,13 +115,22 @@ def main():
     calib = os.path.join(args.work, "calib.npy")
     np.save(calib, np.random.default_rng(3).standard_normal((args.rows, args.width), dtype=np.float32))
     print(f"{'run':<24}{'wall s':>10}{'peak KiB':>14}{'x model':>10}")
+    first = None  # the first run's output folder: every later run must write the same bytes
     for t in args.threads:
         for r in range(args.runs):
-            out = os.path.join(args.work, f"out_t{t}")
+            out = os.path.join(args.work, f"out_t{t}_{r}")
+            shutil.rmtree(out, ignore_errors=True)
             wall, kib = run([args.amctq, "quantize", "--model", path, "--calib", calib, "--out", out,
                              "--threads", str(t), "--quiet"])
             print(f"{'amctq --threads ' + str(t):<24}{wall:>10.2f}{kib:>14,}{kib * 1024 / size:>10.2f}", flush=True)
-            shutil.rmtree(out, ignore_errors=True)
+            if first is None:
+                first = out
+                continue
+            if not same_files(first, out):
+                sys.exit(f"{out} differs from {first}")
+            shutil.rmtree(out)
+    if first:
+        shutil.rmtree(first)
     if args.ort:
         out = os.path.join(args.work, "ort_qdq.onnx")
         wall, kib = run([sys.executable, "-c", ORT_CHILD, path, calib, out])
@@ -138,8 +138,6 @@ def main():
         for f in (out, out + ".data"):
             if os.path.exists(f):
                 os.remove(f)
-    # ru_maxrss of this script, for the record: it never holds the model.
-    print(f"(this script's own peak: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss:,} KiB)")
 
 
 if __name__ == "__main__":

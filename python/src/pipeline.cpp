@@ -138,7 +138,7 @@ nb::dict quantize_model(const std::string& model_path, const std::string& config
                         const nb::dict& given, int threads) {
   AMCTQ_CHECK(threads >= 0, errc::invalid_argument, "quantize_model", "threads must be >= 1 (or None: one per core), got ",
               threads);
-  const graph::model m = read_model(model_path);
+  graph::model m = read_model(model_path);
   io::check_written_opset(m);
   const graph::quant_config cfg = config_for(m, config_path, config_text);
   std::vector<std::string> notes;
@@ -149,13 +149,14 @@ nb::dict quantize_model(const std::string& model_path, const std::string& config
   std::size_t quantized = 0;
   {
     nb::gil_scoped_release unlocked;
-    graph::quantizer q(m, cfg);
+    graph::quantizer q(std::move(m), cfg);  // moved: a large model is not held twice
     io::check_layer_names(q);
     q.set_given_params(gp);
     // Calibrated as `amctq quantize` calibrates: the same slices, so the same bytes.
     const graph::batches_in_memory src(data);
     const graph::calibration_options opt = graph::default_calibration_options(threads);
     q.quantize_preprocess(src, opt);
+    q.release_float_weights();  // as `amctq quantize` does: nothing reads them after calibration
     q.quantize_model();
     q.calibrate(src, opt);
     // What `amctq quantize` prints as notes: tensors it passed over (not float).
