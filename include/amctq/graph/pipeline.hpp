@@ -254,8 +254,7 @@ class quantizer {
   /// runs the float model, refuses the quantizer.
   void release_float_weights() {
     release_float_weights_ = true;
-    if (!model_quantized_) return;  // quantize_model() lets each go as it goes
-    for (const auto& name : releasable_weights()) let_go(name);
+    if (model_quantized_) let_go_releasable();  // else quantize_model() lets each go as it goes
   }
   /// Whether release_float_weights() has emptied any of float_model()'s weights yet.
   bool float_weights_released() const noexcept { return float_weights_released_; }
@@ -301,7 +300,7 @@ class quantizer {
     // learned rounding and bias correction, which edit it, or for executors that keep their
     // weights packed (the model fits the memory bound). Else each is made when its node runs.
     deferred_constants deferred = deferred_weights();
-    if (!deferred.empty() && (float_weights_edited() || keep_packed_weights(calib_model_, opt, &deferred))) {
+    if (!deferred.empty() && (float_weight_passes_pending() || keep_packed_weights(calib_model_, opt, &deferred))) {
       make_weights_float(deferred);
       deferred = deferred_constants{};
     }
@@ -331,8 +330,7 @@ class quantizer {
       bias_corrections_ = passes::correct_layer_biases(model_, calib_model_, first.empty() ? all : first, layers_);
       bias_corrected_ = true;
     }
-    if (release_float_weights_)
-      for (const auto& name : releasable_weights()) let_go(name);
+    let_go_releasable();
     whole.clear();
     whole.shrink_to_fit();
     constexpr std::size_t no_observer = static_cast<std::size_t>(-1);
@@ -454,14 +452,18 @@ class quantizer {
 
   // Learned rounding and bias correction are still to run: both read the float weights, and the
   // calibration model's copy of them, which they edit.
-  bool float_weights_edited() const {
+  bool float_weight_passes_pending() const {
     return (!rounded_ && needs_rounding()) || (config_.global.include_bias_corr && !bias_corrected_);
   }
 
   // The float weights release_float_weights() may empty now: none while a step is to read them.
   std::set<std::string> releasable_weights() const {
-    if (!release_float_weights_ || float_weights_edited()) return {};
+    if (!release_float_weights_ || float_weight_passes_pending()) return {};
     return detail::replaced_weights(model_.main, layers_);
+  }
+
+  void let_go_releasable() {
+    for (const auto& name : releasable_weights()) let_go(name);
   }
 
   void let_go(const std::string& weight) {
